@@ -1,0 +1,63 @@
+"""Run an async generator from synchronous code, inside or outside a running event loop.
+
+``load_data`` must work in Jupyter, where a loop is already running and ``asyncio.run`` is
+refused. The generator therefore always runs on its own loop in a worker thread, and items
+cross over through a small bounded queue, which also keeps the producer from racing ahead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+_HANDOFF = 4  # items buffered between the loop thread and the caller
+_POLL_S = 0.1
+
+
+def iterate_in_thread(make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
+    """Iterate the async iterator that ``make()`` returns, from sync code; exceptions propagate."""
+    handoff: queue.Queue = queue.Queue(maxsize=_HANDOFF)
+    stopped = threading.Event()
+
+    def put(message: tuple) -> bool:
+        while not stopped.is_set():
+            try:
+                handoff.put(message, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    async def pump() -> None:
+        iterator = make()
+        try:
+            async for item in iterator:
+                if not put(("item", item)):
+                    return
+        except BaseException as exc:  # handed to the caller, who re-raises it
+            put(("error", exc))
+            return
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        put(("done", None))
+
+    thread = threading.Thread(target=lambda: asyncio.run(pump()), name="lightocr-async", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stopped.set()
+        thread.join(timeout=30)

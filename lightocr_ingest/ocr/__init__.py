@@ -1,0 +1,27 @@
+"""Stage 2 - ocr: page images in, Markdown out (vLLM client, CPU engine, post-processing)."""
+
+from .cpu import CPU_MODEL, CpuEngine
+from .engine import EngineSettings, create_engine, resolve
+from .postprocess import clean_markdown, extract_figures, fix_escaped_dollars
+from .profiles import ModelProfile, profile_for
+from .vllm import DEFAULT_URL, MAX_IN_FLIGHT, VLLM_HINT, VLLMEngine, normalize_base_url
+from .window import ocr_in_order
+
+__all__ = [
+    "CPU_MODEL",
+    "CpuEngine",
+    "DEFAULT_URL",
+    "EngineSettings",
+    "MAX_IN_FLIGHT",
+    "ModelProfile",
+    "VLLMEngine",
+    "VLLM_HINT",
+    "clean_markdown",
+    "create_engine",
+    "extract_figures",
+    "fix_escaped_dollars",
+    "normalize_base_url",
+    "ocr_in_order",
+    "profile_for",
+    "resolve",
+]

@@ -1,0 +1,165 @@
+"""Detected text lines -> Markdown paragraphs in reading order (pure, no OCR needed).
+
+The CPU engine detects lines with boxes but no structure. This module rebuilds it:
+1. Lines wider than ``SPANNING_SHARE`` of the text block (titles, full-width figures'
+   captions) cut the page into horizontal bands.
+2. In each band, vertical gutters (x ranges no line covers) split the lines into columns,
+   read left to right, each top to bottom: two-column papers come out in reading order.
+3. Within a column, lines join into a paragraph while the gap to the next line stays under
+   ``PARAGRAPH_GAP`` line heights; clearly taller lines become headings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import median
+
+from ..records import Box, TextBox
+
+SPANNING_SHARE = 0.6  # a line this wide (share of the text block) spans the columns
+MIN_GUTTER_SHARE = 0.02  # a gap this wide (share of the text block) separates columns
+MIN_COLUMN_LINES = 2  # a "column" of one line is a table cell or a label, not a column
+PARAGRAPH_GAP = 0.7  # vertical gap, in median line heights, that starts a new paragraph
+HEADING_RATIO = 1.3  # line height over the median body height that marks a heading
+TITLE_RATIO = 1.7  # ... and a top-level heading
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+    box: Box
+    heading_level: int = 0  # 0 for body text
+
+    def markdown(self) -> str:
+        return f"{'#' * self.heading_level} {self.text}" if self.heading_level else self.text
+
+
+def _height(line: TextBox) -> float:
+    return line.box[3] - line.box[1]
+
+
+def _columns(lines: list[TextBox], left: float, width: float) -> list[list[TextBox]]:
+    """Split a band's lines at vertical gutters; fall back to one column."""
+    if len(lines) < 2 * MIN_COLUMN_LINES:
+        return [lines]
+    spans = sorted((line.box[0], line.box[2]) for line in lines)
+    gutters: list[float] = []
+    covered_to = spans[0][1]
+    for start, end in spans[1:]:
+        if start - covered_to >= MIN_GUTTER_SHARE * width:
+            gutters.append((start + covered_to) / 2)
+        covered_to = max(covered_to, end)
+    if not gutters:
+        return [lines]
+    columns: list[list[TextBox]] = [[] for _ in range(len(gutters) + 1)]
+    for line in lines:
+        center = (line.box[0] + line.box[2]) / 2
+        columns[sum(center > g for g in gutters)].append(line)
+    if any(len(column) < MIN_COLUMN_LINES for column in columns):
+        return [lines]
+    return columns
+
+
+def _paragraphs(column: list[TextBox], body_height: float) -> list[Paragraph]:
+    column = sorted(column, key=lambda line: (line.box[1], line.box[0]))
+    # Lines on the same baseline (a split detection) merge first, left to right.
+    rows: list[list[TextBox]] = []
+    for line in column:
+        if rows and abs(line.box[1] - rows[-1][0].box[1]) < 0.5 * min(_height(line), _height(rows[-1][0])):
+            rows[-1].append(line)
+        else:
+            rows.append([line])
+    paragraphs: list[Paragraph] = []
+    current: list[tuple[str, Box, float]] = []
+
+    def flush() -> None:
+        if not current:
+            return
+        text = ""
+        for piece, _, _ in current:
+            if text.endswith("-") and piece[:1].islower():
+                text = text[:-1] + piece  # re-join a word hyphenated at the line end
+            else:
+                text = f"{text} {piece}" if text else piece
+        box = (min(b[0] for _, b, _ in current), min(b[1] for _, b, _ in current),
+               max(b[2] for _, b, _ in current), max(b[3] for _, b, _ in current))
+        height = max(h for _, _, h in current)
+        level = 1 if height >= TITLE_RATIO * body_height else 2 if height >= HEADING_RATIO * body_height else 0
+        if level and len(text) > 120:
+            level = 0  # a long run of large text is a pull quote or a big font, not a heading
+        paragraphs.append(Paragraph(text=text, box=box, heading_level=level))
+        current.clear()
+
+    previous_bottom = None
+    previous_height = None
+    for row in rows:
+        row.sort(key=lambda line: line.box[0])
+        text = " ".join(line.text.strip() for line in row if line.text.strip())
+        if not text:
+            continue
+        box = (row[0].box[0], min(l.box[1] for l in row), row[-1].box[2], max(l.box[3] for l in row))
+        height = max(_height(l) for l in row)
+        if previous_bottom is not None:
+            gap = box[1] - previous_bottom
+            size_changed = abs(height - previous_height) > 0.25 * max(height, previous_height)
+            if gap > PARAGRAPH_GAP * body_height or size_changed:
+                flush()
+        current.append((text, box, height))
+        previous_bottom, previous_height = box[3], height
+    flush()
+    return paragraphs
+
+
+def lines_to_paragraphs(lines: list[TextBox]) -> list[Paragraph]:
+    """Order detected lines into paragraphs, in reading order."""
+    lines = [line for line in lines if line.text.strip() and _height(line) > 0]
+    if not lines:
+        return []
+    left = min(line.box[0] for line in lines)
+    width = max(line.box[2] for line in lines) - left or 1.0
+    body_height = median(_height(line) for line in lines)
+    bands: list[tuple[str, list[TextBox]]] = []  # ("span", [line]) or ("flow", lines)
+    for line in sorted(lines, key=lambda l: (l.box[1], l.box[0])):
+        if line.box[2] - line.box[0] >= SPANNING_SHARE * width:
+            bands.append(("span", [line]))
+        elif bands and bands[-1][0] == "flow":
+            bands[-1][1].append(line)
+        else:
+            bands.append(("flow", [line]))
+    paragraphs: list[Paragraph] = []
+    # Consecutive spanning lines are one-column text: gather them into one flow of their own.
+    merged: list[list[TextBox]] = []
+    kinds: list[str] = []
+    for kind, band_lines in bands:
+        if kinds and kinds[-1] == kind == "span":
+            merged[-1].extend(band_lines)
+        else:
+            merged.append(list(band_lines))
+            kinds.append(kind)
+    for kind, band_lines in zip(kinds, merged):
+        columns = [band_lines] if kind == "span" else _columns(band_lines, left, width)
+        for column in columns:
+            paragraphs.extend(_paragraphs(column, body_height))
+    return _rejoin_across_bands(paragraphs, body_height)
+
+
+def _rejoin_across_bands(paragraphs: list[Paragraph], body_height: float) -> list[Paragraph]:
+    """A full-width line directly under a one-column paragraph continues it."""
+    out: list[Paragraph] = []
+    for paragraph in paragraphs:
+        if out and not paragraph.heading_level and not out[-1].heading_level:
+            prev = out[-1]
+            gap = paragraph.box[1] - prev.box[3]
+            same_left = abs(paragraph.box[0] - prev.box[0]) < body_height
+            if 0 <= gap <= PARAGRAPH_GAP * body_height and same_left:
+                joined = prev.text[:-1] + paragraph.text if prev.text.endswith("-") and paragraph.text[:1].islower() \
+                    else f"{prev.text} {paragraph.text}"
+                out[-1] = Paragraph(joined, (min(prev.box[0], paragraph.box[0]), prev.box[1],
+                                             max(prev.box[2], paragraph.box[2]), paragraph.box[3]))
+                continue
+        out.append(paragraph)
+    return out
+
+
+def paragraphs_to_markdown(paragraphs: list[Paragraph]) -> str:
+    return "\n\n".join(paragraph.markdown() for paragraph in paragraphs)

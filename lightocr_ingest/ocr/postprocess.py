@@ -1,0 +1,136 @@
+"""Pure clean-ups of the model's Markdown: escaped math delimiters and figure boxes.
+
+Both are string -> string functions with no I/O, tested on their own.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..records import Figure
+
+# --- escaped math delimiters -------------------------------------------------------------
+# The model sometimes writes \$x\$ for $x$. A pair is repaired only when its body reads as
+# math; prices (\$5, "\$5 and \$10") and prose between two dollar signs are left alone.
+
+_SINGLE_DOLLAR = re.compile(r"(?<!\\)\\\$(?!\$)|(?<![\\$])\$(?!\$)")
+_ESCAPED_DISPLAY = re.compile(r"\\\$\\\$(?P<body>.*?)\\\$\\\$", re.S)
+_TEXT_ARG = re.compile(r"\\(?:text|mathrm|mathbf|mathit|operatorname)\s*\{[^{}]*\}")
+_PROSE = re.compile(r"[^\W\d_]{2,}\s+[^\W\d_]{2,}", re.UNICODE)
+_NUMBER = re.compile(r"[+\-−]?\s*[\d.,]+%?")
+_MATH_SIGNAL = re.compile(r"\\[A-Za-z]+|[\^_=<>{}+*/|]|\\[,;!]")
+_SHORT_SYMBOL = re.compile(r"[A-Za-z](?:'|[0-9])?|[A-Za-z]\([A-Za-z0-9, ]*\)")
+
+
+def looks_like_math(body: str) -> bool:
+    """Conservative: True only for bodies a reader would call a formula."""
+    if not body or body != body.strip() or "\n" in body:
+        return False
+    if _NUMBER.fullmatch(body):
+        return False  # "\$5\$", "\$1,200\$": currency far more often than math
+    depth = 0
+    for char in body:
+        depth += (char == "{") - (char == "}")
+        if depth < 0:
+            return False
+    if depth:
+        return False
+    plain = _TEXT_ARG.sub("", body)
+    if _PROSE.search(plain):
+        return False
+    return bool(_MATH_SIGNAL.search(body) or _SHORT_SYMBOL.fullmatch(body))
+
+
+def _repair_line(line: str) -> str:
+    tokens = list(_SINGLE_DOLLAR.finditer(line))
+    edits: list[tuple[int, int, str]] = []
+    i = 0
+    while i + 1 < len(tokens):
+        left, right = tokens[i], tokens[i + 1]
+        body = line[left.end():right.start()]
+        escaped = left.group().startswith("\\") or right.group().startswith("\\")
+        if looks_like_math(body):
+            if escaped:
+                edits.append((left.start(), right.end(), f"${body}$"))
+            i += 2
+        else:
+            i += 1
+    for start, end, text in reversed(edits):
+        line = line[:start] + text + line[end:]
+    return line
+
+
+def fix_escaped_dollars(markdown: str) -> str:
+    """Turn ``\\$x\\$`` back into ``$x$`` (and ``\\$\\$..\\$\\$`` into ``$$..$$``).
+
+    Code fences are left untouched: a shell prompt or a price in code is not math.
+    """
+    if "\\$" not in markdown:
+        return markdown
+
+    def display(match: re.Match) -> str:
+        body = match.group("body")
+        inner = body.strip()
+        if inner and (_MATH_SIGNAL.search(inner) or "\n" in body) and not _PROSE.search(_TEXT_ARG.sub("", inner)):
+            return f"$${body}$$"
+        return match.group(0)
+
+    out: list[str] = []
+    in_fence = False
+    for chunk in re.split(r"(^[ \t]*(?:```|~~~).*$)", markdown, flags=re.M):
+        if re.match(r"^[ \t]*(?:```|~~~)", chunk):
+            in_fence = not in_fence
+            out.append(chunk)
+            continue
+        if in_fence:
+            out.append(chunk)
+            continue
+        chunk = _ESCAPED_DISPLAY.sub(display, chunk)
+        out.append("\n".join(_repair_line(line) for line in chunk.split("\n")))
+    return "".join(out)
+
+
+# --- figure references with boxes -----------------------------------------------------
+# LightOnOCR-2-1B-bbox writes ![image](image_1.png)x1,y1,x2,y2 with integers in 0-1000,
+# relative to the page image's width and height.
+
+_FIGURE = re.compile(
+    r"!\[(?P<alt>[^\]\n]*)\]\((?P<ref>[^)\s]+)\)"
+    r"(?:[ \t]*(?P<x0>\d+(?:\.\d+)?)[ \t]*,[ \t]*(?P<y0>\d+(?:\.\d+)?)[ \t]*,"
+    r"[ \t]*(?P<x1>\d+(?:\.\d+)?)[ \t]*,[ \t]*(?P<y1>\d+(?:\.\d+)?))?"
+)
+BOX_SCALE = 1000.0  # the model's coordinates run 0..1000 on each axis
+
+
+def extract_figures(markdown: str, image_width: int, image_height: int) -> tuple[str, list[Figure]]:
+    """Strip box annotations from image references and return them as ``Figure`` records.
+
+    Boxes come back in image pixels, clamped to the image and ordered (x0 <= x1, y0 <= y1).
+    References without a box are returned too, with ``box=None``.
+    """
+    figures: list[Figure] = []
+
+    def replace(match: re.Match) -> str:
+        ref = match.group("ref")
+        box = None
+        if match.group("x0") is not None:
+            raw = [min(max(float(match.group(k)), 0.0), BOX_SCALE) for k in ("x0", "y0", "x1", "y1")]
+            x0, x1 = sorted((raw[0], raw[2]))
+            y0, y1 = sorted((raw[1], raw[3]))
+            box = (
+                round(x0 / BOX_SCALE * image_width, 1),
+                round(y0 / BOX_SCALE * image_height, 1),
+                round(x1 / BOX_SCALE * image_width, 1),
+                round(y1 / BOX_SCALE * image_height, 1),
+            )
+        figures.append(Figure(ref=ref, box=box))
+        return f"![{match.group('alt')}]({ref})"
+
+    return _FIGURE.sub(replace, markdown), figures
+
+
+def clean_markdown(markdown: str, image_width: int, image_height: int) -> tuple[str, list[Figure]]:
+    """Everything the reader applies to a model answer, in order."""
+    text = markdown.replace("\r\n", "\n").strip()
+    text = fix_escaped_dollars(text)
+    return extract_figures(text, image_width, image_height)

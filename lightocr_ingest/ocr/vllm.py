@@ -1,0 +1,161 @@
+"""OCR through vLLM's OpenAI-compatible API, with the official ``openai`` async client.
+
+The request is exactly what LightOnOCR expects: one user message holding only the page image
+as a PNG data URL, no system prompt and no text prompt (the model tends to repeat a prompt).
+Throughput comes from concurrency: vLLM batches the requests it has in flight, so the client
+keeps many pages in flight at once (``max_in_flight``) and shares that window across files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import time
+
+import httpx
+import openai
+
+from ..errors import OCRServerError
+from ..records import OcrResult, PageImage
+from .postprocess import clean_markdown
+from .profiles import ModelProfile, profile_for
+
+log = logging.getLogger("lightocr_ingest")
+
+DEFAULT_URL = "http://localhost:8000/v1"
+MAX_IN_FLIGHT = 64  # pages kept in flight at once: vLLM batches concurrent requests, so this sets throughput
+REQUEST_TIMEOUT_S = 180.0  # a 4096-token page at a slow 30 tok/s under full batch load still fits
+CONNECT_TIMEOUT_S = 10.0
+API_KEY_ENV = ("LIGHTONOCR_API_KEY", "VLLM_API_KEY")  # never OPENAI_API_KEY: not meant for this server
+VLLM_HINT = (
+    "start one with: vllm serve lightonai/LightOnOCR-2-1B --limit-mm-per-prompt '{\"image\": 1}' "
+    "--mm-processor-cache-gb 0 --no-enable-prefix-caching --max-model-len 16384"
+)
+
+
+def normalize_base_url(url: str) -> str:
+    """Accept ``host:port``, ``http://host:port`` or ``.../v1``; return the ``/v1`` base."""
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    if not url.endswith("/v1"):
+        url += "/v1"
+    return url
+
+
+def api_key_from_env() -> str | None:
+    for name in API_KEY_ENV:
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+def probe_models(base_url: str, api_key: str | None = None, timeout_s: float = 3.0) -> list[str]:
+    """GET /v1/models synchronously; return the served model ids or raise OCRServerError."""
+    url = normalize_base_url(base_url) + "/models"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.get(url, headers=headers, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise OCRServerError(f"no OCR server answered at {url}: {type(exc).__name__}: {exc}") from None
+    if response.status_code == 401:
+        raise OCRServerError(f"{url} refused the API key (HTTP 401): set LIGHTONOCR_API_KEY or api_key")
+    if response.status_code != 200:
+        raise OCRServerError(f"{url} answered HTTP {response.status_code}; is this a vLLM server?")
+    try:
+        return [model["id"] for model in response.json()["data"]]
+    except (ValueError, KeyError, TypeError):
+        raise OCRServerError(f"{url} did not answer with an OpenAI model list; is this a vLLM server?") from None
+
+
+def choose_model(served: list[str]) -> str:
+    """Pick the LightOnOCR model among those a server serves."""
+    if not served:
+        raise OCRServerError("the server serves no model; start vLLM with a LightOnOCR model")
+    for model in served:
+        if "lightonocr" in model.lower():
+            return model
+    log.warning("none of the served models (%s) is named LightOnOCR; using %s", ", ".join(served), served[0])
+    return served[0]
+
+
+class VLLMEngine:
+    """Async OCR client for one vLLM server. Create it inside the event loop that uses it."""
+
+    name = "vllm"
+
+    def __init__(self, base_url: str = DEFAULT_URL, *, model: str | None = None, api_key: str | None = None,
+                 max_in_flight: int = MAX_IN_FLIGHT, request_timeout_s: float = REQUEST_TIMEOUT_S,
+                 max_retries: int = 3, max_tokens: int | None = None, temperature: float | None = None,
+                 top_p: float | None = None):
+        self.base_url = normalize_base_url(base_url)
+        self.model = model
+        self.profile: ModelProfile | None = profile_for(model) if model else None
+        self.max_tokens, self.temperature, self.top_p = max_tokens, temperature, top_p
+        self.max_in_flight = max_in_flight
+        self._window = asyncio.Semaphore(max_in_flight)
+        self._client = openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=api_key or api_key_from_env() or "EMPTY",  # vLLM without --api-key ignores it
+            timeout=httpx.Timeout(request_timeout_s, connect=CONNECT_TIMEOUT_S),
+            max_retries=max_retries,  # the client backs off exponentially and honours Retry-After
+        )
+
+    @property
+    def longest_side(self) -> int:
+        return self.profile.longest_side if self.profile else 1540
+
+    async def start(self) -> None:
+        """Discover the served model when none was given."""
+        if self.model:
+            return
+        try:
+            served = [model.id async for model in self._client.models.list()]
+        except openai.APIError as exc:
+            raise OCRServerError(f"cannot list models at {self.base_url}/models: {exc}; {VLLM_HINT}") from None
+        self.model = choose_model(served)
+        self.profile = profile_for(self.model)
+
+    def request_body(self, page: PageImage) -> dict:
+        """The chat-completions request for one page (public for tests and debugging)."""
+        profile = self.profile or profile_for(self.model or "")
+        image_url = "data:image/png;base64," + base64.b64encode(page.png).decode("ascii")
+        return {
+            "model": self.model,
+            "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_url}}]}],
+            "max_tokens": self.max_tokens or profile.max_tokens,
+            "temperature": profile.temperature if self.temperature is None else self.temperature,
+            "top_p": profile.top_p if self.top_p is None else self.top_p,
+        }
+
+    async def ocr(self, page: PageImage) -> OcrResult:
+        if self.model is None:
+            await self.start()
+        body = self.request_body(page)
+        async with self._window:
+            started = time.perf_counter()
+            try:
+                response = await self._client.chat.completions.create(**body)
+            except openai.APIConnectionError as exc:
+                raise OCRServerError(f"lost the OCR server at {self.base_url}: {exc}") from None
+            except openai.APIStatusError as exc:
+                raise OCRServerError(f"OCR server answered HTTP {exc.status_code}: {exc.message}") from None
+            latency = time.perf_counter() - started
+        choice = response.choices[0] if response.choices else None
+        content = (choice.message.content if choice and choice.message else None) or ""
+        markdown, figures = clean_markdown(content, page.image_width, page.image_height)
+        usage = response.usage
+        return OcrResult(
+            markdown=markdown,
+            engine=self.name,
+            model=self.model or "",
+            figures=tuple(figures),
+            finish_reason=choice.finish_reason if choice else None,
+            output_tokens=usage.completion_tokens if usage else None,
+            latency_s=latency,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()

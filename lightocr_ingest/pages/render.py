@@ -1,0 +1,299 @@
+"""Render PDFs and images into ``PageImage`` records, one page at a time.
+
+Pages are produced lazily so that a 1,000-page PDF never sits in memory as 1,000 bitmaps:
+each page is rendered, converted to RGB, encoded to PNG and handed on before the next.
+
+Why these choices:
+- 1540 px on the longest side is the size LightOnOCR-1B/2-1B were trained on; larger images
+  only slow the model down, and images are never upscaled past their own size.
+- PNG stays lossless (the model reads small print); compression level 1 is 5-10x faster to
+  encode than the default at a modest size cost, and encoding is the costliest CPU step.
+- PDFium is not thread-safe, so every call into it holds one process-wide lock; parallel
+  rendering uses processes (see ``pipeline``), not threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ..errors import InputError
+from ..records import PageImage, SourceFile
+from .selection import parse_page_selection
+
+LONGEST_SIDE = 1540  # px: LightOnOCR-1B/2-1B training size (processor_config.json)
+PNG_COMPRESS_LEVEL = 1  # zlib level: fastest setting that still compresses text pages ~10x
+MAX_PAGE_PIXELS = 400_000_000  # refuse larger sources outright: decoding one needs >1 GB
+PDFIUM_LOCK = threading.RLock()  # PDFium keeps global state: one caller at a time per process
+
+PDF_SUFFIXES = {".pdf"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
+SUPPORTED_SUFFIXES = PDF_SUFFIXES | IMAGE_SUFFIXES
+
+_MAGIC = [  # (prefix, what it is) for telling the user what a mislabelled file really holds
+    (b"%PDF-", "a PDF"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"PK\x03\x04", "a ZIP archive (DOCX, XLSX, ...)"),
+    (b"{", "JSON or text"),
+    (b"<", "HTML or XML"),
+]
+
+
+def sniff(head: bytes) -> str | None:
+    """Name what the first bytes of a file look like, or None when unknown."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image"
+    # PDF readers accept a header anywhere in the first 1 KiB, after junk such as a BOM.
+    if b"%PDF-" in head[:1024]:
+        return "a PDF"
+    for prefix, what in _MAGIC:
+        if head.startswith(prefix):
+            return what
+    return None
+
+
+def _open_binary(path: str, fs: Any | None) -> BinaryIO:
+    if fs is not None:
+        return fs.open(path, "rb")
+    return open(path, "rb")
+
+
+def _read_source(path: str, fs: Any | None) -> tuple[bytes, str]:
+    """Read the whole file and hash it. Files (not bitmaps) are small enough to hold."""
+    try:
+        with _open_binary(path, fs) as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a directory, not a file") from None
+    except PermissionError:
+        raise InputError(path, "permission denied", hint="check the file's read permission") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot be read: {exc.strerror or exc}") from None
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _scale_to_fit(width: float, height: float, longest_side: int, allow_upscale: bool) -> float:
+    scale = longest_side / max(width, height)
+    return scale if allow_upscale else min(1.0, scale)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB: transparency onto white, 16-bit scaled down."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = float(array.max()) or 1.0
+        # 16-bit scans use the full 0-65535 range; 32-bit ones may use any; scale by the max seen.
+        scale = 255.0 / (65535.0 if top > 255 and image.mode.startswith("I;16") else max(top, 255.0))
+        image = Image.fromarray(np.clip(array * scale, 0, 255).astype(np.uint8), mode="L")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        return background
+    if image.mode != "RGB":
+        image = image.convert("RGB")  # CMYK, L, 1, YCbCr, LAB...
+    return image
+
+
+def encode_png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
+def _page_record(source: SourceFile, page: int, label: str, size_pt: tuple[float, float],
+                 image: Image.Image, text_layer: str | None) -> PageImage:
+    return PageImage(
+        source=source,
+        page=page,
+        label=label,
+        page_width=round(size_pt[0], 2),
+        page_height=round(size_pt[1], 2),
+        image_width=image.width,
+        image_height=image.height,
+        png=encode_png(image),
+        pixels_sha256=hashlib.sha256(image.tobytes()).hexdigest(),
+        text_layer=text_layer,
+    )
+
+
+class DocumentSource:
+    """An opened input file whose pages can be rendered lazily, in any selection.
+
+    Opening reads and checks the file (type, emptiness, password) so that a bad file fails
+    at once with a one-line ``InputError``; rendering happens in ``iter_pages``.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, password: str | None = None,
+                 fs: Any | None = None, longest_side: int = LONGEST_SIDE):
+        self.path = str(path)
+        self.password = password
+        self.longest_side = longest_side
+        suffix = Path(self.path).suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES:
+            raise InputError(
+                self.path,
+                f"unsupported file type {suffix or '(no extension)'!r}",
+                hint="supported: " + ", ".join(sorted(SUPPORTED_SUFFIXES)),
+            )
+        self._data, sha256 = _read_source(self.path, fs)
+        if not self._data:
+            raise InputError(self.path, "file is empty (0 bytes)")
+        kind = "pdf" if suffix in PDF_SUFFIXES else "image"
+        actual = sniff(self._data[:1024])
+        if kind == "pdf" and actual != "a PDF":
+            raise InputError(
+                self.path,
+                f"content is not a PDF (it looks like {actual or 'an unknown format'})",
+                hint="rename the file to match its content or replace it",
+            )
+        if kind == "image" and actual == "a PDF":
+            raise InputError(self.path, f"content is a PDF but the name ends in {suffix!r}",
+                             hint="rename it to .pdf")
+        self._pdf = None
+        if kind == "pdf":
+            page_count = self._open_pdf()
+        else:
+            page_count = self._open_image()
+        self.source = SourceFile(path=self.path, name=Path(self.path).name, sha256=sha256,
+                                 page_count=page_count, kind=kind)
+
+    # -- opening ---------------------------------------------------------------
+    def _open_pdf(self) -> int:
+        import pypdfium2 as pdfium
+
+        with PDFIUM_LOCK:
+            try:
+                self._pdf = pdfium.PdfDocument(self._data, password=self.password)
+            except pdfium.PdfiumError as exc:
+                message = str(exc)
+                if "password" in message.lower():
+                    if self.password:
+                        raise InputError(self.path, "is encrypted and the password given is wrong") from None
+                    raise InputError(self.path, "is encrypted",
+                                     hint="pass its password: password=... or --password") from None
+                raise InputError(self.path, f"is corrupt or truncated: {message}") from None
+            return len(self._pdf)
+
+    def _open_image(self) -> int:
+        image = self._decode_image()
+        return max(1, getattr(image, "n_frames", 1)) if image.format == "TIFF" else 1
+
+    def _decode_image(self) -> Image.Image:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(io.BytesIO(self._data))
+                if image.width * image.height > MAX_PAGE_PIXELS:
+                    raise Image.DecompressionBombError("too many pixels")
+                return image
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise InputError(self.path, "image is too large to decode safely (possible decompression bomb)",
+                             hint=f"images up to {MAX_PAGE_PIXELS:,} pixels are accepted; downscale it first") from None
+        except Exception as exc:  # Pillow raises many types for broken data
+            raise InputError(self.path, f"is not a readable image: {exc}") from None
+
+    # -- rendering -------------------------------------------------------------
+    def page_numbers(self, selection: str | None = None) -> list[int]:
+        try:
+            return parse_page_selection(selection, self.source.page_count)
+        except ValueError as exc:
+            raise InputError(self.path, str(exc)) from None
+
+    def iter_pages(self, selection: str | None = None) -> Iterator[PageImage | InputError]:
+        """Yield each selected page, or an ``InputError`` for a page that failed to render.
+
+        Errors are yielded, not raised, so that one broken page never hides the others.
+        """
+        for number in self.page_numbers(selection):
+            try:
+                yield self.render_page(number)
+            except InputError as exc:
+                yield exc
+            except MemoryError:
+                yield InputError(self.path, "page too large to render in memory", page=number)
+            except Exception as exc:  # pdfium and Pillow raise many types on broken pages
+                yield InputError(self.path, f"cannot be rendered: {type(exc).__name__}: {exc}", page=number)
+
+    def render_page(self, number: int) -> PageImage:
+        if self._pdf is not None:
+            return self._render_pdf_page(number)
+        return self._render_image_page(number)
+
+    def _render_pdf_page(self, number: int) -> PageImage:
+        with PDFIUM_LOCK:
+            page = self._pdf[number - 1]
+            try:
+                width, height = page.get_size()
+                if width <= 0 or height <= 0:
+                    raise InputError(self.path, f"page has an empty size ({width} x {height} pt)", page=number)
+                scale = _scale_to_fit(width, height, self.longest_side, allow_upscale=True)
+                bitmap = page.render(scale=scale, may_draw_forms=True)
+                image = bitmap.to_pil()
+                textpage = page.get_textpage()
+                text_layer = textpage.get_text_range()
+                textpage.close()
+                label = self._pdf.get_page_label(number - 1) or str(number)
+            finally:
+                page.close()
+        return _page_record(self.source, number, label, (width, height), to_rgb(image), text_layer or None)
+
+    def _render_image_page(self, number: int) -> PageImage:
+        image = self._decode_image()
+        if number > 1:
+            image.seek(number - 1)
+        dpi = image.info.get("dpi") or (72.0, 72.0)  # unknown DPI: one pixel per point
+        points_per_pixel = 72.0 / float(dpi[0] or 72.0)
+        full_width = image.width
+        if image.format == "JPEG":
+            # Decode JPEGs straight at a reduced size: a 20000 px scan never exists in full.
+            image.draft("RGB", (self.longest_side, self.longest_side))
+        points_per_pixel *= full_width / image.width  # draft may have divided the size
+        image = to_rgb(ImageOps.exif_transpose(image))
+        width_pt, height_pt = image.width * points_per_pixel, image.height * points_per_pixel
+        scale = _scale_to_fit(image.width, image.height, self.longest_side, allow_upscale=False)
+        if scale < 1.0:
+            target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        return _page_record(self.source, number, str(number), (width_pt, height_pt), image, None)
+
+    def close(self) -> None:
+        if self._pdf is not None:
+            with PDFIUM_LOCK:
+                self._pdf.close()
+            self._pdf = None
+        self._data = b""
+
+    def __enter__(self) -> "DocumentSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_file_pages(path: str | os.PathLike, *, pages: str | None = None, password: str | None = None,
+                    fs: Any | None = None, longest_side: int = LONGEST_SIDE) -> Iterator[PageImage | InputError]:
+    """Open ``path`` and yield its selected pages (or per-page errors) lazily.
+
+    A file that cannot be opened at all raises ``InputError`` on the first ``next()``.
+    """
+    with DocumentSource(path, password=password, fs=fs, longest_side=longest_side) as document:
+        yield from document.iter_pages(pages)

@@ -1,0 +1,230 @@
+"""``LightOnOCRReader``: PDFs and page images in, one LlamaIndex ``Document`` per page out.
+
+Each page is rendered (``pages``), read by LightOnOCR on vLLM or by the embedded CPU engine
+(``ocr``), and wrapped in a Document whose id depends only on the file's bytes and the page
+number, so re-reading the same file gives the same ids. Pages of all the files being read
+share one window of requests in flight, which is what keeps a vLLM server busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from llama_index.core.readers.base import BasePydanticReader
+from llama_index.core.schema import Document
+from pydantic import Field, PrivateAttr, SecretStr
+
+from ._async import iterate_in_thread
+from .errors import InputError
+from .ocr import DEFAULT_URL, MAX_IN_FLIGHT, EngineSettings, create_engine, ocr_in_order
+from .pages import DocumentSource
+from .records import OcrResult, PageImage
+
+log = logging.getLogger("lightocr_ingest")
+
+ID_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-4c55-9a57-6c1d0b8e2f41")  # fixed forever: ids must not change
+EMBED_METADATA_KEYS = ("file_name",)  # the only page keys that help an embedding model
+LLM_METADATA_KEYS = ("file_name", "page_label")  # what an LLM needs to cite a page
+
+
+def page_document_id(file_sha256: str, page: int) -> str:
+    """The id of a page's Document: same file bytes and page number, same id."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{file_sha256}:{page}"))
+
+
+PathLike = str | os.PathLike
+
+
+class LightOnOCRReader(BasePydanticReader):
+    """Read PDFs and images with LightOnOCR-2-1B (vLLM) or the embedded CPU engine.
+
+    Works on its own (``load_data("paper.pdf")``) and as a ``file_extractor`` of
+    ``SimpleDirectoryReader``. All fields are plain config, so the reader pickles (for
+    ``num_workers``) and serialises; connections are made per event loop when reading.
+    """
+
+    is_remote: bool = False
+    ocr_engine: Literal["auto", "vllm", "cpu"] = Field(
+        default="auto", description="auto: vLLM when one answers at ocr_url, else CPU; vllm: never fall back.")
+    ocr_url: str = Field(default_factory=lambda: os.environ.get("LIGHTONOCR_URL", DEFAULT_URL),
+                         description="OpenAI-compatible base URL of the vLLM server (env LIGHTONOCR_URL).")
+    model: str | None = Field(default=None, description="Served model name; discovered from /v1/models when unset.")
+    api_key: SecretStr | None = Field(default=None, description="API key; default from LIGHTONOCR_API_KEY or VLLM_API_KEY.")
+    max_in_flight: int = Field(default=MAX_IN_FLIGHT, ge=1, description="Pages in flight at once, across all files.")
+    max_tokens: int | None = Field(default=None, ge=1, description="Output cap per page; default from the model profile (4096).")
+    temperature: float | None = Field(default=None, ge=0.0, description="Default from the model profile (0.2).")
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0, description="Default from the model profile (0.9).")
+    request_timeout_s: float = Field(default=180.0, gt=0, description="Timeout of one OCR request.")
+    max_retries: int = Field(default=3, ge=0, description="Retries of a failed request (429, 5xx, connection).")
+    pages: str | None = Field(default=None, description="Page selection such as '1-3,7' (1-based); all when unset.")
+    password: SecretStr | None = Field(default=None, description="Password of encrypted PDFs.")
+
+    _engine: Any = PrivateAttr(default=None)
+    _engine_loop: Any = PrivateAttr(default=None)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "LightOnOCRReader"
+
+    # --- pickling: connections belong to one process and one loop ---------------------
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["__pydantic_private__"] = {"_engine": None, "_engine_loop": None}
+        return state
+
+    # --- engine -----------------------------------------------------------------------
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(
+            kind=self.ocr_engine,
+            url=self.ocr_url,
+            model=self.model,
+            api_key=self.api_key.get_secret_value() if self.api_key else None,
+            max_in_flight=self.max_in_flight,
+            request_timeout_s=self.request_timeout_s,
+            max_retries=self.max_retries,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+        )
+
+    async def _engine_for_running_loop(self):
+        """One engine per event loop, shared by every concurrent read on that loop."""
+        loop = asyncio.get_running_loop()
+        if self._engine is None or self._engine_loop is not loop:
+            engine = await asyncio.to_thread(create_engine, self.engine_settings())
+            await engine.start()
+            self._engine, self._engine_loop = engine, loop
+        return self._engine
+
+    # --- reading ----------------------------------------------------------------------
+    async def astream(
+        self,
+        file_path: PathLike | Sequence[PathLike],
+        extra_info: dict | None = None,
+        fs: Any | None = None,
+        on_file_error: Callable[[InputError], None] | None = None,
+    ) -> AsyncIterator[Document]:
+        """Yield one Document per page, file by file and in page order, as pages finish.
+
+        A file that cannot be opened raises ``InputError``, or goes to ``on_file_error`` and
+        the other files go on. A page that fails is a Document with ``ocr_status="failed"``.
+        """
+        paths = [file_path] if isinstance(file_path, (str, os.PathLike)) else list(file_path)
+        engine = await self._engine_for_running_loop()
+        password = self.password.get_secret_value() if self.password else None
+
+        async def rendered_pages() -> AsyncIterator[PageImage | InputError]:
+            for path in paths:
+                try:
+                    source = await asyncio.to_thread(
+                        DocumentSource, str(path), password=password, fs=fs, longest_side=engine.longest_side)
+                    numbers = source.page_numbers(self.pages)
+                except InputError as exc:
+                    if on_file_error is None:
+                        raise
+                    on_file_error(exc)
+                    continue
+                try:
+                    pages = source.iter_pages(self.pages)
+                    while (item := await asyncio.to_thread(next, pages, None)) is not None:
+                        yield item
+                finally:
+                    source.close()
+                if not numbers:
+                    log.info("%s: no page selected by %r", path, self.pages)
+
+        # Look ahead twice the window: enough to keep it full while the head page finishes.
+        async for item, result in ocr_in_order(rendered_pages(), engine, lookahead=2 * self.max_in_flight):
+            yield self._to_document(item, result, extra_info)
+
+    def _to_document(self, item: PageImage | InputError, result: OcrResult | BaseException | None,
+                     extra_info: dict | None) -> Document:
+        if isinstance(item, InputError):
+            log.error("%s", item)
+            return failed_page_document(item, extra_info)
+        page = item
+        metadata: dict[str, Any] = dict(extra_info or {})
+        metadata.update(
+            file_name=page.source.name,
+            file_path=page.source.path,
+            file_sha256=page.source.sha256,
+            page=page.page,
+            page_label=page.label,
+            page_count=page.source.page_count,
+            page_width=page.page_width,
+            page_height=page.page_height,
+            image_width=page.image_width,
+            image_height=page.image_height,
+        )
+        if isinstance(result, OcrResult):
+            text = result.markdown
+            metadata.update(
+                ocr_engine=result.engine,
+                ocr_model=result.model,
+                ocr_status=result.status,
+                ocr_attempts=result.attempts,
+                ocr_finish_reason=result.finish_reason,
+                figures=[{"ref": f.ref, "bbox": list(page.to_page_points(f.box)) if f.box else None}
+                         for f in result.figures],
+                text_boxes=[{"text": b.text[:80], "bbox": list(page.to_page_points(b.box))}
+                            for b in result.text_boxes],
+            )
+        else:
+            text = ""
+            error = f"{page.source.path}, page {page.page}: OCR failed: {result}"
+            log.error("%s", error)
+            metadata.update(ocr_engine=None, ocr_model=None, ocr_status="failed", ocr_attempts=1,
+                            ocr_error=str(result), figures=[], text_boxes=[])
+        return Document(
+            id_=page_document_id(page.source.sha256, page.page),
+            text=text,
+            metadata=metadata,
+            excluded_embed_metadata_keys=[k for k in metadata if k not in EMBED_METADATA_KEYS],
+            excluded_llm_metadata_keys=[k for k in metadata if k not in LLM_METADATA_KEYS],
+        )
+
+    async def _collect(self, file_path, extra_info, fs, on_file_error=None) -> list[Document]:
+        documents = []
+        stream = self.astream(file_path, extra_info=extra_info, fs=fs, on_file_error=on_file_error)
+        async for document in stream:
+            documents.append(document)
+        return documents
+
+    async def aload_data(self, file_path: PathLike | Sequence[PathLike], extra_info: dict | None = None,
+                         fs: Any | None = None) -> list[Document]:
+        """Read pages concurrently on the caller's loop; concurrent calls share one window."""
+        return await self._collect(file_path, extra_info, fs, on_file_error=_log_file_error
+                                   if not isinstance(file_path, (str, os.PathLike)) else None)
+
+    def lazy_load_data(self, file_path: PathLike | Sequence[PathLike], extra_info: dict | None = None,
+                       fs: Any | None = None) -> Iterator[Document]:
+        """Yield Documents as pages finish; works inside a running event loop (Jupyter)."""
+        on_error = None if isinstance(file_path, (str, os.PathLike)) else _log_file_error
+        yield from iterate_in_thread(
+            lambda: self.astream(file_path, extra_info=extra_info, fs=fs, on_file_error=on_error))
+
+    def load_data(self, file_path: PathLike | Sequence[PathLike], extra_info: dict | None = None,
+                  fs: Any | None = None) -> list[Document]:
+        return list(self.lazy_load_data(file_path, extra_info=extra_info, fs=fs))
+
+
+def _log_file_error(error: InputError) -> None:
+    log.error("%s", error)
+
+
+def failed_page_document(error: InputError, extra_info: dict | None = None) -> Document:
+    """A placeholder Document for a page that could not be rendered, so it is never lost."""
+    name = Path(error.file).name
+    metadata = dict(extra_info or {})
+    metadata.update(file_name=name, file_path=error.file, page=error.page, page_label=str(error.page),
+                    ocr_status="failed", ocr_error=error.cause, ocr_engine=None, ocr_model=None,
+                    figures=[], text_boxes=[])
+    return Document(id_=str(uuid.uuid5(ID_NAMESPACE, f"failed:{error.file}:{error.page}")), text="",
+                    metadata=metadata, excluded_embed_metadata_keys=list(metadata),
+                    excluded_llm_metadata_keys=list(metadata))

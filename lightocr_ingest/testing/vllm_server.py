@@ -1,0 +1,229 @@
+"""A loopback server that speaks vLLM's OpenAI wire protocol like ``vllm serve LightOnOCR``.
+
+It serves ``GET /v1/models`` and ``POST /v1/chat/completions``, checks that every request has
+the shape LightOnOCR expects (one user message holding only a PNG data URL, the model card's
+sampling), records what it received and what it answered, and replies with LightOnOCR-2-style
+Markdown: headings, HTML tables, ``$$`` math, figure references with boxes, a page footer.
+
+Run it by hand to try the vLLM path without a GPU::
+
+    python -m lightocr_ingest.testing.vllm_server --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import io
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from PIL import Image
+
+DATA_URL_PREFIX = "data:image/png;base64,"
+
+
+@dataclass
+class RecordedRequest:
+    image_sha256: str  # sha256 of the PNG bytes received
+    image_size: tuple[int, int]
+    body: dict  # the request without the image data
+    answer: str = ""
+    violations: list[str] = field(default_factory=list)
+
+
+def lightonocr_style_page(seed: str, *, with_boxes: bool = True) -> str:
+    """A deterministic page of LightOnOCR-2-style Markdown, different for each seed."""
+    digest = hashlib.sha256(seed.encode()).hexdigest()
+    number = int(digest[:4], 16) % 90 + 10
+    box = f"{int(digest[4:6], 16) % 100 + 100},{int(digest[6:8], 16) % 100 + 500},812,790" if with_boxes else ""
+    return (
+        f"# {number} Results on page {digest[:8]}\n\n"
+        f"## {number}.1 Ablations\n\n"
+        f"We minimise the loss $\\mathcal{{L}}(\\theta)$ over {number} runs \\$x_{number}\\$ and pay \\$5 per run.\n\n"
+        "$$\n\\mathcal{L}(\\theta) = -\\sum_{i} \\log p_\\theta(y_i \\mid x_i)\n$$\n\n"
+        "<table><thead><tr><th>Model</th><th>Score</th></tr></thead>"
+        f"<tbody><tr><td rowspan=\"2\">A</td><td>{number}.2</td></tr><tr><td>{number}.9</td></tr></tbody></table>\n\n"
+        f"![image](image_1.png){box}\n\n"
+        f"Page id {digest[:12]}\n\n"
+        f"Journal of Tests, vol. {number}"
+    )
+
+
+Responder = Callable[[RecordedRequest], "str | tuple[str, str]"]  # markdown, or (markdown, finish_reason)
+
+
+class FakeVLLMServer:
+    """Start with ``with FakeVLLMServer() as server:``; ``server.url`` is the ``/v1`` base URL."""
+
+    def __init__(self, model: str = "lightonai/LightOnOCR-2-1B", *, responder: Responder | None = None,
+                 expect_sampling: dict | None = None, longest_side: int = 1540, latency_s: float = 0.0,
+                 api_key: str | None = None, host: str = "127.0.0.1", port: int = 0):
+        self.model = model
+        self.responder = responder or (lambda r: lightonocr_style_page(r.image_sha256, with_boxes="bbox" in model))
+        self.expect_sampling = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 4096} \
+            if expect_sampling is None else expect_sampling
+        self.longest_side = longest_side
+        self.latency_s = latency_s
+        self.api_key = api_key
+        self.host, self.port = host, port
+        self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        self.max_in_flight_seen = 0
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def violations(self) -> list[str]:
+        return [v for request in self.requests for v in request.violations]
+
+    # --- protocol ---------------------------------------------------------------------
+    def check(self, body: dict) -> tuple[RecordedRequest, list[str]]:
+        problems: list[str] = []
+        image_sha, size = "", (0, 0)
+        if body.get("model") != self.model:
+            problems.append(f"model is {body.get('model')!r}, server serves {self.model!r}")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or len(messages) != 1:
+            problems.append(f"expected exactly one message, got {messages!r:.80}")
+        else:
+            message = messages[0]
+            if message.get("role") != "user":
+                problems.append(f"message role is {message.get('role')!r}, expected 'user'")
+            content = message.get("content")
+            if not isinstance(content, list) or len(content) != 1 or content[0].get("type") != "image_url":
+                problems.append("content must be exactly one image_url part and no text")
+            else:
+                url = content[0].get("image_url", {}).get("url", "")
+                if not url.startswith(DATA_URL_PREFIX):
+                    problems.append("image is not a PNG data URL")
+                else:
+                    png = base64.b64decode(url[len(DATA_URL_PREFIX):])
+                    image_sha = hashlib.sha256(png).hexdigest()
+                    try:
+                        image = Image.open(io.BytesIO(png))
+                        if image.format != "PNG":
+                            problems.append(f"image data is {image.format}, not PNG")
+                        size = image.size
+                        if max(size) > self.longest_side:
+                            problems.append(f"image {size} exceeds the {self.longest_side} px longest side")
+                        if image.mode != "RGB":
+                            problems.append(f"image mode is {image.mode}, expected RGB")
+                    except Exception as exc:
+                        problems.append(f"image does not decode: {exc}")
+        for key, expected in self.expect_sampling.items():
+            if body.get(key) != expected:
+                problems.append(f"{key} is {body.get(key)!r}, expected {expected!r}")
+        stripped = {k: v for k, v in body.items() if k != "messages"}
+        return RecordedRequest(image_sha, size, stripped, violations=problems), problems
+
+    async def _models(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.json_response({"error": {"message": "Unauthorized"}}, status=401)
+        return web.json_response({"object": "list", "data": [
+            {"id": self.model, "object": "model", "created": 0, "owned_by": "vllm", "max_model_len": 16384}]})
+
+    def _authorised(self, request: web.Request) -> bool:
+        return self.api_key is None or request.headers.get("Authorization") == f"Bearer {self.api_key}"
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.json_response({"error": {"message": "Unauthorized"}}, status=401)
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": {"message": "body is not JSON"}}, status=400)
+        recorded, problems = self.check(body)
+        with self._lock:
+            self.requests.append(recorded)
+            self.in_flight += 1
+            self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
+        try:
+            if problems:
+                return web.json_response({"error": {"message": "; ".join(problems)}}, status=400)
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
+            answer = self.responder(recorded)
+            markdown, finish = answer if isinstance(answer, tuple) else (answer, "stop")
+            recorded.answer = markdown
+            tokens = max(1, len(markdown) // 3)
+            return web.json_response({
+                "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+                "model": self.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": markdown},
+                             "finish_reason": finish}],
+                "usage": {"prompt_tokens": 2200, "completion_tokens": tokens, "total_tokens": 2200 + tokens},
+            })
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    # --- lifecycle --------------------------------------------------------------------
+    def start(self) -> "FakeVLLMServer":
+        ready = threading.Event()
+
+        async def serve() -> None:
+            app = web.Application(client_max_size=64 * 1024 * 1024)
+            app.router.add_get("/v1/models", self._models)
+            app.router.add_post("/v1/chat/completions", self._chat)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.host, self.port)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]
+            ready.set()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(serve())
+            self._loop.run_forever()
+            self._loop.run_until_complete(self._runner.cleanup())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-vllm", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake vLLM server did not start within 10 s")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop = None
+
+    def __enter__(self) -> "FakeVLLMServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--model", default="lightonai/LightOnOCR-2-1B-bbox")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
+    args = parser.parse_args()
+    server = FakeVLLMServer(args.model, port=args.port, latency_s=args.latency).start()
+    print(f"fake LightOnOCR server on {server.url} (model {server.model}); Ctrl-C to stop", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
