@@ -23,6 +23,12 @@ from .errors import LightOCRError
 stderr = Console(stderr=True)
 
 
+def print_error(message: object) -> None:
+    """One unwrapped line on stderr; file names are printed as they are, never as markup."""
+    stderr.print("[red]error:[/] ", end="")
+    stderr.print(str(message), markup=False, highlight=False, soft_wrap=True)
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=stderr, show_time=False, show_path=False)], force=True)
@@ -54,7 +60,7 @@ def cmd_ocr(args: argparse.Namespace) -> int:
         with DocumentSource(args.file, password=args.password) as source:
             total = len(source.page_numbers(args.pages))
     except LightOCRError as exc:
-        stderr.print(f"[red]error:[/] {exc}")
+        print_error(exc)
         return 1
     out_dir = Path(args.out) if args.out else None
     if out_dir:
@@ -75,7 +81,7 @@ def cmd_ocr(args: argparse.Namespace) -> int:
                     sys.stdout.flush()
                 progress.update(task, advance=1, status=f"{document.metadata.get('ocr_engine') or 'failed'}")
         except LightOCRError as exc:
-            stderr.print(f"[red]error:[/] {exc}")
+            print_error(exc)
             return 1
     if out_dir:
         stderr.print(f"wrote {total - failed} page file(s) to {out_dir}/")
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         stderr.print("interrupted")
         return 130
     except LightOCRError as exc:
-        stderr.print(f"[red]error:[/] {exc}")
+        print_error(exc)
         return 1
 
 

@@ -9,9 +9,12 @@ share one window of requests in flight, which is what keeps a vLLM server busy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import threading
 import uuid
+from dataclasses import dataclass
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +44,13 @@ def page_document_id(file_sha256: str, page: int) -> str:
 PathLike = str | os.PathLike
 
 
+@dataclass
+class _SharedEngine:
+    lock: asyncio.Lock
+    engine: Any = None
+    users: int = 0
+
+
 class LightOnOCRReader(BasePydanticReader):
     """Read PDFs and images with LightOnOCR-2-1B (vLLM) or the embedded CPU engine.
 
@@ -65,8 +75,8 @@ class LightOnOCRReader(BasePydanticReader):
     pages: str | None = Field(default=None, description="Page selection such as '1-3,7' (1-based); all when unset.")
     password: SecretStr | None = Field(default=None, description="Password of encrypted PDFs.")
 
-    _engine: Any = PrivateAttr(default=None)
-    _engine_loop: Any = PrivateAttr(default=None)
+    _shared: dict = PrivateAttr(default_factory=dict)  # event loop -> _SharedEngine
+    _shared_guard: Any = PrivateAttr(default_factory=threading.Lock)
 
     @classmethod
     def class_name(cls) -> str:
@@ -75,8 +85,12 @@ class LightOnOCRReader(BasePydanticReader):
     # --- pickling: connections belong to one process and one loop ---------------------
     def __getstate__(self) -> dict:
         state = super().__getstate__()
-        state["__pydantic_private__"] = {"_engine": None, "_engine_loop": None}
+        state["__pydantic_private__"] = None
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self.__pydantic_private__ = {"_shared": {}, "_shared_guard": threading.Lock()}
 
     # --- engine -----------------------------------------------------------------------
     def engine_settings(self) -> EngineSettings:
@@ -93,14 +107,31 @@ class LightOnOCRReader(BasePydanticReader):
             top_p=self.top_p,
         )
 
-    async def _engine_for_running_loop(self):
-        """One engine per event loop, shared by every concurrent read on that loop."""
+    @contextlib.asynccontextmanager
+    async def _lease_engine(self) -> AsyncIterator[Any]:
+        """One engine per event loop, shared by every concurrent read on it, closed after the last.
+
+        Sharing is what makes pages of different files use one window of requests in flight.
+        """
         loop = asyncio.get_running_loop()
-        if self._engine is None or self._engine_loop is not loop:
-            engine = await asyncio.to_thread(create_engine, self.engine_settings())
-            await engine.start()
-            self._engine, self._engine_loop = engine, loop
-        return self._engine
+        with self._shared_guard:
+            shared = self._shared.setdefault(loop, _SharedEngine(asyncio.Lock()))
+        async with shared.lock:
+            if shared.engine is None:
+                engine = await asyncio.to_thread(create_engine, self.engine_settings())
+                await engine.start()
+                shared.engine = engine
+            shared.users += 1
+        try:
+            yield shared.engine
+        finally:
+            async with shared.lock:
+                shared.users -= 1
+                if shared.users == 0:
+                    engine, shared.engine = shared.engine, None
+                    with self._shared_guard:
+                        self._shared.pop(loop, None)
+                    await engine.aclose()
 
     # --- reading ----------------------------------------------------------------------
     async def astream(
@@ -116,7 +147,11 @@ class LightOnOCRReader(BasePydanticReader):
         the other files go on. A page that fails is a Document with ``ocr_status="failed"``.
         """
         paths = [file_path] if isinstance(file_path, (str, os.PathLike)) else list(file_path)
-        engine = await self._engine_for_running_loop()
+        async with self._lease_engine() as engine:
+            async for document in self._stream_with(engine, paths, extra_info, fs, on_file_error):
+                yield document
+
+    async def _stream_with(self, engine, paths, extra_info, fs, on_file_error) -> AsyncIterator[Document]:
         password = self.password.get_secret_value() if self.password else None
 
         async def rendered_pages() -> AsyncIterator[PageImage | InputError]:

@@ -1,10 +1,11 @@
 """Detected text lines -> Markdown paragraphs in reading order (pure, no OCR needed).
 
 The CPU engine detects lines with boxes but no structure. This module rebuilds it:
-1. Lines wider than ``SPANNING_SHARE`` of the text block (titles, full-width figures'
-   captions) cut the page into horizontal bands.
-2. In each band, vertical gutters (x ranges no line covers) split the lines into columns,
-   read left to right, each top to bottom: two-column papers come out in reading order.
+1. Vertical gutters (x ranges that no line covers, among rows holding several lines) mark
+   the columns; narrow "columns" are table cells and do not count.
+2. Lines that cross a gutter (titles, full-width text) cut the page into bands; inside a
+   band, columns are read left to right, each top to bottom, so two-column papers come out
+   in reading order.
 3. Within a column, lines join into a paragraph while the gap to the next line stays under
    ``PARAGRAPH_GAP`` line heights; clearly taller lines become headings.
 """
@@ -16,9 +17,9 @@ from statistics import median
 
 from ..records import Box, TextBox
 
-SPANNING_SHARE = 0.6  # a line this wide (share of the text block) spans the columns
 MIN_GUTTER_SHARE = 0.02  # a gap this wide (share of the text block) separates columns
 MIN_COLUMN_LINES = 2  # a "column" of one line is a table cell or a label, not a column
+MIN_COLUMN_SHARE = 0.25  # a text column spans at least this share of the text block
 PARAGRAPH_GAP = 0.7  # vertical gap, in median line heights, that starts a new paragraph
 HEADING_RATIO = 1.3  # line height over the median body height that marks a heading
 TITLE_RATIO = 1.7  # ... and a top-level heading
@@ -38,26 +39,42 @@ def _height(line: TextBox) -> float:
     return line.box[3] - line.box[1]
 
 
-def _columns(lines: list[TextBox], left: float, width: float) -> list[list[TextBox]]:
-    """Split a band's lines at vertical gutters; fall back to one column."""
-    if len(lines) < 2 * MIN_COLUMN_LINES:
-        return [lines]
-    spans = sorted((line.box[0], line.box[2]) for line in lines)
+def _rows(lines: list[TextBox]) -> list[list[TextBox]]:
+    """Group lines that share a baseline band (vertical overlap over half the smaller height)."""
+    rows: list[list[TextBox]] = []
+    for line in sorted(lines, key=lambda l: (l.box[1], l.box[0])):
+        for row in rows[-3:]:
+            if any(min(line.box[3], o.box[3]) - max(line.box[1], o.box[1]) > 0.5 * min(_height(line), _height(o))
+                   for o in row):
+                row.append(line)
+                break
+        else:
+            rows.append([line])
+    return rows
+
+
+def _gutters(lines: list[TextBox], left: float, width: float) -> list[float]:
+    """x positions of the gaps between text columns, found from rows holding several lines.
+
+    Rows with one line (a centred title, a column's last line) are left out: a title would
+    cover the gutter, and a lone line says nothing about columns.
+    """
+    shared = [line for row in _rows(lines) if len(row) > 1 for line in row]
+    if len(shared) < 2 * MIN_COLUMN_LINES:
+        return []
+    spans = sorted((line.box[0], line.box[2]) for line in shared)
     gutters: list[float] = []
     covered_to = spans[0][1]
     for start, end in spans[1:]:
         if start - covered_to >= MIN_GUTTER_SHARE * width:
             gutters.append((start + covered_to) / 2)
         covered_to = max(covered_to, end)
-    if not gutters:
-        return [lines]
-    columns: list[list[TextBox]] = [[] for _ in range(len(gutters) + 1)]
-    for line in lines:
-        center = (line.box[0] + line.box[2]) / 2
-        columns[sum(center > g for g in gutters)].append(line)
-    if any(len(column) < MIN_COLUMN_LINES for column in columns):
-        return [lines]
-    return columns
+    edges = [left] + gutters + [left + width]
+    columns = [[l for l in shared if a <= (l.box[0] + l.box[2]) / 2 < b] for a, b in zip(edges, edges[1:])]
+    if any(len(c) < MIN_COLUMN_LINES or max(l.box[2] for l in c) - min(l.box[0] for l in c) < MIN_COLUMN_SHARE * width
+           for c in columns):
+        return []  # narrow "columns" are table cells or labels: read row by row instead
+    return gutters
 
 
 def _paragraphs(column: list[TextBox], body_height: float) -> list[Paragraph]:
@@ -118,28 +135,26 @@ def lines_to_paragraphs(lines: list[TextBox]) -> list[Paragraph]:
     left = min(line.box[0] for line in lines)
     width = max(line.box[2] for line in lines) - left or 1.0
     body_height = median(_height(line) for line in lines)
-    bands: list[tuple[str, list[TextBox]]] = []  # ("span", [line]) or ("flow", lines)
+    gutters = _gutters(lines, left, width)
+    # Walk down the page: a line that crosses a gutter (a title, a full-width line) closes the
+    # current multi-column band; the band's lines are read column by column.
+    bands: list[list[TextBox]] = []
+    spanning: list[bool] = []
     for line in sorted(lines, key=lambda l: (l.box[1], l.box[0])):
-        if line.box[2] - line.box[0] >= SPANNING_SHARE * width:
-            bands.append(("span", [line]))
-        elif bands and bands[-1][0] == "flow":
-            bands[-1][1].append(line)
+        crosses = any(line.box[0] < g < line.box[2] for g in gutters)
+        if bands and spanning[-1] == crosses:
+            bands[-1].append(line)
         else:
-            bands.append(("flow", [line]))
+            bands.append([line])
+            spanning.append(crosses)
     paragraphs: list[Paragraph] = []
-    # Consecutive spanning lines are one-column text: gather them into one flow of their own.
-    merged: list[list[TextBox]] = []
-    kinds: list[str] = []
-    for kind, band_lines in bands:
-        if kinds and kinds[-1] == kind == "span":
-            merged[-1].extend(band_lines)
-        else:
-            merged.append(list(band_lines))
-            kinds.append(kind)
-    for kind, band_lines in zip(kinds, merged):
-        columns = [band_lines] if kind == "span" else _columns(band_lines, left, width)
-        for column in columns:
-            paragraphs.extend(_paragraphs(column, body_height))
+    for band, crosses in zip(bands, spanning):
+        if crosses or not gutters:
+            paragraphs.extend(_paragraphs(band, body_height))
+            continue
+        for column in range(len(gutters) + 1):
+            members = [l for l in band if sum((l.box[0] + l.box[2]) / 2 > g for g in gutters) == column]
+            paragraphs.extend(_paragraphs(members, body_height))
     return _rejoin_across_bands(paragraphs, body_height)
 
 

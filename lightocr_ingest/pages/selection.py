@@ -17,19 +17,15 @@ def parse_page_selection(selection: str | None, page_count: int) -> list[int]:
     if selection is None or not str(selection).strip():
         return list(range(1, page_count + 1))
     chosen: set[int] = set()
+    accepted = "each part must be N, N-M, N- or -M with 1-based page numbers, e.g. '1-3,7'"
     for part in str(selection).split(","):
         match = _PART.match(part)
         if not match or not (match.group(1) or match.group(3)):
-            raise ValueError(
-                f"bad page selection {selection!r}: each part must be N, N-M, N- or -M "
-                f"with 1-based page numbers, e.g. '1-3,7'"
-            )
+            raise ValueError(f"bad page selection {selection!r}: {accepted}")
         first_text, dash, last_text = match.groups()
         first = int(first_text) if first_text else 1
         last = (int(last_text) if last_text else page_count) if dash else first
         if first < 1 or last < first:
-            raise ValueError(
-                f"bad page selection {selection!r}: {part.strip()!r} is empty or starts below 1"
-            )
+            raise ValueError(f"bad page selection {selection!r}: {part.strip()!r} is empty; {accepted}")
         chosen.update(range(first, min(last, page_count) + 1))
     return sorted(chosen)

@@ -1,0 +1,37 @@
+import logging
+
+import pytest
+
+from lightocr_ingest.ocr import engine as engine_module
+from lightocr_ingest.testing import FakeVLLMServer
+
+from .documents import one_column_pdf, two_column_pdf
+
+
+@pytest.fixture(autouse=True)
+def _fresh_engine_probe():
+    """Each test decides for itself whether a server answers."""
+    engine_module._probe_cache.clear()
+    yield
+    engine_module._probe_cache.clear()
+
+
+@pytest.fixture
+def vllm_server():
+    with FakeVLLMServer("lightonai/LightOnOCR-2-1B-bbox") as server:
+        yield server
+    assert server.violations == [], "requests broke the LightOnOCR request shape"
+
+
+@pytest.fixture(scope="session")
+def pdf_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pdfs")
+    one_column_pdf(folder / "report.pdf", pages=3)
+    two_column_pdf(folder / "columns.pdf")
+    return folder
+
+
+@pytest.fixture
+def caplog_warnings(caplog):
+    caplog.set_level(logging.WARNING, logger="lightocr_ingest")
+    return caplog

@@ -1,0 +1,200 @@
+"""Stage 1: rendering pages from PDFs and images, page selection, bad input."""
+
+import io
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from lightocr_ingest.errors import InputError
+from lightocr_ingest.pages import LONGEST_SIDE, DocumentSource, iter_file_pages, parse_page_selection
+
+from .documents import encrypted_pdf, one_column_pdf
+
+
+def decode(page):
+    return Image.open(io.BytesIO(page.png))
+
+
+# --- page selection -----------------------------------------------------------------------
+@pytest.mark.parametrize("selection, expected", [
+    (None, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+    ("1-3,7", [1, 2, 3, 7]),
+    ("7,1-3", [1, 2, 3, 7]),
+    ("3-", [3, 4, 5, 6, 7, 8, 9, 10]),
+    ("-2", [1, 2]),
+    ("9-20", [9, 10]),
+    (" 2 , 2-3 ", [2, 3]),
+])
+def test_page_selection(selection, expected):
+    assert parse_page_selection(selection, 10) == expected
+
+
+@pytest.mark.parametrize("bad", ["0", "3-1", "a", "1-2-3", "-", "1,,2"])
+def test_bad_page_selection_says_what_is_accepted(bad):
+    with pytest.raises(ValueError, match="N-M"):
+        parse_page_selection(bad, 10)
+
+
+@given(st.lists(st.tuples(st.integers(1, 40), st.integers(0, 40)), min_size=1, max_size=6), st.integers(1, 30))
+def test_page_selection_matches_a_plain_set(ranges, count):
+    text = ",".join(f"{a}-{a + n}" for a, n in ranges)
+    expected = sorted({p for a, n in ranges for p in range(a, a + n + 1) if p <= count})
+    assert parse_page_selection(text, count) == expected
+
+
+# --- PDFs ---------------------------------------------------------------------------------
+def test_pdf_pages_render_to_1540_on_the_longest_side(tmp_path):
+    path = one_column_pdf(tmp_path / "a.pdf", pages=2)
+    pages = list(iter_file_pages(path))
+    assert [p.page for p in pages] == [1, 2]
+    for page in pages:
+        image = decode(page)
+        assert image.format == "PNG" and image.mode == "RGB"
+        assert max(image.size) == LONGEST_SIDE
+        assert (page.image_width, page.image_height) == image.size
+        assert page.page_width == pytest.approx(595.28, abs=0.1)  # A4 in points
+        assert page.image_width / page.image_height == pytest.approx(page.page_width / page.page_height, rel=0.01)
+        assert "Quarterly Report" in page.text_layer
+        assert page.source.page_count == 2 and page.source.kind == "pdf"
+
+
+def test_page_selection_on_a_pdf_and_lazy_rendering(tmp_path):
+    path = one_column_pdf(tmp_path / "a.pdf", pages=5)
+    iterator = iter_file_pages(path, pages="2,4-")
+    first = next(iterator)  # rendering is lazy: only one page exists so far
+    assert first.page == 2
+    assert [p.page for p in iterator] == [4, 5]
+
+
+def test_same_file_same_hash_and_pixels(tmp_path):
+    path = one_column_pdf(tmp_path / "a.pdf")
+    copy = tmp_path / "copy.pdf"
+    copy.write_bytes(path.read_bytes())
+    a, b = next(iter_file_pages(path)), next(iter_file_pages(copy))
+    assert a.source.sha256 == b.source.sha256
+    assert a.pixels_sha256 == b.pixels_sha256
+
+
+# --- images -------------------------------------------------------------------------------
+def test_large_image_is_downscaled_small_one_kept(tmp_path):
+    big = tmp_path / "big.png"
+    Image.new("RGB", (3080, 2000), "white").save(big)
+    small = tmp_path / "small.jpg"
+    Image.new("RGB", (800, 600), "white").save(small)
+    page = next(iter_file_pages(big))
+    assert (page.image_width, page.image_height) == (1540, 1000)
+    page = next(iter_file_pages(small))
+    assert (page.image_width, page.image_height) == (800, 600)  # never upscaled
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    path = tmp_path / "rotated.jpg"
+    image = Image.new("RGB", (400, 200), "white")
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    image.save(path, exif=exif)
+    page = next(iter_file_pages(path))
+    assert (page.image_width, page.image_height) == (200, 400)
+
+
+def test_multipage_tiff_gives_one_page_per_frame(tmp_path):
+    path = tmp_path / "scan.tiff"
+    frames = [Image.new("RGB", (300, 400), color) for color in ("white", "gray", "black")]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    pages = list(iter_file_pages(path))
+    assert [p.page for p in pages] == [1, 2, 3]
+    assert len({p.pixels_sha256 for p in pages}) == 3
+    assert [p.page for p in iter_file_pages(path, pages="2")] == [2]
+
+
+def test_gif_reads_the_first_frame_only(tmp_path):
+    path = tmp_path / "anim.gif"
+    frames = [Image.new("P", (50, 50), i) for i in (1, 2, 3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    pages = list(iter_file_pages(path))
+    assert len(pages) == 1 and pages[0].source.page_count == 1
+
+
+@pytest.mark.parametrize("mode, suffix", [("RGBA", ".webp"), ("L", ".bmp"), ("CMYK", ".jpg"), ("I;16", ".png"),
+                                          ("P", ".png"), ("LA", ".png"), ("1", ".bmp")])
+def test_every_image_mode_becomes_rgb(tmp_path, mode, suffix):
+    path = tmp_path / f"img{suffix}"
+    Image.new(mode, (120, 80)).save(path)
+    page = next(iter_file_pages(path))
+    image = decode(page)
+    assert image.mode == "RGB" and image.size == (120, 80)
+
+
+def test_sixteen_bit_image_keeps_its_contrast(tmp_path):
+    path = tmp_path / "deep.png"
+    image = Image.new("I;16", (100, 10), 0)
+    image.paste(65535, (50, 0, 100, 10))
+    image.save(path)
+    pixels = decode(next(iter_file_pages(path))).convert("L")
+    assert pixels.getpixel((10, 5)) == 0 and pixels.getpixel((90, 5)) == 255
+
+
+def test_image_dpi_gives_the_page_size_in_points(tmp_path):
+    path = tmp_path / "scan.png"
+    Image.new("RGB", (2480, 3508), "white").save(path, dpi=(300, 300))  # A4 at 300 dpi
+    page = next(iter_file_pages(path))
+    assert page.page_width == pytest.approx(595.2, abs=0.5)
+    assert page.page_height == pytest.approx(841.9, abs=0.5)
+    assert max(page.image_width, page.image_height) == 1540
+
+
+# --- bad input ----------------------------------------------------------------------------
+def open_error(path, **kwargs) -> str:
+    with pytest.raises(InputError) as info:
+        DocumentSource(path, **kwargs)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message  # one line that names the file
+    return message
+
+
+def test_empty_pdf(tmp_path):
+    (tmp_path / "empty.pdf").write_bytes(b"")
+    assert "empty (0 bytes)" in open_error(tmp_path / "empty.pdf")
+
+
+def test_truncated_pdf(tmp_path):
+    data = one_column_pdf(tmp_path / "full.pdf").read_bytes()
+    (tmp_path / "cut.pdf").write_bytes(data[: len(data) // 3])
+    assert "corrupt or truncated" in open_error(tmp_path / "cut.pdf")
+
+
+def test_corrupt_pdf(tmp_path):
+    (tmp_path / "junk.pdf").write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 20)
+    assert "corrupt or truncated" in open_error(tmp_path / "junk.pdf")
+
+
+def test_encrypted_pdf_asks_for_the_password_and_opens_with_it(tmp_path):
+    path = encrypted_pdf(tmp_path / "locked.pdf", password="s3cret")
+    assert "encrypted" in open_error(path) and "password" in open_error(path)
+    assert "password given is wrong" in open_error(path, password="nope")
+    page = next(iter_file_pages(path, password="s3cret"))
+    assert "Confidential" in page.text_layer
+
+
+def test_content_that_does_not_match_the_extension(tmp_path):
+    png = tmp_path / "really-a-png.pdf"
+    Image.new("RGB", (10, 10)).save(png, format="PNG")
+    assert "not a PDF (it looks like a PNG image)" in open_error(png)
+    fake = tmp_path / "paper.png"
+    fake.write_bytes(one_column_pdf(tmp_path / "x.pdf").read_bytes())
+    assert "content is a PDF" in open_error(fake)
+    text = tmp_path / "notes.jpg"
+    text.write_text("hello")
+    assert "not a readable image" in open_error(text)
+
+
+def test_unsupported_type_lists_what_is_supported(tmp_path):
+    (tmp_path / "sheet.xlsx").write_bytes(b"PK\x03\x04")
+    message = open_error(tmp_path / "sheet.xlsx")
+    assert "unsupported file type '.xlsx'" in message and ".pdf" in message
+
+
+def test_missing_file(tmp_path):
+    assert "file not found" in open_error(tmp_path / "nope.pdf")

@@ -1,0 +1,89 @@
+"""OCR post-processing: escaped math delimiters, figure boxes, model profiles."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lightocr_ingest.ocr import extract_figures, fix_escaped_dollars, profile_for
+from lightocr_ingest.ocr.postprocess import looks_like_math
+
+
+@pytest.mark.parametrize("before, after", [
+    (r"We set \$x\$ to zero.", "We set $x$ to zero."),
+    (r"The loss \$\mathcal{L}(\theta)\$ falls.", r"The loss $\mathcal{L}(\theta)$ falls."),
+    (r"so \$E = mc^2\$ holds", "so $E = mc^2$ holds"),
+    (r"index \$x_{i}\$ and \$y_i\$", "index $x_{i}$ and $y_i$"),
+    (r"mixed $a^2\$ end", "mixed $a^2$ end"),
+    ("\\$\\$\n\\int_0^1 f(x)\\,dx\n\\$\\$", "$$\n\\int_0^1 f(x)\\,dx\n$$"),
+])
+def test_escaped_math_is_repaired(before, after):
+    assert fix_escaped_dollars(before) == after
+
+
+@pytest.mark.parametrize("text", [
+    r"It costs \$5 and \$10 with tax.",
+    r"Prices: \$1,200\$ per unit",
+    r"Between \$5 and 10\$ dollars",
+    r"Total \$20, i.e. twice \$10 spent",
+    "Already fine: $x^2$ and $$y$$",
+    "```\necho \\$HOME \\$PATH\n```",
+    r"a lone \$ sign",
+])
+def test_prices_prose_and_code_are_left_alone(text):
+    assert fix_escaped_dollars(text) == text
+
+
+def test_repairs_next_to_a_price_on_one_line():
+    assert fix_escaped_dollars(r"Pay \$20 now, then set \$x\$ to 1.") == r"Pay \$20 now, then set $x$ to 1."
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="$\\"), max_size=200))
+def test_text_without_dollars_is_untouched(text):
+    assert fix_escaped_dollars(text) == text
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("x", True), ("x_1", True), (r"\alpha", True), ("a + b", True), ("f(x)", True),
+    ("5", False), ("1,200", False), ("5 and 10", False), (" x", False), ("", False),
+    ("hello world", False), ("{x", False), (r"\text{net income} = r", True),
+])
+def test_looks_like_math(body, expected):
+    assert looks_like_math(body) is expected
+
+
+def test_figure_boxes_are_parsed_scaled_and_stripped():
+    markdown = "Intro\n\n![image](image_1.png)102,540,897,811\n\n![chart](image_2.png) 900 , 100, 100 ,50\n\nEnd"
+    clean, figures = extract_figures(markdown, image_width=1000, image_height=2000)
+    assert clean == "Intro\n\n![image](image_1.png)\n\n![chart](image_2.png)\n\nEnd"
+    assert [f.ref for f in figures] == ["image_1.png", "image_2.png"]
+    assert figures[0].box == (102.0, 1080.0, 897.0, 1622.0)
+    assert figures[1].box == (100.0, 100.0, 900.0, 200.0)  # reordered corners
+
+
+def test_figure_without_box_and_out_of_range_box():
+    clean, figures = extract_figures("![image](image_1.png)\n![image](image_2.png)0,0,1200,1000",
+                                     image_width=500, image_height=500)
+    assert clean == "![image](image_1.png)\n![image](image_2.png)"
+    assert figures[0].box is None
+    assert figures[1].box == (0.0, 0.0, 500.0, 500.0)  # clamped to the page
+
+
+@given(st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 1000),
+       st.integers(1, 3000), st.integers(1, 3000))
+def test_figure_boxes_always_lie_inside_the_image(x0, y0, x1, y1, width, height):
+    _, (figure,) = extract_figures(f"![image](image_1.png){x0},{y0},{x1},{y1}", width, height)
+    bx0, by0, bx1, by1 = figure.box
+    assert 0 <= bx0 <= bx1 <= width and 0 <= by0 <= by1 <= height
+
+
+@pytest.mark.parametrize("name, generation, boxes, tables", [
+    ("lightonai/LightOnOCR-1B-1025", 1, False, "pipe"),
+    ("lightonai/LightOnOCR-2-1B", 2, False, "html"),
+    ("lightonai/LightOnOCR-2-1B-bbox", 2, True, "html"),
+    ("lightonai/LightOnOCR-2-1B-bbox-soup", 2, True, "html"),
+    ("my-ocr", None, False, "html"),
+])
+def test_model_profiles(name, generation, boxes, tables):
+    profile = profile_for(name)
+    assert (profile.generation, profile.figure_boxes, profile.table_format) == (generation, boxes, tables)
+    assert (profile.longest_side, profile.temperature, profile.top_p, profile.max_tokens) == (1540, 0.2, 0.9, 4096)

@@ -1,0 +1,179 @@
+"""The reader against a loopback server speaking vLLM's OpenAI wire protocol."""
+
+import asyncio
+import pickle
+import re
+
+import pytest
+from llama_index.core import SimpleDirectoryReader
+from llama_index.core.schema import MetadataMode
+from PIL import Image
+
+from lightocr_ingest import LightOnOCRReader, OCRServerError, page_document_id
+from lightocr_ingest.ocr import clean_markdown
+from lightocr_ingest.testing import FakeVLLMServer
+
+from .documents import one_column_pdf
+
+
+def served_by_id(server):
+    """The answers the server gave, keyed by the page id written in each answer."""
+    return {re.search(r"Page id (\w+)", r.answer).group(1): r for r in server.requests}
+
+
+def test_documents_hold_what_the_server_answered(vllm_server, pdf_dir):
+    reader = LightOnOCRReader(ocr_url=vllm_server.url)
+    documents = reader.load_data(pdf_dir / "report.pdf")
+    assert [d.metadata["page"] for d in documents] == [1, 2, 3]
+    served = served_by_id(vllm_server)
+    assert len(vllm_server.requests) == 3
+    for document in documents:
+        request = served[re.search(r"Page id (\w+)", document.text).group(1)]
+        expected, figures = clean_markdown(request.answer, *request.image_size)
+        assert document.text == expected
+        assert "$x_" in document.text and r"\$5" in document.text  # escaped math repaired, price kept
+        assert "<table>" in document.text and "$$" in document.text
+        meta = document.metadata
+        assert meta["ocr_engine"] == "vllm" and meta["ocr_model"] == "lightonai/LightOnOCR-2-1B-bbox"
+        assert (meta["image_width"], meta["image_height"]) == request.image_size
+        # The figure box comes back in page points: 0-1000 of the image -> points of the page.
+        (figure,) = meta["figures"]
+        (raw,) = figures
+        sx, sy = meta["page_width"] / meta["image_width"], meta["page_height"] / meta["image_height"]
+        x0, y0, x1, y1 = raw.box
+        assert figure["bbox"] == pytest.approx([x0 * sx, y0 * sy, x1 * sx, y1 * sy], abs=0.05)
+        assert 0 <= figure["bbox"][0] < figure["bbox"][2] <= meta["page_width"]
+
+
+def test_metadata_and_embedding_text(vllm_server, pdf_dir):
+    document = LightOnOCRReader(ocr_url=vllm_server.url, pages="2").load_data(pdf_dir / "report.pdf")[0]
+    meta = document.metadata
+    assert meta["file_name"] == "report.pdf" and meta["file_path"].endswith("report.pdf")
+    assert meta["page"] == 2 and meta["page_label"] == "2" and meta["page_count"] == 3
+    assert meta["page_width"] == pytest.approx(595.28, abs=0.1) and meta["page_height"] == pytest.approx(841.89, abs=0.1)
+    assert max(meta["image_width"], meta["image_height"]) == 1540
+    embed_text = document.get_content(MetadataMode.EMBED)
+    assert embed_text.startswith("file_name: report.pdf")
+    assert "page_width" not in embed_text and "figures" not in embed_text and "sha256" not in embed_text
+
+
+def test_ids_depend_on_file_bytes_and_page_only(vllm_server, pdf_dir, tmp_path):
+    reader = LightOnOCRReader(ocr_url=vllm_server.url)
+    copy = tmp_path / "renamed.pdf"
+    copy.write_bytes((pdf_dir / "report.pdf").read_bytes())
+    first = [d.id_ for d in reader.load_data(pdf_dir / "report.pdf")]
+    again = [d.id_ for d in reader.load_data(copy)]
+    assert first == again and len(set(first)) == 3
+    other = one_column_pdf(tmp_path / "other.pdf", pages=1, title="Different")
+    assert reader.load_data(other)[0].id_ not in first
+    assert first[0] == page_document_id(reader.load_data(copy)[0].metadata["file_sha256"], 1)
+
+
+def test_request_shape_and_sampling_overrides(pdf_dir):
+    sampling = {"temperature": 0.4, "top_p": 0.95, "max_tokens": 2048}
+    with FakeVLLMServer("lightonai/LightOnOCR-2-1B", expect_sampling=sampling) as server:
+        reader = LightOnOCRReader(ocr_url=server.url, temperature=0.4, top_p=0.95, max_tokens=2048, pages="1")
+        reader.load_data(pdf_dir / "report.pdf")
+        (request,) = server.requests
+        assert request.violations == []
+        assert request.body["model"] == "lightonai/LightOnOCR-2-1B"  # discovered from /v1/models
+
+
+def test_shape_checker_catches_a_text_prompt():
+    """The server's own check must be able to fail, or the tests above prove nothing."""
+    server = FakeVLLMServer()
+    _, problems = server.check({"model": server.model, "temperature": 0.2, "top_p": 0.9, "max_tokens": 4096,
+                                "messages": [{"role": "system", "content": "Transcribe."},
+                                             {"role": "user", "content": [{"type": "text", "text": "OCR this"}]}]})
+    assert any("exactly one message" in p for p in problems)
+    _, problems = server.check({"model": "other", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AAAA"}}]}]})
+    assert any("PNG data URL" in p for p in problems) and any("temperature" in p for p in problems)
+
+
+def test_api_key_is_sent(pdf_dir, monkeypatch):
+    with FakeVLLMServer(api_key="k-123") as server:
+        with pytest.raises(OCRServerError, match="401"):
+            LightOnOCRReader(ocr_url=server.url, ocr_engine="vllm").load_data(pdf_dir / "report.pdf")
+        monkeypatch.setenv("LIGHTONOCR_API_KEY", "k-123")
+        assert len(LightOnOCRReader(ocr_url=server.url, pages="1").load_data(pdf_dir / "report.pdf")) == 1
+
+
+def test_simple_directory_reader_with_file_extractor_and_bad_files(vllm_server, pdf_dir, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "report.pdf").write_bytes((pdf_dir / "report.pdf").read_bytes())
+    Image.new("RGB", (600, 800), "white").save(folder / "scan.png")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 this is not a pdf")
+    (folder / "empty.pdf").write_bytes(b"")
+    reader = LightOnOCRReader(ocr_url=vllm_server.url)
+    loader = SimpleDirectoryReader(str(folder), file_extractor={".pdf": reader, ".png": reader})
+    documents = loader.load_data()
+    assert sorted((d.metadata["file_name"], d.metadata["page"]) for d in documents) == [
+        ("report.pdf", 1), ("report.pdf", 2), ("report.pdf", 3), ("scan.png", 1)]
+    assert all(d.metadata["file_type"] for d in documents)  # extra_info from SimpleDirectoryReader kept
+    printed = capsys.readouterr().out
+    assert "broken.pdf: is corrupt or truncated" in printed and "empty.pdf: file is empty" in printed
+
+
+def test_simple_directory_reader_async_shares_one_window(pdf_dir, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        one_column_pdf(folder / f"doc{i}.pdf", pages=4, title=f"Doc {i}")
+    with FakeVLLMServer(latency_s=0.2) as server:
+        reader = LightOnOCRReader(ocr_url=server.url, max_in_flight=6)
+        loader = SimpleDirectoryReader(str(folder), file_extractor={".pdf": reader})
+        documents = asyncio.run(loader.aload_data(num_workers=3))
+        assert len(documents) == 12
+        # Pages of different files shared the window: more than one file's worth... but never above the cap.
+        assert 4 < server.max_in_flight_seen <= 6
+
+
+def test_aload_data_of_many_files_continues_past_a_bad_one(vllm_server, pdf_dir, tmp_path):
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"")
+    reader = LightOnOCRReader(ocr_url=vllm_server.url)
+    documents = asyncio.run(reader.aload_data([pdf_dir / "report.pdf", bad, pdf_dir / "columns.pdf"]))
+    assert [(d.metadata["file_name"], d.metadata["page"]) for d in documents] == [
+        ("report.pdf", 1), ("report.pdf", 2), ("report.pdf", 3), ("columns.pdf", 1)]
+
+
+def test_load_data_inside_a_running_event_loop(vllm_server, pdf_dir):
+    reader = LightOnOCRReader(ocr_url=vllm_server.url)
+
+    async def notebook_cell():
+        return reader.load_data(pdf_dir / "report.pdf")  # as in Jupyter: a loop is already running
+
+    assert len(asyncio.run(notebook_cell())) == 3
+
+
+def test_reader_pickles_for_num_workers(vllm_server, pdf_dir, tmp_path):
+    reader = LightOnOCRReader(ocr_url=vllm_server.url, pages="1", api_key="k")
+    reader.load_data(pdf_dir / "report.pdf")  # the engine exists now and must not travel
+    clone = pickle.loads(pickle.dumps(reader))
+    assert clone.ocr_url == vllm_server.url and clone.api_key.get_secret_value() == "k"
+    assert len(clone.load_data(pdf_dir / "report.pdf")) == 1
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.pdf").write_bytes((pdf_dir / "report.pdf").read_bytes())
+    (folder / "b.pdf").write_bytes((pdf_dir / "columns.pdf").read_bytes())
+    documents = SimpleDirectoryReader(str(folder), file_extractor={".pdf": reader}).load_data(num_workers=2)
+    assert sorted(d.metadata["file_name"] for d in documents) == ["a.pdf", "b.pdf"]
+
+
+def test_engine_vllm_never_falls_back(pdf_dir):
+    reader = LightOnOCRReader(ocr_url="http://127.0.0.1:9/v1", ocr_engine="vllm")
+    with pytest.raises(OCRServerError, match="vllm serve lightonai/LightOnOCR-2-1B"):
+        reader.load_data(pdf_dir / "report.pdf")
+
+
+def test_a_page_the_server_fails_is_reported_not_lost(pdf_dir):
+    def responder(request):
+        raise RuntimeError("boom")
+
+    with FakeVLLMServer(responder=responder) as server:
+        reader = LightOnOCRReader(ocr_url=server.url, max_retries=0, pages="1-2")
+        documents = reader.load_data(pdf_dir / "report.pdf")
+    assert [d.metadata["ocr_status"] for d in documents] == ["failed", "failed"]
+    assert all("500" in d.metadata["ocr_error"] for d in documents)
