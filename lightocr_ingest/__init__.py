@@ -6,6 +6,7 @@ The stages, in the order data flows through them::
     -> embedding -> store (Qdrant) -> pipeline (orchestration, reports) -> cli
 """
 
+from .chunking import MarkdownBlockNodeParser
 from .errors import ConfigError, InputError, LightOCRError, OCRServerError
 from .reader import LightOnOCRReader, page_document_id
 
@@ -16,6 +17,7 @@ __all__ = [
     "InputError",
     "LightOCRError",
     "LightOnOCRReader",
+    "MarkdownBlockNodeParser",
     "OCRServerError",
     "page_document_id",
 ]

