@@ -7,6 +7,7 @@ directory of 1,000 files does not probe 1,000 times) and says loudly which engin
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -76,14 +77,5 @@ def create_engine(settings: EngineSettings) -> VLLMEngine | CpuEngine:
     kind, model = resolve(settings)
     if kind == "cpu":
         return CpuEngine()
-    return VLLMEngine(
-        settings.url,
-        model=model,
-        api_key=settings.api_key,
-        max_in_flight=settings.max_in_flight,
-        request_timeout_s=settings.request_timeout_s,
-        max_retries=settings.max_retries,
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-    )
+    options = {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("kind", "url", "model")}
+    return VLLMEngine(settings.url, model=model, **options)
