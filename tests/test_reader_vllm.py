@@ -177,3 +177,14 @@ def test_a_page_the_server_fails_is_reported_not_lost(pdf_dir):
         documents = reader.load_data(pdf_dir / "report.pdf")
     assert [d.metadata["ocr_status"] for d in documents] == ["failed", "failed"]
     assert all("500" in d.metadata["ocr_error"] for d in documents)
+
+
+def test_reads_through_an_fsspec_filesystem(vllm_server, pdf_dir):
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    fs = MemoryFileSystem()
+    fs.pipe("/bucket/report.pdf", (pdf_dir / "report.pdf").read_bytes())
+    reader = LightOnOCRReader(ocr_url=vllm_server.url)
+    documents = SimpleDirectoryReader("/bucket", fs=fs, file_extractor={".pdf": reader}).load_data()
+    assert [d.metadata["page"] for d in documents] == [1, 2, 3]
+    assert documents[0].metadata["file_name"] == "report.pdf"

@@ -66,7 +66,7 @@ def ocr_page_sync(page: PageImage) -> OcrResult:
         markdown=paragraphs_to_markdown(paragraphs),
         engine="cpu",
         model=CPU_MODEL,
-        text_boxes=tuple(TextBox(p.markdown(), p.box) for p in paragraphs),
+        text_boxes=tuple(lines),  # every detected line with its box, for highlighting hits
         finish_reason="stop",
         latency_s=time.perf_counter() - started,
     )
