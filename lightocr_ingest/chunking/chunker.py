@@ -66,16 +66,21 @@ def _normalise(text: str) -> str:
 
 
 def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
-                drop_page_furniture: bool = True, count: TokenCounter = estimate_tokens) -> list[Chunk]:
-    """Chunk the pages of one file, given in page order."""
+                drop_page_furniture: bool = True, count: TokenCounter = estimate_tokens,
+                heading_path: list[tuple[int, str]] | None = None) -> list[Chunk]:
+    """Chunk the pages of one file, given in page order.
+
+    ``heading_path`` carries the open headings from an earlier batch of the same file's pages
+    (streaming ingestion of long PDFs); it is updated in place.
+    """
     if max_tokens < 16:
         raise ValueError(f"max_tokens must be at least 16, got {max_tokens}")
     page_blocks = [parse_blocks(page.markdown) for page in pages]
     furniture = find_furniture(page_blocks) if drop_page_furniture else set()
     chunks: list[Chunk] = []
-    path: list[tuple[int, str]] = []  # (level, title) of the headings above
+    path: list[tuple[int, str]] = [] if heading_path is None else heading_path  # (level, title) above
     current: _Open | None = None
-    current_path: tuple[str, ...] = ()
+    current_path: tuple[str, ...] = tuple(title for _, title in path)
 
     def flush() -> None:
         nonlocal current

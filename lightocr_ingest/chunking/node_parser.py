@@ -65,7 +65,16 @@ class MarkdownBlockNodeParser(NodeParser):
             out.extend(self._chunk_file(file_nodes))
         return out
 
-    def _chunk_file(self, file_nodes: list[BaseNode]) -> list[TextNode]:
+    def chunk_file_pages(self, page_documents: list[BaseNode], heading_path: list | None = None) -> list[BaseNode]:
+        """Chunk a run of one file's pages (in page order), carrying ``heading_path`` across runs.
+
+        For streaming ingestion: the pipeline calls this on batches of a long file's pages.
+        """
+        nodes = self._chunk_file(list(page_documents), heading_path)
+        parents = {doc.node_id: doc for doc in page_documents if isinstance(doc, Document)}
+        return self._postprocess_parsed_nodes(nodes, parents)
+
+    def _chunk_file(self, file_nodes: list[BaseNode], heading_path: list | None = None) -> list[TextNode]:
         pages = [PageText(page=node.metadata.get("page") or i + 1,
                           markdown=node.get_content(),
                           figures=tuple(node.metadata.get("figures") or ()),
@@ -73,7 +82,7 @@ class MarkdownBlockNodeParser(NodeParser):
                  for i, node in enumerate(file_nodes)]
         by_page = {page.page: node for page, node in zip(pages, file_nodes)}
         chunks = chunk_pages(pages, max_tokens=self.chunk_size, drop_page_furniture=self.drop_page_furniture,
-                             count=self.count_tokens)
+                             count=self.count_tokens, heading_path=heading_path)
         return [self._to_node(chunk, by_page[chunk.page]) for chunk in chunks]
 
     def _to_node(self, chunk: Chunk, source: BaseNode) -> TextNode:

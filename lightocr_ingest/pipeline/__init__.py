@@ -1,0 +1,23 @@
+"""Stage 6 - pipeline: orchestration of all stages from a YAML config, with a run report."""
+
+from .config import PipelineConfig, json_schema, load_config, parse_config
+from .query import Hit, search
+from .report import FileReport, PageReport, RunReport
+from .run import Ingestor, build_pipeline, collect_files, make_parser, make_reader
+
+__all__ = [
+    "FileReport",
+    "Hit",
+    "Ingestor",
+    "PageReport",
+    "PipelineConfig",
+    "RunReport",
+    "build_pipeline",
+    "collect_files",
+    "json_schema",
+    "load_config",
+    "make_parser",
+    "make_reader",
+    "parse_config",
+    "search",
+]

@@ -1,0 +1,158 @@
+"""The ``ingest`` and ``query`` commands. Flags override the config; the config, the defaults."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from rich.table import Table
+
+from ..cli import print_error, progress_bar, stderr
+from .config import PipelineConfig, load_config
+
+
+def _apply_flags(config: PipelineConfig, args: argparse.Namespace) -> PipelineConfig:
+    data = config.model_dump()
+    for section, key, value in [("qdrant", "collection", getattr(args, "collection", None)),
+                                ("qdrant", "path", getattr(args, "qdrant_path", None)),
+                                ("qdrant", "url", getattr(args, "qdrant_url", None)),
+                                ("ocr", "url", getattr(args, "ocr_url", None)),
+                                ("ocr", "model", getattr(args, "model", None)),
+                                ("ocr", "engine", getattr(args, "ocr_engine", None)),
+                                ("input", "pages", getattr(args, "pages", None))]:
+        if value is not None:
+            data[section][key] = value
+    if getattr(args, "qdrant_path", None):
+        data["qdrant"]["url"] = None
+    for section in ("ocr", "qdrant", "input"):  # keep secrets as they were (model_dump masks nothing here)
+        for key in ("api_key", "password"):
+            if key in data[section] and getattr(getattr(config, section), key, None) is not None:
+                data[section][key] = getattr(getattr(config, section), key).get_secret_value()
+    return PipelineConfig.model_validate(data)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .run import Ingestor
+
+    config = _apply_flags(load_config(args.config), args)
+    if not args.paths and not config.input.paths:
+        print_error("nothing to ingest: give PATH arguments or input.paths in the config")
+        return 2
+    ingestor = Ingestor(config)
+    started = time.perf_counter()
+    stats = {"chunks": 0, "failed": 0, "pages": 0}
+    with progress_bar() as progress:
+        task = progress.add_task("Ingest", total=None, status="")
+
+        def status() -> str:
+            rate = stats["pages"] / max(1e-9, time.perf_counter() - started)
+            return f"{stats['chunks']} chunks  {rate:.2f} pages/s  {stats['failed']} failed"
+
+        def on_total(total: int) -> None:
+            progress.update(task, total=total)
+
+        def on_page(file_report, page_report) -> None:
+            stats["pages"] += 1
+            stats["failed"] += page_report.status == "failed"
+            progress.update(task, advance=1, status=status())
+
+        def on_file(file_report) -> None:
+            stats["chunks"] = sum(f.chunks for f in report_files)
+            if file_report.status == "failed" and file_report.error and not file_report.pages:
+                progress.console.print(f"[red]failed:[/] {file_report.error}", markup=True, highlight=False,
+                                       soft_wrap=True)
+            progress.update(task, status=status())
+
+        report_files: list = []
+        original_on_file = on_file
+
+        def on_file_tracking(file_report) -> None:
+            if file_report not in report_files:
+                report_files.append(file_report)
+            original_on_file(file_report)
+
+        try:
+            report = ingestor.run(args.paths, on_page=on_page, on_file=on_file_tracking, on_total=on_total)
+        finally:
+            ingestor.close()
+    _print_summary(report)
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as handle:
+            handle.write(report.to_json())
+        stderr.print(f"report written to {args.report}")
+    if not report.ok:
+        failed = report.failed_files()
+        stderr.print(f"[red]{len(failed)} file(s) had failures.[/] Fix them, then re-run only those with:")
+        config_flag = f" --config {args.config}" if args.config else ""
+        stderr.print("  lightocr-ingest ingest " + " ".join(failed) + config_flag, markup=False, soft_wrap=True)
+        return 1
+    return 0
+
+
+def _print_summary(report) -> None:
+    totals = report.totals()
+    table = Table(title=f"Ingestion into '{report.collection}'", show_header=True)
+    for column in ("file", "status", "pages", "failed", "chunks"):
+        table.add_column(column, justify="left" if column in ("file", "status") else "right")
+    for f in report.files:
+        table.add_row(f.path, f.status, str(len(f.pages)), str(len(f.failed_pages)), str(f.chunks))
+    stderr.print(table)
+    stderr.print(
+        f"pages seen {totals['pages_seen']} = ingested {totals['pages_ingested']} + failed {totals['pages_failed']}; "
+        f"{totals['files_skipped']} file(s) unchanged and skipped; {totals['chunks']} chunks; "
+        f"points {totals['points_before']} -> {totals['points_after']}; {totals['elapsed_s']} s")
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from ..embedding import make_embed_model
+    from ..store import count_points, make_client, make_vector_store
+    from .query import search
+
+    config = _apply_flags(load_config(args.config), args)
+    q = config.qdrant
+    client = make_client(q.path, q.url, q.api_key.get_secret_value() if q.api_key else None)
+    try:
+        if count_points(client, q.collection) == 0:
+            print_error(f"collection '{q.collection}' is empty or missing at {q.url or q.path}; "
+                        f"run `lightocr-ingest ingest PATH` first (with the same --config)")
+            return 1
+        e = config.embedding
+        hits = search(make_vector_store(client, q.collection), make_embed_model(e.model, e.device, e.batch_size),
+                      args.text, args.k)
+    finally:
+        client.close()
+    if args.json:
+        for hit in hits:
+            sys.stdout.write(json.dumps(hit.to_dict(), ensure_ascii=False) + "\n")
+        return 0
+    for rank, hit in enumerate(hits, 1):
+        snippet = " ".join(hit.text.split())[:300]
+        where = f"{hit.file_name} p.{hit.page}" + (f"  [{hit.header_path}]" if hit.header_path else "")
+        sys.stdout.write(f"{rank}. {hit.score:.3f}  {where}\n   {snippet}\n\n")
+    return 0
+
+
+def add_pipeline_commands(commands, add_ocr_options) -> None:
+    def add_store_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--config", help="pipeline YAML, e.g. pipelines/local.yaml")
+        parser.add_argument("--collection", help="Qdrant collection (default from config: lightocr)")
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument("--qdrant-path", help="local Qdrant folder (embedded mode)")
+        where.add_argument("--qdrant-url", help="Qdrant server URL (api key from QDRANT_API_KEY)")
+
+    ingest = commands.add_parser("ingest", help="OCR, chunk, embed and upsert files into Qdrant")
+    ingest.add_argument("paths", nargs="*", help="files or folders")
+    add_store_options(ingest)
+    add_ocr_options(ingest)
+    ingest.add_argument("--pages", help="page selection applied to every file")
+    ingest.add_argument("--report", help="write a JSON report of every file and page here")
+    ingest.set_defaults(run=cmd_ingest)
+
+    query = commands.add_parser("query", help="search a collection")
+    query.add_argument("text")
+    add_store_options(query)
+    query.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
+    query.add_argument("--json", action="store_true", help="one JSON object per hit per line")
+    query.set_defaults(run=cmd_query)

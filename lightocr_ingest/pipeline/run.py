@@ -1,0 +1,269 @@
+"""Orchestration: files -> pages -> OCR -> chunks -> embeddings -> Qdrant, streaming.
+
+Pages come out of the reader in order while up to ``max_in_flight`` are being OCR'd; every
+``PAGES_PER_BATCH`` pages of a file (and at its end) the batch is chunked, embedded and
+upserted, so a long PDF becomes searchable as it goes and memory stays flat. Blocking work
+(embedding, upserts) runs in a thread so OCR requests keep flowing meanwhile.
+
+Re-running is cheap and safe: a file already stored with the same content hash and the same
+chunking/embedding settings is skipped before any OCR; a changed file has the points of its
+old version deleted first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from llama_index.core.schema import Document, MetadataMode
+
+from .._async import iterate_in_thread
+from ..chunking import MarkdownBlockNodeParser
+from ..embedding import make_embed_model, max_sequence_tokens, resolve_model
+from ..errors import InputError
+from ..reader import LightOnOCRReader
+from ..store import count_points, delete_stale_points, ensure_payload_indexes, file_is_stored, make_client, \
+    make_vector_store
+from .config import PipelineConfig
+from .report import FileReport, PageReport, RunReport
+
+log = logging.getLogger("lightocr_ingest")
+
+PAGES_PER_BATCH = 16  # pages chunked+embedded+upserted together: searchable soon, embedding batches stay full
+
+
+def settings_fingerprint(config: PipelineConfig) -> str:
+    """What decides a file's points besides its content: re-ingest when it changes."""
+    relevant = {"chunking": config.chunking.model_dump(), "embedding_model": config.embedding.model,
+                "pages": config.input.pages}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def file_sha256(path: str) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def collect_files(paths: Iterable[str], extensions: list[str], recursive: bool = True) -> tuple[list[str], list[str]]:
+    """Expand folders into files (sorted, no symlinked folders followed: no loops); report missing paths."""
+    wanted = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+    files: list[str] = []
+    missing: list[str] = []
+    for raw in paths:
+        path = os.path.expanduser(str(raw))
+        if os.path.isdir(path):
+            walker = os.walk(path, followlinks=False) if recursive else [(path, [], os.listdir(path))]
+            for folder, _, names in walker:
+                files.extend(os.path.join(folder, n) for n in sorted(names)
+                             if Path(n).suffix.lower() in wanted and os.path.isfile(os.path.join(folder, n)))
+        elif os.path.exists(path):
+            files.append(path)
+        else:
+            missing.append(path)
+    return list(dict.fromkeys(files)), missing
+
+
+class Ingestor:
+    """Runs one pipeline config; reusable across runs (models and clients are loaded once)."""
+
+    def __init__(self, config: PipelineConfig):
+        self.config = config
+        self.fingerprint = settings_fingerprint(config)
+        self.reader = make_reader(config)
+        self._embed_model = None
+        self._parser = None
+        self.client = make_client(config.qdrant.path, config.qdrant.url,
+                                  config.qdrant.api_key.get_secret_value() if config.qdrant.api_key else None)
+        self.collection = config.qdrant.collection
+        self.vector_store = make_vector_store(self.client, self.collection)
+
+    @property
+    def embed_model(self):
+        if self._embed_model is None:
+            e = self.config.embedding
+            self._embed_model = make_embed_model(e.model, e.device, e.batch_size)
+            limit = max_sequence_tokens(self._embed_model)
+            if limit and self.config.chunking.chunk_size > limit:
+                log.warning("chunk_size %d exceeds what %s reads (%d tokens): the ends of long chunks will be "
+                            "ignored by the embedding; set chunking.chunk_size <= %d",
+                            self.config.chunking.chunk_size, e.model, limit, limit)
+        return self._embed_model
+
+    @property
+    def parser(self) -> MarkdownBlockNodeParser:
+        if self._parser is None:
+            self._parser = make_parser(self.config)
+        return self._parser
+
+    def close(self) -> None:
+        self.client.close()
+
+    # --- one run ------------------------------------------------------------------------
+    def run(self, paths: Iterable[str] = (), on_page: Callable[[FileReport, PageReport], None] | None = None,
+            on_file: Callable[[FileReport], None] | None = None, on_total: Callable[[int], None] | None = None) -> RunReport:
+        """Ingest ``paths`` (plus the config's); returns the report. Works inside a running loop."""
+        reports = list(iterate_in_thread(lambda: self._arun(list(paths), on_page, on_file, on_total)))
+        return reports[-1]
+
+    async def _arun(self, extra_paths, on_page, on_file, on_total):
+        started = time.perf_counter()
+        report = RunReport(collection=self.collection, points_before=count_points(self.client, self.collection))
+        files, missing = collect_files(list(self.config.input.paths) + extra_paths, self.config.input.extensions,
+                                       self.config.input.recursive)
+        for path in missing:
+            report.files.append(FileReport(path=path, status="failed", error=f"{path}: no such file or folder"))
+        pending: list[tuple[str, str]] = []
+        by_path: dict[str, FileReport] = {}
+        for path in files:
+            sha = await asyncio.to_thread(file_sha256, path)
+            file_report = FileReport(path=path, sha256=sha)
+            report.files.append(file_report)
+            by_path[path] = file_report
+            if sha and await asyncio.to_thread(self._already_stored, sha):
+                file_report.status = "skipped"
+                if on_file:
+                    on_file(file_report)
+                continue
+            pending.append((path, sha))
+        if on_total:
+            on_total(await asyncio.to_thread(self._count_pages, [p for p, _ in pending]))
+
+        def file_failed(error: InputError) -> None:
+            file_report = by_path.get(error.file)
+            if file_report is not None:
+                file_report.status, file_report.error = "failed", str(error)
+                if on_file:
+                    on_file(file_report)
+
+        batch: list[Document] = []
+        heading_path: list = []
+        current: str | None = None
+
+        async def flush() -> None:
+            nonlocal batch
+            if batch:
+                await asyncio.to_thread(self._store_batch, batch, heading_path, by_path[current])
+                batch = []
+
+        async for document in self.reader.astream([p for p, _ in pending], on_file_error=file_failed):
+            path = document.metadata["file_path"]
+            if path != current:
+                await flush()
+                if current is not None:
+                    self._finish_file(by_path[current], on_file)
+                current, heading_path = path, []
+                await asyncio.to_thread(delete_stale_points, self.client, self.collection, path,
+                                        document.metadata.get("file_sha256", ""))
+            page_report = page_report_of(document)
+            by_path[path].pages.append(page_report)
+            if page_report.status != "failed":
+                document.metadata["pipeline_fingerprint"] = self.fingerprint
+                batch.append(document)
+            if on_page:
+                on_page(by_path[path], page_report)
+            if len(batch) >= PAGES_PER_BATCH:
+                await flush()
+        await flush()
+        if current is not None:
+            self._finish_file(by_path[current], on_file)
+        await asyncio.to_thread(ensure_payload_indexes, self.client, self.collection)
+        report.points_after = count_points(self.client, self.collection)
+        report.elapsed_s = time.perf_counter() - started
+        yield report
+
+    def _already_stored(self, sha: str) -> bool:
+        from qdrant_client import models
+
+        if not file_is_stored(self.client, self.collection, sha):
+            return False
+        same = self.client.count(self.collection, count_filter=models.Filter(must=[
+            models.FieldCondition(key="file_sha256", match=models.MatchValue(value=sha)),
+            models.FieldCondition(key="pipeline_fingerprint", match=models.MatchValue(value=self.fingerprint))]),
+            exact=True).count
+        return same > 0
+
+    def _count_pages(self, paths: list[str]) -> int:
+        from ..pages import DocumentSource
+
+        total = 0
+        for path in paths:
+            try:
+                with DocumentSource(path, password=self.reader.password.get_secret_value()
+                                    if self.reader.password else None) as source:
+                    total += len(source.page_numbers(self.config.input.pages))
+            except InputError:
+                continue
+        return total
+
+    def _store_batch(self, documents: list[Document], heading_path: list, file_report: FileReport) -> None:
+        nodes = self.parser.chunk_file_pages(documents, heading_path)
+        if not nodes:
+            return
+        texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+        vectors = self.embed_model.get_text_embedding_batch(texts)
+        for node, vector in zip(nodes, vectors):
+            node.embedding = vector
+        self.vector_store.add(nodes)
+        file_report.chunks += len(nodes)
+        per_page: dict[int, int] = {}
+        for node in nodes:
+            per_page[node.metadata["page"]] = per_page.get(node.metadata["page"], 0) + 1
+        for page in file_report.pages:
+            page.chunks += per_page.get(page.page, 0)
+
+    @staticmethod
+    def _finish_file(file_report: FileReport, on_file) -> None:
+        failed = file_report.failed_pages
+        if failed:
+            file_report.status = "failed" if len(failed) == len(file_report.pages) else "partial"
+            file_report.error = f"{len(failed)} of {len(file_report.pages)} pages failed: {failed}"
+        if on_file:
+            on_file(file_report)
+
+
+def page_report_of(document: Document) -> PageReport:
+    meta = document.metadata
+    return PageReport(page=meta.get("page") or 0, status=meta.get("ocr_status", "ok"), engine=meta.get("ocr_engine"),
+                      attempts=meta.get("ocr_attempts", 1), error=meta.get("ocr_error"))
+
+
+def make_reader(config: PipelineConfig) -> LightOnOCRReader:
+    o = config.ocr
+    return LightOnOCRReader(ocr_engine=o.engine, ocr_url=o.url, model=o.model, api_key=o.api_key,
+                            max_in_flight=o.max_in_flight, max_tokens=o.max_tokens, temperature=o.temperature,
+                            top_p=o.top_p, request_timeout_s=o.request_timeout_s, max_retries=o.max_retries,
+                            pages=config.input.pages, password=config.input.password)
+
+
+def make_parser(config: PipelineConfig) -> MarkdownBlockNodeParser:
+    c = config.chunking
+    tokenizer = resolve_model(config.embedding.model) if c.tokenizer == "embedding" else None
+    return MarkdownBlockNodeParser(chunk_size=c.chunk_size, tokenizer=tokenizer,
+                                   embed_header_path=c.embed_header_path, drop_page_furniture=c.drop_page_furniture)
+
+
+def build_pipeline(config: PipelineConfig, client=None):
+    """The same pipeline as a LlamaIndex ``IngestionPipeline`` (chunker, embedder, Qdrant store).
+
+    Feed it the Documents of ``make_reader(config)`` (or ``SimpleDirectoryReader`` with the
+    reader as ``file_extractor``); query with ``VectorStoreIndex.from_vector_store(store)``.
+    """
+    from llama_index.core.ingestion import IngestionPipeline
+
+    e = config.embedding
+    client = client or make_client(config.qdrant.path, config.qdrant.url,
+                                   config.qdrant.api_key.get_secret_value() if config.qdrant.api_key else None)
+    return IngestionPipeline(transformations=[make_parser(config), make_embed_model(e.model, e.device, e.batch_size)],
+                             vector_store=make_vector_store(client, config.qdrant.collection))

@@ -1,0 +1,84 @@
+"""Stage 5 - store: chunks with vectors -> Qdrant points, idempotently.
+
+Point ids are the chunk node ids (deterministic), so re-ingesting the same file overwrites
+its points. When a file's content changes, the points of its old version (same path, other
+``file_sha256``) are deleted before the new ones go in. Qdrant's local mode on a directory is
+the embedded default; a server is used when ``url`` is given.
+"""
+
+from __future__ import annotations
+
+import os
+
+from qdrant_client import QdrantClient, models
+
+DEFAULT_PATH = ".lightocr/qdrant"
+DEFAULT_COLLECTION = "lightocr"
+UPSERT_BATCH = 128  # points per request: Qdrant's sweet spot is 64-256 for 384-dim vectors
+INDEXED_FIELDS = {"file_name": models.PayloadSchemaType.KEYWORD, "file_path": models.PayloadSchemaType.KEYWORD,
+                  "page": models.PayloadSchemaType.INTEGER}  # filters users and re-ingestion run
+
+
+def make_client(path: str | None = None, url: str | None = None, api_key: str | None = None) -> QdrantClient:
+    """A Qdrant server client when ``url`` is set, else local mode on ``path``."""
+    if url:
+        return QdrantClient(url=url, api_key=api_key or os.environ.get("QDRANT_API_KEY"), timeout=60)
+    path = os.path.expanduser(path or DEFAULT_PATH)
+    os.makedirs(path, exist_ok=True)
+    try:
+        return QdrantClient(path=path)
+    except RuntimeError as exc:
+        if "already accessed" in str(exc):
+            raise RuntimeError(f"the local Qdrant folder {path} is open in another process (local mode allows "
+                               f"one at a time); close it, or run a Qdrant server and use --qdrant-url") from None
+        raise
+
+
+def is_local(client: QdrantClient) -> bool:
+    """Local mode has no payload indexes (it scans); only a server gets them."""
+    return type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
+
+
+def make_vector_store(client: QdrantClient, collection: str = DEFAULT_COLLECTION):
+    """LlamaIndex's ``QdrantVectorStore``; the collection is created with the right size on first add."""
+    from llama_index.vector_stores.qdrant import QdrantVectorStore
+
+    indexes = None if is_local(client) else [{"field_name": k, "field_schema": v} for k, v in INDEXED_FIELDS.items()]
+    return QdrantVectorStore(collection_name=collection, client=client, batch_size=UPSERT_BATCH,
+                             payload_indexes=indexes)
+
+
+def ensure_payload_indexes(client: QdrantClient, collection: str) -> None:
+    if is_local(client) or not client.collection_exists(collection):
+        return
+    for field, schema in INDEXED_FIELDS.items():
+        client.create_payload_index(collection, field, schema)
+
+
+def _match(key: str, value) -> models.FieldCondition:
+    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+def delete_stale_points(client: QdrantClient, collection: str, file_path: str, current_sha256: str) -> None:
+    """Delete the points of older versions of ``file_path`` (any other content hash)."""
+    if not client.collection_exists(collection):
+        return
+    client.delete(collection, points_selector=models.FilterSelector(filter=models.Filter(
+        must=[_match("file_path", file_path)], must_not=[_match("file_sha256", current_sha256)])), wait=True)
+
+
+def file_is_stored(client: QdrantClient, collection: str, file_sha256: str) -> bool:
+    if not client.collection_exists(collection):
+        return False
+    hits = client.count(collection, count_filter=models.Filter(must=[_match("file_sha256", file_sha256)]), exact=True)
+    return hits.count > 0
+
+
+def count_points(client: QdrantClient, collection: str) -> int:
+    if not client.collection_exists(collection):
+        return 0
+    return client.count(collection, exact=True).count
+
+
+__all__ = ["DEFAULT_COLLECTION", "DEFAULT_PATH", "UPSERT_BATCH", "count_points", "delete_stale_points",
+           "ensure_payload_indexes", "file_is_stored", "make_client", "make_vector_store"]
