@@ -45,7 +45,7 @@ def make_vector_store(client: QdrantClient, collection: str = DEFAULT_COLLECTION
 
     indexes = None if is_local(client) else [{"field_name": k, "field_schema": v} for k, v in INDEXED_FIELDS.items()]
     return QdrantVectorStore(collection_name=collection, client=client, batch_size=UPSERT_BATCH,
-                             payload_indexes=indexes)
+                             payload_indexes=indexes, index_doc_id=not is_local(client))
 
 
 def ensure_payload_indexes(client: QdrantClient, collection: str) -> None:
