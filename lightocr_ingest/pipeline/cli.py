@@ -134,6 +134,13 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .config import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+    return 0
+
+
 def add_pipeline_commands(commands, add_ocr_options) -> None:
     def add_store_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--config", help="pipeline YAML, e.g. pipelines/local.yaml")
@@ -156,3 +163,6 @@ def add_pipeline_commands(commands, add_ocr_options) -> None:
     query.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
     query.add_argument("--json", action="store_true", help="one JSON object per hit per line")
     query.set_defaults(run=cmd_query)
+
+    schema = commands.add_parser("schema", help="print the JSON schema of pipeline configs (for editors)")
+    schema.set_defaults(run=cmd_schema)

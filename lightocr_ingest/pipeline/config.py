@@ -6,15 +6,13 @@
   a missing variable without a default is an error that names it.
 - Loading a config never runs code named in it: ``yaml.safe_load``, and no field is imported.
 
-``python -m lightocr_ingest.pipeline.config --schema`` prints the JSON schema for editors.
+``lightocr-ingest schema`` prints the JSON schema for editors (kept in pipelines/schema.json).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -150,9 +148,3 @@ def load_config(path: str | os.PathLike | None) -> PipelineConfig:
 def json_schema() -> dict:
     return PipelineConfig.model_json_schema()
 
-
-if __name__ == "__main__":
-    if "--schema" in sys.argv:
-        print(json.dumps(json_schema(), indent=2))
-    else:
-        print(__doc__)
