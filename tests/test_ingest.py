@@ -1,0 +1,205 @@
+"""End to end, no network: files -> OCR (vLLM-protocol server, or CPU) -> chunks -> MiniLM -> Qdrant."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
+from qdrant_client import models
+
+from lightocr_ingest import ConfigError
+from lightocr_ingest.cli import main
+from lightocr_ingest.pages import iter_file_pages
+from lightocr_ingest.pipeline import Ingestor, build_pipeline, load_config, make_reader, parse_config, search
+from lightocr_ingest.pipeline.config import json_schema
+from lightocr_ingest.testing import FakeVLLMServer
+
+from .documents import one_column_pdf
+
+TOPICS = {
+    ("report.pdf", 1): "# Volcanoes\n\nBasaltic lava flows from shield volcanoes on Hawaii erupt gently.",
+    ("report.pdf", 2): "# Penguins\n\nEmperor penguins breed on Antarctic sea ice during the polar winter.",
+    ("report.pdf", 3): "# Taxation\n\nValue added tax is collected at each stage of the supply chain.",
+    ("columns.pdf", 1): "# Railways\n\nHigh speed trains run on dedicated tracks between large cities.",
+}
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def topic_server(pdf_dir):
+    """A vLLM-protocol server that answers each page with its own topic (matched by the PNG bytes)."""
+    by_image = {}
+    for name in ("report.pdf", "columns.pdf"):
+        for page in iter_file_pages(pdf_dir / name):
+            import hashlib
+
+            by_image[hashlib.sha256(page.png).hexdigest()] = TOPICS[(name, page.page)]
+    with FakeVLLMServer(responder=lambda request: by_image[request.image_sha256]) as server:
+        yield server
+    assert server.violations == []
+
+
+def make_config(tmp_path, server_url, **chunking):
+    return parse_config({"ocr": {"engine": "vllm", "url": server_url},
+                         "chunking": {"chunk_size": 128, **chunking},
+                         "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "test"}})
+
+
+def stored_points(ingestor):
+    points, _ = ingestor.client.scroll(ingestor.collection, limit=1000, with_payload=True)
+    return points
+
+
+def test_ingest_then_query_finds_the_right_file_and_page(topic_server, pdf_dir, tmp_path):
+    ingestor = Ingestor(make_config(tmp_path, topic_server.url))
+    report = ingestor.run([str(pdf_dir / "report.pdf"), str(pdf_dir / "columns.pdf")])
+    totals = report.totals()
+    assert report.ok and totals["pages_seen"] == 4 == totals["pages_ingested"] and totals["pages_failed"] == 0
+    assert totals["points_after"] == totals["chunks"] == 4
+    hits = search(ingestor.vector_store, ingestor.embed_model, "where do emperor penguins breed?", k=2)
+    assert (hits[0].file_name, hits[0].page, hits[0].header_path) == ("report.pdf", 2, "Penguins")
+    assert "Antarctic sea ice" in hits[0].text
+    payload = [p.payload for p in stored_points(ingestor) if p.payload["page"] == 3][0]
+    for key in ("file_name", "file_path", "page", "pages", "header_path", "block_types", "bbox", "ocr_engine",
+                "ocr_model", "file_sha256"):
+        assert key in payload, key
+    ingestor.close()
+
+
+def test_second_run_changes_nothing_and_does_no_ocr(topic_server, pdf_dir, tmp_path):
+    config = make_config(tmp_path, topic_server.url)
+    first = Ingestor(config)
+    first.run([str(pdf_dir)])
+    ids = sorted(p.id for p in stored_points(first))
+    requests = len(topic_server.requests)
+    second = first.run([str(pdf_dir)])
+    assert sorted(p.id for p in stored_points(first)) == ids
+    assert second.totals()["files_skipped"] == 2 and len(topic_server.requests) == requests
+    # Different chunk settings re-ingest (same ids would be wrong: the chunks differ) without duplicates.
+    first.close()
+    rechunked = Ingestor(make_config(tmp_path, topic_server.url, embed_header_path=False))
+    report = rechunked.run([str(pdf_dir)])
+    assert report.totals()["files_skipped"] == 0
+    assert len(stored_points(rechunked)) == len(ids)
+    rechunked.close()
+
+
+def test_changed_file_has_its_stale_points_replaced(vllm_server, tmp_path):
+    path = one_column_pdf(tmp_path / "contract.pdf", pages=3, title="Version one")
+    config = parse_config({"ocr": {"engine": "vllm", "url": vllm_server.url},
+                           "qdrant": {"path": str(tmp_path / "q"), "collection": "c"}})
+    ingestor = Ingestor(config)
+    ingestor.run([str(path)])
+    old = {p.payload["file_sha256"] for p in stored_points(ingestor)}
+    one_column_pdf(path, pages=2, title="Version two")  # same path, new content, fewer pages
+    ingestor.run([str(path)])
+    points = stored_points(ingestor)
+    assert {p.payload["file_sha256"] for p in points} != old and len({p.payload["file_sha256"] for p in points}) == 1
+    assert sorted({p.payload["page"] for p in points}) == [1, 2]
+    ingestor.close()
+
+
+def test_bad_files_are_reported_and_the_rest_ingested(vllm_server, pdf_dir, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.pdf").write_bytes((pdf_dir / "report.pdf").read_bytes())
+    (folder / "empty.pdf").write_bytes(b"")
+    config = parse_config({"ocr": {"engine": "vllm", "url": vllm_server.url},
+                           "qdrant": {"path": str(tmp_path / "q")}})
+    ingestor = Ingestor(config)
+    report = ingestor.run([str(folder), str(tmp_path / "missing.pdf")])
+    by_name = {Path(f.path).name: f for f in report.files}
+    assert by_name["good.pdf"].status == "ok" and len(by_name["good.pdf"].pages) == 3
+    assert by_name["empty.pdf"].status == "failed" and "file is empty" in by_name["empty.pdf"].error
+    assert by_name["missing.pdf"].status == "failed" and not report.ok
+    ingestor.close()
+
+
+def test_cpu_engine_end_to_end_on_the_shipped_samples(tmp_path):
+    config = parse_config({"input": {"paths": [str(REPO / "samples")]}, "ocr": {"engine": "cpu"},
+                           "qdrant": {"path": str(tmp_path / "q"), "collection": "samples"}})
+    ingestor = Ingestor(config)
+    report = ingestor.run()
+    assert report.ok and report.totals()["pages_seen"] == 3
+    hits = search(ingestor.vector_store, ingestor.embed_model, "coastal wetlands absorb storm surges", k=1)
+    assert hits[0].file_name == "rivers-and-coasts.pdf" and hits[0].page == 1
+    ingestor.close()
+
+
+def test_simple_directory_reader_and_ingestion_pipeline(topic_server, pdf_dir, tmp_path):
+    config = make_config(tmp_path, topic_server.url)
+    reader = make_reader(config)
+    documents = SimpleDirectoryReader(str(pdf_dir), file_extractor={".pdf": reader}).load_data()
+    pipeline = build_pipeline(config)
+    nodes = pipeline.run(documents=documents)
+    assert len(nodes) == 4
+    store = pipeline.vector_store
+    index = VectorStoreIndex.from_vector_store(store, embed_model=pipeline.transformations[1])
+    (hit,) = index.as_retriever(similarity_top_k=1).retrieve("value added tax")
+    assert hit.node.metadata["file_name"] == "report.pdf" and hit.node.metadata["page"] == 3
+    store.client.close()
+
+
+# --- configs --------------------------------------------------------------------------------
+def test_shipped_configs_validate(monkeypatch):
+    assert load_config(REPO / "pipelines/local.yaml").ocr.engine == "auto"
+    monkeypatch.setenv("LIGHTONOCR_URL", "http://gpu:8000/v1")
+    monkeypatch.setenv("QDRANT_URL", "http://qdrant:6333")
+    config = load_config(REPO / "pipelines/vllm.yaml")
+    assert config.ocr.url == "http://gpu:8000/v1" and config.qdrant.url == "http://qdrant:6333"
+
+
+def test_schema_file_is_current():
+    assert json.loads((REPO / "pipelines/schema.json").read_text()) == json_schema()
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"ocr": {"engin": "cpu"}}, "ocr.engin: unknown key"),
+    ({"ocr": {"engine": "gpu"}}, "ocr.engine: Input should be 'auto', 'vllm' or 'cpu' (got 'gpu')"),
+    ({"chunking": {"chunk_size": "big"}}, "chunking.chunk_size: Input should be a valid integer"),
+    ({"chunking": {"chunk_size": 4}}, "chunking.chunk_size: Input should be greater than or equal to 16 (got 4)"),
+    ({"qdrant": {"url": "${NO_SUCH_VAR_FOR_TESTS}"}}, "qdrant.url: environment variable NO_SUCH_VAR_FOR_TESTS is not set"),
+    ([1, 2], "top level must be a mapping"),
+])
+def test_bad_configs_name_the_field_and_the_fix(data, message):
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "my.yaml")
+    assert str(info.value).startswith("my.yaml: ") and message in str(info.value)
+
+
+def test_env_default_and_no_code_execution(tmp_path, monkeypatch):
+    path = tmp_path / "c.yaml"
+    path.write_text("qdrant:\n  collection: ${COLL:-fallback}\n"
+                    "ocr:\n  model: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+    path.write_text("qdrant:\n  collection: ${COLL:-fallback}\n")
+    assert load_config(path).qdrant.collection == "fallback"
+    monkeypatch.setenv("COLL", "mine")
+    assert load_config(path).qdrant.collection == "mine"
+
+
+# --- CLI ------------------------------------------------------------------------------------
+def test_cli_ingest_report_and_query_json(topic_server, pdf_dir, tmp_path, capsys):
+    qdrant = str(tmp_path / "q")
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"%PDF-1.4 junk")
+    code = main(["ingest", str(pdf_dir), str(bad), "--qdrant-path", qdrant, "--ocr-url", topic_server.url,
+                 "--ocr-engine", "vllm", "--collection", "cli", "--report", str(tmp_path / "run.json")])
+    err = capsys.readouterr().err
+    assert code == 1 and "re-run only those" in err and str(bad) in err
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["totals"]["pages_seen"] == report["totals"]["pages_ingested"] + report["totals"]["pages_failed"] == 4
+    assert {Path(f["path"]).name: f["status"] for f in report["files"]}["bad.pdf"] == "failed"
+    assert main(["query", "high speed trains", "--qdrant-path", qdrant, "--collection", "cli", "-k", "2", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 2
+    assert {"score", "file_name", "page", "header_path", "text", "bbox"} <= set(lines[0])
+    assert (lines[0]["file_name"], lines[0]["page"]) == ("columns.pdf", 1)
+
+
+def test_cli_query_on_an_empty_collection_says_what_to_do(tmp_path, capsys):
+    assert main(["query", "anything", "--qdrant-path", str(tmp_path / "none")]) == 1
+    assert "run `lightocr-ingest ingest PATH` first" in capsys.readouterr().err
