@@ -203,3 +203,25 @@ def test_cli_ingest_report_and_query_json(topic_server, pdf_dir, tmp_path, capsy
 def test_cli_query_on_an_empty_collection_says_what_to_do(tmp_path, capsys):
     assert main(["query", "anything", "--qdrant-path", str(tmp_path / "none")]) == 1
     assert "run `lightocr-ingest ingest PATH` first" in capsys.readouterr().err
+
+
+def test_long_pdf_is_searchable_while_it_is_still_being_read(vllm_server, tmp_path):
+    from lightocr_ingest.pipeline.run import PAGES_PER_BATCH
+    from lightocr_ingest.store import count_points
+
+    path = one_column_pdf(tmp_path / "long.pdf", pages=2 * PAGES_PER_BATCH + 3)
+    ingestor = Ingestor(parse_config({"ocr": {"engine": "vllm", "url": vllm_server.url},
+                                      "qdrant": {"path": str(tmp_path / "q")}}))
+    points_seen_mid_run = []
+
+    def on_page(file_report, page_report):
+        if page_report.page in (PAGES_PER_BATCH + 1, 2 * PAGES_PER_BATCH + 1):
+            points_seen_mid_run.append(count_points(ingestor.client, ingestor.collection))
+
+    report = ingestor.run([str(path)], on_page=on_page)
+    assert report.ok and report.totals()["pages_seen"] == 2 * PAGES_PER_BATCH + 3
+    # Each batch of pages was upserted before the next was read, not all at the end.
+    assert 0 < points_seen_mid_run[0] < points_seen_mid_run[1] < report.points_after
+    # Headings carry across batches: every chunk after page 1 still has a header path.
+    assert all(p.payload["header_path"] for p in stored_points(ingestor))
+    ingestor.close()
