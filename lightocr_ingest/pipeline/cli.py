@@ -26,11 +26,7 @@ def _apply_flags(config: PipelineConfig, args: argparse.Namespace) -> PipelineCo
             data[section][key] = value
     if getattr(args, "qdrant_path", None):
         data["qdrant"]["url"] = None
-    for section in ("ocr", "qdrant", "input"):  # keep secrets as they were (model_dump masks nothing here)
-        for key in ("api_key", "password"):
-            if key in data[section] and getattr(getattr(config, section), key, None) is not None:
-                data[section][key] = getattr(getattr(config, section), key).get_secret_value()
-    return PipelineConfig.model_validate(data)
+    return PipelineConfig.model_validate(data)  # model_dump keeps SecretStr values as they are
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -42,39 +38,32 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return 2
     ingestor = Ingestor(config)
     started = time.perf_counter()
-    stats = {"chunks": 0, "failed": 0, "pages": 0}
+    files: dict[str, object] = {}  # path -> FileReport, as they appear
+    counts = {"pages": 0, "failed": 0}
     with progress_bar() as progress:
         task = progress.add_task("Ingest", total=None, status="")
 
-        def status() -> str:
-            rate = stats["pages"] / max(1e-9, time.perf_counter() - started)
-            return f"{stats['chunks']} chunks  {rate:.2f} pages/s  {stats['failed']} failed"
-
-        def on_total(total: int) -> None:
-            progress.update(task, total=total)
+        def refresh() -> None:
+            rate = counts["pages"] / max(1e-9, time.perf_counter() - started)
+            chunks = sum(f.chunks for f in files.values())
+            progress.update(task, status=f"{chunks} chunks  {rate:.2f} pages/s  {counts['failed']} failed")
 
         def on_page(file_report, page_report) -> None:
-            stats["pages"] += 1
-            stats["failed"] += page_report.status == "failed"
-            progress.update(task, advance=1, status=status())
+            files[file_report.path] = file_report
+            counts["pages"] += 1
+            counts["failed"] += page_report.status == "failed"
+            progress.update(task, advance=1)
+            refresh()
 
         def on_file(file_report) -> None:
-            stats["chunks"] = sum(f.chunks for f in report_files)
-            if file_report.status == "failed" and file_report.error and not file_report.pages:
-                progress.console.print(f"[red]failed:[/] {file_report.error}", markup=True, highlight=False,
-                                       soft_wrap=True)
-            progress.update(task, status=status())
-
-        report_files: list = []
-        original_on_file = on_file
-
-        def on_file_tracking(file_report) -> None:
-            if file_report not in report_files:
-                report_files.append(file_report)
-            original_on_file(file_report)
+            files[file_report.path] = file_report
+            if file_report.status == "failed" and not file_report.pages:
+                progress.console.print(f"failed: {file_report.error}", markup=False, highlight=False, soft_wrap=True)
+            refresh()
 
         try:
-            report = ingestor.run(args.paths, on_page=on_page, on_file=on_file_tracking, on_total=on_total)
+            report = ingestor.run(args.paths, on_page=on_page, on_file=on_file,
+                                  on_total=lambda total: progress.update(task, total=total))
         finally:
             ingestor.close()
     _print_summary(report)
