@@ -120,19 +120,19 @@ def split_text(text: str, budget: int, count: TokenCounter, levels: tuple[str, .
         if not points:
             continue
         segments = [text[a:b] for a, b in zip([0] + points, points + [len(text)])]
-        pieces: list[Piece] = []
+        texts: list[str] = []
         current = ""
         for segment in segments:
             if current and count(current + segment) > budget:
-                pieces.append(current)
+                texts.append(current)
                 current = segment
             else:
                 current += segment
-        pieces.append(current)
+        texts.append(current)
         out: list[Piece] = []
-        for piece in pieces:
-            out.extend(split_text(piece, budget, count, levels[position + 1:]) if count(piece) > budget
-                       else [Piece(piece)])
+        for text_piece in texts:
+            out.extend(split_text(text_piece, budget, count, levels[position + 1:]) if count(text_piece) > budget
+                       else [Piece(text_piece)])
         return _strip(out)
     if _INLINE_MATH.fullmatch(text.strip()):
         return [Piece(text, oversize=True)]  # one formula: never cut
