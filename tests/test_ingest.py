@@ -86,6 +86,22 @@ def test_second_run_changes_nothing_and_does_no_ocr(topic_server, pdf_dir, tmp_p
     rechunked.close()
 
 
+def test_new_chunk_settings_replace_the_old_chunks_of_an_unchanged_file(vllm_server, pdf_dir, tmp_path):
+    def run(chunk_size):
+        ingestor = Ingestor(parse_config({"ocr": {"engine": "vllm", "url": vllm_server.url},
+                                          "chunking": {"chunk_size": chunk_size, "tokenizer": "estimate"},
+                                          "qdrant": {"path": str(tmp_path / "q")}}))
+        report = ingestor.run([str(pdf_dir / "report.pdf")])
+        points = stored_points(ingestor)
+        ingestor.close()
+        return report, points
+
+    first, _ = run(512)
+    second, points = run(48)
+    assert second.totals()["chunks"] > first.totals()["chunks"]  # the new setting cuts differently
+    assert len(points) == second.totals()["chunks"]  # and none of the old chunks is left beside them
+
+
 def test_changed_file_has_its_stale_points_replaced(vllm_server, tmp_path):
     path = one_column_pdf(tmp_path / "contract.pdf", pages=3, title="Version one")
     config = parse_config({"ocr": {"engine": "vllm", "url": vllm_server.url},

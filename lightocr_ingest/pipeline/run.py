@@ -6,8 +6,8 @@ upserted, so a long PDF becomes searchable as it goes and memory stays flat. Blo
 (embedding, upserts) runs in a thread so OCR requests keep flowing meanwhile.
 
 Re-running is cheap and safe: a file already stored with the same content hash and the same
-chunking/embedding settings is skipped before any OCR; a changed file has the points of its
-old version deleted first.
+chunking/embedding settings is skipped before any OCR; a changed file, or one re-ingested
+with new settings, has the points of its old version deleted first.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..chunking import MarkdownBlockNodeParser
 from ..embedding import make_embed_model, max_sequence_tokens, resolve_model
 from ..errors import InputError
 from ..reader import LightOnOCRReader
-from ..store import count_points, delete_stale_points, ensure_payload_indexes, file_is_stored, make_client, \
+from ..store import count_points, delete_stale_points, ensure_payload_indexes, has_points, make_client, \
     make_vector_store
 from .config import PipelineConfig
 from .report import FileReport, PageReport, RunReport
@@ -124,21 +124,22 @@ class Ingestor:
                                        self.config.input.recursive)
         for path in missing:
             report.files.append(FileReport(path=path, status="failed", error=f"{path}: no such file or folder"))
-        pending: list[tuple[str, str]] = []
+        pending: list[str] = []
         by_path: dict[str, FileReport] = {}
         for path in files:
             sha = await asyncio.to_thread(file_sha256, path)
             file_report = FileReport(path=path, sha256=sha)
             report.files.append(file_report)
             by_path[path] = file_report
-            if sha and await asyncio.to_thread(self._already_stored, sha):
+            if sha and await asyncio.to_thread(has_points, self.client, self.collection, file_sha256=sha,
+                                               pipeline_fingerprint=self.fingerprint):
                 file_report.status = "skipped"
                 if on_file:
                     on_file(file_report)
                 continue
-            pending.append((path, sha))
+            pending.append(path)
         if on_total:
-            on_total(await asyncio.to_thread(self._count_pages, [p for p, _ in pending]))
+            on_total(await asyncio.to_thread(self._count_pages, pending))
 
         def file_failed(error: InputError) -> None:
             file_report = by_path.get(error.file)
@@ -157,15 +158,16 @@ class Ingestor:
                 await asyncio.to_thread(self._store_batch, batch, heading_path, by_path[current])
                 batch = []
 
-        async for document in self.reader.astream([p for p, _ in pending], on_file_error=file_failed):
+        async for document in self.reader.astream(pending, on_file_error=file_failed):
             path = document.metadata["file_path"]
             if path != current:
                 await flush()
                 if current is not None:
                     self._finish_file(by_path[current], on_file)
                 current, heading_path = path, []
-                await asyncio.to_thread(delete_stale_points, self.client, self.collection, path,
-                                        document.metadata.get("file_sha256", ""))
+                current_version = {"file_sha256": document.metadata.get("file_sha256", ""),
+                                   "pipeline_fingerprint": self.fingerprint}
+                await asyncio.to_thread(delete_stale_points, self.client, self.collection, path, current_version)
             page_report = page_report_of(document)
             by_path[path].pages.append(page_report)
             if page_report.status != "failed":
@@ -182,17 +184,6 @@ class Ingestor:
         report.points_after = count_points(self.client, self.collection)
         report.elapsed_s = time.perf_counter() - started
         yield report
-
-    def _already_stored(self, sha: str) -> bool:
-        from qdrant_client import models
-
-        if not file_is_stored(self.client, self.collection, sha):
-            return False
-        same = self.client.count(self.collection, count_filter=models.Filter(must=[
-            models.FieldCondition(key="file_sha256", match=models.MatchValue(value=sha)),
-            models.FieldCondition(key="pipeline_fingerprint", match=models.MatchValue(value=self.fingerprint))]),
-            exact=True).count
-        return same > 0
 
     def _count_pages(self, paths: list[str]) -> int:
         from ..pages import DocumentSource

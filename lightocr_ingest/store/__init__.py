@@ -1,8 +1,9 @@
 """Stage 5 - store: chunks with vectors -> Qdrant points, idempotently.
 
 Point ids are the chunk node ids (deterministic), so re-ingesting the same file overwrites
-its points. When a file's content changes, the points of its old version (same path, other
-``file_sha256``) are deleted before the new ones go in. Qdrant's local mode on a directory is
+its points. When a file's content or the pipeline's settings change, the points of its old
+version (same path, other ``file_sha256`` or ``pipeline_fingerprint``) are deleted before the
+new ones go in. Qdrant's local mode on a directory is
 the embedded default; a server is used when ``url`` is given.
 """
 
@@ -59,18 +60,25 @@ def _match(key: str, value) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
 
 
-def delete_stale_points(client: QdrantClient, collection: str, file_path: str, current_sha256: str) -> None:
-    """Delete the points of older versions of ``file_path`` (any other content hash)."""
+def delete_stale_points(client: QdrantClient, collection: str, file_path: str, current: dict) -> None:
+    """Delete the points of ``file_path`` that do not match all ``current`` payload values.
+
+    ``current`` names the version being written (content hash and settings fingerprint), so
+    both a changed file and an unchanged file re-chunked with new settings lose their old points.
+    """
     if not client.collection_exists(collection):
         return
     client.delete(collection, points_selector=models.FilterSelector(filter=models.Filter(
-        must=[_match("file_path", file_path)], must_not=[_match("file_sha256", current_sha256)])), wait=True)
+        must=[_match("file_path", file_path)],
+        must_not=[models.Filter(must=[_match(k, v) for k, v in current.items()])])), wait=True)
 
 
-def file_is_stored(client: QdrantClient, collection: str, file_sha256: str) -> bool:
+def has_points(client: QdrantClient, collection: str, **payload: object) -> bool:
+    """Whether any point's payload holds all the given values."""
     if not client.collection_exists(collection):
         return False
-    hits = client.count(collection, count_filter=models.Filter(must=[_match("file_sha256", file_sha256)]), exact=True)
+    hits = client.count(collection, count_filter=models.Filter(must=[_match(k, v) for k, v in payload.items()]),
+                        exact=True)
     return hits.count > 0
 
 
@@ -81,4 +89,4 @@ def count_points(client: QdrantClient, collection: str) -> int:
 
 
 __all__ = ["DEFAULT_COLLECTION", "DEFAULT_PATH", "UPSERT_BATCH", "count_points", "delete_stale_points",
-           "ensure_payload_indexes", "file_is_stored", "make_client", "make_vector_store"]
+           "ensure_payload_indexes", "has_points", "make_client", "make_vector_store"]
