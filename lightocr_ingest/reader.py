@@ -15,7 +15,7 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +26,8 @@ from pydantic import Field, PrivateAttr, SecretStr
 from ._async import iterate_in_thread
 from .errors import InputError
 from .ocr import DEFAULT_URL, MAX_IN_FLIGHT, EngineSettings, create_engine, ocr_in_order
+from .ocr.resilient import FALLBACKS, RETRY_TEMPERATURES
+from .ocr.retry import RetryPolicy
 from .pages import DocumentSource
 from .records import OcrResult, PageImage
 
@@ -71,7 +73,17 @@ class LightOnOCRReader(BasePydanticReader):
     temperature: float | None = Field(default=None, ge=0.0, description="Default from the model profile (0.2).")
     top_p: float | None = Field(default=None, gt=0.0, le=1.0, description="Default from the model profile (0.9).")
     request_timeout_s: float = Field(default=180.0, gt=0, description="Timeout of one OCR request.")
-    max_retries: int = Field(default=3, ge=0, description="Retries of a failed request (429, 5xx, connection).")
+    max_retries: int = Field(default=RetryPolicy.max_retries, ge=0,
+                             description="Retries of a failed request (connection, timeout, 429, 5xx), with backoff.")
+    page_deadline_s: float = Field(default=RetryPolicy.page_deadline_s, gt=0,
+                                   description="All requests for one page, waits included; then the fallbacks.")
+    retry_temperatures: tuple[float, ...] = Field(
+        default=RETRY_TEMPERATURES, description="Temperatures of the new tries after a looping, cut or empty answer.")
+    fallbacks: tuple[Literal["text_layer", "cpu"], ...] = Field(
+        default=FALLBACKS, description="When the model gives nothing usable: the PDF text layer, then the CPU engine.")
+    cache_dir: str | None = Field(default=None, description="OCR cache folder: pages read once are never sent again.")
+    wait_for_server_s: float = Field(default=0.0, ge=0,
+                                     description="ocr_engine='vllm': wait this long for the server to come up.")
     pages: str | None = Field(default=None, description="Page selection such as '1-3,7' (1-based); all when unset.")
     password: SecretStr | None = Field(default=None, description="Password of encrypted PDFs.")
 
@@ -102,9 +114,14 @@ class LightOnOCRReader(BasePydanticReader):
             max_in_flight=self.max_in_flight,
             request_timeout_s=self.request_timeout_s,
             max_retries=self.max_retries,
+            page_deadline_s=self.page_deadline_s,
             max_tokens=self.max_tokens,
             temperature=self.temperature,
             top_p=self.top_p,
+            retry_temperatures=tuple(self.retry_temperatures),
+            fallbacks=tuple(self.fallbacks),
+            cache_dir=self.cache_dir,
+            wait_for_server_s=self.wait_for_server_s,
         )
 
     @contextlib.asynccontextmanager
@@ -140,18 +157,21 @@ class LightOnOCRReader(BasePydanticReader):
         extra_info: dict | None = None,
         fs: Any | None = None,
         on_file_error: Callable[[InputError], None] | None = None,
+        resume_after: Mapping[str, int] | None = None,
     ) -> AsyncIterator[Document]:
         """Yield one Document per page, file by file and in page order, as pages finish.
 
         A file that cannot be opened raises ``InputError``, or goes to ``on_file_error`` and
         the other files go on. A page that fails is a Document with ``ocr_status="failed"``.
+        ``resume_after`` maps a path to the last page already done: only later pages are read.
         """
         paths = [file_path] if isinstance(file_path, (str, os.PathLike)) else list(file_path)
         async with self._lease_engine() as engine:
-            async for document in self._stream_with(engine, paths, extra_info, fs, on_file_error):
+            async for document in self._stream_with(engine, paths, extra_info, fs, on_file_error,
+                                                    resume_after or {}):
                 yield document
 
-    async def _stream_with(self, engine, paths, extra_info, fs, on_file_error) -> AsyncIterator[Document]:
+    async def _stream_with(self, engine, paths, extra_info, fs, on_file_error, resume_after) -> AsyncIterator[Document]:
         password = self.password.get_secret_value() if self.password else None
 
         async def rendered_pages() -> AsyncIterator[PageImage | InputError]:
@@ -166,7 +186,7 @@ class LightOnOCRReader(BasePydanticReader):
                     on_file_error(exc)
                     continue
                 try:
-                    pages = source.iter_pages(self.pages)
+                    pages = source.iter_pages(self.pages, after=resume_after.get(str(path), 0))
                     while (item := await asyncio.to_thread(next, pages, None)) is not None:
                         yield item
                 finally:
@@ -197,25 +217,28 @@ class LightOnOCRReader(BasePydanticReader):
             image_width=page.image_width,
             image_height=page.image_height,
         )
-        if isinstance(result, OcrResult):
-            text = result.markdown
-            metadata.update(
-                ocr_engine=result.engine,
-                ocr_model=result.model,
-                ocr_status=result.status,
-                ocr_attempts=result.attempts,
-                ocr_finish_reason=result.finish_reason,
-                figures=[{"ref": f.ref, "bbox": list(page.to_page_points(f.box)) if f.box else None}
-                         for f in result.figures],
-                text_boxes=[{"text": b.text[:80], "bbox": list(page.to_page_points(b.box))}
-                            for b in result.text_boxes],
-            )
-        else:
-            text = ""
-            error = f"{page.source.path}, page {page.page}: OCR failed: {result}"
-            log.error("%s", error)
-            metadata.update(ocr_engine=None, ocr_model=None, ocr_status="failed", ocr_attempts=1,
-                            ocr_error=str(result), figures=[], text_boxes=[])
+        if not isinstance(result, OcrResult):  # an engine that raised (ResilientEngine never does)
+            result = OcrResult(markdown="", engine="", model="", attempts=0, status="failed",
+                               error=f"{type(result).__name__}: {result}")
+        text = result.markdown
+        metadata.update(
+            ocr_engine=result.engine,
+            ocr_model=result.model,
+            ocr_status=result.status,
+            ocr_attempts=result.attempts,
+            ocr_finish_reason=result.finish_reason,
+            ocr_output_tokens=result.output_tokens,
+            ocr_latency_s=round(result.latency_s, 3),
+            ocr_cached=result.cached,
+            figures=[{"ref": f.ref, "bbox": list(page.to_page_points(f.box)) if f.box else None}
+                     for f in result.figures],
+            text_boxes=[{"text": b.text[:80], "bbox": list(page.to_page_points(b.box))}
+                        for b in result.text_boxes],
+        )
+        if result.error:
+            metadata["ocr_error"] = result.error
+        if result.warning:
+            metadata["ocr_warning"] = result.warning
         return Document(
             id_=page_document_id(page.source.sha256, page.page),
             text=text,

@@ -7,7 +7,7 @@ those of the page image in pixels; the reader converts them to PDF points for me
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1; origin at the top-left corner
 
@@ -80,7 +80,8 @@ class OcrResult:
     finish_reason: str | None = None
     output_tokens: int | None = None
     latency_s: float = 0.0
-    attempts: int = 1
+    attempts: int = 1  # requests sent to the OCR server for this page, retries included
     status: str = "ok"  # ok | retried | fallback_text_layer | fallback_cpu | failed
-    error: str | None = None
-    extra: dict = field(default_factory=dict)
+    error: str | None = None  # why the model's answer was not used (fallbacks, failures)
+    warning: str | None = None  # kept but imperfect, e.g. "repetition loop trimmed"
+    cached: bool = False  # read from the OCR cache: no request was sent this time

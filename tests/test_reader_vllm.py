@@ -173,7 +173,7 @@ def test_a_page_the_server_fails_is_reported_not_lost(pdf_dir):
         raise RuntimeError("boom")
 
     with FakeVLLMServer(responder=responder) as server:
-        reader = LightOnOCRReader(ocr_url=server.url, max_retries=0, pages="1-2")
+        reader = LightOnOCRReader(ocr_url=server.url, max_retries=0, pages="1-2", fallbacks=())
         documents = reader.load_data(pdf_dir / "report.pdf")
     assert [d.metadata["ocr_status"] for d in documents] == ["failed", "failed"]
     assert all("500" in d.metadata["ocr_error"] for d in documents)

@@ -2,19 +2,23 @@
 
 ``auto`` probes ``GET /v1/models`` once per URL (the answer is remembered for a minute so a
 directory of 1,000 files does not probe 1,000 times) and says loudly which engine it chose.
-``vllm`` never falls back: a missing server is an error that says how to start one.
+``vllm`` never falls back to another engine for the whole run: a missing server is an error
+that says how to start one, after waiting up to ``wait_for_server_s`` for it to come up.
+Either way the engine is wrapped in ``ResilientEngine`` (cache, ladder, per-page fallbacks).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import OCRServerError
+from .cache import OcrCache
 from .cpu import CpuEngine
+from .resilient import FALLBACKS, RETRY_TEMPERATURES, ResilientEngine
+from .retry import RetryPolicy
 from .vllm import DEFAULT_URL, MAX_IN_FLIGHT, REQUEST_TIMEOUT_S, VLLM_HINT, VLLMEngine, api_key_from_env, \
     choose_model, normalize_base_url, probe_models
 
@@ -23,6 +27,7 @@ log = logging.getLogger("lightocr_ingest")
 EngineKind = Literal["auto", "vllm", "cpu"]
 PROBE_MEMORY_S = 60.0  # re-probe after this long: a server started mid-session gets picked up
 PROBE_TIMEOUT_S = 3.0
+PROBE_INTERVAL_S = 2.0  # between probes while waiting for a server that is still loading its model
 
 _probe_cache: dict[str, tuple[float, str, str | None]] = {}  # url -> (when, kind, model)
 
@@ -35,10 +40,27 @@ class EngineSettings:
     api_key: str | None = None
     max_in_flight: int = MAX_IN_FLIGHT
     request_timeout_s: float = REQUEST_TIMEOUT_S
-    max_retries: int = 3
+    max_retries: int = RetryPolicy.max_retries
+    page_deadline_s: float = RetryPolicy.page_deadline_s
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
+    retry_temperatures: tuple[float, ...] = RETRY_TEMPERATURES
+    fallbacks: tuple[str, ...] = FALLBACKS
+    cache_dir: str | None = None  # OCR cache folder; None: no cache
+    wait_for_server_s: float = 0.0  # engine "vllm": how long to wait for the server to answer at start
+
+
+def _probe_until(url: str, api_key: str | None, wait_s: float) -> list[str]:
+    """Probe ``url`` until it answers or ``wait_s`` has passed; then raise the last error."""
+    give_up = time.monotonic() + wait_s
+    while True:
+        try:
+            return probe_models(url, api_key, PROBE_TIMEOUT_S)
+        except OCRServerError:
+            if time.monotonic() + PROBE_INTERVAL_S > give_up:
+                raise
+            time.sleep(PROBE_INTERVAL_S)
 
 
 def resolve(settings: EngineSettings) -> tuple[str, str | None]:
@@ -48,12 +70,16 @@ def resolve(settings: EngineSettings) -> tuple[str, str | None]:
     url = normalize_base_url(settings.url)
     api_key = settings.api_key or api_key_from_env()
     if settings.kind == "vllm":
-        if settings.model:
-            return "vllm", settings.model
         try:
-            return "vllm", choose_model(probe_models(url, api_key, PROBE_TIMEOUT_S))
+            served = _probe_until(url, api_key, settings.wait_for_server_s)
         except OCRServerError as exc:
-            raise OCRServerError(f"{exc}; {VLLM_HINT} (or use --ocr-engine cpu)") from None
+            waited = f" (waited {settings.wait_for_server_s:g} s)" if settings.wait_for_server_s else ""
+            raise OCRServerError(f"{exc}{waited}; {VLLM_HINT} (or use --ocr-engine cpu, or raise "
+                                 f"wait_for_server_s while vLLM loads)") from None
+        if settings.model and settings.model not in served:
+            raise OCRServerError(f"{url} serves {', '.join(served) or 'no model'}, not {settings.model!r}; "
+                                 f"fix the model name or leave it unset to use what the server serves")
+        return "vllm", settings.model or choose_model(served)
     cached = _probe_cache.get(url)
     if cached and time.monotonic() - cached[0] < PROBE_MEMORY_S:
         return cached[1], settings.model or cached[2]
@@ -72,10 +98,17 @@ def resolve(settings: EngineSettings) -> tuple[str, str | None]:
     return kind, model
 
 
-def create_engine(settings: EngineSettings) -> VLLMEngine | CpuEngine:
+def create_engine(settings: EngineSettings) -> ResilientEngine:
     """Build the engine the settings call for; must run inside the event loop that will use it."""
     kind, model = resolve(settings)
     if kind == "cpu":
-        return CpuEngine()
-    options = {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("kind", "url", "model")}
-    return VLLMEngine(settings.url, model=model, **options)
+        primary = CpuEngine()
+    else:
+        primary = VLLMEngine(
+            settings.url, model=model, api_key=settings.api_key, max_in_flight=settings.max_in_flight,
+            request_timeout_s=settings.request_timeout_s, max_tokens=settings.max_tokens,
+            temperature=settings.temperature, top_p=settings.top_p,
+            retry=RetryPolicy(max_retries=settings.max_retries, page_deadline_s=settings.page_deadline_s))
+    return ResilientEngine(primary, cache=OcrCache(settings.cache_dir) if settings.cache_dir else None,
+                           retry_temperatures=settings.retry_temperatures, fallbacks=settings.fallbacks,
+                           cpu_engine_factory=CpuEngine)

@@ -134,3 +134,24 @@ def clean_markdown(markdown: str, image_width: int, image_height: int) -> tuple[
     text = markdown.replace("\r\n", "\n").strip()
     text = fix_escaped_dollars(text)
     return extract_figures(text, image_width, image_height)
+
+
+# --- the PDF's own text layer, as a fallback ---------------------------------------------
+
+def text_layer_markdown(text: str) -> str:
+    """A PDF text layer (PDFium's ``\\r\\n``-separated lines) as plain Markdown paragraphs.
+
+    Lines stay lines; runs of blank lines become one paragraph break; a line that would read
+    as Markdown syntax (``# ...``, ``> ...``) is escaped, since the PDF meant it as text.
+    """
+    lines = [line.strip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    out: list[str] = []
+    for line in lines:
+        if not line:
+            if out and out[-1] != "":
+                out.append("")
+            continue
+        if line[0] in "#>":
+            line = "\\" + line
+        out.append(line)
+    return "\n".join(out).strip()

@@ -13,6 +13,7 @@ import base64
 import logging
 import os
 import time
+from dataclasses import dataclass
 
 import httpx
 import openai
@@ -21,6 +22,7 @@ from ..errors import OCRServerError
 from ..records import OcrResult, PageImage
 from .postprocess import clean_markdown
 from .profiles import ModelProfile, profile_for
+from .retry import PageClock, RetryPolicy, describe, is_retryable, retry_after_of
 
 log = logging.getLogger("lightocr_ingest")
 
@@ -81,6 +83,26 @@ def choose_model(served: list[str]) -> str:
     return served[0]
 
 
+class RequestsFailed(OCRServerError):
+    """Every request for a page failed (retries spent, deadline passed, or not retryable)."""
+
+    def __init__(self, message: str, requests: int):
+        super().__init__(message)
+        self.requests = requests
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The model's raw answer for one page, before any judging or clean-up."""
+
+    content: str
+    finish_reason: str | None
+    output_tokens: int | None
+    latency_s: float  # of the request that answered
+    requests: int  # sent for this answer, retries included
+    temperature: float
+
+
 class VLLMEngine:
     """Async OCR client for one vLLM server. Create it inside the event loop that uses it."""
 
@@ -88,19 +110,21 @@ class VLLMEngine:
 
     def __init__(self, base_url: str = DEFAULT_URL, *, model: str | None = None, api_key: str | None = None,
                  max_in_flight: int = MAX_IN_FLIGHT, request_timeout_s: float = REQUEST_TIMEOUT_S,
-                 max_retries: int = 3, max_tokens: int | None = None, temperature: float | None = None,
-                 top_p: float | None = None):
+                 retry: RetryPolicy = RetryPolicy(), max_tokens: int | None = None,
+                 temperature: float | None = None, top_p: float | None = None):
         self.base_url = normalize_base_url(base_url)
         self.model = model
         self.profile: ModelProfile | None = profile_for(model) if model else None
         self.max_tokens, self.temperature, self.top_p = max_tokens, temperature, top_p
         self.max_in_flight = max_in_flight
+        self.request_timeout_s = request_timeout_s
+        self.retry = retry
         self._window = asyncio.Semaphore(max_in_flight)
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url,
             api_key=api_key or api_key_from_env() or "EMPTY",  # vLLM without --api-key ignores it
             timeout=httpx.Timeout(request_timeout_s, connect=CONNECT_TIMEOUT_S),
-            max_retries=max_retries,  # the client backs off exponentially and honours Retry-After
+            max_retries=0,  # retries are ours (complete()): counted per page, bounded by the page deadline
         )
 
     @property
@@ -118,44 +142,101 @@ class VLLMEngine:
         self.model = choose_model(served)
         self.profile = profile_for(self.model)
 
-    def request_body(self, page: PageImage) -> dict:
-        """The chat-completions request for one page (public for tests and debugging)."""
+    def sampling(self, temperature: float | None = None) -> dict:
+        """max_tokens, temperature and top_p as sent: the settings the answer depends on."""
         profile = self.profile or profile_for(self.model or "")
+        if temperature is None:
+            temperature = profile.temperature if self.temperature is None else self.temperature
+        return {"max_tokens": self.max_tokens or profile.max_tokens, "temperature": temperature,
+                "top_p": profile.top_p if self.top_p is None else self.top_p}
+
+    def request_body(self, page: PageImage, temperature: float | None = None) -> dict:
+        """The chat-completions request for one page (public for tests and debugging)."""
         image_url = "data:image/png;base64," + base64.b64encode(page.png).decode("ascii")
         return {
             "model": self.model,
             "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_url}}]}],
-            "max_tokens": self.max_tokens or profile.max_tokens,
-            "temperature": profile.temperature if self.temperature is None else self.temperature,
-            "top_p": profile.top_p if self.top_p is None else self.top_p,
+            **self.sampling(temperature),
         }
 
-    async def ocr(self, page: PageImage) -> OcrResult:
+    async def complete(self, page: PageImage, temperature: float | None = None,
+                       clock: PageClock | None = None) -> Completion:
+        """Send one page until the server answers, retrying what a retry can fix.
+
+        Raises ``RequestsFailed`` when the retries are spent, the page's deadline has passed,
+        or the server refuses the request outright (4xx other than 408/409/429).
+        A page holds a slot of the in-flight window only while its request is out, never while
+        it waits to retry, so one failing page does not slow the others.
+        """
         if self.model is None:
             await self.start()
-        body = self.request_body(page)
-        async with self._window:
-            started = time.perf_counter()
-            try:
-                response = await self._client.chat.completions.create(**body)
-            except openai.APIConnectionError as exc:
-                raise OCRServerError(f"lost the OCR server at {self.base_url}: {exc}") from None
-            except openai.APIStatusError as exc:
-                raise OCRServerError(f"OCR server answered HTTP {exc.status_code}: {exc.message}") from None
-            latency = time.perf_counter() - started
-        choice = response.choices[0] if response.choices else None
-        content = (choice.message.content if choice and choice.message else None) or ""
-        markdown, figures = clean_markdown(content, page.image_width, page.image_height)
-        usage = response.usage
+        body = self.request_body(page, temperature)
+        clock = clock or PageClock(self.retry.page_deadline_s)
+        requests, failure = 0, None
+        for retry in range(self.retry.max_retries + 1):
+            if failure is not None:
+                wait = self.retry.delay(retry - 1, retry_after_of(failure))
+                if wait >= clock.remaining():
+                    break
+                await asyncio.sleep(wait)
+            async with self._window:
+                clock.start()
+                remaining = clock.remaining()
+                if remaining <= 0:
+                    break
+                requests += 1
+                started = time.perf_counter()
+                try:
+                    response = await self._client.chat.completions.create(
+                        **body, timeout=httpx.Timeout(min(self.request_timeout_s, remaining), connect=CONNECT_TIMEOUT_S))
+                except openai.APIError as exc:
+                    if not is_retryable(exc):
+                        raise RequestsFailed(f"{self.base_url} refused the page: {describe(exc)}: "
+                                             f"{getattr(exc, 'message', exc)}", requests) from None
+                    failure = exc
+                    continue
+                latency = time.perf_counter() - started
+            choice = response.choices[0] if response.choices else None
+            usage = response.usage
+            return Completion(
+                content=(choice.message.content if choice and choice.message else None) or "",
+                finish_reason=choice.finish_reason if choice else None,
+                output_tokens=usage.completion_tokens if usage else None,
+                latency_s=latency,
+                requests=requests,
+                temperature=body["temperature"],
+            )
+        why = describe(failure) if failure is not None else "no request sent"
+        if clock.remaining() <= 0 or retry < self.retry.max_retries:
+            raise RequestsFailed(f"page deadline of {clock.seconds:g} s passed after {requests} request(s); "
+                                 f"last: {why}", requests)
+        raise RequestsFailed(f"{requests} request(s) to {self.base_url} failed; last: {why}", requests)
+
+    def to_result(self, page: PageImage, completion: Completion, content: str | None = None, *,
+                  status: str = "ok", attempts: int | None = None, warning: str | None = None) -> OcrResult:
+        """Post-process an answer (``content`` overrides it, e.g. with a loop trimmed) into a result."""
+        markdown, figures = clean_markdown(completion.content if content is None else content,
+                                           page.image_width, page.image_height)
         return OcrResult(
             markdown=markdown,
             engine=self.name,
             model=self.model or "",
             figures=tuple(figures),
-            finish_reason=choice.finish_reason if choice else None,
-            output_tokens=usage.completion_tokens if usage else None,
-            latency_s=latency,
+            finish_reason=completion.finish_reason,
+            output_tokens=completion.output_tokens,
+            latency_s=completion.latency_s,
+            attempts=completion.requests if attempts is None else attempts,
+            status=status,
+            warning=warning,
         )
+
+    async def ocr(self, page: PageImage) -> OcrResult:
+        """One page as the model answers it, transport retries included; no judging of the answer.
+
+        ``ResilientEngine`` adds loop detection, the temperature ladder, fallbacks and the cache.
+        """
+        completion = await self.complete(page)
+        return self.to_result(page, completion, status="ok" if completion.requests == 1 else "retried")
 
     async def aclose(self) -> None:
         await self._client.close()

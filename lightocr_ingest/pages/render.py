@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import threading
 import warnings
@@ -24,16 +25,23 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ..errors import InputError
 from ..records import PageImage, SourceFile
 from .selection import parse_page_selection
 
+log = logging.getLogger("lightocr_ingest")
+
 LONGEST_SIDE = 1540  # px: LightOnOCR-1B/2-1B training size (processor_config.json)
 PNG_COMPRESS_LEVEL = 1  # zlib level: fastest setting that still compresses text pages ~10x
 MAX_PAGE_PIXELS = 400_000_000  # refuse larger sources outright: decoding one needs >1 GB
 PDFIUM_LOCK = threading.RLock()  # PDFium keeps global state: one caller at a time per process
+
+EXIF_ORIENTATION = 0x0112
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}  # EXIF orientation -> the transpose that makes it upright
 
 PDF_SUFFIXES = {".pdf"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
@@ -190,12 +198,21 @@ class DocumentSource:
                         raise InputError(self.path, "is encrypted and the password given is wrong") from None
                     raise InputError(self.path, "is encrypted",
                                      hint="pass its password: password=... or --password") from None
+                if "PDFium: Success" in message:  # PDFium's way of saying it found no page tree
+                    raise InputError(self.path, "has no pages (its page tree is empty or unreadable)") from None
                 raise InputError(self.path, f"is corrupt or truncated: {message}") from None
+            if len(self._pdf) == 0:
+                raise InputError(self.path, "has no pages")
             return len(self._pdf)
 
     def _open_image(self) -> int:
         image = self._decode_image()
-        return max(1, getattr(image, "n_frames", 1)) if image.format == "TIFF" else 1
+        frames = max(1, getattr(image, "n_frames", 1))
+        if image.format == "TIFF":
+            return frames  # a multi-page scan: one page per frame
+        if frames > 1:
+            log.warning("%s: animated %s with %d frames: only the first frame is read", self.path, image.format, frames)
+        return 1
 
     def _decode_image(self) -> Image.Image:
         try:
@@ -218,12 +235,15 @@ class DocumentSource:
         except ValueError as exc:
             raise InputError(self.path, str(exc)) from None
 
-    def iter_pages(self, selection: str | None = None) -> Iterator[PageImage | InputError]:
-        """Yield each selected page, or an ``InputError`` for a page that failed to render.
+    def iter_pages(self, selection: str | None = None, after: int = 0) -> Iterator[PageImage | InputError]:
+        """Yield each selected page (numbered above ``after``), or an ``InputError`` for a page
+        that failed to render.
 
         Errors are yielded, not raised, so that one broken page never hides the others.
         """
         for number in self.page_numbers(selection):
+            if number <= after:
+                continue
             try:
                 yield self.render_page(number)
             except InputError as exc:
@@ -267,7 +287,18 @@ class DocumentSource:
             # Decode JPEGs straight at a reduced size: a 20000 px scan never exists in full.
             image.draft("RGB", (self.longest_side, self.longest_side))
         points_per_pixel *= full_width / image.width  # draft may have divided the size
-        image = to_rgb(ImageOps.exif_transpose(image))
+        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+        factor = max(image.width, image.height) // self.longest_side
+        if factor >= 2:
+            if image.mode not in ("L", "LA", "RGB", "RGBA", "CMYK", "I", "F"):
+                image = to_rgb(image)  # palette, 1-bit and 16-bit images have no reduce()
+            # Box-average a poster-sized scan down in its own mode (1 byte a pixel for grey)
+            # before anything copies it as RGB: a 20000 px page never exists three times over.
+            image = image.reduce(factor)
+            points_per_pixel *= factor
+        image = to_rgb(image)
+        if orientation in _TRANSPOSE:
+            image = image.transpose(_TRANSPOSE[orientation])
         width_pt, height_pt = image.width * points_per_pixel, image.height * points_per_pixel
         scale = _scale_to_fit(image.width, image.height, self.longest_side, allow_upscale=False)
         if scale < 1.0:

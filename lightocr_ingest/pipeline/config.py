@@ -20,6 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from ..errors import ConfigError
+from ..ocr.resilient import FALLBACKS, RETRY_TEMPERATURES
+from ..ocr.retry import RetryPolicy
 from ..ocr.vllm import DEFAULT_URL, MAX_IN_FLIGHT
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -47,8 +49,20 @@ class OcrConfig(_Section):
     max_tokens: int | None = Field(default=None, ge=1, le=16384)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    request_timeout_s: float = Field(default=180.0, gt=0)
-    max_retries: int = Field(default=3, ge=0, le=20)
+    request_timeout_s: float = Field(default=180.0, gt=0, description="Timeout of one request.")
+    max_retries: int = Field(default=RetryPolicy.max_retries, ge=0, le=20,
+                             description="Retries of a request after a connection error, timeout, 429 or 5xx.")
+    page_deadline_s: float = Field(default=RetryPolicy.page_deadline_s, gt=0,
+                                   description="Time for all requests of one page; then the fallbacks.")
+    retry_temperatures: list[float] = Field(default=list(RETRY_TEMPERATURES), max_length=8,
+                                            description="New tries after a looping, cut or empty answer.")
+    fallbacks: list[Literal["text_layer", "cpu"]] = Field(
+        default=list(FALLBACKS), description="When the model gives nothing usable, in this order.")
+    cache_dir: str | None = Field(default=".lightocr/ocr-cache",
+                                  description="OCR cache: pages read once are never sent again; null: off.")
+    wait_for_server_s: float = Field(default=0.0, ge=0, description="engine vllm: wait for the server to come up.")
+    max_failed_share: float = Field(default=0.1, ge=0, le=1,
+                                    description="A file with a larger share of failed pages is failed as a whole.")
 
 
 class ChunkingConfig(_Section):

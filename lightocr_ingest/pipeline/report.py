@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+PAGE_STATUSES = ("ok", "retried", "fallback_text_layer", "fallback_cpu", "failed")
+
 
 @dataclass
 class PageReport:
@@ -16,10 +18,12 @@ class PageReport:
     status: str  # ok | retried | fallback_text_layer | fallback_cpu | failed
     engine: str | None = None
     attempts: int = 1
-    latency_s: float = 0.0
+    latency_s: float = 0.0  # of the request that answered
     output_tokens: int | None = None
+    cached: bool = False  # read from the OCR cache: no request this run
     chunks: int = 0
-    error: str | None = None
+    error: str | None = None  # why the model's answer was not used
+    warning: str | None = None  # e.g. a repetition loop trimmed
 
 
 @dataclass
@@ -30,6 +34,7 @@ class FileReport:
     pages: list[PageReport] = field(default_factory=list)
     chunks: int = 0
     error: str | None = None
+    resumed_after_page: int = 0  # pages up to this one were stored by an earlier, interrupted run
 
     @property
     def failed_pages(self) -> list[int]:
@@ -47,13 +52,20 @@ class RunReport:
     def totals(self) -> dict:
         pages = [p for f in self.files for p in f.pages]
         failed = sum(p.status == "failed" for p in pages)
+        by_status = {status: sum(p.status == status for p in pages) for status in PAGE_STATUSES}
         return {
             "files": len(self.files),
-            "files_failed": sum(f.status in ("failed", "partial") for f in self.files),
+            "files_failed": sum(f.status == "failed" for f in self.files),
+            "files_partial": sum(f.status == "partial" for f in self.files),
             "files_skipped": sum(f.status == "skipped" for f in self.files),
+            "files_resumed": sum(f.resumed_after_page > 0 for f in self.files),
             "pages_seen": len(pages),
             "pages_ingested": len(pages) - failed,
             "pages_failed": failed,
+            "pages_by_status": by_status,
+            "pages_from_cache": sum(p.cached for p in pages),
+            "ocr_requests": sum(p.attempts for p in pages if not p.cached),
+            "output_tokens": sum(p.output_tokens or 0 for p in pages if not p.cached),
             "chunks": sum(f.chunks for f in self.files),
             "points_before": self.points_before,
             "points_after": self.points_after,
@@ -64,7 +76,7 @@ class RunReport:
     @property
     def ok(self) -> bool:
         totals = self.totals()
-        return totals["files_failed"] == 0 and totals["pages_failed"] == 0
+        return totals["files_failed"] == 0 and totals["files_partial"] == 0 and totals["pages_failed"] == 0
 
     def failed_files(self) -> list[str]:
         return [f.path for f in self.files if f.status in ("failed", "partial")]

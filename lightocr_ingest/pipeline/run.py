@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llama_index.core.schema import Document, MetadataMode
@@ -28,8 +29,8 @@ from ..chunking import MarkdownBlockNodeParser
 from ..embedding import make_embed_model, max_sequence_tokens, resolve_model
 from ..errors import InputError
 from ..reader import LightOnOCRReader
-from ..store import count_points, delete_stale_points, ensure_payload_indexes, has_points, make_client, \
-    make_vector_store
+from ..store import count_points, delete_pages_after, delete_stale_points, ensure_payload_indexes, has_points, \
+    make_client, make_vector_store, mark_complete, mark_progress, resume_point
 from .config import PipelineConfig
 from .report import FileReport, PageReport, RunReport
 
@@ -56,23 +57,44 @@ def file_sha256(path: str) -> str | None:
     return digest.hexdigest()
 
 
-def collect_files(paths: Iterable[str], extensions: list[str], recursive: bool = True) -> tuple[list[str], list[str]]:
-    """Expand folders into files (sorted, no symlinked folders followed: no loops); report missing paths."""
+def collect_files(paths: Iterable[str], extensions: list[str],
+                  recursive: bool = True) -> tuple[list[str], list[tuple[str, str]]]:
+    """Expand folders into files, sorted; return them and ``(path, problem)`` for what was left out.
+
+    Symlinked folders are not followed (a link back to a parent would loop forever, and one
+    elsewhere would ingest files outside the folder given); symlinked files are read.
+    """
     wanted = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
     files: list[str] = []
-    missing: list[str] = []
+    problems: list[tuple[str, str]] = []
+
+    def walk_error(error: OSError) -> None:
+        problems.append((error.filename, f"{error.filename}: cannot be listed: {error.strerror}"))
+
     for raw in paths:
         path = os.path.expanduser(str(raw))
         if os.path.isdir(path):
-            walker = os.walk(path, followlinks=False) if recursive else [(path, [], os.listdir(path))]
-            for folder, _, names in walker:
-                files.extend(os.path.join(folder, n) for n in sorted(names)
-                             if Path(n).suffix.lower() in wanted and os.path.isfile(os.path.join(folder, n)))
+            walker = os.walk(path, followlinks=False, onerror=walk_error) if recursive \
+                else [(path, [], os.listdir(path))]
+            for folder, subfolders, names in walker:
+                for name in sorted(subfolders):
+                    link = os.path.join(folder, name)
+                    if os.path.islink(link):
+                        problems.append((link, f"{link}: symlinked folder not followed (ingest its target "
+                                               f"{os.path.realpath(link)} directly if it is wanted)"))
+                for name in sorted(names):
+                    if Path(name).suffix.lower() not in wanted:
+                        continue
+                    file = os.path.join(folder, name)
+                    if os.path.isfile(file):
+                        files.append(file)
+                    elif os.path.islink(file):
+                        problems.append((file, f"{file}: broken symlink (its target {os.readlink(file)} is missing)"))
         elif os.path.exists(path):
             files.append(path)
         else:
-            missing.append(path)
-    return list(dict.fromkeys(files)), missing
+            problems.append((path, f"{path}: no such file or folder"))
+    return list(dict.fromkeys(files)), problems
 
 
 class Ingestor:
@@ -120,26 +142,34 @@ class Ingestor:
     async def _arun(self, extra_paths, on_page, on_file, on_total):
         started = time.perf_counter()
         report = RunReport(collection=self.collection, points_before=count_points(self.client, self.collection))
-        files, missing = collect_files(list(self.config.input.paths) + extra_paths, self.config.input.extensions,
-                                       self.config.input.recursive)
-        for path in missing:
-            report.files.append(FileReport(path=path, status="failed", error=f"{path}: no such file or folder"))
+        files, problems = collect_files(list(self.config.input.paths) + extra_paths, self.config.input.extensions,
+                                        self.config.input.recursive)
+        for path, problem in problems:
+            log.warning("%s", problem)
+            report.files.append(FileReport(path=path, status="failed", error=problem))
         pending: list[str] = []
         by_path: dict[str, FileReport] = {}
+        resume_after: dict[str, int] = {}
+        resume_headings: dict[str, list] = {}
         for path in files:
             sha = await asyncio.to_thread(file_sha256, path)
             file_report = FileReport(path=path, sha256=sha)
             report.files.append(file_report)
             by_path[path] = file_report
-            if sha and await asyncio.to_thread(has_points, self.client, self.collection, file_sha256=sha,
-                                               pipeline_fingerprint=self.fingerprint):
-                file_report.status = "skipped"
-                if on_file:
-                    on_file(file_report)
-                continue
+            if sha:
+                version = {"file_sha256": sha, "pipeline_fingerprint": self.fingerprint}
+                if await asyncio.to_thread(has_points, self.client, self.collection, **version, file_complete=True):
+                    file_report.status = "skipped"
+                    if on_file:
+                        on_file(file_report)
+                    continue
+                after, headings = await asyncio.to_thread(resume_point, self.client, self.collection, version)
+                if after:
+                    resume_after[path], resume_headings[path] = after, headings
+                    file_report.resumed_after_page = after
             pending.append(path)
         if on_total:
-            on_total(await asyncio.to_thread(self._count_pages, pending))
+            on_total(await asyncio.to_thread(self._count_pages, pending, resume_after))
 
         def file_failed(error: InputError) -> None:
             file_report = by_path.get(error.file)
@@ -148,44 +178,53 @@ class Ingestor:
                 if on_file:
                     on_file(file_report)
 
-        batch: list[Document] = []
-        heading_path: list = []
-        current: str | None = None
+        file = _FileProgress(None)
 
-        async def flush() -> None:
-            nonlocal batch
-            if batch:
-                await asyncio.to_thread(self._store_batch, batch, heading_path, by_path[current])
-                batch = []
+        async def flush(final: bool = False) -> None:
+            """Chunk, embed and upsert the batch, then stamp how far the file is safely stored."""
+            batch, file.batch = file.batch, []
+            last_node = await asyncio.to_thread(self._store_batch, batch, file.heading_path, by_path[file.path]) \
+                if batch else None
+            file.last_node = last_node or file.last_node
+            clean = not by_path[file.path].failed_pages
+            if clean and last_node and batch:
+                await asyncio.to_thread(mark_progress, self.client, self.collection, last_node,
+                                        batch[-1].metadata["page"], file.heading_path, final)
+            elif clean and final and file.last_node:
+                await asyncio.to_thread(mark_complete, self.client, self.collection, file.last_node)
 
-        async for document in self.reader.astream(pending, on_file_error=file_failed):
+        async for document in self.reader.astream(pending, on_file_error=file_failed, resume_after=resume_after):
             path = document.metadata["file_path"]
-            if path != current:
-                await flush()
-                if current is not None:
-                    self._finish_file(by_path[current], on_file)
-                current, heading_path = path, []
-                current_version = {"file_sha256": document.metadata.get("file_sha256", ""),
-                                   "pipeline_fingerprint": self.fingerprint}
-                await asyncio.to_thread(delete_stale_points, self.client, self.collection, path, current_version)
+            if path != file.path:
+                if file.path is not None:
+                    await flush(final=True)
+                    self._finish_file(by_path[file.path], on_file)
+                file = _FileProgress(path, heading_path=list(resume_headings.get(path, [])))
+                version = {"file_sha256": document.metadata.get("file_sha256", ""),
+                           "pipeline_fingerprint": self.fingerprint}
+                await asyncio.to_thread(delete_stale_points, self.client, self.collection, path, version)
+                await asyncio.to_thread(delete_pages_after, self.client, self.collection, version,
+                                        resume_after.get(path, 0))
             page_report = page_report_of(document)
+            for key in VOLATILE_KEYS:  # per-run facts: in the report, not in the stored points
+                document.metadata.pop(key, None)
             by_path[path].pages.append(page_report)
             if page_report.status != "failed":
                 document.metadata["pipeline_fingerprint"] = self.fingerprint
-                batch.append(document)
+                file.batch.append(document)
             if on_page:
                 on_page(by_path[path], page_report)
-            if len(batch) >= PAGES_PER_BATCH:
+            if len(file.batch) >= PAGES_PER_BATCH:
                 await flush()
-        await flush()
-        if current is not None:
-            self._finish_file(by_path[current], on_file)
+        if file.path is not None:
+            await flush(final=True)
+            self._finish_file(by_path[file.path], on_file)
         await asyncio.to_thread(ensure_payload_indexes, self.client, self.collection)
         report.points_after = count_points(self.client, self.collection)
         report.elapsed_s = time.perf_counter() - started
         yield report
 
-    def _count_pages(self, paths: list[str]) -> int:
+    def _count_pages(self, paths: list[str], resume_after: dict[str, int]) -> int:
         from ..pages import DocumentSource
 
         total = 0
@@ -193,15 +232,17 @@ class Ingestor:
             try:
                 with DocumentSource(path, password=self.reader.password.get_secret_value()
                                     if self.reader.password else None) as source:
-                    total += len(source.page_numbers(self.config.input.pages))
+                    after = resume_after.get(path, 0)
+                    total += sum(n > after for n in source.page_numbers(self.config.input.pages))
             except InputError:
                 continue
         return total
 
-    def _store_batch(self, documents: list[Document], heading_path: list, file_report: FileReport) -> None:
+    def _store_batch(self, documents: list[Document], heading_path: list, file_report: FileReport) -> str | None:
+        """Chunk, embed and upsert one batch of a file's pages; return the id of its last point."""
         nodes = self.parser.chunk_file_pages(documents, heading_path)
         if not nodes:
-            return
+            return None
         texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
         vectors = self.embed_model.get_text_embedding_batch(texts)
         for node, vector in zip(nodes, vectors):
@@ -213,21 +254,56 @@ class Ingestor:
             per_page[node.metadata["page"]] = per_page.get(node.metadata["page"], 0) + 1
         for page in file_report.pages:
             page.chunks += per_page.get(page.page, 0)
+        return nodes[-1].node_id
 
-    @staticmethod
-    def _finish_file(file_report: FileReport, on_file) -> None:
+    def _finish_file(self, file_report: FileReport, on_file) -> None:
         failed = file_report.failed_pages
         if failed:
-            file_report.status = "failed" if len(failed) == len(file_report.pages) else "partial"
-            file_report.error = f"{len(failed)} of {len(file_report.pages)} pages failed: {failed}"
+            share = len(failed) / len(file_report.pages)
+            whole = share > self.config.ocr.max_failed_share
+            file_report.status = "failed" if whole else "partial"
+            file_report.error = (f"{len(failed)} of {len(file_report.pages)} pages failed ({share:.0%}"
+                                 f"{', over the limit of ' + format(self.config.ocr.max_failed_share, '.0%') if whole else ''}"
+                                 f"): pages {_page_ranges(failed)}")
         if on_file:
             on_file(file_report)
+
+
+@dataclass
+class _FileProgress:
+    """The file being streamed: its pending batch and how far it is stored."""
+
+    path: str | None
+    heading_path: list = field(default_factory=list)
+    batch: list[Document] = field(default_factory=list)
+    last_node: str | None = None
+
+
+VOLATILE_KEYS = ("ocr_latency_s", "ocr_cached")
 
 
 def page_report_of(document: Document) -> PageReport:
     meta = document.metadata
     return PageReport(page=meta.get("page") or 0, status=meta.get("ocr_status", "ok"), engine=meta.get("ocr_engine"),
-                      attempts=meta.get("ocr_attempts", 1), error=meta.get("ocr_error"))
+                      attempts=meta.get("ocr_attempts", 1), latency_s=meta.get("ocr_latency_s") or 0.0,
+                      output_tokens=meta.get("ocr_output_tokens"), cached=bool(meta.get("ocr_cached")),
+                      error=meta.get("ocr_error"), warning=meta.get("ocr_warning"))
+
+
+def _page_ranges(pages: list[int]) -> str:
+    """[1, 2, 3, 7] -> "1-3,7": the form --pages accepts."""
+    out, start, prev = [], None, None
+    for page in sorted(pages):
+        if start is None:
+            start = prev = page
+        elif page == prev + 1:
+            prev = page
+        else:
+            out.append(f"{start}-{prev}" if prev > start else str(start))
+            start = prev = page
+    if start is not None:
+        out.append(f"{start}-{prev}" if prev > start else str(start))
+    return ",".join(out)
 
 
 def make_reader(config: PipelineConfig) -> LightOnOCRReader:
@@ -235,6 +311,8 @@ def make_reader(config: PipelineConfig) -> LightOnOCRReader:
     return LightOnOCRReader(ocr_engine=o.engine, ocr_url=o.url, model=o.model, api_key=o.api_key,
                             max_in_flight=o.max_in_flight, max_tokens=o.max_tokens, temperature=o.temperature,
                             top_p=o.top_p, request_timeout_s=o.request_timeout_s, max_retries=o.max_retries,
+                            page_deadline_s=o.page_deadline_s, retry_temperatures=tuple(o.retry_temperatures),
+                            fallbacks=tuple(o.fallbacks), cache_dir=o.cache_dir, wait_for_server_s=o.wait_for_server_s,
                             pages=config.input.pages, password=config.input.password)
 
 

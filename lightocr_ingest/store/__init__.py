@@ -17,6 +17,7 @@ DEFAULT_PATH = ".lightocr/qdrant"
 DEFAULT_COLLECTION = "lightocr"
 UPSERT_BATCH = 128  # points per request: Qdrant's sweet spot is 64-256 for 384-dim vectors
 INDEXED_FIELDS = {"file_name": models.PayloadSchemaType.KEYWORD, "file_path": models.PayloadSchemaType.KEYWORD,
+                  "file_sha256": models.PayloadSchemaType.KEYWORD,
                   "page": models.PayloadSchemaType.INTEGER}  # filters users and re-ingestion run
 
 
@@ -82,11 +83,64 @@ def has_points(client: QdrantClient, collection: str, **payload: object) -> bool
     return hits.count > 0
 
 
+# Progress markers: after each batch of a file is upserted, its last point is stamped with the
+# page the batch ended on and the heading path open there; the file's last point also gets
+# ``file_complete``. A killed run resumes each file after its last stamped page, so nothing is
+# read twice and the heading paths come out as in an uninterrupted run.
+RESUME_PAGE_KEY = "batch_last_page"
+RESUME_HEADINGS_KEY = "batch_heading_path"
+COMPLETE_KEY = "file_complete"
+
+
+def mark_progress(client: QdrantClient, collection: str, point_id: str, last_page: int,
+                  heading_path: list[tuple[int, str]], complete: bool = False) -> None:
+    payload = {RESUME_PAGE_KEY: last_page, RESUME_HEADINGS_KEY: [list(h) for h in heading_path]}
+    if complete:
+        payload[COMPLETE_KEY] = True
+    client.set_payload(collection, payload=payload, points=[point_id], wait=True)
+
+
+def mark_complete(client: QdrantClient, collection: str, point_id: str) -> None:
+    client.set_payload(collection, payload={COMPLETE_KEY: True}, points=[point_id], wait=True)
+
+
+def resume_point(client: QdrantClient, collection: str, version: dict) -> tuple[int, list[tuple[int, str]]]:
+    """The last page of ``version`` (payload values) safely stored, and the heading path open there.
+
+    ``(0, [])`` when nothing of that version is stored: start from the first page.
+    """
+    if not client.collection_exists(collection):
+        return 0, []
+    marked = models.Filter(must=[*(_match(k, v) for k, v in version.items()),
+                                 models.FieldCondition(key=RESUME_PAGE_KEY, range=models.Range(gte=1))])
+    best: tuple[int, list[tuple[int, str]]] = (0, [])
+    offset = None
+    while True:
+        points, offset = client.scroll(collection, scroll_filter=marked, limit=256, offset=offset,
+                                       with_payload=[RESUME_PAGE_KEY, RESUME_HEADINGS_KEY], with_vectors=False)
+        for point in points:
+            page = int(point.payload[RESUME_PAGE_KEY])
+            if page > best[0]:
+                best = (page, [(int(level), str(title)) for level, title in point.payload.get(RESUME_HEADINGS_KEY, [])])
+        if offset is None:
+            return best
+
+
+def delete_pages_after(client: QdrantClient, collection: str, version: dict, page: int) -> None:
+    """Delete the points of ``version`` whose chunk starts after ``page``: a batch cut short by a kill."""
+    if not client.collection_exists(collection):
+        return
+    client.delete(collection, points_selector=models.FilterSelector(filter=models.Filter(
+        must=[*(_match(k, v) for k, v in version.items()),
+              models.FieldCondition(key="page", range=models.Range(gt=page))])), wait=True)
+
+
 def count_points(client: QdrantClient, collection: str) -> int:
     if not client.collection_exists(collection):
         return 0
     return client.count(collection, exact=True).count
 
 
-__all__ = ["DEFAULT_COLLECTION", "DEFAULT_PATH", "UPSERT_BATCH", "count_points", "delete_stale_points",
-           "ensure_payload_indexes", "has_points", "make_client", "make_vector_store"]
+__all__ = ["COMPLETE_KEY", "DEFAULT_COLLECTION", "DEFAULT_PATH", "UPSERT_BATCH", "count_points",
+           "delete_pages_after", "delete_stale_points", "ensure_payload_indexes", "has_points", "make_client",
+           "make_vector_store", "mark_complete", "mark_progress", "resume_point"]

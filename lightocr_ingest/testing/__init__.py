@@ -1,5 +1,5 @@
-"""Stand-ins for the GPU side, for tests, benchmarks and trying the vLLM path on a laptop."""
+"""Test helpers shipped with the package: a loopback server speaking vLLM's OpenAI protocol."""
 
-from .vllm_server import FakeVLLMServer, RecordedRequest, lightonocr_style_page
+from .vllm_server import FAULT_KINDS, FakeVLLMServer, FaultPlan, RecordedRequest, lightonocr_style_page, looping
 
-__all__ = ["FakeVLLMServer", "RecordedRequest", "lightonocr_style_page"]
+__all__ = ["FAULT_KINDS", "FakeVLLMServer", "FaultPlan", "RecordedRequest", "lightonocr_style_page", "looping"]

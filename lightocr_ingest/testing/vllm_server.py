@@ -5,9 +5,15 @@ the shape LightOnOCR expects (one user message holding only a PNG data URL, the 
 sampling), records what it received and what it answered, and replies with LightOnOCR-2-style
 Markdown: headings, HTML tables, ``$$`` math, figure references with boxes, a page footer.
 
+With a ``FaultPlan`` it also misbehaves the ways a real server does under load: it drops
+connections, answers 500 and 429 (with ``Retry-After``), stalls past the client's timeout,
+loops until ``max_tokens``, stops with ``finish_reason: length``, answers nothing, and
+restarts mid-run. Faults are drawn from a hash of (seed, image, how many times that image was
+asked for), so a run is reproducible and two runs over the same pages see the same faults.
+
 Run it by hand to try the vLLM path without a GPU::
 
-    python -m lightocr_ingest.testing.vllm_server --port 8000
+    python -m lightocr_ingest.testing.vllm_server --port 8000 [--fault-rate 0.2]
 """
 
 from __future__ import annotations
@@ -59,17 +65,57 @@ def lightonocr_style_page(seed: str, *, with_boxes: bool = True) -> str:
 
 Responder = Callable[[RecordedRequest], "str | tuple[str, str]"]  # markdown, or (markdown, finish_reason)
 
+FAULT_KINDS = ("drop", "http_500", "http_429", "stall", "loop", "length", "empty")
+
+
+@dataclass
+class FaultPlan:
+    """Which requests go wrong, and how.
+
+    ``rate`` of the requests get one of ``kinds``; no image gets more than ``max_in_a_row``
+    faults in a row, so a client that retries enough always gets the true page in the end
+    (which is what lets a test demand exactly the points of a fault-free run).
+    """
+
+    rate: float = 0.2
+    kinds: tuple[str, ...] = FAULT_KINDS
+    seed: int = 0
+    max_in_a_row: int = 3
+    stall_s: float = 3.0  # longer than the client's request timeout in the tests
+    retry_after_s: float = 0.05  # what a 429 asks the client to wait
+    restart_after: int | None = None  # restart once, after this many requests
+    restart_down_s: float = 0.5
+
+    def pick(self, image_sha256: str, nth: int, in_a_row: int) -> str | None:
+        if in_a_row >= self.max_in_a_row:
+            return None
+        digest = hashlib.sha256(f"{self.seed}:{image_sha256}:{nth}".encode()).digest()
+        if int.from_bytes(digest[:4], "big") / 2 ** 32 >= self.rate:
+            return None
+        return self.kinds[digest[4] % len(self.kinds)]
+
+
+def looping(markdown: str, unit: str = "| 0.00 | 0.00 | 0.00 |\n", repeats: int = 300) -> str:
+    """A page that starts well and falls into a loop, as a model does until max_tokens."""
+    return markdown[: len(markdown) // 2] + "\n\n" + unit * repeats
+
 
 class FakeVLLMServer:
     """Start with ``with FakeVLLMServer() as server:``; ``server.url`` is the ``/v1`` base URL."""
 
     def __init__(self, model: str = "lightonai/LightOnOCR-2-1B", *, responder: Responder | None = None,
                  expect_sampling: dict | None = None, longest_side: int = 1540, latency_s: float = 0.0,
-                 api_key: str | None = None, host: str = "127.0.0.1", port: int = 0):
+                 api_key: str | None = None, host: str = "127.0.0.1", port: int = 0,
+                 faults: FaultPlan | None = None, temperatures: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)):
         self.model = model
         self.responder = responder or (lambda r: lightonocr_style_page(r.image_sha256, with_boxes="bbox" in model))
-        self.expect_sampling = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 4096} \
-            if expect_sampling is None else expect_sampling
+        self.expect_sampling = {"top_p": 0.9, "max_tokens": 4096} if expect_sampling is None else expect_sampling
+        self.temperatures = temperatures  # the model card's 0.2, and the ladder's rungs after a loop
+        self.faults = faults
+        self.faults_injected: dict[str, int] = {}
+        self.restarts = 0
+        self._asked: dict[str, int] = {}  # image -> requests for it
+        self._in_a_row: dict[str, int] = {}  # image -> faults in a row
         self.longest_side = longest_side
         self.latency_s = latency_s
         self.api_key = api_key
@@ -80,6 +126,7 @@ class FakeVLLMServer:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -127,6 +174,8 @@ class FakeVLLMServer:
         for key, expected in self.expect_sampling.items():
             if body.get(key) != expected:
                 problems.append(f"{key} is {body.get(key)!r}, expected {expected!r}")
+        if "temperature" not in self.expect_sampling and body.get("temperature") not in self.temperatures:
+            problems.append(f"temperature is {body.get('temperature')!r}, expected one of {self.temperatures}")
         stripped = {k: v for k, v in body.items() if k != "messages"}
         return RecordedRequest(image_sha, size, stripped, violations=problems), problems
 
@@ -154,10 +203,27 @@ class FakeVLLMServer:
         try:
             if problems:
                 return web.json_response({"error": {"message": "; ".join(problems)}}, status=400)
+            fault = self._pick_fault(recorded.image_sha256)
+            if fault == "drop":
+                request.transport.close()  # the client sees the connection reset mid-request
+                return web.Response(status=500)
+            if fault == "http_500":
+                return web.json_response({"error": {"message": "injected: EngineCore died"}}, status=500)
+            if fault == "http_429":
+                return web.json_response({"error": {"message": "injected: too many requests"}}, status=429,
+                                         headers={"Retry-After": f"{self.faults.retry_after_s:g}"})
+            if fault == "stall":
+                await asyncio.sleep(self.faults.stall_s)
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             answer = self.responder(recorded)
             markdown, finish = answer if isinstance(answer, tuple) else (answer, "stop")
+            if fault == "loop":
+                markdown, finish = looping(markdown), "length"
+            elif fault == "length":
+                markdown, finish = markdown[: len(markdown) // 2], "length"
+            elif fault == "empty":
+                markdown, finish = "", "stop"
             recorded.answer = markdown
             tokens = max(1, len(markdown) // 3)
             return web.json_response({
@@ -171,19 +237,44 @@ class FakeVLLMServer:
             with self._lock:
                 self.in_flight -= 1
 
+    def _pick_fault(self, image: str) -> str | None:
+        if self.faults is None:
+            return None
+        with self._lock:
+            nth = self._asked.get(image, 0)
+            self._asked[image] = nth + 1
+            fault = self.faults.pick(image, nth, self._in_a_row.get(image, 0))
+            self._in_a_row[image] = self._in_a_row.get(image, 0) + 1 if fault else 0
+            if fault:
+                self.faults_injected[fault] = self.faults_injected.get(fault, 0) + 1
+            total = sum(self._asked.values())
+        if self.faults.restart_after is not None and total == self.faults.restart_after:
+            asyncio.get_running_loop().create_task(self._restart(self.faults.restart_down_s))
+        return fault
+
+    async def _restart(self, down_s: float) -> None:
+        """Go away (every connection dropped, nothing listening) for ``down_s``, then come back."""
+        self.restarts += 1
+        await self._runner.cleanup()
+        await asyncio.sleep(down_s)
+        await self._listen()
+
     # --- lifecycle --------------------------------------------------------------------
+    async def _listen(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=0.1, reuse_address=True)
+        await self._site.start()
+        self.port = self._site._server.sockets[0].getsockname()[1]
+
     def start(self) -> "FakeVLLMServer":
         ready = threading.Event()
 
         async def serve() -> None:
-            app = web.Application(client_max_size=64 * 1024 * 1024)
-            app.router.add_get("/v1/models", self._models)
-            app.router.add_post("/v1/chat/completions", self._chat)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, self.host, self.port)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]
+            await self._listen()
             ready.set()
 
         def run() -> None:
@@ -191,6 +282,10 @@ class FakeVLLMServer:
             self._loop.run_until_complete(serve())
             self._loop.run_forever()
             self._loop.run_until_complete(self._runner.cleanup())
+            stalled = asyncio.all_tasks(self._loop)  # handlers still sleeping in an injected stall
+            for task in stalled:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*stalled, return_exceptions=True))
             self._loop.close()
 
         self._thread = threading.Thread(target=run, name="fake-vllm", daemon=True)
@@ -198,6 +293,10 @@ class FakeVLLMServer:
         if not ready.wait(10):
             raise RuntimeError("fake vLLM server did not start within 10 s")
         return self
+
+    def restart(self, down_s: float = 0.5) -> None:
+        """Restart now, from any thread: in-flight requests are dropped, then it is down for ``down_s``."""
+        asyncio.run_coroutine_threadsafe(self._restart(down_s), self._loop).result(30)
 
     def stop(self) -> None:
         if self._loop is not None:
@@ -217,8 +316,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model", default="lightonai/LightOnOCR-2-1B-bbox")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that go wrong")
     args = parser.parse_args()
-    server = FakeVLLMServer(args.model, port=args.port, latency_s=args.latency).start()
+    faults = FaultPlan(rate=args.fault_rate) if args.fault_rate else None
+    server = FakeVLLMServer(args.model, port=args.port, latency_s=args.latency, faults=faults).start()
     print(f"fake LightOnOCR server on {server.url} (model {server.model}); Ctrl-C to stop", flush=True)
     try:
         threading.Event().wait()

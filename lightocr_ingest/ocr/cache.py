@@ -1,0 +1,86 @@
+"""The OCR cache on disk: a page read once is never sent to the server again.
+
+Keyed by the page image's pixel hash, the engine's model and the sampling settings, so:
+- re-ingesting with other chunking or embedding settings sends no OCR request at all;
+- a run killed half-way resumes without re-reading the pages it had finished;
+- the same page image in several files (a cover sheet, a stamped form) is read once.
+
+Only the model's own answers are kept (``ok``, ``retried``); fallbacks and failures are not,
+so the next run asks the server again for exactly those pages. SQLite in WAL mode: one file,
+safe when the process is killed mid-write, shared by worker processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, replace
+
+from ..records import Figure, OcrResult, TextBox
+
+CACHE_FILE = "ocr-cache.sqlite"
+FORMAT = 1  # bump when OcrResult's stored shape changes: old entries are then simply missed
+CACHEABLE = {"ok", "retried"}
+
+
+def cache_key(pixels_sha256: str, engine: str, model: str, sampling: dict) -> str:
+    identity = {"format": FORMAT, "pixels": pixels_sha256, "engine": engine, "model": model, "sampling": sampling}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _encode(result: OcrResult) -> str:
+    data = asdict(result)
+    data.pop("cached")
+    return json.dumps(data, ensure_ascii=False)
+
+
+def _decode(text: str) -> OcrResult:
+    data = json.loads(text)
+    data["figures"] = tuple(Figure(ref=f["ref"], box=tuple(f["box"]) if f["box"] else None) for f in data["figures"])
+    data["text_boxes"] = tuple(TextBox(text=b["text"], box=tuple(b["box"]), score=b["score"])
+                               for b in data["text_boxes"])
+    return OcrResult(**data, cached=True)
+
+
+class OcrCache:
+    """``get``/``put`` OCR results by key; thread-safe; one SQLite file in ``folder``."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = os.path.expanduser(str(folder))
+        os.makedirs(self.folder, exist_ok=True)
+        self.path = os.path.join(self.folder, CACHE_FILE)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a kill loses at most the last write
+        self._db.execute("CREATE TABLE IF NOT EXISTS ocr (key TEXT PRIMARY KEY, result TEXT NOT NULL, "
+                         "created REAL NOT NULL)")
+
+    def get(self, key: str) -> OcrResult | None:
+        with self._lock:
+            row = self._db.execute("SELECT result FROM ocr WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        try:
+            return _decode(row[0])
+        except (ValueError, KeyError, TypeError):
+            return None  # an entry from another version: read the page again
+
+    def put(self, key: str, result: OcrResult) -> None:
+        if result.status not in CACHEABLE:
+            return
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO ocr (key, result, created) VALUES (?, ?, ?)",
+                             (key, _encode(replace(result, cached=False)), time.time()))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM ocr").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
