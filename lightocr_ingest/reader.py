@@ -75,6 +75,8 @@ class LightOnOCRReader(BasePydanticReader):
     request_timeout_s: float = Field(default=180.0, gt=0, description="Timeout of one OCR request.")
     max_retries: int = Field(default=RetryPolicy.max_retries, ge=0,
                              description="Retries of a failed request (connection, timeout, 429, 5xx), with backoff.")
+    backoff_base_s: float = Field(default=RetryPolicy.backoff_base_s, gt=0,
+                                  description="First wait before a retry; doubles each time (with jitter), up to 30 s.")
     page_deadline_s: float = Field(default=RetryPolicy.page_deadline_s, gt=0,
                                    description="All requests for one page, waits included; then the fallbacks.")
     retry_temperatures: tuple[float, ...] = Field(
@@ -114,6 +116,7 @@ class LightOnOCRReader(BasePydanticReader):
             max_in_flight=self.max_in_flight,
             request_timeout_s=self.request_timeout_s,
             max_retries=self.max_retries,
+            backoff_base_s=self.backoff_base_s,
             page_deadline_s=self.page_deadline_s,
             max_tokens=self.max_tokens,
             temperature=self.temperature,

@@ -41,6 +41,7 @@ class EngineSettings:
     max_in_flight: int = MAX_IN_FLIGHT
     request_timeout_s: float = REQUEST_TIMEOUT_S
     max_retries: int = RetryPolicy.max_retries
+    backoff_base_s: float = RetryPolicy.backoff_base_s
     page_deadline_s: float = RetryPolicy.page_deadline_s
     max_tokens: int | None = None
     temperature: float | None = None
@@ -108,7 +109,8 @@ def create_engine(settings: EngineSettings) -> ResilientEngine:
             settings.url, model=model, api_key=settings.api_key, max_in_flight=settings.max_in_flight,
             request_timeout_s=settings.request_timeout_s, max_tokens=settings.max_tokens,
             temperature=settings.temperature, top_p=settings.top_p,
-            retry=RetryPolicy(max_retries=settings.max_retries, page_deadline_s=settings.page_deadline_s))
+            retry=RetryPolicy(max_retries=settings.max_retries, backoff_base_s=settings.backoff_base_s,
+                              page_deadline_s=settings.page_deadline_s))
     return ResilientEngine(primary, cache=OcrCache(settings.cache_dir) if settings.cache_dir else None,
                            retry_temperatures=settings.retry_temperatures, fallbacks=settings.fallbacks,
                            cpu_engine_factory=CpuEngine)

@@ -22,7 +22,11 @@ import numpy as np
 MAX_PERIOD = 400  # characters in the repeated unit: a looping table row or paragraph fits
 MIN_REPEATS = 8  # copies of the unit back to back before it counts as a loop
 MIN_LOOP_CHARS = 600  # ~150 tokens of repetition: shorter repeats are ordinary text (dot leaders)
-STOP_LOOP_SHARE = 0.5  # an answer the model ended itself is a loop only if the loop is most of it
+# An answer the model ended itself ("stop") is called a loop only on strong evidence: the loop
+# is most of it and long. Trimming a legitimate regular table (rows of empty cells) would lose
+# data, while a loop the model broke out of only adds junk, so the doubt goes to the model.
+STOP_LOOP_SHARE = 0.8
+STOP_LOOP_MIN_CHARS = 2000  # ~500 tokens
 COMPRESSIBILITY_GATE = 4.0  # raw/zlib size: ordinary OCR Markdown is 2-3.5; skip the search below it
 _WORD = re.compile(r"\w", re.UNICODE)
 
@@ -113,7 +117,8 @@ def judge(content: str | None, finish_reason: str | None) -> Verdict:
     repetition = None
     if truncated or compressibility(text) >= COMPRESSIBILITY_GATE:
         repetition = find_repetition(text)
-    if repetition is not None and (truncated or repetition.chars >= STOP_LOOP_SHARE * len(text)):
+    if repetition is not None and (truncated or (repetition.chars >= STOP_LOOP_SHARE * len(text)
+                                                 and repetition.chars >= STOP_LOOP_MIN_CHARS)):
         return Verdict("loop", trim_repetition(text, repetition), repetition)
     if truncated:
         return Verdict("length", text)  # a page denser than max_tokens, or a loop too irregular to see

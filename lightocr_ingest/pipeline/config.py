@@ -52,6 +52,8 @@ class OcrConfig(_Section):
     request_timeout_s: float = Field(default=180.0, gt=0, description="Timeout of one request.")
     max_retries: int = Field(default=RetryPolicy.max_retries, ge=0, le=20,
                              description="Retries of a request after a connection error, timeout, 429 or 5xx.")
+    backoff_base_s: float = Field(default=RetryPolicy.backoff_base_s, gt=0, le=60,
+                                  description="First wait before a retry; doubles each time, with jitter.")
     page_deadline_s: float = Field(default=RetryPolicy.page_deadline_s, gt=0,
                                    description="Time for all requests of one page; then the fallbacks.")
     retry_temperatures: list[float] = Field(default=list(RETRY_TEMPERATURES), max_length=8,

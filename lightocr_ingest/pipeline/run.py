@@ -307,12 +307,10 @@ def _page_ranges(pages: list[int]) -> str:
 
 
 def make_reader(config: PipelineConfig) -> LightOnOCRReader:
-    o = config.ocr
-    return LightOnOCRReader(ocr_engine=o.engine, ocr_url=o.url, model=o.model, api_key=o.api_key,
-                            max_in_flight=o.max_in_flight, max_tokens=o.max_tokens, temperature=o.temperature,
-                            top_p=o.top_p, request_timeout_s=o.request_timeout_s, max_retries=o.max_retries,
-                            page_deadline_s=o.page_deadline_s, retry_temperatures=tuple(o.retry_temperatures),
-                            fallbacks=tuple(o.fallbacks), cache_dir=o.cache_dir, wait_for_server_s=o.wait_for_server_s,
+    """The reader a config describes: every ``ocr`` key but the run-level ones maps to a field."""
+    ocr = config.ocr.model_dump(exclude={"engine", "url", "max_failed_share"})
+    ocr.update(retry_temperatures=tuple(ocr["retry_temperatures"]), fallbacks=tuple(ocr["fallbacks"]))
+    return LightOnOCRReader(ocr_engine=config.ocr.engine, ocr_url=config.ocr.url, **ocr,
                             pages=config.input.pages, password=config.input.password)
 
 

@@ -285,7 +285,8 @@ class FakeVLLMServer:
             stalled = asyncio.all_tasks(self._loop)  # handlers still sleeping in an injected stall
             for task in stalled:
                 task.cancel()
-            self._loop.run_until_complete(asyncio.gather(*stalled, return_exceptions=True))
+            if stalled:
+                self._loop.run_until_complete(asyncio.wait(stalled))
             self._loop.close()
 
         self._thread = threading.Thread(target=run, name="fake-vllm", daemon=True)
