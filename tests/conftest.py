@@ -9,6 +9,13 @@ from .documents import one_column_pdf, two_column_pdf
 
 
 @pytest.fixture(autouse=True)
+def _own_working_directory(tmp_path, monkeypatch):
+    """Relative defaults (.lightocr/qdrant, .lightocr/ocr-cache) land in the test's own folder,
+    so no test reads another's OCR cache or Qdrant, and the checkout stays clean."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_engine_probe():
     """Each test decides for itself whether a server answers."""
     engine_module._probe_cache.clear()

@@ -35,6 +35,7 @@ class FileReport:
     chunks: int = 0
     error: str | None = None
     resumed_after_page: int = 0  # pages up to this one were stored by an earlier, interrupted run
+    duplicate_of: str | None = None  # skipped: byte-identical to this file, ingested in the same run
 
     @property
     def failed_pages(self) -> list[int]:

@@ -151,12 +151,19 @@ class Ingestor:
         by_path: dict[str, FileReport] = {}
         resume_after: dict[str, int] = {}
         resume_headings: dict[str, list] = {}
+        first_with: dict[str, str] = {}  # content hash -> first path with it in this run
         for path in files:
             sha = await asyncio.to_thread(file_sha256, path)
             file_report = FileReport(path=path, sha256=sha)
             report.files.append(file_report)
             by_path[path] = file_report
+            if sha in first_with:  # a byte-identical copy: its points would be the same points
+                file_report.status, file_report.duplicate_of = "skipped", first_with[sha]
+                if on_file:
+                    on_file(file_report)
+                continue
             if sha:
+                first_with[sha] = path
                 version = {"file_sha256": sha, "pipeline_fingerprint": self.fingerprint}
                 if await asyncio.to_thread(has_points, self.client, self.collection, **version, file_complete=True):
                     file_report.status = "skipped"
