@@ -205,7 +205,7 @@ def test_cli_ingest_report_and_query_json(topic_server, pdf_dir, tmp_path, capsy
     code = main(["ingest", str(pdf_dir), str(bad), "--qdrant-path", qdrant, "--ocr-url", topic_server.url,
                  "--ocr-engine", "vllm", "--collection", "cli", "--report", str(tmp_path / "run.json")])
     err = capsys.readouterr().err
-    assert code == 1 and "re-run only those" in err and str(bad) in err
+    assert code == 1 and "re-run only them" in err and str(bad) in err
     report = json.loads((tmp_path / "run.json").read_text())
     assert report["totals"]["pages_seen"] == report["totals"]["pages_ingested"] + report["totals"]["pages_failed"] == 4
     assert {Path(f["path"]).name: f["status"] for f in report["files"]}["bad.pdf"] == "failed"

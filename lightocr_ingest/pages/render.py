@@ -19,7 +19,6 @@ import io
 import logging
 import os
 import threading
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -35,7 +34,8 @@ log = logging.getLogger("lightocr_ingest")
 
 LONGEST_SIDE = 1540  # px: LightOnOCR-1B/2-1B training size (processor_config.json)
 PNG_COMPRESS_LEVEL = 1  # zlib level: fastest setting that still compresses text pages ~10x
-MAX_PAGE_PIXELS = 400_000_000  # refuse larger sources outright: decoding one needs >1 GB
+MAX_PAGE_PIXELS = 400_000_000  # decoded pixels: a 20000 x 20000 scan; more would need over 1.2 GB as RGB
+_PILLOW_LIMIT_LOCK = threading.Lock()
 PDFIUM_LOCK = threading.RLock()  # PDFium keeps global state: one caller at a time per process
 
 EXIF_ORIENTATION = 0x0112
@@ -119,6 +119,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode != "RGB":
         image = image.convert("RGB")  # CMYK, L, 1, YCbCr, LAB...
     return image
+
+
+def _header_width(data: bytes) -> int:
+    """The width an image's header states, before any draft() reduction."""
+    with _PILLOW_LIMIT_LOCK:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(io.BytesIO(data)).width
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def encode_png(image: Image.Image) -> bytes:
@@ -215,18 +225,29 @@ class DocumentSource:
         return 1
 
     def _decode_image(self) -> Image.Image:
+        """Open the image (header only) and check what decoding it would cost.
+
+        JPEGs are set to decode at a reduced size (``draft``), so a 20000 px photo never
+        exists at full size; the pixel limit applies to what will really be decoded.
+        """
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(io.BytesIO(self._data))
-                if image.width * image.height > MAX_PAGE_PIXELS:
-                    raise Image.DecompressionBombError("too many pixels")
-                return image
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise InputError(self.path, "image is too large to decode safely (possible decompression bomb)",
-                             hint=f"images up to {MAX_PAGE_PIXELS:,} pixels are accepted; downscale it first") from None
+            with _PILLOW_LIMIT_LOCK:
+                # Pillow's own bomb guard counts the pixels in the header, before draft() could
+                # shrink a JPEG; ours counts what is decoded. The lock keeps the swap from racing.
+                saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+                try:
+                    image = Image.open(io.BytesIO(self._data))
+                finally:
+                    Image.MAX_IMAGE_PIXELS = saved
+            if image.format == "JPEG":
+                image.draft("RGB", (self.longest_side, self.longest_side))
         except Exception as exc:  # Pillow raises many types for broken data
             raise InputError(self.path, f"is not a readable image: {exc}") from None
+        if image.width * image.height > MAX_PAGE_PIXELS:
+            raise InputError(self.path, f"image is too large to decode safely ({image.width} x {image.height} px, "
+                                        f"possibly a decompression bomb)",
+                             hint=f"images up to {MAX_PAGE_PIXELS:,} pixels are accepted; downscale it first")
+        return image
 
     # -- rendering -------------------------------------------------------------
     def page_numbers(self, selection: str | None = None) -> list[int]:
@@ -282,11 +303,8 @@ class DocumentSource:
             image.seek(number - 1)
         dpi = image.info.get("dpi") or (72.0, 72.0)  # unknown DPI: one pixel per point
         points_per_pixel = 72.0 / float(dpi[0] or 72.0)
-        full_width = image.width
-        if image.format == "JPEG":
-            # Decode JPEGs straight at a reduced size: a 20000 px scan never exists in full.
-            image.draft("RGB", (self.longest_side, self.longest_side))
-        points_per_pixel *= full_width / image.width  # draft may have divided the size
+        if image.format == "JPEG":  # _decode_image set a reduced decoding size (draft)
+            points_per_pixel *= _header_width(self._data) / image.width
         orientation = image.getexif().get(EXIF_ORIENTATION, 1)
         factor = max(image.width, image.height) // self.longest_side
         if factor >= 2:

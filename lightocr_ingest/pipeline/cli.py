@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ..cli import print_error, progress_bar, stderr
 from .config import PipelineConfig, load_config
+from .report import PAGE_STATUSES
 
 
 def _apply_flags(config: PipelineConfig, args: argparse.Namespace) -> PipelineConfig:
@@ -39,19 +40,25 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     ingestor = Ingestor(config)
     started = time.perf_counter()
     files: dict[str, object] = {}  # path -> FileReport, as they appear
-    counts = {"pages": 0, "failed": 0}
+    counts = {"pages": 0, "failed": 0, "fallback": 0, "shown": 0.0}
     with progress_bar() as progress:
         task = progress.add_task("Ingest", total=None, status="")
 
-        def refresh() -> None:
-            rate = counts["pages"] / max(1e-9, time.perf_counter() - started)
+        def refresh(force: bool = False) -> None:
+            now = time.perf_counter()
+            if not force and now - counts["shown"] < REFRESH_S:
+                return
+            counts["shown"] = now
+            rate = counts["pages"] / max(1e-9, now - started)
             chunks = sum(f.chunks for f in files.values())
-            progress.update(task, status=f"{chunks} chunks  {rate:.2f} pages/s  {counts['failed']} failed")
+            progress.update(task, status=f"{chunks} chunks  {rate:.2f} pages/s  {counts['fallback']} fallback  "
+                                         f"{counts['failed']} failed")
 
         def on_page(file_report, page_report) -> None:
             files[file_report.path] = file_report
             counts["pages"] += 1
             counts["failed"] += page_report.status == "failed"
+            counts["fallback"] += page_report.status.startswith("fallback")
             progress.update(task, advance=1)
             refresh()
 
@@ -64,6 +71,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         try:
             report = ingestor.run(args.paths, on_page=on_page, on_file=on_file,
                                   on_total=lambda total: progress.update(task, total=total))
+            refresh(force=True)
+        except KeyboardInterrupt:
+            progress.stop()
+            stderr.print(f"[yellow]interrupted[/] after {counts['pages']} pages. Run the same command again: "
+                         "finished files are skipped, and each unfinished file resumes after its last stored "
+                         "batch, with OCR answers already received read from the cache.")
+            return 130
         finally:
             ingestor.close()
     _print_summary(report)
@@ -73,24 +87,51 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         stderr.print(f"report written to {args.report}")
     if not report.ok:
         failed = report.failed_files()
-        stderr.print(f"[red]{len(failed)} file(s) had failures.[/] Fix them, then re-run only those with:")
-        config_flag = f" --config {args.config}" if args.config else ""
-        stderr.print("  lightocr-ingest ingest " + " ".join(failed) + config_flag, markup=False, soft_wrap=True)
+        stderr.print(f"[red]{len(failed)} file(s) had failures.[/] Fix what the messages above say, then run the "
+                     "same command again: files already stored are skipped, only these are done again.")
+        if len(failed) <= MAX_FILES_IN_COMMAND:
+            config_flag = f" --config {args.config}" if args.config else ""
+            stderr.print("Or re-run only them:\n  lightocr-ingest ingest " + " ".join(failed) + config_flag,
+                         markup=False, soft_wrap=True)
         return 1
     return 0
+
+
+REFRESH_S = 0.25  # progress status redraws at most this often: 10,000 tiny files must not cost 10,000 redraws
+MAX_FILES_IN_COMMAND = 10  # beyond this a re-run command is unreadable; the same command does it anyway
+MAX_SUMMARY_ROWS = 40  # files listed in the summary table (problems first); the JSON report has them all
+MAX_PAGE_LINES = 20  # pages listed with the reason they were not read by the model
 
 
 def _print_summary(report) -> None:
     totals = report.totals()
     table = Table(title=f"Ingestion into '{report.collection}'", show_header=True)
-    for column in ("file", "status", "pages", "failed", "chunks"):
+    columns = ("file", "status", "pages", "ok", "retried", "fallback", "failed", "chunks")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("file", "status") else "right")
-    for f in report.files:
-        table.add_row(f.path, f.status, str(len(f.pages)), str(len(f.failed_pages)), str(f.chunks))
+    order = {"failed": 0, "partial": 1, "ok": 2, "skipped": 3}
+    files = sorted(report.files, key=lambda f: order.get(f.status, 2))
+    for f in files[:MAX_SUMMARY_ROWS]:
+        count = {s: sum(p.status == s for p in f.pages) for s in PAGE_STATUSES}
+        status = f.status if f.status != "skipped" or not f.duplicate_of else "skipped (copy)"
+        table.add_row(f.path, status, str(len(f.pages)), str(count["ok"]), str(count["retried"]),
+                      str(count["fallback_text_layer"] + count["fallback_cpu"]), str(count["failed"]), str(f.chunks))
+    if len(files) > MAX_SUMMARY_ROWS:
+        table.add_row(f"... {len(files) - MAX_SUMMARY_ROWS} more files (--report FILE lists them all)", "", "", "",
+                      "", "", "", "")
     stderr.print(table)
+    problems = [(f.path, p) for f in report.files for p in f.pages if p.status not in ("ok", "retried") or p.warning]
+    for path, page in problems[:MAX_PAGE_LINES]:
+        stderr.print(f"  {path}, page {page.page}: {page.status}: {page.error or page.warning}",
+                     markup=False, highlight=False, soft_wrap=True)
+    if len(problems) > MAX_PAGE_LINES:
+        stderr.print(f"  ... {len(problems) - MAX_PAGE_LINES} more pages (--report FILE lists them all)")
+    by_status = ", ".join(f"{n} {s}" for s, n in totals["pages_by_status"].items() if n)
     stderr.print(
-        f"pages seen {totals['pages_seen']} = ingested {totals['pages_ingested']} + failed {totals['pages_failed']}; "
-        f"{totals['files_skipped']} file(s) unchanged and skipped; {totals['chunks']} chunks; "
+        f"pages seen {totals['pages_seen']} = ingested {totals['pages_ingested']} + failed {totals['pages_failed']}"
+        f"{' (' + by_status + ')' if by_status else ''}; {totals['pages_from_cache']} from the OCR cache, "
+        f"{totals['ocr_requests']} OCR requests; {totals['files_skipped']} file(s) skipped (unchanged or copies), "
+        f"{totals['files_resumed']} resumed; {totals['chunks']} chunks; "
         f"points {totals['points_before']} -> {totals['points_after']}; {totals['elapsed_s']} s")
 
 
