@@ -165,3 +165,25 @@ def test_identical_pages_across_files_are_sent_once(tmp_path):
     assert by_name["c.pdf"].status == "skipped"  # same bytes as a.pdf: the same points
     assert by_name["c.pdf"].duplicate_of == str(tmp_path / "a.pdf")
     assert hashlib.sha256((tmp_path / "a.pdf").read_bytes()).hexdigest() == by_name["c.pdf"].sha256
+
+
+def test_a_file_killed_between_its_last_batch_and_its_completion_mark_is_completed_without_ocr(tmp_path):
+    from lightocr_ingest.pipeline.run import PAGES_PER_BATCH
+    from lightocr_ingest.store import COMPLETE_KEY
+
+    path = one_column_pdf(tmp_path / "exact.pdf", pages=PAGES_PER_BATCH)  # one full batch, then an empty one
+    with FakeVLLMServer(responder=short_page) as server:
+        data = config_data(server.url, tmp_path, tmp_path / "work")
+        data["input"]["paths"] = [str(path)]
+        ingestor = Ingestor(parse_config(data))
+        ingestor.run()
+        ingestor.client.delete_payload("corpus", keys=[COMPLETE_KEY], points=[p.id for p in ingestor.client.scroll(
+            "corpus", limit=100)[0]])  # as if killed right before the completion mark
+        requests = len(server.requests)
+        resumed = ingestor.run()
+        again = ingestor.run()
+        ingestor.close()
+    assert len(server.requests) == requests
+    (file,) = resumed.files
+    assert file.resumed_after_page == PAGES_PER_BATCH and file.pages == [] and file.status == "ok"
+    assert again.files[0].status == "skipped"

@@ -29,8 +29,8 @@ from ..chunking import MarkdownBlockNodeParser
 from ..embedding import make_embed_model, max_sequence_tokens, resolve_model
 from ..errors import InputError
 from ..reader import LightOnOCRReader
-from ..store import count_points, delete_pages_after, delete_stale_points, ensure_payload_indexes, has_points, \
-    make_client, make_vector_store, mark_complete, mark_progress, resume_point
+from ..store import COMPLETE_KEY, ResumePoint, count_points, delete_pages_after, delete_stale_points, \
+    ensure_payload_indexes, has_points, make_client, make_vector_store, mark_complete, mark_progress, resume_point
 from .config import PipelineConfig
 from .report import FileReport, PageReport, RunReport
 
@@ -150,7 +150,7 @@ class Ingestor:
         pending: list[str] = []
         by_path: dict[str, FileReport] = {}
         resume_after: dict[str, int] = {}
-        resume_headings: dict[str, list] = {}
+        resumes: dict[str, ResumePoint] = {}
         first_with: dict[str, str] = {}  # content hash -> first path with it in this run
         for path in files:
             sha = await asyncio.to_thread(file_sha256, path)
@@ -165,15 +165,15 @@ class Ingestor:
             if sha:
                 first_with[sha] = path
                 version = {"file_sha256": sha, "pipeline_fingerprint": self.fingerprint}
-                if await asyncio.to_thread(has_points, self.client, self.collection, **version, file_complete=True):
+                if await asyncio.to_thread(has_points, self.client, self.collection, **version, **{COMPLETE_KEY: True}):
                     file_report.status = "skipped"
                     if on_file:
                         on_file(file_report)
                     continue
-                after, headings = await asyncio.to_thread(resume_point, self.client, self.collection, version)
-                if after:
-                    resume_after[path], resume_headings[path] = after, headings
-                    file_report.resumed_after_page = after
+                resume = await asyncio.to_thread(resume_point, self.client, self.collection, version)
+                if resume.after_page:
+                    resumes[path] = resume
+                    resume_after[path] = file_report.resumed_after_page = resume.after_page
             pending.append(path)
         if on_total:
             on_total(await asyncio.to_thread(self._count_pages, pending, resume_after))
@@ -206,7 +206,7 @@ class Ingestor:
                 if file.path is not None:
                     await flush(final=True)
                     self._finish_file(by_path[file.path], on_file)
-                file = _FileProgress(path, heading_path=list(resume_headings.get(path, [])))
+                file = _FileProgress(path, heading_path=list(resumes[path].heading_path) if path in resumes else [])
                 version = {"file_sha256": document.metadata.get("file_sha256", ""),
                            "pipeline_fingerprint": self.fingerprint}
                 await asyncio.to_thread(delete_stale_points, self.client, self.collection, path, version)
@@ -226,6 +226,14 @@ class Ingestor:
         if file.path is not None:
             await flush(final=True)
             self._finish_file(by_path[file.path], on_file)
+        for path, resume in resumes.items():
+            file_report = by_path[path]
+            if not file_report.pages and file_report.status == "ok":
+                # Killed after its last batch was stamped but before the file was marked complete:
+                # nothing was left to read, so it is complete now.
+                await asyncio.to_thread(mark_complete, self.client, self.collection, resume.point_id)
+                if on_file:
+                    on_file(file_report)
         await asyncio.to_thread(ensure_payload_indexes, self.client, self.collection)
         report.points_after = count_points(self.client, self.collection)
         report.elapsed_s = time.perf_counter() - started

@@ -10,6 +10,7 @@ the embedded default; a server is used when ``url`` is given.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from qdrant_client import QdrantClient, models
 
@@ -104,24 +105,31 @@ def mark_complete(client: QdrantClient, collection: str, point_id: str) -> None:
     client.set_payload(collection, payload={COMPLETE_KEY: True}, points=[point_id], wait=True)
 
 
-def resume_point(client: QdrantClient, collection: str, version: dict) -> tuple[int, list[tuple[int, str]]]:
-    """The last page of ``version`` (payload values) safely stored, and the heading path open there.
+@dataclass(frozen=True)
+class ResumePoint:
+    """How far a file version is safely stored: its last stamped page and what was open there."""
 
-    ``(0, [])`` when nothing of that version is stored: start from the first page.
-    """
+    after_page: int = 0  # 0: nothing stored, start from the first page
+    heading_path: tuple[tuple[int, str], ...] = ()
+    point_id: str | None = None  # the stamped point (to mark the file complete on)
+
+
+def resume_point(client: QdrantClient, collection: str, version: dict) -> ResumePoint:
+    """The last page of ``version`` (payload values) safely stored, and the heading path open there."""
     if not client.collection_exists(collection):
-        return 0, []
+        return ResumePoint()
     marked = models.Filter(must=[*(_match(k, v) for k, v in version.items()),
                                  models.FieldCondition(key=RESUME_PAGE_KEY, range=models.Range(gte=1))])
-    best: tuple[int, list[tuple[int, str]]] = (0, [])
+    best = ResumePoint()
     offset = None
     while True:
         points, offset = client.scroll(collection, scroll_filter=marked, limit=256, offset=offset,
                                        with_payload=[RESUME_PAGE_KEY, RESUME_HEADINGS_KEY], with_vectors=False)
         for point in points:
             page = int(point.payload[RESUME_PAGE_KEY])
-            if page > best[0]:
-                best = (page, [(int(level), str(title)) for level, title in point.payload.get(RESUME_HEADINGS_KEY, [])])
+            if page > best.after_page:
+                headings = tuple((int(level), str(title)) for level, title in point.payload.get(RESUME_HEADINGS_KEY, []))
+                best = ResumePoint(page, headings, str(point.id))
         if offset is None:
             return best
 
@@ -143,4 +151,4 @@ def count_points(client: QdrantClient, collection: str) -> int:
 
 __all__ = ["COMPLETE_KEY", "DEFAULT_COLLECTION", "DEFAULT_PATH", "UPSERT_BATCH", "count_points",
            "delete_pages_after", "delete_stale_points", "ensure_payload_indexes", "has_points", "make_client",
-           "make_vector_store", "mark_complete", "mark_progress", "resume_point"]
+           "make_vector_store", "mark_complete", "mark_progress", "ResumePoint", "resume_point"]
