@@ -3,6 +3,10 @@
 ``load_data`` must work in Jupyter, where a loop is already running and ``asyncio.run`` is
 refused. The generator therefore always runs on its own loop in a worker thread, and items
 cross over through a small bounded queue, which also keeps the producer from racing ahead.
+
+The caller waits in short polls rather than one long block: Python runs a Ctrl-C handler
+only between waits, and a caller stopped early (Ctrl-C, ``break``) cancels the generator on
+its loop, so its ``finally`` blocks run and work already handed to threads completes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TypeVar
 T = TypeVar("T")
 _HANDOFF = 4  # items buffered between the loop thread and the caller
 _POLL_S = 0.1
+_STOP_WAIT_S = 60  # for a cancelled run to finish what it handed to threads (an upsert in progress)
 
 
 def iterate_in_thread(make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
@@ -32,12 +37,19 @@ def iterate_in_thread(make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
                 continue
         return False
 
+    running: dict = {}
+
     async def pump() -> None:
+        running["loop"], running["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        if stopped.is_set():
+            return
         iterator = make()
         try:
             async for item in iterator:
                 if not put(("item", item)):
                     return
+        except asyncio.CancelledError:
+            return  # the caller stopped: nobody is left to hand anything to
         except BaseException as exc:  # handed to the caller, who re-raises it
             put(("error", exc))
             return
@@ -51,7 +63,10 @@ def iterate_in_thread(make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
     thread.start()
     try:
         while True:
-            kind, value = handoff.get()
+            try:
+                kind, value = handoff.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
             if kind == "item":
                 yield value
             elif kind == "error":
@@ -60,4 +75,9 @@ def iterate_in_thread(make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
                 return
     finally:
         stopped.set()
-        thread.join(timeout=30)
+        if thread.is_alive() and "task" in running:
+            try:
+                running["loop"].call_soon_threadsafe(running["task"].cancel)
+            except RuntimeError:
+                pass  # the loop already finished
+        thread.join(timeout=_STOP_WAIT_S)

@@ -99,23 +99,27 @@ def test_no_page_is_lost_at_a_20_percent_fault_rate_with_a_restart(corpus, unint
     assert stored(tmp_path / "qdrant") == uninterrupted["points"]
 
 
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["kill -9", "Ctrl-C"])
 def test_a_run_killed_mid_way_resumes_to_exactly_the_points_of_an_uninterrupted_run(corpus, uninterrupted,
-                                                                                      tmp_path):
+                                                                                      tmp_path, how):
     config_path = tmp_path / "pipeline.yaml"
     with FakeVLLMServer(responder=short_page, faults=fault_plan()) as server:
         config_path.write_text(yaml.safe_dump(config_data(server.url, corpus, tmp_path)))
         run = subprocess.Popen([sys.executable, "-m", "lightocr_ingest.cli", "ingest", "--config", str(config_path)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"})
         try:
             give_up = time.monotonic() + 240
             while len({r.image_sha256 for r in server.requests}) < 110 and run.poll() is None:
                 assert time.monotonic() < give_up, "the killed run never got going"
                 time.sleep(0.05)
             assert run.poll() is None, "the run finished before it could be killed"
-            run.send_signal(signal.SIGKILL)
+            run.send_signal(how)
+            _, err = run.communicate(timeout=60)  # Ctrl-C must stop it promptly, not at the end of the run
         finally:
-            run.wait(30)
+            run.kill()
+        if how == signal.SIGINT:
+            assert run.returncode == 130 and "Run the same command again" in err
         partial = stored(tmp_path / "qdrant")
         assert 0 < len(partial) < len(uninterrupted["points"])  # it was killed mid-way, with work stored
 
