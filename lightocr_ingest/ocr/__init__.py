@@ -1,9 +1,12 @@
 """Stage 2 - ocr: page images in, Markdown out (vLLM client, CPU engine, post-processing)."""
 
+from .cache import OcrCache
 from .cpu import CPU_MODEL, CpuEngine
 from .engine import EngineSettings, create_engine, resolve
 from .postprocess import clean_markdown, extract_figures, fix_escaped_dollars
 from .profiles import ModelProfile, profile_for
+from .resilient import ResilientEngine
+from .retry import RetryPolicy
 from .vllm import DEFAULT_URL, MAX_IN_FLIGHT, VLLM_HINT, VLLMEngine, normalize_base_url
 from .window import ocr_in_order
 
@@ -14,6 +17,9 @@ __all__ = [
     "EngineSettings",
     "MAX_IN_FLIGHT",
     "ModelProfile",
+    "OcrCache",
+    "ResilientEngine",
+    "RetryPolicy",
     "VLLMEngine",
     "VLLM_HINT",
     "clean_markdown",
