@@ -3,7 +3,7 @@
 import io
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -198,3 +198,12 @@ def test_unsupported_type_lists_what_is_supported(tmp_path):
 
 def test_missing_file(tmp_path):
     assert "file not found" in open_error(tmp_path / "nope.pdf")
+
+
+@settings(max_examples=200, deadline=None)
+@given(pages=st.lists(st.integers(min_value=1, max_value=60), max_size=30))
+def test_formatted_page_lists_parse_back_to_themselves(pages):
+    from lightocr_ingest.pages.selection import format_page_selection
+
+    text = format_page_selection(pages)
+    assert parse_page_selection(text or None, 60) == (sorted(set(pages)) if pages else list(range(1, 61)))

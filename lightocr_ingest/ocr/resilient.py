@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from ..records import OcrResult, PageImage
-from .cache import OcrCache, cache_key
+from .cache import CACHEABLE, OcrCache, cache_key
 from .postprocess import text_layer_markdown
 from .retry import PageClock
 from .runaway import Verdict, best_of, content_chars, judge
@@ -111,7 +111,7 @@ class ResilientEngine:
             result = self._failed(page, 0, f"{type(exc).__name__}: {exc}")
         finally:
             del self._in_flight[key]
-        if self.cache is not None and result.status in ("ok", "retried"):
+        if self.cache is not None and result.status in CACHEABLE:
             await asyncio.to_thread(self.cache.put, key, result)
         return result
 
@@ -139,7 +139,7 @@ class ResilientEngine:
         requests = 0
         attempts: list[tuple[Verdict, object]] = []
         problems: list[str] = []
-        for rung, temperature in enumerate(self._temperatures()):
+        for temperature in self._temperatures():
             try:
                 completion = await engine.complete(page, temperature, clock)
             except RequestsFailed as exc:

@@ -121,12 +121,17 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image
 
 
-def _header_width(data: bytes) -> int:
-    """The width an image's header states, before any draft() reduction."""
+def _open_header(data: bytes) -> Image.Image:
+    """Open an image (header only) without Pillow's own decompression-bomb guard.
+
+    Pillow counts the pixels the header states, before ``draft()`` could shrink a JPEG; the
+    caller counts what will really be decoded. The lock keeps the swap of Pillow's global
+    limit from racing with another thread.
+    """
     with _PILLOW_LIMIT_LOCK:
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
-            return Image.open(io.BytesIO(data)).width
+            return Image.open(io.BytesIO(data))
         finally:
             Image.MAX_IMAGE_PIXELS = saved
 
@@ -216,7 +221,7 @@ class DocumentSource:
             return len(self._pdf)
 
     def _open_image(self) -> int:
-        image = self._decode_image()
+        image, _ = self._decode_image()
         frames = max(1, getattr(image, "n_frames", 1))
         if image.format == "TIFF":
             return frames  # a multi-page scan: one page per frame
@@ -224,21 +229,16 @@ class DocumentSource:
             log.warning("%s: animated %s with %d frames: only the first frame is read", self.path, image.format, frames)
         return 1
 
-    def _decode_image(self) -> Image.Image:
-        """Open the image (header only) and check what decoding it would cost.
+    def _decode_image(self) -> tuple[Image.Image, int]:
+        """Open the image (header only), check what decoding it would cost; return it and its
+        stated width.
 
         JPEGs are set to decode at a reduced size (``draft``), so a 20000 px photo never
         exists at full size; the pixel limit applies to what will really be decoded.
         """
         try:
-            with _PILLOW_LIMIT_LOCK:
-                # Pillow's own bomb guard counts the pixels in the header, before draft() could
-                # shrink a JPEG; ours counts what is decoded. The lock keeps the swap from racing.
-                saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-                try:
-                    image = Image.open(io.BytesIO(self._data))
-                finally:
-                    Image.MAX_IMAGE_PIXELS = saved
+            image = _open_header(self._data)
+            header_width = image.width
             if image.format == "JPEG":
                 image.draft("RGB", (self.longest_side, self.longest_side))
         except Exception as exc:  # Pillow raises many types for broken data
@@ -247,7 +247,7 @@ class DocumentSource:
             raise InputError(self.path, f"image is too large to decode safely ({image.width} x {image.height} px, "
                                         f"possibly a decompression bomb)",
                              hint=f"images up to {MAX_PAGE_PIXELS:,} pixels are accepted; downscale it first")
-        return image
+        return image, header_width
 
     # -- rendering -------------------------------------------------------------
     def page_numbers(self, selection: str | None = None) -> list[int]:
@@ -298,13 +298,13 @@ class DocumentSource:
         return _page_record(self.source, number, label, (width, height), to_rgb(image), text_layer or None)
 
     def _render_image_page(self, number: int) -> PageImage:
-        image = self._decode_image()
+        image, header_width = self._decode_image()
         if number > 1:
             image.seek(number - 1)
         dpi = image.info.get("dpi") or (72.0, 72.0)  # unknown DPI: one pixel per point
         points_per_pixel = 72.0 / float(dpi[0] or 72.0)
         if image.format == "JPEG":  # _decode_image set a reduced decoding size (draft)
-            points_per_pixel *= _header_width(self._data) / image.width
+            points_per_pixel *= header_width / image.width
         orientation = image.getexif().get(EXIF_ORIENTATION, 1)
         factor = max(image.width, image.height) // self.longest_side
         if factor >= 2:

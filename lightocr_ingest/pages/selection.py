@@ -29,3 +29,19 @@ def parse_page_selection(selection: str | None, page_count: int) -> list[int]:
             raise ValueError(f"bad page selection {selection!r}: {part.strip()!r} is empty; {accepted}")
         chosen.update(range(first, min(last, page_count) + 1))
     return sorted(chosen)
+
+
+def format_page_selection(pages: list[int]) -> str:
+    """The inverse of ``parse_page_selection``: ``[1, 2, 3, 7]`` -> ``"1-3,7"``."""
+    parts: list[str] = []
+    start = prev = None
+    for page in sorted(set(pages)):
+        if start is not None and page == prev + 1:
+            prev = page
+            continue
+        if start is not None:
+            parts.append(f"{start}-{prev}" if prev > start else str(start))
+        start = prev = page
+    if start is not None:
+        parts.append(f"{start}-{prev}" if prev > start else str(start))
+    return ",".join(parts)

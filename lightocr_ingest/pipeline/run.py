@@ -28,6 +28,7 @@ from .._async import iterate_in_thread
 from ..chunking import MarkdownBlockNodeParser
 from ..embedding import make_embed_model, max_sequence_tokens, resolve_model
 from ..errors import InputError
+from ..pages.selection import format_page_selection
 from ..reader import LightOnOCRReader
 from ..store import COMPLETE_KEY, ResumePoint, count_points, delete_pages_after, delete_stale_points, \
     ensure_payload_indexes, has_points, make_client, make_vector_store, mark_complete, mark_progress, resume_point
@@ -149,8 +150,7 @@ class Ingestor:
             report.files.append(FileReport(path=path, status="failed", error=problem))
         pending: list[str] = []
         by_path: dict[str, FileReport] = {}
-        resume_after: dict[str, int] = {}
-        resumes: dict[str, ResumePoint] = {}
+        resumes: dict[str, ResumePoint] = {}  # unfinished files of an interrupted run
         first_with: dict[str, str] = {}  # content hash -> first path with it in this run
         for path in files:
             sha = await asyncio.to_thread(file_sha256, path)
@@ -164,7 +164,7 @@ class Ingestor:
                 continue
             if sha:
                 first_with[sha] = path
-                version = {"file_sha256": sha, "pipeline_fingerprint": self.fingerprint}
+                version = self._version(sha)
                 if await asyncio.to_thread(has_points, self.client, self.collection, **version, **{COMPLETE_KEY: True}):
                     file_report.status = "skipped"
                     if on_file:
@@ -173,8 +173,9 @@ class Ingestor:
                 resume = await asyncio.to_thread(resume_point, self.client, self.collection, version)
                 if resume.after_page:
                     resumes[path] = resume
-                    resume_after[path] = file_report.resumed_after_page = resume.after_page
+                    file_report.resumed_after_page = resume.after_page
             pending.append(path)
+        resume_after = {path: resume.after_page for path, resume in resumes.items()}
         if on_total:
             on_total(await asyncio.to_thread(self._count_pages, pending, resume_after))
 
@@ -194,7 +195,7 @@ class Ingestor:
                 if batch else None
             file.last_node = last_node or file.last_node
             clean = not by_path[file.path].failed_pages
-            if clean and last_node and batch:
+            if clean and last_node:
                 await asyncio.to_thread(mark_progress, self.client, self.collection, last_node,
                                         batch[-1].metadata["page"], file.heading_path, final)
             elif clean and final and file.last_node:
@@ -207,8 +208,7 @@ class Ingestor:
                     await flush(final=True)
                     self._finish_file(by_path[file.path], on_file)
                 file = _FileProgress(path, heading_path=list(resumes[path].heading_path) if path in resumes else [])
-                version = {"file_sha256": document.metadata.get("file_sha256", ""),
-                           "pipeline_fingerprint": self.fingerprint}
+                version = self._version(document.metadata.get("file_sha256", ""))
                 await asyncio.to_thread(delete_stale_points, self.client, self.collection, path, version)
                 await asyncio.to_thread(delete_pages_after, self.client, self.collection, version,
                                         resume_after.get(path, 0))
@@ -238,6 +238,10 @@ class Ingestor:
         report.points_after = count_points(self.client, self.collection)
         report.elapsed_s = time.perf_counter() - started
         yield report
+
+    def _version(self, sha256: str) -> dict:
+        """The payload values that identify this run's points of a file: its content and our settings."""
+        return {"file_sha256": sha256, "pipeline_fingerprint": self.fingerprint}
 
     def _count_pages(self, paths: list[str], resume_after: dict[str, int]) -> int:
         from ..pages import DocumentSource
@@ -279,7 +283,7 @@ class Ingestor:
             file_report.status = "failed" if whole else "partial"
             file_report.error = (f"{len(failed)} of {len(file_report.pages)} pages failed ({share:.0%}"
                                  f"{', over the limit of ' + format(self.config.ocr.max_failed_share, '.0%') if whole else ''}"
-                                 f"): pages {_page_ranges(failed)}")
+                                 f"): pages {format_page_selection(failed)}")
         if on_file:
             on_file(file_report)
 
@@ -303,22 +307,6 @@ def page_report_of(document: Document) -> PageReport:
                       attempts=meta.get("ocr_attempts", 1), latency_s=meta.get("ocr_latency_s") or 0.0,
                       output_tokens=meta.get("ocr_output_tokens"), cached=bool(meta.get("ocr_cached")),
                       error=meta.get("ocr_error"), warning=meta.get("ocr_warning"))
-
-
-def _page_ranges(pages: list[int]) -> str:
-    """[1, 2, 3, 7] -> "1-3,7": the form --pages accepts."""
-    out, start, prev = [], None, None
-    for page in sorted(pages):
-        if start is None:
-            start = prev = page
-        elif page == prev + 1:
-            prev = page
-        else:
-            out.append(f"{start}-{prev}" if prev > start else str(start))
-            start = prev = page
-    if start is not None:
-        out.append(f"{start}-{prev}" if prev > start else str(start))
-    return ",".join(out)
 
 
 def make_reader(config: PipelineConfig) -> LightOnOCRReader:
