@@ -43,7 +43,8 @@ def progress_bar(**columns) -> Progress:
 
 
 def _add_ocr_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ocr-url", help="vLLM base URL, e.g. http://gpu-host:8000/v1 (env LIGHTONOCR_URL)")
+    parser.add_argument("--ocr-url", help="vLLM base URL, e.g. http://gpu-host:8000/v1 (env LIGHTONOCR_URL); "
+                                               "several, comma-separated, to balance pages across GPUs")
     parser.add_argument("--model", help="served model name (default: discovered from /v1/models)")
     parser.add_argument("--ocr-engine", choices=["auto", "vllm", "cpu"],
                         help="auto: vLLM when it answers, else the CPU engine (default auto)")

@@ -64,11 +64,14 @@ class LightOnOCRReader(BasePydanticReader):
     is_remote: bool = False
     ocr_engine: Literal["auto", "vllm", "cpu"] = Field(
         default="auto", description="auto: vLLM when one answers at ocr_url, else CPU; vllm: never fall back.")
-    ocr_url: str = Field(default_factory=lambda: os.environ.get("LIGHTONOCR_URL", DEFAULT_URL),
-                         description="OpenAI-compatible base URL of the vLLM server (env LIGHTONOCR_URL).")
+    ocr_url: str | list[str] = Field(
+        default_factory=lambda: os.environ.get("LIGHTONOCR_URL", DEFAULT_URL),
+        description="OpenAI-compatible base URL of the vLLM server (env LIGHTONOCR_URL), or several (a list or "
+                    "comma-separated): pages go to the server with the fewest in flight.")
     model: str | None = Field(default=None, description="Served model name; discovered from /v1/models when unset.")
     api_key: SecretStr | None = Field(default=None, description="API key; default from LIGHTONOCR_API_KEY or VLLM_API_KEY.")
-    max_in_flight: int = Field(default=MAX_IN_FLIGHT, ge=1, description="Pages in flight at once, across all files.")
+    max_in_flight: int = Field(default=MAX_IN_FLIGHT, ge=1,
+                               description="Pages in flight at once per server, across all files.")
     max_tokens: int | None = Field(default=None, ge=1, description="Output cap per page; default from the model profile (4096).")
     temperature: float | None = Field(default=None, ge=0.0, description="Default from the model profile (0.2).")
     top_p: float | None = Field(default=None, gt=0.0, le=1.0, description="Default from the model profile (0.9).")
@@ -110,7 +113,7 @@ class LightOnOCRReader(BasePydanticReader):
     def engine_settings(self) -> EngineSettings:
         return EngineSettings(
             kind=self.ocr_engine,
-            url=self.ocr_url,
+            url=self.ocr_url if isinstance(self.ocr_url, str) else tuple(self.ocr_url),
             model=self.model,
             api_key=self.api_key.get_secret_value() if self.api_key else None,
             max_in_flight=self.max_in_flight,

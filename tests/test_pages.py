@@ -5,10 +5,12 @@ import io
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+import numpy as np
 from PIL import Image
 
 from lightocr_ingest.errors import InputError
 from lightocr_ingest.pages import LONGEST_SIDE, DocumentSource, iter_file_pages, parse_page_selection
+from lightocr_ingest.pages.render import encode_png, to_rgb
 
 from .documents import encrypted_pdf, one_column_pdf
 
@@ -51,7 +53,7 @@ def test_pdf_pages_render_to_1540_on_the_longest_side(tmp_path):
     assert [p.page for p in pages] == [1, 2]
     for page in pages:
         image = decode(page)
-        assert image.format == "PNG" and image.mode == "RGB"
+        assert image.format == "PNG" and image.mode == "L"  # black text on white: sent as grey
         assert max(image.size) == LONGEST_SIDE
         assert (page.image_width, page.image_height) == image.size
         assert page.page_width == pytest.approx(595.28, abs=0.1)  # A4 in points
@@ -117,14 +119,40 @@ def test_gif_reads_the_first_frame_only(tmp_path):
     assert len(pages) == 1 and pages[0].source.page_count == 1
 
 
-@pytest.mark.parametrize("mode, suffix", [("RGBA", ".webp"), ("L", ".bmp"), ("CMYK", ".jpg"), ("I;16", ".png"),
-                                          ("P", ".png"), ("LA", ".png"), ("1", ".bmp")])
-def test_every_image_mode_becomes_rgb(tmp_path, mode, suffix):
+@pytest.mark.parametrize("mode, suffix, colour, sent_as", [
+    ("RGBA", ".webp", (200, 30, 30, 255), "RGB"), ("L", ".bmp", 90, "L"), ("CMYK", ".tif", (0, 200, 0, 0), "RGB"),
+    ("I;16", ".png", 30000, "L"), ("P", ".png", 3, "RGB"), ("LA", ".png", (90, 255), "L"), ("1", ".bmp", 1, "L"),
+    ("RGB", ".png", (77, 77, 77), "L"), ("RGB", ".png", (77, 77, 78), "RGB")])
+def test_every_image_mode_is_sent_as_grey_or_rgb_with_the_pixels_vllm_would_see(tmp_path, mode, suffix, colour,
+                                                                                 sent_as):
     path = tmp_path / f"img{suffix}"
-    Image.new(mode, (120, 80)).save(path)
+    source = Image.new(mode, (120, 80), colour)
+    if mode == "P":
+        source.putpalette([0, 0, 0, 10, 20, 30, 40, 50, 60, 200, 100, 50] + [0] * 756)
+    source.save(path)
+    image = decode(next(iter_file_pages(path)))
+    assert image.mode == sent_as and image.size == (120, 80)  # grey only when no colour is lost
+    expected = to_rgb(Image.open(path))
+    assert image.convert("RGB").tobytes() == expected.tobytes()  # what the model sees after vLLM's RGB conversion
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.sampled_from(["L", "RGB"]), st.integers(0, 2 ** 32 - 1))
+def test_png_encoding_is_lossless(width, height, mode, seed):
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width) + ((3,) if mode == "RGB" else ()),
+                                                  dtype=np.uint8)
+    image = Image.fromarray(pixels, mode=mode)
+    decoded = Image.open(io.BytesIO(encode_png(image)))
+    assert decoded.format == "PNG" and decoded.mode == mode
+    assert np.array_equal(np.asarray(decoded), pixels)
+
+
+def test_a_jpeg_scan_is_decoded_at_a_reduced_scale_but_sent_at_full_size(tmp_path):
+    path = tmp_path / "scan.jpg"
+    Image.new("RGB", (2480, 3508), (250, 240, 230)).save(path, dpi=(300, 300))
     page = next(iter_file_pages(path))
-    image = decode(page)
-    assert image.mode == "RGB" and image.size == (120, 80)
+    assert (page.image_width, page.image_height) == (1089, 1540)
+    assert page.page_width == pytest.approx(595.2, abs=0.5)  # sizes in points survive the reduced decode
 
 
 def test_sixteen_bit_image_keeps_its_contrast(tmp_path):

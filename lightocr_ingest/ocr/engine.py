@@ -1,6 +1,6 @@
 """Choose and build the OCR engine: vLLM when a server answers, else the embedded CPU engine.
 
-``auto`` probes ``GET /v1/models`` once per URL (the answer is remembered for a minute so a
+``auto`` probes ``GET /v1/models`` once per server URL (the answer is remembered for a minute so a
 directory of 1,000 files does not probe 1,000 times) and says loudly which engine it chose.
 ``vllm`` never falls back to another engine for the whole run: a missing server is an error
 that says how to start one, after waiting up to ``wait_for_server_s`` for it to come up.
@@ -20,7 +20,7 @@ from .cpu import CpuEngine
 from .resilient import FALLBACKS, RETRY_TEMPERATURES, ResilientEngine
 from .retry import RetryPolicy
 from .vllm import DEFAULT_URL, MAX_IN_FLIGHT, REQUEST_TIMEOUT_S, VLLM_HINT, VLLMEngine, api_key_from_env, \
-    choose_model, normalize_base_url, probe_models
+    choose_model, probe_models, split_urls
 
 log = logging.getLogger("lightocr_ingest")
 
@@ -35,7 +35,7 @@ _probe_cache: dict[str, tuple[float, str, str | None]] = {}  # url -> (when, kin
 @dataclass(frozen=True)
 class EngineSettings:
     kind: EngineKind = "auto"
-    url: str = DEFAULT_URL
+    url: str | tuple[str, ...] = DEFAULT_URL  # one server, or several to balance pages across
     model: str | None = None
     api_key: str | None = None
     max_in_flight: int = MAX_IN_FLIGHT
@@ -64,49 +64,69 @@ def _probe_until(url: str, api_key: str | None, wait_s: float) -> list[str]:
             time.sleep(PROBE_INTERVAL_S)
 
 
-def resolve(settings: EngineSettings) -> tuple[str, str | None]:
-    """Return ``("vllm", model)`` or ``("cpu", None)`` for the settings, probing when needed."""
+def resolve(settings: EngineSettings) -> tuple[str, str | None, list[str]]:
+    """Return ``("vllm", model, urls that answered)`` or ``("cpu", None, [])``, probing when needed."""
     if settings.kind == "cpu":
-        return "cpu", None
-    url = normalize_base_url(settings.url)
+        return "cpu", None, []
+    urls = split_urls(settings.url)
     api_key = settings.api_key or api_key_from_env()
     if settings.kind == "vllm":
-        try:
-            served = _probe_until(url, api_key, settings.wait_for_server_s)
-        except OCRServerError as exc:
+        served_by: dict[str, list[str]] = {}
+        errors: list[str] = []
+        for url in urls:
+            try:
+                served_by[url] = _probe_until(url, api_key, settings.wait_for_server_s if not served_by else 0.0)
+            except OCRServerError as exc:
+                errors.append(str(exc))
+        if not served_by:
             waited = f" (waited {settings.wait_for_server_s:g} s)" if settings.wait_for_server_s else ""
-            raise OCRServerError(f"{exc}{waited}; {VLLM_HINT} (or use --ocr-engine cpu, or raise "
-                                 f"wait_for_server_s while vLLM loads)") from None
-        if settings.model and settings.model not in served:
+            raise OCRServerError(f"{'; '.join(errors)}{waited}; {VLLM_HINT} (or use --ocr-engine cpu, or raise "
+                                 f"wait_for_server_s while vLLM loads)")
+        for error in errors:
+            log.warning("lightocr-ingest: left out of this run: %s", error)
+        model = settings.model or choose_model(next(iter(served_by.values())))
+        serving = [url for url, served in served_by.items() if model in served]
+        if not serving:
+            url, served = next(iter(served_by.items()))
             raise OCRServerError(f"{url} serves {', '.join(served) or 'no model'}, not {settings.model!r}; "
                                  f"fix the model name or leave it unset to use what the server serves")
-        return "vllm", settings.model or choose_model(served)
-    cached = _probe_cache.get(url)
-    if cached and time.monotonic() - cached[0] < PROBE_MEMORY_S:
-        return cached[1], settings.model or cached[2]
-    try:
-        model = settings.model or choose_model(probe_models(url, api_key, PROBE_TIMEOUT_S))
-        kind = "vllm"
-        log.warning("lightocr-ingest: OCR engine: vLLM at %s, model %s", url, model)
-    except OCRServerError as exc:
-        kind, model = "cpu", None
-        log.warning(
-            "lightocr-ingest: OCR engine: CPU (RapidOCR) because %s. The CPU engine is slow and writes "
-            "plain paragraphs (no tables, no math). For LightOnOCR-2-1B on a GPU, %s, then pass "
-            "--ocr-url http://HOST:8000/v1", exc, VLLM_HINT,
-        )
-    _probe_cache[url] = (time.monotonic(), kind, model)
-    return kind, model
+        for url in served_by.keys() - set(serving):
+            log.warning("lightocr-ingest: left out of this run: %s does not serve %s", url, model)
+        return "vllm", model, serving
+    answered: list[str] = []
+    model = settings.model
+    for url in urls:
+        cached = _probe_cache.get(url)
+        if not (cached and time.monotonic() - cached[0] < PROBE_MEMORY_S):
+            try:
+                served_model = settings.model or choose_model(probe_models(url, api_key, PROBE_TIMEOUT_S))
+                cached = (time.monotonic(), "vllm", served_model)
+            except OCRServerError as exc:
+                cached = (time.monotonic(), "cpu", None)
+                log.warning("lightocr-ingest: no OCR server at %s: %s", url, exc)
+            _probe_cache[url] = cached
+        if cached[1] == "vllm":
+            answered.append(url)
+            model = model or cached[2]
+    if answered:
+        log.warning("lightocr-ingest: OCR engine: vLLM at %s, model %s", ", ".join(answered), model)
+        return "vllm", model, answered
+    log.warning(
+        "lightocr-ingest: OCR engine: CPU (RapidOCR) because no server answered at %s. The CPU engine is slow "
+        "and writes plain paragraphs (no tables, no math). For LightOnOCR-2-1B on a GPU, %s, then pass "
+        "--ocr-url http://HOST:8000/v1", ", ".join(urls), VLLM_HINT,
+    )
+    return "cpu", None, []
 
 
 def create_engine(settings: EngineSettings) -> ResilientEngine:
     """Build the engine the settings call for; must run inside the event loop that will use it."""
-    kind, model = resolve(settings)
+    kind, model, urls = resolve(settings)
     if kind == "cpu":
         primary = CpuEngine()
     else:
         primary = VLLMEngine(
-            settings.url, model=model, api_key=settings.api_key, max_in_flight=settings.max_in_flight,
+            urls, model=model, api_key=settings.api_key, max_in_flight=settings.max_in_flight,
             request_timeout_s=settings.request_timeout_s, max_tokens=settings.max_tokens,
             temperature=settings.temperature, top_p=settings.top_p,
             retry=RetryPolicy(max_retries=settings.max_retries, backoff_base_s=settings.backoff_base_s,

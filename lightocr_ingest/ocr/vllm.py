@@ -3,7 +3,9 @@
 The request is exactly what LightOnOCR expects: one user message holding only the page image
 as a PNG data URL, no system prompt and no text prompt (the model tends to repeat a prompt).
 Throughput comes from concurrency: vLLM batches the requests it has in flight, so the client
-keeps many pages in flight at once (``max_in_flight``) and shares that window across files.
+keeps many pages in flight at once (``max_in_flight`` per server) and shares that window across
+files. Given several servers (a list, or ``"http://a:8000/v1,http://b:8000/v1"``), each page
+goes to the one with the fewest pages in flight, so a slower GPU simply gets fewer pages.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import base64
 import logging
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import httpx
 import openai
 
+from ..cpu_cost import stage_cpu
 from ..errors import OCRServerError
 from ..records import OcrResult, PageImage
 from .postprocess import clean_markdown
@@ -45,6 +49,15 @@ def normalize_base_url(url: str) -> str:
     if not url.endswith("/v1"):
         url += "/v1"
     return url
+
+
+def split_urls(urls: str | Sequence[str]) -> list[str]:
+    """One or more server URLs (a list, or comma-separated) as normalised ``/v1`` bases, no repeats."""
+    items = urls.split(",") if isinstance(urls, str) else [part for url in urls for part in url.split(",")]
+    normalised = [normalize_base_url(item) for item in items if item.strip()]
+    if not normalised:
+        raise OCRServerError("no OCR server URL given; pass --ocr-url http://HOST:8000/v1")
+    return list(dict.fromkeys(normalised))
 
 
 def api_key_from_env() -> str | None:
@@ -103,29 +116,49 @@ class Completion:
     temperature: float
 
 
+@dataclass
+class _Server:
+    """One vLLM server: its client, its window of requests in flight, and how many pages it holds."""
+
+    url: str
+    client: openai.AsyncOpenAI
+    window: asyncio.Semaphore
+    assigned: int = 0  # pages sent or waiting for its window: what load balancing compares
+    answered: int = field(default=0)
+
+
 class VLLMEngine:
-    """Async OCR client for one vLLM server. Create it inside the event loop that uses it."""
+    """Async OCR client for one or more vLLM servers. Create it inside the event loop that uses it."""
 
     name = "vllm"
 
-    def __init__(self, base_url: str = DEFAULT_URL, *, model: str | None = None, api_key: str | None = None,
-                 max_in_flight: int = MAX_IN_FLIGHT, request_timeout_s: float = REQUEST_TIMEOUT_S,
-                 retry: RetryPolicy = RetryPolicy(), max_tokens: int | None = None,
-                 temperature: float | None = None, top_p: float | None = None):
-        self.base_url = normalize_base_url(base_url)
+    def __init__(self, base_url: str | Sequence[str] = DEFAULT_URL, *, model: str | None = None,
+                 api_key: str | None = None, max_in_flight: int = MAX_IN_FLIGHT,
+                 request_timeout_s: float = REQUEST_TIMEOUT_S, retry: RetryPolicy = RetryPolicy(),
+                 max_tokens: int | None = None, temperature: float | None = None, top_p: float | None = None):
+        self.base_urls = split_urls(base_url)
+        self.base_url = self.base_urls[0] if len(self.base_urls) == 1 else ", ".join(self.base_urls)
         self.model = model
         self.profile: ModelProfile | None = profile_for(model) if model else None
         self.max_tokens, self.temperature, self.top_p = max_tokens, temperature, top_p
         self.max_in_flight = max_in_flight
         self.request_timeout_s = request_timeout_s
         self.retry = retry
-        self._window = asyncio.Semaphore(max_in_flight)
-        self._client = openai.AsyncOpenAI(
-            base_url=self.base_url,
-            api_key=api_key or api_key_from_env() or "EMPTY",  # vLLM without --api-key ignores it
-            timeout=httpx.Timeout(request_timeout_s, connect=CONNECT_TIMEOUT_S),
+        key = api_key or api_key_from_env() or "EMPTY"  # vLLM without --api-key ignores it
+        self._servers = [_Server(url, openai.AsyncOpenAI(
+            base_url=url, api_key=key, timeout=httpx.Timeout(request_timeout_s, connect=CONNECT_TIMEOUT_S),
             max_retries=0,  # retries are ours (complete()): counted per page, bounded by the page deadline
-        )
+        ), asyncio.Semaphore(max_in_flight)) for url in self.base_urls]
+        self._client = self._servers[0].client
+
+    def _pick(self, avoid: _Server | None = None) -> _Server:
+        """The server with the fewest pages; after a failure, another one when there is one."""
+        candidates = [s for s in self._servers if s is not avoid] or self._servers
+        return min(candidates, key=lambda server: server.assigned)
+
+    def pages_by_server(self) -> dict[str, int]:
+        """Pages each server has answered so far (for reports and tests)."""
+        return {server.url: server.answered for server in self._servers}
 
     @property
     def longest_side(self) -> int:
@@ -170,32 +203,40 @@ class VLLMEngine:
         """
         if self.model is None:
             await self.start()
-        body = self.request_body(page, temperature)
+        with stage_cpu("encode"):
+            body = self.request_body(page, temperature)
         clock = clock or PageClock(self.retry.page_deadline_s)
-        requests, failure = 0, None
+        requests, failure, failed_on = 0, None, None
         for retry in range(self.retry.max_retries + 1):
             if failure is not None:
                 wait = self.retry.delay(retry - 1, retry_after_of(failure))
                 if wait >= clock.remaining():
                     break
                 await asyncio.sleep(wait)
-            async with self._window:
-                clock.start()
-                remaining = clock.remaining()
-                if remaining <= 0:
-                    break
-                requests += 1
-                started = time.perf_counter()
-                try:
-                    response = await self._client.chat.completions.create(
-                        **body, timeout=httpx.Timeout(min(self.request_timeout_s, remaining), connect=CONNECT_TIMEOUT_S))
-                except openai.APIError as exc:
-                    if not is_retryable(exc):
-                        raise RequestsFailed(f"{self.base_url} refused the page: {describe(exc)}: "
-                                             f"{getattr(exc, 'message', exc)}", requests) from None
-                    failure = exc
-                    continue
-                latency = time.perf_counter() - started
+            server = self._pick(avoid=failed_on)
+            server.assigned += 1
+            try:
+                async with server.window:
+                    clock.start()
+                    remaining = clock.remaining()
+                    if remaining <= 0:
+                        break
+                    requests += 1
+                    started = time.perf_counter()
+                    try:
+                        response = await server.client.chat.completions.create(
+                            **body, timeout=httpx.Timeout(min(self.request_timeout_s, remaining),
+                                                          connect=CONNECT_TIMEOUT_S))
+                    except openai.APIError as exc:
+                        if not is_retryable(exc):
+                            raise RequestsFailed(f"{server.url} refused the page: {describe(exc)}: "
+                                                 f"{getattr(exc, 'message', exc)}", requests) from None
+                        failure, failed_on = exc, server
+                        continue
+                    latency = time.perf_counter() - started
+                    server.answered += 1
+            finally:
+                server.assigned -= 1
             choice = response.choices[0] if response.choices else None
             usage = response.usage
             return Completion(
@@ -215,8 +256,9 @@ class VLLMEngine:
     def to_result(self, page: PageImage, completion: Completion, content: str | None = None, *,
                   status: str = "ok", attempts: int | None = None, warning: str | None = None) -> OcrResult:
         """Post-process an answer (``content`` overrides it, e.g. with a loop trimmed) into a result."""
-        markdown, figures = clean_markdown(completion.content if content is None else content,
-                                           page.image_width, page.image_height)
+        with stage_cpu("postprocess"):
+            markdown, figures = clean_markdown(completion.content if content is None else content,
+                                               page.image_width, page.image_height)
         return OcrResult(
             markdown=markdown,
             engine=self.name,
@@ -239,4 +281,5 @@ class VLLMEngine:
         return self.to_result(page, completion, status="ok" if completion.requests == 1 else "retried")
 
     async def aclose(self) -> None:
-        await self._client.close()
+        for server in self._servers:
+            await server.client.close()

@@ -6,8 +6,13 @@ each page is rendered, converted to RGB, encoded to PNG and handed on before the
 Why these choices:
 - 1540 px on the longest side is the size LightOnOCR-1B/2-1B were trained on; larger images
   only slow the model down, and images are never upscaled past their own size.
-- PNG stays lossless (the model reads small print); compression level 1 is 5-10x faster to
-  encode than the default at a modest size cost, and encoding is the costliest CPU step.
+- PNG stays lossless (the model reads small print), and encoding it is the costliest CPU step,
+  so it is written here (``encode_png``): no row filter and zlib level 1. Pillow's encoder
+  tries five filters on every row; on text pages, mostly runs of paper colour, that buys
+  nothing and costs twice the time (measured: 26 ms vs 14 ms for an A4 page at 1540 px).
+- A page whose pixels are all grey is sent as an 8-bit grey PNG: vLLM converts every image
+  to RGB on arrival, so the model sees the same pixels, and the PNG is a third the data to
+  encode. Scans are also resized in their own mode, before any RGB copy exists.
 - PDFium is not thread-safe, so every call into it holds one process-wide lock; parallel
   rendering uses processes (see ``pipeline``), not threads.
 """
@@ -18,7 +23,9 @@ import hashlib
 import io
 import logging
 import os
+import struct
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -26,6 +33,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
+from ..cpu_cost import stage_cpu
 from ..errors import InputError
 from ..records import PageImage, SourceFile
 from .selection import parse_page_selection
@@ -34,6 +42,7 @@ log = logging.getLogger("lightocr_ingest")
 
 LONGEST_SIDE = 1540  # px: LightOnOCR-1B/2-1B training size (processor_config.json)
 PNG_COMPRESS_LEVEL = 1  # zlib level: fastest setting that still compresses text pages ~10x
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PAGE_PIXELS = 400_000_000  # decoded pixels: a 20000 x 20000 scan; more would need over 1.2 GB as RGB
 _PILLOW_LIMIT_LOCK = threading.Lock()
 PDFIUM_LOCK = threading.RLock()  # PDFium keeps global state: one caller at a time per process
@@ -102,6 +111,34 @@ def _scale_to_fit(width: float, height: float, longest_side: int, allow_upscale:
     return scale if allow_upscale else min(1.0, scale)
 
 
+GREY_MODES = ("1", "L", "I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def to_model_mode(image: Image.Image) -> Image.Image:
+    """8-bit grey for grey images (1-bit, 8/16/32-bit grey, grey+alpha), else 8-bit RGB.
+
+    Both reach the model as the same RGB pixels (vLLM converts on arrival); grey is a third
+    of the data to resize and encode.
+    """
+    if image.mode in GREY_MODES:
+        return to_rgb(image).convert("L") if image.mode not in ("1", "L") else image.convert("L")
+    if image.mode == "LA":
+        background = Image.new("L", image.size, 255)
+        background.paste(image.getchannel("L"), mask=image.getchannel("A"))
+        return background
+    return to_rgb(image)
+
+
+def grey_if_possible(image: Image.Image) -> Image.Image:
+    """The same pixels as 8-bit grey when an RGB image has R == G == B everywhere."""
+    if image.mode != "RGB":
+        return image
+    pixels = np.asarray(image)
+    if np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 1], pixels[..., 2]):
+        return Image.fromarray(np.ascontiguousarray(pixels[..., 0]), mode="L")
+    return image
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB: transparency onto white, 16-bit scaled down."""
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
@@ -136,14 +173,32 @@ def _open_header(data: bytes) -> Image.Image:
             Image.MAX_IMAGE_PIXELS = saved
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def encode_png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()
+    """A lossless 8-bit grey or RGB PNG: each row unfiltered, zlib level 1 (see the module notes)."""
+    if image.mode not in ("L", "RGB"):
+        image = to_rgb(image)
+    pixels = np.asarray(image)
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    rows = np.zeros((height, width * channels + 1), dtype=np.uint8)  # byte 0 of each row: filter 0
+    rows[:, 1:] = pixels.reshape(height, width * channels)
+    header = struct.pack(">IIBBBBB", width, height, 8, 0 if channels == 1 else 2, 0, 0, 0)
+    return (PNG_SIGNATURE + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", zlib.compress(rows.data, PNG_COMPRESS_LEVEL)) + _png_chunk(b"IEND", b""))
 
 
 def _page_record(source: SourceFile, page: int, label: str, size_pt: tuple[float, float],
                  image: Image.Image, text_layer: str | None) -> PageImage:
+    with stage_cpu("encode"):
+        return _encode_record(source, page, label, size_pt, grey_if_possible(image), text_layer)
+
+
+def _encode_record(source: SourceFile, page: int, label: str, size_pt: tuple[float, float],
+                   image: Image.Image, text_layer: str | None) -> PageImage:
     return PageImage(
         source=source,
         page=page,
@@ -208,6 +263,10 @@ class DocumentSource:
                 self._pdf = pdfium.PdfDocument(self._data, password=self.password)
             except pdfium.PdfiumError as exc:
                 message = str(exc)
+                # PDFium's error code is global and not reset by a good open: a password error
+                # left by an earlier file must not be blamed on one that is not encrypted at all.
+                if "password" in message.lower() and b"/Encrypt" not in self._data:
+                    message = "PDFium: Success"
                 if "password" in message.lower():
                     if self.password:
                         raise InputError(self.path, "is encrypted and the password given is wrong") from None
@@ -240,7 +299,10 @@ class DocumentSource:
             image = _open_header(self._data)
             header_width = image.width
             if image.format == "JPEG":
-                image.draft("RGB", (self.longest_side, self.longest_side))
+                # Decode at the smallest DCT scale (1/2, 1/4, 1/8) still at least the size sent.
+                fit = _scale_to_fit(image.width, image.height, self.longest_side, allow_upscale=False)
+                image.draft(image.mode if image.mode in ("L", "RGB") else "RGB",
+                            (max(1, round(image.width * fit)), max(1, round(image.height * fit))))
         except Exception as exc:  # Pillow raises many types for broken data
             raise InputError(self.path, f"is not a readable image: {exc}") from None
         if image.width * image.height > MAX_PAGE_PIXELS:
@@ -280,6 +342,11 @@ class DocumentSource:
         return self._render_image_page(number)
 
     def _render_pdf_page(self, number: int) -> PageImage:
+        with stage_cpu("render"):
+            width, height, image, text_layer, label = self._rasterise_pdf_page(number)
+        return _page_record(self.source, number, label, (width, height), image, text_layer or None)
+
+    def _rasterise_pdf_page(self, number: int) -> tuple[float, float, Image.Image, str, str]:
         with PDFIUM_LOCK:
             page = self._pdf[number - 1]
             try:
@@ -295,9 +362,14 @@ class DocumentSource:
                 label = self._pdf.get_page_label(number - 1) or str(number)
             finally:
                 page.close()
-        return _page_record(self.source, number, label, (width, height), to_rgb(image), text_layer or None)
+        return width, height, to_rgb(image), text_layer, label
 
     def _render_image_page(self, number: int) -> PageImage:
+        with stage_cpu("render"):
+            image, size_pt = self._rasterise_image_page(number)
+        return _page_record(self.source, number, str(number), size_pt, image, None)
+
+    def _rasterise_image_page(self, number: int) -> tuple[Image.Image, tuple[float, float]]:
         image, header_width = self._decode_image()
         if number > 1:
             image.seek(number - 1)
@@ -309,12 +381,12 @@ class DocumentSource:
         factor = max(image.width, image.height) // self.longest_side
         if factor >= 2:
             if image.mode not in ("L", "LA", "RGB", "RGBA", "CMYK", "I", "F"):
-                image = to_rgb(image)  # palette, 1-bit and 16-bit images have no reduce()
+                image = to_model_mode(image)  # palette, 1-bit and 16-bit images have no reduce()
             # Box-average a poster-sized scan down in its own mode (1 byte a pixel for grey)
             # before anything copies it as RGB: a 20000 px page never exists three times over.
             image = image.reduce(factor)
             points_per_pixel *= factor
-        image = to_rgb(image)
+        image = to_model_mode(image)
         if orientation in _TRANSPOSE:
             image = image.transpose(_TRANSPOSE[orientation])
         width_pt, height_pt = image.width * points_per_pixel, image.height * points_per_pixel
@@ -322,7 +394,7 @@ class DocumentSource:
         if scale < 1.0:
             target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
             image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
-        return _page_record(self.source, number, str(number), (width_pt, height_pt), image, None)
+        return image, (width_pt, height_pt)
 
     def close(self) -> None:
         if self._pdf is not None:

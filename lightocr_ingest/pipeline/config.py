@@ -42,10 +42,11 @@ class InputConfig(_Section):
 
 class OcrConfig(_Section):
     engine: Literal["auto", "vllm", "cpu"] = Field(default="auto", description="auto: vLLM when it answers, else CPU.")
-    url: str = Field(default=DEFAULT_URL, description="vLLM base URL.")
+    url: str | list[str] = Field(default=DEFAULT_URL, description=(
+        "vLLM base URL, or a list of them (one per GPU): each page goes to the server with the fewest in flight."))
     model: str | None = Field(default=None, description="Served model; discovered when unset.")
     api_key: SecretStr | None = Field(default=None, description="vLLM --api-key; use ${VLLM_API_KEY}.")
-    max_in_flight: int = Field(default=MAX_IN_FLIGHT, ge=1, le=4096, description="Pages in flight at once.")
+    max_in_flight: int = Field(default=MAX_IN_FLIGHT, ge=1, le=4096, description="Pages in flight at once, per server.")
     max_tokens: int | None = Field(default=None, ge=1, le=16384)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
