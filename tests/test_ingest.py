@@ -221,23 +221,47 @@ def test_cli_query_on_an_empty_collection_says_what_to_do(tmp_path, capsys):
     assert "run `lightocr-ingest ingest PATH` first" in capsys.readouterr().err
 
 
-def test_long_pdf_is_searchable_while_it_is_still_being_read(vllm_server, tmp_path):
+def test_long_pdf_is_searchable_while_it_is_still_being_read(tmp_path):
+    import threading
+
     from lightocr_ingest.pipeline.run import PAGES_PER_BATCH
     from lightocr_ingest.store import count_points
+    from lightocr_ingest.testing import FakeVLLMServer, lightonocr_style_page
+
+    first_batch_stored, answered = threading.Event(), []
+
+    def responder(request):
+        # Pages after the first batch are answered only once something is stored: so the test
+        # sees whether storing happens while pages are still being read, whatever the timing.
+        answered.append(request)
+        if len(answered) > PAGES_PER_BATCH:
+            first_batch_stored.wait(30)
+        return lightonocr_style_page(request.image_sha256)
 
     path = one_column_pdf(tmp_path / "long.pdf", pages=2 * PAGES_PER_BATCH + 3)
-    ingestor = Ingestor(parse_config({"ocr": {"engine": "vllm", "url": vllm_server.url},
-                                      "qdrant": {"path": str(tmp_path / "q")}}))
-    points_seen_mid_run = []
+    with FakeVLLMServer(responder=responder) as server:
+        ingestor = Ingestor(parse_config({"ocr": {"engine": "vllm", "url": server.url, "cache_dir": None,
+                                                  "max_in_flight": PAGES_PER_BATCH},
+                                          "qdrant": {"path": str(tmp_path / "q")}}))
+        store = ingestor.vector_store
 
-    def on_page(file_report, page_report):
-        if page_report.page in (PAGES_PER_BATCH + 1, 2 * PAGES_PER_BATCH + 1):
-            points_seen_mid_run.append(count_points(ingestor.client, ingestor.collection))
+        class SignallingStore:
+            def add(self, nodes, **kwargs):
+                ids = store.add(nodes, **kwargs)
+                first_batch_stored.set()
+                return ids
 
-    report = ingestor.run([str(path)], on_page=on_page)
+        ingestor.vector_store = SignallingStore()
+        points_seen_mid_run = []
+
+        def on_page(file_report, page_report):
+            if page_report.page == 2 * PAGES_PER_BATCH + 1:
+                points_seen_mid_run.append(count_points(ingestor.client, ingestor.collection))
+
+        report = ingestor.run([str(path)], on_page=on_page)
     assert report.ok and report.totals()["pages_seen"] == 2 * PAGES_PER_BATCH + 3
-    # Each batch of pages was upserted before the next was read, not all at the end.
-    assert 0 < points_seen_mid_run[0] < points_seen_mid_run[1] < report.points_after
+    # Batches were upserted while later pages were still being read, not all at the end.
+    assert 0 < points_seen_mid_run[0] < report.points_after
     # Headings carry across batches: every chunk after page 1 still has a header path.
     assert all(p.payload["header_path"] for p in stored_points(ingestor))
     ingestor.close()

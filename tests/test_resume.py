@@ -110,9 +110,13 @@ def test_a_run_killed_mid_way_resumes_to_exactly_the_points_of_an_uninterrupted_
                                env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"})
         try:
             give_up = time.monotonic() + 240
-            while len({r.image_sha256 for r in server.requests}) < 110 and run.poll() is None:
+            storage = tmp_path / "qdrant" / "collection" / "corpus" / "storage.sqlite"  # Qdrant local mode's file
+            # OCR runs ahead of storing: wait until pages are both read and stored.
+            while (len({r.image_sha256 for r in server.requests}) < 110 or not storage.exists()) \
+                    and run.poll() is None:
                 assert time.monotonic() < give_up, "the killed run never got going"
                 time.sleep(0.05)
+            time.sleep(0.3)  # past the first upsert, which creates that file
             assert run.poll() is None, "the run finished before it could be killed"
             run.send_signal(how)
             _, err = run.communicate(timeout=60)  # Ctrl-C must stop it promptly, not at the end of the run

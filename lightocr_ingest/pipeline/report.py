@@ -49,6 +49,7 @@ class RunReport:
     points_before: int = 0
     points_after: int = 0
     elapsed_s: float = 0.0
+    cpu_ns: dict[str, int] = field(default_factory=dict)  # CPU time by stage (cpu_cost.STAGES), and "process"
 
     def totals(self) -> dict:
         pages = [p for f in self.files for p in f.pages]
@@ -72,6 +73,8 @@ class RunReport:
             "points_after": self.points_after,
             "elapsed_s": round(self.elapsed_s, 2),
             "pages_per_s": round(len(pages) / self.elapsed_s, 3) if self.elapsed_s else None,
+            "cpu_ms_per_page": {stage: round(ns / 1e6 / len(pages), 2) for stage, ns in self.cpu_ns.items()}
+            if pages else {},
         }
 
     @property

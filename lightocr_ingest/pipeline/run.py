@@ -1,9 +1,11 @@
 """Orchestration: files -> pages -> OCR -> chunks -> embeddings -> Qdrant, streaming.
 
-Pages come out of the reader in order while up to ``max_in_flight`` are being OCR'd; every
-``PAGES_PER_BATCH`` pages of a file (and at its end) the batch is chunked, embedded and
-upserted, so a long PDF becomes searchable as it goes and memory stays flat. Blocking work
-(embedding, upserts) runs in a thread so OCR requests keep flowing meanwhile.
+Pages come out of the reader in order while up to ``max_in_flight`` per server are being
+OCR'd, and go onto a spool. A store task takes them off in batches of up to ``PAGES_PER_BATCH``
+pages (one long file's, or many single-page files'), chunks, embeds and upserts them in a
+thread, and stamps each file with how far it is stored. OCR never waits for embedding unless
+the spool is full (``SPOOL_PAGES``), so a CPU embedder slower than the GPU does not idle the
+GPU; a long PDF still becomes searchable as it goes, and memory stays bounded.
 
 Re-running is cheap and safe: a file already stored with the same content hash and the same
 chunking/embedding settings is skipped before any OCR; a changed file, or one re-ingested
@@ -13,10 +15,12 @@ with new settings, has the points of its old version deleted first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +29,7 @@ from pathlib import Path
 from llama_index.core.schema import Document, MetadataMode
 
 from .._async import iterate_in_thread
+from ..cpu_cost import LEDGER, stage_cpu
 from ..chunking import MarkdownBlockNodeParser
 from ..embedding import make_embed_model, max_sequence_tokens, resolve_model
 from ..errors import InputError
@@ -38,6 +43,8 @@ from .report import FileReport, PageReport, RunReport
 log = logging.getLogger("lightocr_ingest")
 
 PAGES_PER_BATCH = 16  # pages chunked+embedded+upserted together: searchable soon, embedding batches stay full
+SPOOL_PAGES = 4096  # OCR'd pages waiting to be embedded: OCR may run this far ahead of a slower embedder,
+#                     so the GPU is not idled by it (about 10 minutes of one GPU; ~10 kB of Markdown each)
 
 
 def settings_fingerprint(config: PipelineConfig) -> str:
@@ -142,6 +149,7 @@ class Ingestor:
 
     async def _arun(self, extra_paths, on_page, on_file, on_total):
         started = time.perf_counter()
+        cpu_before, loop_cpu_before, process_cpu_before = LEDGER.snapshot(), time.thread_time_ns(), time.process_time_ns()
         report = RunReport(collection=self.collection, points_before=count_points(self.client, self.collection))
         files, problems = collect_files(list(self.config.input.paths) + extra_paths, self.config.input.extensions,
                                         self.config.input.recursive)
@@ -186,46 +194,51 @@ class Ingestor:
                 if on_file:
                     on_file(file_report)
 
-        file = _FileProgress(None)
+        spool: asyncio.Queue = asyncio.Queue(maxsize=SPOOL_PAGES)
+        storing = asyncio.create_task(self._store_pages(spool, by_path, resumes, resume_after, on_file))
 
-        async def flush(final: bool = False) -> None:
-            """Chunk, embed and upsert the batch, then stamp how far the file is safely stored."""
-            batch, file.batch = file.batch, []
-            last_node = await asyncio.to_thread(self._store_batch, batch, file.heading_path, by_path[file.path]) \
-                if batch else None
-            file.last_node = last_node or file.last_node
-            clean = not by_path[file.path].failed_pages
-            if clean and last_node:
-                await asyncio.to_thread(mark_progress, self.client, self.collection, last_node,
-                                        batch[-1].metadata["page"], file.heading_path, final)
-            elif clean and final and file.last_node:
-                await asyncio.to_thread(mark_complete, self.client, self.collection, file.last_node)
+        async def send(item) -> None:
+            """Hand an item to the store task; fail at once if it has died rather than wait forever."""
+            if not spool.full():
+                spool.put_nowait(item)
+                return
+            putting = asyncio.ensure_future(spool.put(item))
+            await asyncio.wait({putting, storing}, return_when=asyncio.FIRST_COMPLETED)
+            if not putting.done():
+                putting.cancel()
+                storing.result()  # raises what stopped it
+                raise RuntimeError("the store task ended before the run did")
 
-        async for document in self.reader.astream(pending, on_file_error=file_failed, resume_after=resume_after):
-            path = document.metadata["file_path"]
-            if path != file.path:
-                if file.path is not None:
-                    await flush(final=True)
-                    self._finish_file(by_path[file.path], on_file)
-                file = _FileProgress(path, heading_path=list(resumes[path].heading_path) if path in resumes else [])
-                version = self._version(document.metadata.get("file_sha256", ""))
-                await asyncio.to_thread(delete_stale_points, self.client, self.collection, path, version)
-                await asyncio.to_thread(delete_pages_after, self.client, self.collection, version,
-                                        resume_after.get(path, 0))
-            page_report = page_report_of(document)
-            for key in VOLATILE_KEYS:  # per-run facts: in the report, not in the stored points
-                document.metadata.pop(key, None)
-            by_path[path].pages.append(page_report)
-            if page_report.status != "failed":
-                document.metadata["pipeline_fingerprint"] = self.fingerprint
-                file.batch.append(document)
-            if on_page:
-                on_page(by_path[path], page_report)
-            if len(file.batch) >= PAGES_PER_BATCH:
-                await flush()
-        if file.path is not None:
-            await flush(final=True)
-            self._finish_file(by_path[file.path], on_file)
+        try:
+            current = None
+            async for document in self.reader.astream(pending, on_file_error=file_failed, resume_after=resume_after):
+                path = document.metadata["file_path"]
+                if path != current:
+                    if current is not None:
+                        await send(_FileEnd(current))
+                    current = path
+                    await send(_FileStart(path))
+                page_report = page_report_of(document)
+                for key in VOLATILE_KEYS:  # per-run facts: in the report, not in the stored points
+                    document.metadata.pop(key, None)
+                by_path[path].pages.append(page_report)
+                if page_report.status != "failed":
+                    document.metadata["pipeline_fingerprint"] = self.fingerprint
+                    await send(document)
+                if on_page:
+                    on_page(by_path[path], page_report)
+                if storing.done():
+                    break  # it failed: its error is raised below
+            if current is not None and not storing.done():
+                await send(_FileEnd(current))
+            if not storing.done():
+                await send(None)
+            await storing
+        finally:
+            if not storing.done():
+                storing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await storing
         for path, resume in resumes.items():
             file_report = by_path[path]
             if not file_report.pages and file_report.status == "ok":
@@ -237,7 +250,93 @@ class Ingestor:
         await asyncio.to_thread(ensure_payload_indexes, self.client, self.collection)
         report.points_after = count_points(self.client, self.collection)
         report.elapsed_s = time.perf_counter() - started
+        spent = LEDGER.snapshot().minus(cpu_before)
+        loop_cpu = time.thread_time_ns() - loop_cpu_before
+        # What the event loop did besides the stages timed on it: requests, responses, bookkeeping.
+        report.cpu_ns = dict(spent.by_stage, requests=loop_cpu - spent.by_thread.get(threading.get_ident(), 0),
+                             process=time.process_time_ns() - process_cpu_before)
         yield report
+
+    async def _store_pages(self, spool: asyncio.Queue, by_path: dict[str, FileReport],
+                           resumes: dict[str, ResumePoint], resume_after: dict[str, int], on_file) -> None:
+        """Take OCR'd pages off the spool, a batch at a time across files, and store them.
+
+        A batch is ``PAGES_PER_BATCH`` pages, of one long file or of many single-page ones, so
+        embedding runs on full batches; the work runs in a thread while the event loop keeps
+        OCR requests flowing.
+        """
+        files: dict[str, _FileProgress] = {}
+        finished = False
+        while not finished:
+            items, pages = [], 0
+            while True:
+                items.append(await spool.get())
+                pages += isinstance(items[-1], Document)
+                # A long file's pages go in full batches (page furniture is told by repetition
+                # across a batch); a batch closes early only at a file's end with nothing waiting.
+                if items[-1] is None or pages >= PAGES_PER_BATCH or (
+                        isinstance(items[-1], _FileEnd) and spool.empty()):
+                    break
+            if items[-1] is None:
+                finished = True
+                items.pop()
+            await asyncio.to_thread(self._store_items, items, files, by_path, resumes, resume_after)
+            for item in items:
+                if isinstance(item, _FileEnd):
+                    files.pop(item.path, None)
+                    self._finish_file(by_path[item.path], on_file)
+
+    def _store_items(self, items: list, files: dict[str, "_FileProgress"], by_path: dict[str, FileReport],
+                     resumes: dict[str, ResumePoint], resume_after: dict[str, int]) -> None:
+        """Store one batch: old versions deleted first, then chunks embedded and upserted
+        together, then each file stamped with how far it is safely stored."""
+        batches: dict[str, list[Document]] = {}
+        ended: list[str] = []
+        for item in items:
+            if isinstance(item, _FileStart):
+                path = item.path
+                files[path] = _FileProgress(path, heading_path=list(resumes[path].heading_path)
+                                            if path in resumes else [])
+                version = self._version(by_path[path].sha256 or "")
+                delete_stale_points(self.client, self.collection, path, version)
+                delete_pages_after(self.client, self.collection, version, resume_after.get(path, 0))
+            elif isinstance(item, _FileEnd):
+                ended.append(item.path)
+            else:
+                batches.setdefault(item.metadata["file_path"], []).append(item)
+        nodes_by_file: dict[str, list] = {}
+        with stage_cpu("chunking"):
+            for path, documents in batches.items():
+                nodes_by_file[path] = self.parser.chunk_file_pages(documents, files[path].heading_path)
+            nodes = [node for file_nodes in nodes_by_file.values() for node in file_nodes]
+            texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+        if nodes:
+            vectors = self.embed_model.get_text_embedding_batch(texts)
+            for node, vector in zip(nodes, vectors):
+                node.embedding = vector
+            with stage_cpu("upsert"):
+                self.vector_store.add(nodes)
+        for path in dict.fromkeys([*batches, *ended]):
+            file, file_report = files[path], by_path[path]
+            file_nodes = nodes_by_file.get(path, [])
+            self._count_chunks(file_report, file_nodes)
+            final, clean = path in ended, not file_report.failed_pages
+            if file_nodes:
+                file.last_node = file_nodes[-1].node_id
+                if clean:
+                    mark_progress(self.client, self.collection, file.last_node,
+                                  batches[path][-1].metadata["page"], file.heading_path, final)
+            elif final and clean and file.last_node:
+                mark_complete(self.client, self.collection, file.last_node)
+
+    @staticmethod
+    def _count_chunks(file_report: FileReport, nodes: list) -> None:
+        file_report.chunks += len(nodes)
+        per_page: dict[int, int] = {}
+        for node in nodes:
+            per_page[node.metadata["page"]] = per_page.get(node.metadata["page"], 0) + 1
+        for page in file_report.pages:
+            page.chunks += per_page.get(page.page, 0)
 
     def _version(self, sha256: str) -> dict:
         """The payload values that identify this run's points of a file: its content and our settings."""
@@ -257,24 +356,6 @@ class Ingestor:
                 continue
         return total
 
-    def _store_batch(self, documents: list[Document], heading_path: list, file_report: FileReport) -> str | None:
-        """Chunk, embed and upsert one batch of a file's pages; return the id of its last point."""
-        nodes = self.parser.chunk_file_pages(documents, heading_path)
-        if not nodes:
-            return None
-        texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
-        vectors = self.embed_model.get_text_embedding_batch(texts)
-        for node, vector in zip(nodes, vectors):
-            node.embedding = vector
-        self.vector_store.add(nodes)
-        file_report.chunks += len(nodes)
-        per_page: dict[int, int] = {}
-        for node in nodes:
-            per_page[node.metadata["page"]] = per_page.get(node.metadata["page"], 0) + 1
-        for page in file_report.pages:
-            page.chunks += per_page.get(page.page, 0)
-        return nodes[-1].node_id
-
     def _finish_file(self, file_report: FileReport, on_file) -> None:
         failed = file_report.failed_pages
         if failed:
@@ -290,12 +371,21 @@ class Ingestor:
 
 @dataclass
 class _FileProgress:
-    """The file being streamed: its pending batch and how far it is stored."""
+    """A file being stored: the heading path open at its last stored page, and its last point."""
 
-    path: str | None
+    path: str
     heading_path: list = field(default_factory=list)
-    batch: list[Document] = field(default_factory=list)
     last_node: str | None = None
+
+
+@dataclass(frozen=True)
+class _FileStart:
+    path: str
+
+
+@dataclass(frozen=True)
+class _FileEnd:
+    path: str
 
 
 VOLATILE_KEYS = ("ocr_latency_s", "ocr_cached")

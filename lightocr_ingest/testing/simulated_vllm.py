@@ -158,9 +158,7 @@ class SimulatedVLLM:
 
     def stats(self) -> dict:
         """Slot use over the window from the first request received to the last."""
-        if not self.arrivals:
-            return {"requests": 0}
-        start, end = self.arrivals[0], self.arrivals[-1]
+        start, end = (self.arrivals[0], self.arrivals[-1]) if self.arrivals else (0.0, 0.0)
         busy = sum(max(0.0, min(done, end) - max(admitted, start)) for admitted, done in self.busy)
         busy += sum(max(0.0, end - max(admitted, start)) for admitted in self.running.values())
         window = end - start
