@@ -1,7 +1,7 @@
 """The benchmark's corpus, generated (never downloaded) and kept between runs.
 
 What a document-heavy RAG team feeds the pipeline: many single-page scans (grey PNGs at
-200 DPI, colour JPEGs at 300 DPI, as scanners and phones write them) and a few long PDFs
+200 DPI as office scanners write them, and one in six a colour JPEG at 300 DPI) and a few long PDFs
 with a text layer (reports, papers). Every page differs, so no page is answered from the
 OCR cache or skipped as a duplicate.
 """
@@ -97,7 +97,7 @@ def build(root: Path, spec: CorpusSpec) -> Path:
     (folder / "scans").mkdir(parents=True, exist_ok=True)
     (folder / "reports").mkdir(parents=True, exist_ok=True)
     for number in range(spec.images):
-        if number % 3 == 2:  # a colour phone/scanner JPEG at 300 DPI (A4)
+        if number % 6 == 5:  # a colour phone/scanner JPEG at 300 DPI (A4): one scan in six
             scan_page(number, (2480, 3508), colour=True).save(folder / "scans" / f"scan-{number:05d}.jpg", quality=88)
         else:  # a grey office-scanner PNG at 200 DPI (A4)
             scan_page(number, (1654, 2339), colour=False).save(folder / "scans" / f"scan-{number:05d}.png")

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -36,6 +37,8 @@ log = logging.getLogger("lightocr_ingest")
 ID_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-4c55-9a57-6c1d0b8e2f41")  # fixed forever: ids must not change
 EMBED_METADATA_KEYS = ("file_name",)  # the only page keys that help an embedding model
 LLM_METADATA_KEYS = ("file_name", "page_label")  # what an LLM needs to cite a page
+RENDER_AHEAD_FILES = max(2, min(4, os.cpu_count() or 1))  # files rendering at once, one thread each
+RENDER_AHEAD_PAGES = 8  # rendered pages a file may hold ahead of the OCR window (~300 kB of PNG each)
 
 
 def page_document_id(file_sha256: str, page: int) -> str:
@@ -180,25 +183,60 @@ class LightOnOCRReader(BasePydanticReader):
     async def _stream_with(self, engine, paths, extra_info, fs, on_file_error, resume_after) -> AsyncIterator[Document]:
         password = self.password.get_secret_value() if self.password else None
 
+        async def render_file(path, pages_out: asyncio.Queue) -> None:
+            """Open one file and render its selected pages onto ``pages_out``, then ``_END``."""
+            try:
+                source = await asyncio.to_thread(
+                    DocumentSource, str(path), password=password, fs=fs, longest_side=engine.longest_side)
+                numbers = source.page_numbers(self.pages)
+            except InputError as exc:
+                await pages_out.put(_FileFailed(exc))
+                return
+            try:
+                pages = source.iter_pages(self.pages, after=resume_after.get(str(path), 0))
+                while (item := await asyncio.to_thread(next, pages, None)) is not None:
+                    await pages_out.put(item)
+            finally:
+                await asyncio.to_thread(source.close)
+                await pages_out.put(_END)
+            if not numbers:
+                log.info("%s: no page selected by %r", path, self.pages)
+
         async def rendered_pages() -> AsyncIterator[PageImage | InputError]:
-            for path in paths:
-                try:
-                    source = await asyncio.to_thread(
-                        DocumentSource, str(path), password=password, fs=fs, longest_side=engine.longest_side)
-                    numbers = source.page_numbers(self.pages)
-                except InputError as exc:
-                    if on_file_error is None:
-                        raise
-                    on_file_error(exc)
-                    continue
-                try:
-                    pages = source.iter_pages(self.pages, after=resume_after.get(str(path), 0))
-                    while (item := await asyncio.to_thread(next, pages, None)) is not None:
+            """Every file's pages in order, with the next files opened and rendered meanwhile.
+
+            Up to ``RENDER_AHEAD_FILES`` files render at once in threads (PDFium's lock
+            serialises only the rasterising; decoding, resizing and PNG encoding run in
+            parallel), each at most ``RENDER_AHEAD_PAGES`` pages ahead: a folder of
+            single-page scans renders on every core and memory stays bounded.
+            """
+            queued = iter(paths)
+            running: deque[tuple[asyncio.Queue, asyncio.Task]] = deque()
+
+            def start_next() -> None:
+                path = next(queued, None)
+                if path is not None:
+                    pages_out: asyncio.Queue = asyncio.Queue(maxsize=RENDER_AHEAD_PAGES)
+                    running.append((pages_out, asyncio.create_task(render_file(path, pages_out))))
+
+            for _ in range(RENDER_AHEAD_FILES):
+                start_next()
+            try:
+                while running:
+                    pages_out, task = running[0]
+                    while (item := await pages_out.get()) is not _END:
+                        if isinstance(item, _FileFailed):
+                            if on_file_error is None:
+                                raise item.error
+                            on_file_error(item.error)
+                            break
                         yield item
-                finally:
-                    source.close()
-                if not numbers:
-                    log.info("%s: no page selected by %r", path, self.pages)
+                    await task
+                    running.popleft()
+                    start_next()
+            finally:
+                for _, task in running:
+                    task.cancel()
 
         # Look ahead twice the window: enough to keep it full while the head page finishes.
         async for item, result in ocr_in_order(rendered_pages(), engine, lookahead=2 * self.max_in_flight):
@@ -276,6 +314,14 @@ class LightOnOCRReader(BasePydanticReader):
     def load_data(self, file_path: PathLike | Sequence[PathLike], extra_info: dict | None = None,
                   fs: Any | None = None) -> list[Document]:
         return list(self.lazy_load_data(file_path, extra_info=extra_info, fs=fs))
+
+
+@dataclass(frozen=True)
+class _FileFailed:
+    error: InputError
+
+
+_END = object()  # a file's last page has been rendered
 
 
 def _log_file_error(error: InputError) -> None:

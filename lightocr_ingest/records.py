@@ -40,7 +40,7 @@ class PageImage:
     image_width: int  # pixels of the rendered image sent to the model
     image_height: int
     png: bytes
-    pixels_sha256: str  # hash of the decoded pixels: the key of identical pages
+    pixels_sha256: str  # hash of the PNG, which depends only on the pixels: the key of identical pages
     text_layer: str | None = None  # the PDF's own text, kept for fallbacks and checks
 
     def to_page_points(self, box: Box) -> Box:

@@ -1,0 +1,104 @@
+"""Throughput plumbing: several servers balanced by pages in flight, the simulated GPU, the harness.
+
+Speed itself is measured by ``benchmarks/throughput.py``, never asserted here; these tests check
+what the benchmark's figures rest on.
+"""
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lightocr_ingest import LightOnOCRReader
+from lightocr_ingest.testing import FakeVLLMServer
+from lightocr_ingest.testing.simulated_vllm import ServiceModel, SimulatedVLLM, markdown_of_length
+
+from .documents import one_column_pdf
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_pages_are_spread_over_several_servers_by_pages_in_flight(tmp_path):
+    path = one_column_pdf(tmp_path / "long.pdf", pages=24)
+    with FakeVLLMServer(latency_s=0.2) as fast, FakeVLLMServer(latency_s=0.6) as slow:
+        reader = LightOnOCRReader(ocr_engine="vllm", ocr_url=f"{fast.url},{slow.url}", max_in_flight=2)
+        documents = reader.load_data(path)
+    assert [d.metadata["page"] for d in documents] == list(range(1, 25))
+    assert all(d.metadata["ocr_status"] == "ok" for d in documents)
+    assert fast.violations == slow.violations == []
+    # Each server got pages, never more than its own window at once, and the faster one got more.
+    assert fast.max_in_flight_seen <= 2 and slow.max_in_flight_seen <= 2
+    assert len(fast.requests) + len(slow.requests) == 24
+    assert len(fast.requests) > len(slow.requests) > 0
+
+
+def test_a_server_that_is_down_is_left_out_and_the_others_serve(tmp_path, caplog):
+    path = one_column_pdf(tmp_path / "a.pdf", pages=3)
+    with FakeVLLMServer() as alive:
+        reader = LightOnOCRReader(ocr_engine="vllm", ocr_url=[alive.url, "http://127.0.0.1:9/v1"])
+        documents = reader.load_data(path)
+    assert len(alive.requests) == 3 and all(d.metadata["ocr_engine"] == "vllm" for d in documents)
+    assert "left out of this run" in caplog.text and "127.0.0.1:9" in caplog.text
+
+
+def test_simulated_gpu_capacity_follows_batch_size_and_decode_rate():
+    service = ServiceModel(pages_per_s=5.71, max_num_seqs=64, tokens_min=500, tokens_max=1500)
+    # A full batch of average pages finishes at the advertised rate.
+    assert service.max_num_seqs / service.service_s(service.mean_tokens) == pytest.approx(5.71)
+    assert 500 <= service.tokens_for(1) <= 1500 and service.tokens_for(7) == service.tokens_for(7)
+
+
+@pytest.mark.parametrize("tokens", [500, 1000, 1500])
+def test_simulated_answer_is_lightonocr_markdown_of_the_drawn_length(tokens):
+    markdown = markdown_of_length(42, tokens)
+    assert markdown.startswith("Report ") and "\n# " in markdown
+    assert tokens * 3.6 <= len(markdown) <= tokens * 3.6 + 1200
+    assert markdown == markdown_of_length(42, tokens) != markdown_of_length(43, tokens)
+
+
+def test_simulated_gpu_batches_at_most_max_num_seqs_and_reports_slot_use():
+    server = SimulatedVLLM(service=ServiceModel(pages_per_s=400.0, max_num_seqs=4, tokens_min=100, tokens_max=100))
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    async def run():
+        server._slots = asyncio.Semaphore(server.service.max_num_seqs)
+        async with TestClient(TestServer(server.app())) as client:
+            body = {"model": server.model, "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}
+            answers = await asyncio.gather(*(client.post("/v1/chat/completions", json=dict(body, n=i))
+                                             for i in range(12)))
+            assert all(a.status == 200 for a in answers)
+            payload = await answers[0].json()
+            stats = await (await client.get("/stats")).json()
+        return payload, stats
+
+    payload, stats = asyncio.run(run())
+    assert payload["usage"]["completion_tokens"] == 100 and payload["choices"][0]["finish_reason"] == "stop"
+    assert stats["requests"] == stats["answered"] == 12
+    assert stats["max_active"] == 4 and stats["max_waiting"] >= 4  # 12 requests, 4 slots: the rest queued
+    assert 0.5 < stats["utilisation"] <= 1.0
+
+
+def test_benchmark_quick_run_reports_every_figure(tmp_path):
+    output = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--quick", "--work",
+                           str(tmp_path / "work"), "--json", str(output), "--gpus", "1", "2",
+                           "--gpu-pages-per-s", "60"],  # a fast simulated GPU: this checks figures, not speed
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(output.read_text())
+    for setting in results["settings"].values():
+        summary = setting["summary"]
+        assert 0 < summary["efficiency"] <= 1 and summary["cpu_ms_per_page"] > 0
+        assert setting["runs"][0]["pages"] == 20  # 12 scans + one 8-page PDF, none lost
+        stages = setting["runs"][0]["cpu_ms_per_page"]
+        assert all(stages[s] > 0 for s in ("render", "encode", "requests", "chunking", "upsert", "process"))
+    two = results["settings"]["2 GPUs x 60 pages/s"]["runs"][0]
+    assert len(two["pages_by_server"]) == 2 and min(two["pages_by_server"]) > 0
+    assert results["alone"]["embed_chunks_per_s"] > 0 and results["alone"]["upsert_points_per_s"] > 0
+    for line in ("efficiency", "CPU per page by stage", "OCR side (all but embedding)", "embedding alone"):
+        assert line in done.stdout
