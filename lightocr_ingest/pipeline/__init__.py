@@ -1,6 +1,7 @@
 """Stage 6 - pipeline: orchestration of all stages from a YAML config, with a run report."""
 
 from .config import PipelineConfig, json_schema, load_config, parse_config
+from .evaluate import LabelledQuery, RetrievalScores, evaluate_collection, evaluate_retriever, load_queries
 from .query import Hit, search
 from .report import FileReport, PageReport, RunReport
 from .run import Ingestor, build_pipeline, collect_files, make_parser, make_reader
@@ -9,13 +10,18 @@ __all__ = [
     "FileReport",
     "Hit",
     "Ingestor",
+    "LabelledQuery",
     "PageReport",
     "PipelineConfig",
+    "RetrievalScores",
     "RunReport",
     "build_pipeline",
     "collect_files",
+    "evaluate_collection",
+    "evaluate_retriever",
     "json_schema",
     "load_config",
+    "load_queries",
     "make_parser",
     "make_reader",
     "parse_config",

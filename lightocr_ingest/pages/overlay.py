@@ -1,0 +1,51 @@
+"""Draw boxes on a rendered page: where a retrieved chunk sits, for people who would rather look.
+
+Boxes in chunk metadata are in page coordinates (PDF points, origin at the top-left corner,
+as the reader stores them); this renders the page at a viewing size and scales them onto it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw
+
+from .render import DocumentSource, to_rgb
+
+VIEW_LONGEST_SIDE = 900  # px: a page that fits a notebook cell and still reads
+
+
+@dataclass(frozen=True)
+class Box:
+    bbox: Sequence[float]  # x0, y0, x1, y1 in page points, top-left origin
+    colour: str = "red"
+    label: str = ""
+
+
+def boxes_of_chunk(metadata: dict) -> list[Box]:
+    """A chunk's figures (red, with their reference) and its text lines (blue) where known."""
+    boxes = [Box(tuple(f["bbox"]), "red", f.get("ref", "figure")) for f in metadata.get("figures") or []
+             if f.get("bbox")]
+    boxes += [Box(tuple(t["bbox"]), "royalblue") for t in metadata.get("text_boxes") or [] if t.get("bbox")]
+    return boxes
+
+
+def page_with_boxes(path: str | os.PathLike, page: int, boxes: Iterable[Box],
+                    longest_side: int = VIEW_LONGEST_SIDE, password: str | None = None) -> Image.Image:
+    """Render ``page`` of ``path`` (1-based) and draw ``boxes`` on it; returns an RGB image."""
+    with DocumentSource(path, password=password, longest_side=longest_side) as source:
+        rendered = source.render_page(page)
+    image = to_rgb(Image.open(io.BytesIO(rendered.png)))
+    sx, sy = image.width / rendered.page_width, image.height / rendered.page_height
+    draw = ImageDraw.Draw(image)
+    width = max(2, image.width // 300)
+    for box in boxes:
+        x0, y0, x1, y1 = box.bbox
+        corners = (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
+        draw.rectangle(corners, outline=box.colour, width=width)
+        if box.label:
+            draw.text((corners[0] + width, max(0, corners[1] - 12)), box.label, fill=box.colour)
+    return image
