@@ -17,35 +17,48 @@ from PIL import Image, ImageDraw, ImageFont
 
 HERE = Path(__file__).resolve().parent
 
-HANDBOOK = [
+HANDBOOK = [  # (title, [(subheading, paragraph)]): topics that share words, so retrieval must tell them apart
     ("1 Site Overview", [
-        "The Lake Varna field station was established in 1987 by the regional water authority.",
-        "It sits on the northern shore at an altitude of 412 metres, two kilometres from the village of Dolna.",
-        "The station hosts up to eight researchers and runs all year, including the ice-covered months.",
+        ("1.1 History", "The Lake Varna field station was established in 1987 by the regional water authority. "
+                        "It began as a single hut for winter ice measurements and grew into a year-round station "
+                        "after the flood of 1999, when the authority decided that the lake needed daily records."),
+        ("1.2 Location and access", "The station sits on the northern shore at an altitude of 412 metres, two "
+                                    "kilometres from the village of Dolna. The gravel road is closed to cars "
+                                    "between December and March; staff then park at the village and walk in."),
     ]),
     ("2 Sampling Schedule", [
-        "Each parameter is sampled at the three lake buoys on the schedule below.",
-        "Samples are kept at four degrees and reach the laboratory within twenty-four hours.",
+        ("2.1 Lake samples", "Water is sampled at the three lake buoys. Chlorophyll and Secchi depth are measured "
+                             "weekly, total phosphorus monthly, and zooplankton once a quarter, always between "
+                             "nine and eleven in the morning so that results compare across seasons."),
+        ("2.2 Handling", "Bottles are kept at four degrees in the cool box and reach the laboratory within "
+                         "twenty-four hours. The fluorometer used for chlorophyll is checked against a standard "
+                         "before each weekly run."),
     ]),
     ("3 Equipment", [
-        "Every buoy carries a multiparameter sonde that logs temperature, oxygen and conductivity.",
-        "The sonde is calibrated every fourteen days against reference solutions kept in the laboratory.",
-        "Spare sensors are stored in the blue cabinet of the boat house.",
+        ("3.1 Buoys", "Every buoy carries a multiparameter sonde that logs temperature, oxygen and conductivity "
+                      "every ten minutes. Spare sensors are stored in the blue cabinet of the boat house."),
+        ("3.2 Calibration", "The sondes are calibrated every fourteen days against reference solutions kept in the "
+                            "laboratory fridge. A calibration that drifts by more than two percent is repeated "
+                            "the next morning, and the sensor is replaced if it drifts again."),
     ]),
     ("4 Safety Rules", [
-        "Nobody goes on the water alone: the two-person rule applies to every boat trip.",
-        "Life jackets are worn at all times on the jetty and in the boats.",
-        "When thunder is heard, all work on the water stops and boats return to shore at once.",
+        ("4.1 On the water", "Nobody goes on the water alone: the two-person rule applies to every boat trip. "
+                             "Life jackets are worn at all times on the jetty and in the boats, and the radio is "
+                             "checked before leaving the shore."),
+        ("4.2 Storms", "When thunder is heard, all work on the water stops and boats return to shore at once. "
+                       "Work resumes thirty minutes after the last thunder, never earlier."),
     ]),
     ("5 Data Management", [
-        "Sonde logs are uploaded every night to the authority's data server as CSV files.",
-        "Each record gets a quality flag; flagged values are reviewed on Monday mornings.",
-        "Raw files are never edited: corrections go into a separate table with the reason.",
+        ("5.1 Uploads", "Sonde logs are uploaded every night to the authority's data server as CSV files. "
+                        "If the upload fails, the logger keeps forty days of records, so nothing is lost."),
+        ("5.2 Quality control", "Each record gets a quality flag; flagged values are reviewed on Monday mornings. "
+                                "Raw files are never edited: corrections go into a separate table with the reason."),
     ]),
     ("6 Contacts", [
-        "Station manager: Elena Markova, office hours Monday to Friday.",
-        "In an emergency call the lake rescue service on 112 and then the station manager.",
-        "Equipment faults are reported to the technician, Petar Iliev, by e-mail.",
+        ("6.1 People", "The station manager is Elena Markova, in the office Monday to Friday. Equipment faults "
+                       "are reported to the technician, Petar Iliev, by e-mail."),
+        ("6.2 Emergencies", "In an emergency, call the lake rescue service on 112 first and then the station "
+                            "manager. The first-aid kit hangs beside the door of the boat house."),
     ]),
 ]
 SCHEDULE = [("Parameter", "Frequency", "Method"), ("Chlorophyll a", "weekly", "fluorometry"),
@@ -74,8 +87,10 @@ def handbook(path: Path) -> None:
         pdf.ln(4)
         pdf.set_font("Helvetica", "B", 18)
         pdf.cell(0, 12, title, new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", size=12)
-        for paragraph in paragraphs:
+        for subheading, paragraph in paragraphs:
+            pdf.set_font("Helvetica", "B", 14)
+            pdf.cell(0, 10, subheading, new_x="LMARGIN", new_y="NEXT")
+            pdf.set_font("Helvetica", size=12)
             pdf.multi_cell(0, 7, paragraph)
             pdf.ln(3)
         if title.startswith("2"):

@@ -138,7 +138,7 @@ def test_cpu_engine_end_to_end_on_the_shipped_samples(tmp_path):
                            "qdrant": {"path": str(tmp_path / "q"), "collection": "samples"}})
     ingestor = Ingestor(config)
     report = ingestor.run()
-    assert report.ok and report.totals()["pages_seen"] == 3
+    assert report.ok and report.totals()["pages_seen"] == 10  # 4 sample files
     hits = search(ingestor.vector_store, ingestor.embed_model, "coastal wetlands absorb storm surges", k=1)
     assert hits[0].file_name == "rivers-and-coasts.pdf" and hits[0].page == 1
     ingestor.close()
