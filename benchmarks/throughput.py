@@ -39,12 +39,13 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402  (the sibling module, whichever folder this is run from)
 
-REPO = Path(__file__).resolve().parents[1]
+from lightocr_ingest.cpu_cost import STAGES  # noqa: E402
+
 EFFICIENCY_TARGET = 0.95
 OCR_SIDE_TARGET_MS = 40.0  # core-ms per page for everything but embedding
 RSS_TARGET_MB = 1536
 EMBED_SAMPLE = 512  # chunks embedded alone per repeat: enough for a stable rate, ~30 s on 2 cores
-OCR_SIDE_STAGES = ("render", "encode", "requests", "postprocess", "chunking", "upsert")
+OCR_SIDE_STAGES = STAGES  # everything but embedding
 
 
 # --- servers ------------------------------------------------------------------------------

@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-STAGES = ("render", "encode", "requests", "postprocess", "chunking", "embedding", "upsert")
+# The stages a run reports. Embedding is not among them: torch does it in its own threads,
+# which the calling thread's clock does not see (it is in the run's "process" total).
+STAGES = ("render", "encode", "requests", "postprocess", "chunking", "upsert")
 
 
 @dataclass

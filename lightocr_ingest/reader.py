@@ -238,8 +238,10 @@ class LightOnOCRReader(BasePydanticReader):
                 for _, task in running:
                     task.cancel()
 
-        # Look ahead twice the window: enough to keep it full while the head page finishes.
-        async for item, result in ocr_in_order(rendered_pages(), engine, lookahead=2 * self.max_in_flight):
+        # Look ahead twice the window (all servers' together): enough to keep it full while the
+        # head page finishes.
+        window = max(self.max_in_flight, engine.window)
+        async for item, result in ocr_in_order(rendered_pages(), engine, lookahead=2 * window):
             yield self._to_document(item, result, extra_info)
 
     def _to_document(self, item: PageImage | InputError, result: OcrResult | BaseException | None,

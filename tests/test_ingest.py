@@ -1,13 +1,10 @@
 """End to end, no network: files -> OCR (vLLM-protocol server, or CPU) -> chunks -> MiniLM -> Qdrant."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
-from qdrant_client import models
 
 from lightocr_ingest import ConfigError
 from lightocr_ingest.cli import main

@@ -157,9 +157,10 @@ def test_new_chunk_settings_re_ingest_without_a_single_ocr_request(corpus, unint
 
 
 def test_identical_pages_across_files_are_sent_once(tmp_path):
-    for name in ("a", "b", "c"):
-        one_column_pdf(tmp_path / f"{name}.pdf", pages=2, title="Standard terms")  # byte-identical files
-    (tmp_path / "b.pdf").write_bytes((tmp_path / "b.pdf").read_bytes() + b"\n% trailing comment\n")
+    # Copies, not three generated files: fpdf2 stamps the creation time, which may tick between them.
+    data = one_column_pdf(tmp_path / "a.pdf", pages=2, title="Standard terms").read_bytes()
+    (tmp_path / "b.pdf").write_bytes(data + b"\n% trailing comment\n")  # other bytes, the same pages
+    (tmp_path / "c.pdf").write_bytes(data)  # byte-identical to a.pdf
     with FakeVLLMServer(responder=short_page) as server:
         data = config_data(server.url, tmp_path, tmp_path / "work")
         data["input"]["paths"] = [str(tmp_path / n) for n in ("a.pdf", "b.pdf", "c.pdf")]

@@ -8,6 +8,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,29 @@ def test_pages_are_spread_over_several_servers_by_pages_in_flight(tmp_path):
     assert fast.max_in_flight_seen <= 2 and slow.max_in_flight_seen <= 2
     assert len(fast.requests) + len(slow.requests) == 24
     assert len(fast.requests) > len(slow.requests) > 0
+
+
+def test_the_reader_keeps_every_server_window_full_at_once(tmp_path):
+    import threading
+
+    path = one_column_pdf(tmp_path / "long.pdf", pages=18)
+    with FakeVLLMServer(latency_s=0.4) as a, FakeVLLMServer(latency_s=0.4) as b, FakeVLLMServer(latency_s=0.4) as c:
+        peak, done = [0], threading.Event()
+
+        def watch():  # pages in flight on all three servers together
+            while not done.is_set():
+                peak[0] = max(peak[0], a.in_flight + b.in_flight + c.in_flight)
+                time.sleep(0.005)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        reader = LightOnOCRReader(ocr_engine="vllm", ocr_url=[a.url, b.url, c.url], max_in_flight=2)
+        documents = reader.load_data(path)
+        done.set()
+        watcher.join()
+    assert len(documents) == 18
+    # 3 servers x 2 each: pages are rendered far enough ahead for all six slots, not just one server's worth.
+    assert peak[0] == 6
 
 
 def test_a_server_that_is_down_is_left_out_and_the_others_serve(tmp_path, caplog):

@@ -77,6 +77,11 @@ class ResilientEngine:
     def longest_side(self) -> int:
         return self.primary.longest_side
 
+    @property
+    def window(self) -> int:
+        """Pages the primary engine takes at once (0 when it does not say)."""
+        return getattr(self.primary, "window", 0)
+
     async def start(self) -> None:
         await self.primary.start()
 

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 import openai
@@ -124,7 +124,6 @@ class _Server:
     client: openai.AsyncOpenAI
     window: asyncio.Semaphore
     assigned: int = 0  # pages sent or waiting for its window: what load balancing compares
-    answered: int = field(default=0)
 
 
 class VLLMEngine:
@@ -156,9 +155,10 @@ class VLLMEngine:
         candidates = [s for s in self._servers if s is not avoid] or self._servers
         return min(candidates, key=lambda server: server.assigned)
 
-    def pages_by_server(self) -> dict[str, int]:
-        """Pages each server has answered so far (for reports and tests)."""
-        return {server.url: server.answered for server in self._servers}
+    @property
+    def window(self) -> int:
+        """Pages in flight at once across all servers: what the reader must keep ready."""
+        return self.max_in_flight * len(self._servers)
 
     @property
     def longest_side(self) -> int:
@@ -234,7 +234,6 @@ class VLLMEngine:
                         failure, failed_on = exc, server
                         continue
                     latency = time.perf_counter() - started
-                    server.answered += 1
             finally:
                 server.assigned -= 1
             choice = response.choices[0] if response.choices else None

@@ -1,7 +1,8 @@
 """Render PDFs and images into ``PageImage`` records, one page at a time.
 
 Pages are produced lazily so that a 1,000-page PDF never sits in memory as 1,000 bitmaps:
-each page is rendered, converted to RGB, encoded to PNG and handed on before the next.
+each page is rendered, converted to 8-bit grey or RGB, encoded to PNG and handed on before
+the next.
 
 Why these choices:
 - 1540 px on the longest side is the size LightOnOCR-1B/2-1B were trained on; larger images
@@ -13,8 +14,9 @@ Why these choices:
 - A page whose pixels are all grey is sent as an 8-bit grey PNG: vLLM converts every image
   to RGB on arrival, so the model sees the same pixels, and the PNG is a third the data to
   encode. Scans are also resized in their own mode, before any RGB copy exists.
-- PDFium is not thread-safe, so every call into it holds one process-wide lock; parallel
-  rendering uses processes (see ``pipeline``), not threads.
+- PDFium is not thread-safe, so every call into it holds one process-wide lock; the reader
+  renders several files at once in threads, which overlap on everything but rasterising
+  (decoding, resizing, PNG encoding).
 """
 
 from __future__ import annotations
@@ -114,7 +116,16 @@ def _scale_to_fit(width: float, height: float, longest_side: int, allow_upscale:
     return scale if allow_upscale else min(1.0, scale)
 
 
-GREY_MODES = ("1", "L", "I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+DEEP_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # grey with more than 8 bits a pixel
+
+
+def _deep_grey_to_l(image: Image.Image) -> Image.Image:
+    """16/32-bit grey to 8-bit grey, keeping the contrast."""
+    array = np.asarray(image, dtype=np.float64)
+    top = float(array.max()) or 1.0
+    # 16-bit scans use the full 0-65535 range; 32-bit ones may use any; scale by the max seen.
+    scale = 255.0 / (65535.0 if top > 255 and image.mode.startswith("I;16") else max(top, 255.0))
+    return Image.fromarray(np.clip(array * scale, 0, 255).astype(np.uint8), mode="L")
 
 
 def to_model_mode(image: Image.Image) -> Image.Image:
@@ -123,8 +134,10 @@ def to_model_mode(image: Image.Image) -> Image.Image:
     Both reach the model as the same RGB pixels (vLLM converts on arrival); grey is a third
     of the data to resize and encode.
     """
-    if image.mode in GREY_MODES:
-        return to_rgb(image).convert("L") if image.mode not in ("1", "L") else image.convert("L")
+    if image.mode in DEEP_GREY_MODES:
+        return _deep_grey_to_l(image)
+    if image.mode in ("1", "L"):
+        return image.convert("L")
     if image.mode == "LA":
         background = Image.new("L", image.size, 255)
         background.paste(image.getchannel("L"), mask=image.getchannel("A"))
@@ -144,12 +157,8 @@ def grey_if_possible(image: Image.Image) -> Image.Image:
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB: transparency onto white, 16-bit scaled down."""
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        top = float(array.max()) or 1.0
-        # 16-bit scans use the full 0-65535 range; 32-bit ones may use any; scale by the max seen.
-        scale = 255.0 / (65535.0 if top > 255 and image.mode.startswith("I;16") else max(top, 255.0))
-        image = Image.fromarray(np.clip(array * scale, 0, 255).astype(np.uint8), mode="L")
+    if image.mode in DEEP_GREY_MODES:
+        image = _deep_grey_to_l(image)
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("RGBA", "LA", "PA"):
@@ -197,11 +206,9 @@ def encode_png(image: Image.Image) -> bytes:
 def _page_record(source: SourceFile, page: int, label: str, size_pt: tuple[float, float],
                  image: Image.Image, text_layer: str | None) -> PageImage:
     with stage_cpu("encode"):
-        return _encode_record(source, page, label, size_pt, grey_if_possible(image), text_layer)
-
-
-def _encode_record(source: SourceFile, page: int, label: str, size_pt: tuple[float, float],
-                   image: Image.Image, text_layer: str | None) -> PageImage:
+        image = grey_if_possible(image)
+        png = encode_png(image)
+        pixels_sha256 = hashlib.sha256(png).hexdigest()  # the encoder is deterministic: same pixels, same PNG
     return PageImage(
         source=source,
         page=page,
@@ -210,8 +217,8 @@ def _encode_record(source: SourceFile, page: int, label: str, size_pt: tuple[flo
         page_height=round(size_pt[1], 2),
         image_width=image.width,
         image_height=image.height,
-        png=(png := encode_png(image)),
-        pixels_sha256=hashlib.sha256(png).hexdigest(),  # the encoder is deterministic: same pixels, same PNG
+        png=png,
+        pixels_sha256=pixels_sha256,
         text_layer=text_layer,
     )
 
@@ -266,17 +273,16 @@ class DocumentSource:
                 self._pdf = pdfium.PdfDocument(self._data, password=self.password)
             except pdfium.PdfiumError as exc:
                 message = str(exc)
-                # PDFium's error code is global and not reset by a good open: a password error
-                # left by an earlier file must not be blamed on one that is not encrypted at all.
-                if ("password" in message.lower() and b"/Encrypt" not in self._data) or \
-                        _EMPTY_PAGE_TREE.search(self._data):
-                    message = "PDFium: Success"
-                if "password" in message.lower():
+                # PDFium's error code is global and outlives the failure that set it, so a
+                # password error is believed only of a file that is encrypted at all.
+                wants_password = "password" in message.lower()
+                if wants_password and b"/Encrypt" in self._data:
                     if self.password:
                         raise InputError(self.path, "is encrypted and the password given is wrong") from None
                     raise InputError(self.path, "is encrypted",
                                      hint="pass its password: password=... or --password") from None
-                if "PDFium: Success" in message:  # PDFium's way of saying it found no page tree
+                # "Success" is PDFium's way of saying it found no page tree.
+                if wants_password or "PDFium: Success" in message or _EMPTY_PAGE_TREE.search(self._data):
                     raise InputError(self.path, "has no pages (its page tree is empty or unreadable)") from None
                 raise InputError(self.path, f"is corrupt or truncated: {message}") from None
             if len(self._pdf) == 0:

@@ -116,7 +116,6 @@ class SimulatedVLLM:
         self.busy: list[tuple[float, float]] = []  # (admitted, finished) of every answered request
         self.arrivals: list[float] = []
         self.running: dict[int, float] = {}  # request -> admitted, for requests being decoded
-        self.active = 0
         self.max_active = 0
         self.max_waiting = 0
         self.tokens = 0
@@ -134,17 +133,15 @@ class SimulatedVLLM:
             return web.json_response({"error": {"message": "expected one PNG data URL image"}}, status=400)
         seed = zlib.crc32(body)  # the same page (and temperature) gets the same answer
         tokens = self.service.tokens_for(seed)
-        waiting = len(self.arrivals) - len(self.busy) - self.active
+        waiting = len(self.arrivals) - len(self.busy) - len(self.running)
         self.max_waiting = max(self.max_waiting, waiting)
         async with self._slots:
             admitted = time.monotonic()
             self.running[id(request)] = admitted
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
+            self.max_active = max(self.max_active, len(self.running))
             try:
                 await asyncio.sleep(self.service.service_s(tokens))
             finally:
-                self.active -= 1
                 self.running.pop(id(request), None)
             self.busy.append((admitted, time.monotonic()))
         self.tokens += tokens
