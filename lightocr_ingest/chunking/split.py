@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .tokens import TokenCounter
+from .tokens import TokenCounter, is_additive
 
 _ROW = re.compile(r"<tr\b.*?</tr\s*>", re.I | re.S)
 _CELL = re.compile(r"<t([hd])\b([^>]*)>", re.I)
@@ -120,18 +120,21 @@ def split_text(text: str, budget: int, count: TokenCounter, levels: tuple[str, .
         if not points:
             continue
         segments = [text[a:b] for a, b in zip([0] + points, points + [len(text)])]
-        texts: list[str] = []
-        current = ""
+        # Every cut point follows whitespace, so an additive counter's counts add up here.
+        additive = is_additive(count)
+        texts: list[tuple[str, int]] = []  # (text, its count)
+        current, current_tokens = "", 0
         for segment in segments:
-            if current and count(current + segment) > budget:
-                texts.append(current)
-                current = segment
+            joined = current_tokens + count(segment) if additive else count(current + segment)
+            if current and joined > budget:
+                texts.append((current, current_tokens))
+                current, current_tokens = segment, count(segment)
             else:
-                current += segment
-        texts.append(current)
+                current, current_tokens = current + segment, joined
+        texts.append((current, current_tokens))
         out: list[Piece] = []
-        for text_piece in texts:
-            out.extend(split_text(text_piece, budget, count, levels[position + 1:]) if count(text_piece) > budget
+        for text_piece, tokens in texts:
+            out.extend(split_text(text_piece, budget, count, levels[position + 1:]) if tokens > budget
                        else [Piece(text_piece)])
         return _strip(out)
     if _INLINE_MATH.fullmatch(text.strip()):
