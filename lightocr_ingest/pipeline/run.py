@@ -38,6 +38,7 @@ from ..reader import LightOnOCRReader
 from ..store import COMPLETE_KEY, ResumePoint, count_points, delete_pages_after, delete_stale_points, \
     ensure_payload_indexes, has_points, make_client, make_vector_store, mark_complete, mark_progress, resume_point
 from .config import PipelineConfig
+from .memory import release_free_memory
 from .report import FileReport, PageReport, RunReport
 
 log = logging.getLogger("lightocr_ingest")
@@ -316,6 +317,8 @@ class Ingestor:
                 node.embedding = vector
             with stage_cpu("upsert"):
                 self.vector_store.add(nodes)
+        with stage_cpu("upsert"):  # charged to the store stage: it is the batch's clean-up
+            release_free_memory()
         for path in dict.fromkeys([*batches, *ended]):
             file, file_report = files[path], by_path[path]
             file_nodes = nodes_by_file.get(path, [])
