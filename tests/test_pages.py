@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 import numpy as np
 from isal import isal_zlib
-from PIL import Image
+from PIL import Image, ImageOps
 
 from lightocr_ingest.errors import InputError
 from lightocr_ingest.pages import LONGEST_SIDE, DocumentSource, iter_file_pages, parse_page_selection
@@ -242,3 +242,88 @@ def test_formatted_page_lists_parse_back_to_themselves(pages):
 
     text = format_page_selection(pages)
     assert parse_page_selection(text or None, 60) == (sorted(set(pages)) if pages else list(range(1, 61)))
+
+
+# --- the fast decoders agree with Pillow ---------------------------------------------------
+def textured(mode: str, size: tuple[int, int], seed: int = 0) -> Image.Image:
+    """Paper with dark strokes and, in colour, a red and a blue band: like a scan, not flat."""
+    rng = np.random.default_rng(seed)
+    grey = np.full(size[::-1], 235, np.uint8)
+    for _ in range(300):
+        y, x = rng.integers(0, size[1] - 4), rng.integers(0, size[0] - 40)
+        grey[y:y + 3, x:x + rng.integers(5, 40)] = rng.integers(0, 80)
+    if mode == "L":
+        return Image.fromarray(grey, mode="L")
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    rgb[: size[1] // 8, :, :] = (200, 30, 30)
+    rgb[-size[1] // 8:, :, :] = (30, 30, 200)
+    return Image.fromarray(rgb, mode="RGB")
+
+
+def pillow_only(path):
+    with mock.patch.object(render, "_decode_plain", return_value=None):
+        return next(iter_file_pages(path))
+
+
+@pytest.mark.parametrize("mode, suffix, size, tolerance", [
+    ("L", ".png", (1654, 2339), 0), ("RGB", ".png", (1240, 1754), 0), ("L", ".png", (900, 700), 0),
+    ("L", ".jpg", (2480, 3508), 3), ("RGB", ".jpg", (2480, 3508), 3), ("RGB", ".jpg", (1200, 1600), 3)])
+def test_plain_scans_are_decoded_as_pillow_decodes_them(tmp_path, mode, suffix, size, tolerance):
+    """OpenCV decodes plain PNG/JPEG scans (at the same DCT scale); Pillow decodes the rest.
+    The pages sent must be the same pixels (JPEG decoders may round an IDCT differently)."""
+    path = tmp_path / f"scan{suffix}"
+    textured(mode, size).save(path, dpi=(200, 200))
+    fast, reference = next(iter_file_pages(path)), pillow_only(path)
+    assert (fast.image_width, fast.image_height) == (reference.image_width, reference.image_height)
+    assert (fast.page_width, fast.page_height) == (reference.page_width, reference.page_height)
+    fast_pixels, reference_pixels = np.asarray(decode(fast)), np.asarray(decode(reference))
+    assert fast_pixels.shape == reference_pixels.shape  # same mode: grey stays grey, colour stays RGB
+    assert np.abs(fast_pixels.astype(int) - reference_pixels.astype(int)).max() <= tolerance
+    if mode == "RGB":
+        red = fast_pixels[5, 5]
+        assert red[0] > 150 and red[2] < 80  # RGB order, not OpenCV's BGR
+
+
+@pytest.mark.parametrize("orientation", [2, 3, 4, 5, 6, 7, 8])
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_exif_orientation_turns_the_page_as_viewers_do(tmp_path, orientation, suffix):
+    path = tmp_path / f"phone{suffix}"
+    image = np.full((300, 500), 255, np.uint8)
+    image[:60, :100] = 0  # a dark mark in the stored top-left corner
+    exif = Image.new("L", (1, 1)).getexif()
+    exif[0x0112] = orientation
+    Image.fromarray(image, mode="L").save(path, exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("L")) < 128
+    sent = np.asarray(decode(next(iter_file_pages(path))).convert("L")) < 128
+    assert sent.shape == expected.shape
+    assert (sent != expected).mean() < 0.01  # JPEG blurs the mark's edge a little
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 30), st.integers(0, 2 ** 32 - 1), st.booleans())
+def test_a_page_is_grey_exactly_when_every_pixel_is(width, height, seed, tint):
+    rng = np.random.default_rng(seed)
+    grey = rng.integers(0, 256, (height, width), dtype=np.uint8)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    if tint:  # one channel of one pixel off by one
+        y, x, channel = rng.integers(height), rng.integers(width), rng.integers(3)
+        rgb[y, x, channel] = rgb[y, x, channel] + 1 if rgb[y, x, channel] < 255 else 254
+    result = render.grey_if_possible(rgb)
+    if tint:
+        assert result is rgb
+    else:
+        assert result.ndim == 2 and np.array_equal(result, grey)
+
+
+def test_pdf_pages_keep_their_colours_in_rgb_order(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_fill_color(220, 20, 20)
+    pdf.rect(10, 10, 100, 50, style="F")
+    pdf.output(str(tmp_path / "red.pdf"))
+    image = decode(next(iter_file_pages(tmp_path / "red.pdf")))
+    assert image.mode == "RGB"
+    r, g, b = image.getpixel((200, 150))
+    assert r > 200 and g < 50 and b < 50
