@@ -188,3 +188,52 @@ def test_reads_through_an_fsspec_filesystem(vllm_server, pdf_dir):
     documents = SimpleDirectoryReader("/bucket", fs=fs, file_extractor={".pdf": reader}).load_data()
     assert [d.metadata["page"] for d in documents] == [1, 2, 3]
     assert documents[0].metadata["file_name"] == "report.pdf"
+
+
+def test_an_answer_that_is_not_a_chat_completion_fails_the_page_and_says_so(pdf_dir):
+    """A proxy's HTML page answered with 200: the page fails with a message naming the server."""
+    import http.server
+    import json
+    import threading
+
+    class NotVLLM(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self._answer("application/json", json.dumps({"data": [{"id": "lightonai/LightOnOCR-2-1B"}]}))
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._answer("text/html", "<html><body>Welcome to nginx!</body></html>")
+
+        def _answer(self, kind, text):
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(text)))
+            self.end_headers()
+            self.wfile.write(text.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotVLLM)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        reader = LightOnOCRReader(ocr_url=url, max_retries=0, pages="1", fallbacks=())
+        [document] = reader.load_data(pdf_dir / "report.pdf")
+    finally:
+        server.shutdown()
+    assert document.metadata["ocr_status"] == "failed"
+    assert "not a chat completion" in document.metadata["ocr_error"] and "Welcome to nginx" in document.metadata["ocr_error"]
+    assert url in document.metadata["ocr_error"]
+
+
+def test_parse_completion_reads_content_finish_reason_and_tokens():
+    from lightocr_ingest.ocr.vllm import parse_completion
+
+    answer = ('{"choices": [{"message": {"role": "assistant", "content": "# Title"}, "finish_reason": "length"}],'
+              ' "usage": {"completion_tokens": 4096}}')
+    assert parse_completion(answer) == ("# Title", "length", 4096)
+    assert parse_completion('{"choices": []}') == ("", None, None)
+    for junk in ("<html>", "[1, 2]", '{"choices": "no"}'):
+        with pytest.raises(ValueError, match="not a chat completion"):
+            parse_completion(junk)
