@@ -262,3 +262,16 @@ def test_long_pdf_is_searchable_while_it_is_still_being_read(tmp_path):
     # Headings carry across batches: every chunk after page 1 still has a header path.
     assert all(p.payload["header_path"] for p in stored_points(ingestor))
     ingestor.close()
+
+
+def test_an_embedding_model_that_cannot_load_fails_the_run_before_any_ocr(pdf_dir, tmp_path):
+    """GPU time is not spent on pages that could never be stored."""
+    with FakeVLLMServer() as server:
+        config = parse_config({"ocr": {"engine": "vllm", "url": server.url},
+                               "embedding": {"model": str(tmp_path / "no-such-model")},
+                               "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "test"}})
+        ingestor = Ingestor(config)
+        with pytest.raises(Exception, match="no-such-model"):
+            ingestor.run([str(pdf_dir / "report.pdf")])
+        ingestor.close()
+        assert server.requests == []

@@ -16,6 +16,10 @@ Why these choices:
 - A page whose pixels are all grey is sent as an 8-bit grey PNG: vLLM converts every image
   to RGB on arrival, so the model sees the same pixels, and the PNG is a third the data to
   encode. Scans are also resized in their own mode, before any RGB copy exists.
+- Pixels travel as NumPy arrays, the form OpenCV and the PNG writer use. Plain 8-bit PNG
+  and JPEG scans, most of what scanners write, are decoded by OpenCV straight into arrays
+  and shrunk by area averaging (``downscale``); Pillow reads every header and decodes the
+  other formats and modes. A PDF page is rendered in RGB byte order and used in place.
 - PDFium is not thread-safe, so every call into it holds one process-wide lock; the reader
   renders several files at once in threads, which overlap on everything but rasterising
   (decoding, resizing, PNG encoding).

@@ -138,6 +138,9 @@ class Ingestor:
             self._parser = make_parser(self.config)
         return self._parser
 
+    def _load_models(self) -> None:
+        self.embed_model, self.parser.counter  # noqa: B018  (load them)
+
     def close(self) -> None:
         self.client.close()
 
@@ -185,6 +188,11 @@ class Ingestor:
                     file_report.resumed_after_page = resume.after_page
             pending.append(path)
         resume_after = {path: resume.after_page for path, resume in resumes.items()}
+        if pending:
+            # Before any OCR: a model that cannot load fails the run before GPU time is spent,
+            # and its loading (a few hundred MB held briefly) does not coincide with the first
+            # burst of OCR'd pages, which set the peak memory of a long run.
+            await asyncio.to_thread(self._load_models)
         if on_total:
             on_total(await asyncio.to_thread(self._count_pages, pending, resume_after))
 
