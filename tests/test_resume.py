@@ -196,3 +196,51 @@ def test_a_file_killed_between_its_last_batch_and_its_completion_mark_is_complet
     (file,) = resumed.files
     assert file.resumed_after_page == PAGES_PER_BATCH and file.pages == [] and file.status == "ok"
     assert again.files[0].status == "skipped"
+
+
+def test_a_twin_page_arriving_while_the_answer_is_cached_is_not_sent_again(tmp_path):
+    """The race behind a flaky run: the first copy's answer was taken out of the in-flight
+    table before the cache held it, so a twin that missed the cache meanwhile sent it again."""
+    import asyncio
+    import time as clock
+
+    from PIL import Image
+
+    from lightocr_ingest.ocr.cache import OcrCache
+    from lightocr_ingest.ocr.resilient import ResilientEngine
+    from lightocr_ingest.pages import iter_file_pages
+    from lightocr_ingest.records import OcrResult
+
+    Image.new("L", (40, 30), 200).save(tmp_path / "page.png")
+    page = next(iter_file_pages(tmp_path / "page.png"))
+
+    class SlowCache(OcrCache):
+        def put(self, key, result):
+            clock.sleep(0.3)  # a slow disk: the twin's lookup lands before the write
+            super().put(key, result)
+
+    class CountingEngine:
+        name, model, calls = "vllm-like", "m", 0
+
+        async def start(self):
+            pass
+
+        async def ocr(self, page):
+            CountingEngine.calls += 1
+            return OcrResult(markdown="text", engine=self.name, model=self.model)
+
+        async def aclose(self):
+            pass
+
+    async def run():
+        engine = ResilientEngine(CountingEngine(), cache=SlowCache(tmp_path / "cache"), fallbacks=())
+        first = asyncio.create_task(engine.ocr(page))
+        await asyncio.sleep(0.1)  # the first copy is answered and its answer is being written
+        twin = await engine.ocr(page)
+        await first
+        await engine.aclose()
+        return twin
+
+    twin = asyncio.run(run())
+    assert CountingEngine.calls == 1
+    assert twin.markdown == "text" and twin.cached

@@ -107,17 +107,20 @@ class ResilientEngine:
         future = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
-            result = await self._read(page)
-            future.set_result(result)
-        except BaseException as exc:
-            future.cancel()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            result = self._failed(page, 0, f"{type(exc).__name__}: {exc}")
+            try:
+                result = await self._read(page)
+                future.set_result(result)  # twins waiting on it are answered now
+            except BaseException as exc:
+                future.cancel()
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                result = self._failed(page, 0, f"{type(exc).__name__}: {exc}")
+            if self.cache is not None and result.status in CACHEABLE:
+                await asyncio.to_thread(self.cache.put, key, result)
         finally:
+            # Cleared only once the cache holds the answer: a twin that missed the cache while
+            # it was being written still finds the answer here, instead of sending the page again.
             del self._in_flight[key]
-        if self.cache is not None and result.status in CACHEABLE:
-            await asyncio.to_thread(self.cache.put, key, result)
         return result
 
     def key(self, page: PageImage) -> str:
