@@ -85,11 +85,11 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
 
     additive = is_additive(count)
 
-    def fits(chunk: _Open, piece: Piece) -> bool:
+    def fits(chunk: _Open, piece: Piece, piece_tokens: int) -> bool:
         """Whether ``piece`` can join ``chunk`` under the budget (the sum of counted parts when
         counts add up, else the joined text counted whole)."""
         if additive:
-            return chunk.tokens + count(piece.text) <= max_tokens
+            return chunk.tokens + piece_tokens <= max_tokens
         return count(BLOCK_SEPARATOR.join(chunk.parts + [piece.text])) <= max_tokens
 
     def flush() -> None:
@@ -108,13 +108,14 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
                     path.pop()
                 path.append((block.level, block.title or block.text.lstrip("#").strip()))
             for piece in split_block(block.kind, block.text, max_tokens, count):
-                if current is not None and not piece.oversize and fits(current, piece):
-                    _add(current, piece, page.page, block, count(piece.text) if additive else 0)
+                piece_tokens = count(piece.text) if additive else 0
+                if current is not None and not piece.oversize and fits(current, piece, piece_tokens):
+                    _add(current, piece, page.page, block, piece_tokens)
                     continue
                 flush()
                 current = _Open([], [], [], [])
                 current_path = tuple(title for _, title in path)
-                _add(current, piece, page.page, block, count(piece.text) if additive else 0)
+                _add(current, piece, page.page, block, piece_tokens)
     flush()
     return chunks
 

@@ -125,10 +125,11 @@ def split_text(text: str, budget: int, count: TokenCounter, levels: tuple[str, .
         texts: list[tuple[str, int]] = []  # (text, its count)
         current, current_tokens = "", 0
         for segment in segments:
-            joined = current_tokens + count(segment) if additive else count(current + segment)
+            segment_tokens = count(segment) if additive else None
+            joined = current_tokens + segment_tokens if additive else count(current + segment)
             if current and joined > budget:
                 texts.append((current, current_tokens))
-                current, current_tokens = segment, count(segment)
+                current, current_tokens = segment, segment_tokens if additive else count(segment)
             else:
                 current, current_tokens = current + segment, joined
         texts.append((current, current_tokens))

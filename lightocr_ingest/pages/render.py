@@ -243,13 +243,17 @@ def _decode_plain(data: bytes, image: Image.Image, header_size: tuple[int, int],
     return pixels if grey else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
 
 
+def _fitted_size(width: int, height: int, longest_side: int) -> tuple[int, int]:
+    """The size an image of ``width`` x ``height`` is sent at: shrunk to fit, never enlarged."""
+    scale = _scale_to_fit(width, height, longest_side, allow_upscale=False)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def fit(pixels: np.ndarray, longest_side: int) -> np.ndarray:
     """Shrink pixels whose longest side is over ``longest_side``; never enlarge them."""
     height, width = pixels.shape[:2]
-    scale = _scale_to_fit(width, height, longest_side, allow_upscale=False)
-    if scale >= 1.0:
-        return pixels
-    return downscale(pixels, (max(1, round(width * scale)), max(1, round(height * scale))))
+    size = _fitted_size(width, height, longest_side)
+    return pixels if size == (width, height) else downscale(pixels, size)
 
 
 def _orientation(image: Image.Image) -> int:
@@ -414,9 +418,8 @@ class DocumentSource:
             header_size = image.size
             if image.format == "JPEG":
                 # Decode at the smallest DCT scale (1/2, 1/4, 1/8) still at least the size sent.
-                fit_scale = _scale_to_fit(image.width, image.height, self.longest_side, allow_upscale=False)
                 image.draft(image.mode if image.mode in ("L", "RGB") else "RGB",
-                            (max(1, round(image.width * fit_scale)), max(1, round(image.height * fit_scale))))
+                            _fitted_size(image.width, image.height, self.longest_side))
         except Exception as exc:  # Pillow raises many types for broken data
             raise InputError(self.path, f"is not a readable image: {exc}") from None
         if image.width * image.height > MAX_PAGE_PIXELS:

@@ -139,7 +139,9 @@ class Ingestor:
         return self._parser
 
     def _load_models(self) -> None:
-        self.embed_model, self.parser.counter  # noqa: B018  (load them)
+        """Load the embedding model and the chunker's tokenizer now, not at the first batch."""
+        _ = self.embed_model
+        _ = self.parser.counter
 
     def close(self) -> None:
         self.client.close()
