@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -173,6 +172,7 @@ def chunk_texts(qdrant_path: Path) -> list[str]:
 
 # --- peak memory on a 1,000-page PDF (child process) ---------------------------------------
 def rss_child(pdf: str, urls: list[str], workdir: str) -> None:
+    from lightocr_ingest.pipeline.memory import peak_rss_mb
     from lightocr_ingest.pipeline.run import Ingestor
 
     ingestor = Ingestor(pipeline_config([pdf], urls, workdir, "bench", 64))
@@ -182,7 +182,7 @@ def rss_child(pdf: str, urls: list[str], workdir: str) -> None:
     totals = report.totals()
     print(json.dumps({"pages": totals["pages_seen"], "failed": totals["pages_failed"],
                       "wall_s": time.perf_counter() - started,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mb": peak_rss_mb()}))
 
 
 def peak_rss(pdf: Path, urls: list[str], workdir: Path) -> dict:

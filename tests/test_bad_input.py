@@ -97,11 +97,12 @@ def test_a_20000_px_image_is_capped_without_holding_it_as_rgb(tmp_path):
     path = tmp_path / "panorama.png"
     Image.new("L", (20000, 8000), 255).save(path, compress_level=1)
     script = textwrap.dedent(f"""
-        import json, resource
+        import json
         from lightocr_ingest.pages import iter_file_pages
+        from lightocr_ingest.pipeline.memory import peak_rss_mb
         (page,) = iter_file_pages({str(path)!r})
         print(json.dumps({{"size": [page.image_width, page.image_height],
-                           "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                           "peak_mb": peak_rss_mb()}}))
     """)
     result = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                                        check=True).stdout)

@@ -43,3 +43,22 @@ def test_free_pages_left_inside_the_heap_are_given_back():
     out = subprocess.run([sys.executable, "-c", FRAGMENTED_HEAP], capture_output=True, text=True, check=True)
     rss = __import__("json").loads(out.stdout.strip().splitlines()[-1])
     assert rss["freed"] - rss["trimmed"] > 150, rss  # of the 200 MB freed
+
+
+# A process holding 800 MB starts a child: the child's peak is its own, not its parent's
+# (ru_maxrss would say at least 800 MB, which once inflated the benchmark's figure).
+PARENT_OF_A_SMALL_CHILD = r"""
+import subprocess, sys
+held = bytearray(800 << 20)
+for i in range(0, len(held), 4096):
+    held[i] = 1
+print(subprocess.run([sys.executable, "-c",
+                      "from lightocr_ingest.pipeline.memory import peak_rss_mb; print(peak_rss_mb())"],
+                     capture_output=True, text=True, check=True).stdout)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/status is Linux's")
+def test_peak_rss_of_a_child_is_its_own():
+    out = subprocess.run([sys.executable, "-c", PARENT_OF_A_SMALL_CHILD], capture_output=True, text=True, check=True)
+    assert float(out.stdout.strip()) < 500

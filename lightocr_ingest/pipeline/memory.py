@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import sys
 
 
 @functools.cache
@@ -23,6 +24,26 @@ def _malloc_trim():
         return libc.malloc_trim
     except (OSError, AttributeError):  # not glibc
         return None
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident size, in MB.
+
+    Read from ``VmHWM`` where Linux has it: ``ru_maxrss`` also counts the memory of the
+    parent at the moment it started this process (the kernel carries the larger of the two
+    across ``exec``), so a child of a 1 GB process reports at least 1 GB whatever it does.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)  # bytes on macOS, kB elsewhere
 
 
 def release_free_memory() -> bool:
