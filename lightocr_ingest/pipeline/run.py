@@ -191,9 +191,7 @@ class Ingestor:
             pending.append(path)
         resume_after = {path: resume.after_page for path, resume in resumes.items()}
         if pending:
-            # Before any OCR: a model that cannot load fails the run before GPU time is spent,
-            # and its loading (a few hundred MB held briefly) does not coincide with the first
-            # burst of OCR'd pages, which set the peak memory of a long run.
+            # Before any OCR: a model that cannot load fails the run before GPU time is spent.
             await asyncio.to_thread(self._load_models)
         if on_total:
             on_total(await asyncio.to_thread(self._count_pages, pending, resume_after))
