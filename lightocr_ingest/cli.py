@@ -14,32 +14,17 @@ import logging
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from .console import print_error, progress_bar, stderr
 from .errors import LightOCRError
-
-stderr = Console(stderr=True)
-
-
-def print_error(message: object) -> None:
-    """One unwrapped line on stderr; file names are printed as they are, never as markup."""
-    stderr.print("[red]error:[/] ", end="")
-    stderr.print(str(message), markup=False, highlight=False, soft_wrap=True)
-
+from .pipeline.cli import add_pipeline_commands
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=stderr, show_time=False, show_path=False)], force=True)
     for noisy in ("httpx", "httpx2", "openai", "RapidOCR", "rapidocr"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def progress_bar(**columns) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=stderr, transient=False)
 
 
 def _add_ocr_options(parser: argparse.ArgumentParser) -> None:
@@ -106,12 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ocr_options(ocr)
     ocr.set_defaults(run=cmd_ocr)
 
-    try:
-        from .pipeline.cli import add_pipeline_commands
-    except ImportError:  # the pipeline stage is optional for `ocr`
-        pass
-    else:
-        add_pipeline_commands(commands, _add_ocr_options)
+    add_pipeline_commands(commands, _add_ocr_options)
     return parser
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 # The stages a run reports. Embedding is not among them: torch does it in its own threads,
 # which the calling thread's clock does not see (it is in the run's "process" total).
-STAGES = ("render", "encode", "requests", "postprocess", "chunking", "upsert")
+STAGES = ("render", "words", "encode", "requests", "postprocess", "locate", "chunking", "upsert")
 
 
 @dataclass
@@ -52,12 +52,19 @@ class CpuLedger:
 
 
 LEDGER = CpuLedger()
+_NESTED = threading.local()  # CPU of stages run inside the current one, per thread
 
 
 @contextmanager
 def stage_cpu(stage: str) -> Iterator[None]:
+    """Charge the block's CPU to ``stage``; a stage inside another is charged to itself only
+    (the text layer's words are read inside rendering, and reported apart)."""
     started = time.thread_time_ns()
+    outer_nested = getattr(_NESTED, "ns", 0)
+    _NESTED.ns = 0
     try:
         yield
     finally:
-        LEDGER.add(stage, time.thread_time_ns() - started)
+        spent = time.thread_time_ns() - started
+        LEDGER.add(stage, spent - _NESTED.ns)
+        _NESTED.ns = outer_nested + spent

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
@@ -28,9 +29,11 @@ from ._async import iterate_in_thread
 from .errors import InputError
 from .ocr import DEFAULT_URL, MAX_IN_FLIGHT, EngineSettings, create_engine, ocr_in_order
 from .ocr.resilient import FALLBACKS, RETRY_TEMPERATURES
+from .cpu_cost import stage_cpu
+from .documents import PageDocument
 from .ocr.retry import RetryPolicy
 from .pages import DocumentSource
-from .records import OcrResult, PageImage
+from .records import OcrResult, OcrRun, PageImage, PageLayout, PageWords, PlacedFigure
 
 log = logging.getLogger("lightocr_ingest")
 
@@ -94,6 +97,10 @@ class LightOnOCRReader(BasePydanticReader):
                                      description="ocr_engine='vllm': wait this long for the server to come up.")
     pages: str | None = Field(default=None, description="Page selection such as '1-3,7' (1-based); all when unset.")
     password: SecretStr | None = Field(default=None, description="Password of encrypted PDFs.")
+    regions: Literal["auto", "locate", "off"] = Field(
+        default="auto", description="What to collect to place chunks on pages: auto: the PDF's text layer and "
+                                    "the CPU engine's lines; locate: also run the embedded detector on pages with "
+                                    "neither (scans read by vLLM; about 2-4 s of CPU a page); off: nothing.")
 
     _shared: dict = PrivateAttr(default_factory=dict)  # event loop -> _SharedEngine
     _shared_guard: Any = PrivateAttr(default_factory=threading.Lock)
@@ -187,7 +194,8 @@ class LightOnOCRReader(BasePydanticReader):
             """Open one file and render its selected pages onto ``pages_out``, then ``_END``."""
             try:
                 source = await asyncio.to_thread(
-                    DocumentSource, str(path), password=password, fs=fs, longest_side=engine.longest_side)
+                    DocumentSource, str(path), password=password, fs=fs, longest_side=engine.longest_side,
+                    text_words=self.regions != "off")
                 numbers = source.page_numbers(self.pages)
             except InputError as exc:
                 await pages_out.put(_FileFailed(exc))
@@ -242,10 +250,14 @@ class LightOnOCRReader(BasePydanticReader):
         # head page finishes.
         window = max(self.max_in_flight, engine.window)
         async for item, result in ocr_in_order(rendered_pages(), engine, lookahead=2 * window):
-            yield self._to_document(item, result, extra_info)
+            located = None
+            if self.regions == "locate" and isinstance(item, PageImage) and isinstance(result, OcrResult) \
+                    and needs_locating(item, result):
+                located = await asyncio.to_thread(locate_lines, item)
+            yield self._to_document(item, result, extra_info, located)
 
     def _to_document(self, item: PageImage | InputError, result: OcrResult | BaseException | None,
-                     extra_info: dict | None) -> Document:
+                     extra_info: dict | None, located: tuple[PageWords, float] | None = None) -> Document:
         if isinstance(item, InputError):
             log.error("%s", item)
             return failed_page_document(item, extra_info)
@@ -267,30 +279,28 @@ class LightOnOCRReader(BasePydanticReader):
             result = OcrResult(markdown="", engine="", model="", attempts=0, status="failed",
                                error=f"{type(result).__name__}: {result}")
         text = result.markdown
-        metadata.update(
-            ocr_engine=result.engine,
-            ocr_model=result.model,
-            ocr_status=result.status,
-            ocr_attempts=result.attempts,
-            ocr_finish_reason=result.finish_reason,
-            ocr_output_tokens=result.output_tokens,
-            ocr_latency_s=round(result.latency_s, 3),
-            ocr_cached=result.cached,
-            figures=[{"ref": f.ref, "bbox": list(page.to_page_points(f.box)) if f.box else None}
-                     for f in result.figures],
-            text_boxes=[{"text": b.text[:80], "bbox": list(page.to_page_points(b.box))}
-                        for b in result.text_boxes],
-        )
+        metadata.update(ocr_engine=result.engine, ocr_model=result.model, ocr_status=result.status)
         if result.error:
             metadata["ocr_error"] = result.error
         if result.warning:
             metadata["ocr_warning"] = result.warning
-        return Document(
+        ocr_lines = page.lines_in_points(result.text_boxes, "ocr_lines") if result.text_boxes else None
+        if located is not None:
+            ocr_lines = located[0]
+        layout = PageLayout(
+            figures=tuple(PlacedFigure(f.ref, page.to_page_points(f.box) if f.box else None) for f in result.figures),
+            text_layer=page.text_words if self.regions != "off" else None,
+            ocr_lines=ocr_lines if self.regions != "off" else None,
+            locate_s=located[1] if located else 0.0)
+        return PageDocument(
             id_=page_document_id(page.source.sha256, page.page),
             text=text,
             metadata=metadata,
             excluded_embed_metadata_keys=[k for k in metadata if k not in EMBED_METADATA_KEYS],
             excluded_llm_metadata_keys=[k for k in metadata if k not in LLM_METADATA_KEYS],
+            layout=layout,
+            ocr=OcrRun(attempts=result.attempts, latency_s=round(result.latency_s, 3), cached=result.cached,
+                       finish_reason=result.finish_reason, output_tokens=result.output_tokens),
         )
 
     async def _collect(self, file_path, extra_info, fs, on_file_error=None) -> list[Document]:
@@ -330,13 +340,31 @@ def _log_file_error(error: InputError) -> None:
     log.error("%s", error)
 
 
-def failed_page_document(error: InputError, extra_info: dict | None = None) -> Document:
+def failed_page_document(error: InputError, extra_info: dict | None = None) -> PageDocument:
     """A placeholder Document for a page that could not be rendered, so it is never lost."""
     name = Path(error.file).name
     metadata = dict(extra_info or {})
     metadata.update(file_name=name, file_path=error.file, page=error.page, page_label=str(error.page),
-                    ocr_status="failed", ocr_error=error.cause, ocr_engine=None, ocr_model=None,
-                    figures=[], text_boxes=[])
-    return Document(id_=str(uuid.uuid5(ID_NAMESPACE, f"failed:{error.file}:{error.page}")), text="",
-                    metadata=metadata, excluded_embed_metadata_keys=list(metadata),
-                    excluded_llm_metadata_keys=list(metadata))
+                    ocr_status="failed", ocr_error=error.cause, ocr_engine=None, ocr_model=None)
+    return PageDocument(id_=str(uuid.uuid5(ID_NAMESPACE, f"failed:{error.file}:{error.page}")), text="",
+                        metadata=metadata, excluded_embed_metadata_keys=list(metadata),
+                        excluded_llm_metadata_keys=list(metadata), ocr=OcrRun(attempts=0))
+
+
+def needs_locating(page: PageImage, result: OcrResult) -> bool:
+    """A page read by the model that has neither a text layer nor lines of the CPU engine."""
+    return result.status != "failed" and bool(result.markdown.strip()) and not result.text_boxes \
+        and (page.text_words is None or not len(page.text_words))
+
+
+def locate_lines(page: PageImage) -> tuple[PageWords, float]:
+    """Read the page with the embedded detector and recogniser, to place the model's text on it.
+
+    Returns the located words (page points) and the CPU seconds it took.
+    """
+    from .ocr.cpu import recognise_lines
+
+    started = time.process_time()
+    with stage_cpu("locate"):
+        lines = recognise_lines(page.png)
+    return page.lines_in_points(tuple(lines), "located"), time.process_time() - started

@@ -1,15 +1,62 @@
 """The small typed records the stages hand to one another.
 
-pages -> ``PageImage``; ocr -> ``OcrResult`` (with ``Figure`` and ``TextBox``); the
-reader turns both into one LlamaIndex ``Document`` per page. Coordinates in records are
-those of the page image in pixels; the reader converts them to PDF points for metadata.
+pages -> ``PageImage`` (with the text layer's ``PageWords``); ocr -> ``OcrResult`` (with
+``Figure`` and ``TextBox`` in image pixels); the reader turns both into one LlamaIndex
+``Document`` per page that carries a ``PageLayout`` (everything in page points) and an
+``OcrRun`` (how the page was read this time); chunking turns layouts into ``Region``s.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1; origin at the top-left corner
+
+
+@dataclass(frozen=True, eq=False)
+class PageWords:
+    """Words located on a page, in the order their source lists them, in page points.
+
+    Kept as one string and one array rather than an object per word: a file's pages are held
+    until the file is chunked, and a dense page has a thousand words.
+    """
+
+    source: str  # "text_layer" (the PDF's own text), "ocr_lines" (the CPU engine) or "located"
+    text: str  # the words, " " between words of a line and "\n" between lines
+    boxes: np.ndarray  # float32 (words, 4): the box of word i of ``text.split()``
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @classmethod
+    def from_lines(cls, source: str, lines: list[tuple[str, Box]]) -> "PageWords":
+        """Words of text lines with a box each, cut across the line in proportion to characters
+        (detectors give line boxes; a word's share of the line is close enough to place it)."""
+        texts, boxes = [], []
+        for text, (x0, y0, x1, y1) in lines:
+            words = text.split()
+            if not words:
+                continue
+            per_char = (x1 - x0) / max(1, len(" ".join(words)))
+            at = 0
+            for word in words:
+                boxes.append((x0 + at * per_char, y0, x0 + (at + len(word)) * per_char, y1))
+                at += len(word) + 1
+            texts.append(" ".join(words))
+        return cls(source, "\n".join(texts), np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where a chunk's text lies on one page: a box in page points, top-left origin."""
+
+    page: int
+    bbox: Box
+
+    def to_payload(self) -> dict:
+        return {"page": self.page, "bbox": [round(v, 1) for v in self.bbox]}
 
 
 @dataclass(frozen=True)
@@ -42,6 +89,7 @@ class PageImage:
     png: bytes
     pixels_sha256: str  # hash of the PNG, which depends only on the pixels: the key of identical pages
     text_layer: str | None = None  # the PDF's own text, kept for fallbacks and checks
+    text_words: PageWords | None = None  # the text layer's words with their boxes (page points)
 
     def to_page_points(self, box: Box) -> Box:
         """Convert a box in image pixels to page coordinates (PDF points, top-left origin)."""
@@ -49,6 +97,10 @@ class PageImage:
         sy = self.page_height / self.image_height
         x0, y0, x1, y1 = box
         return (round(x0 * sx, 2), round(y0 * sy, 2), round(x1 * sx, 2), round(y1 * sy, 2))
+
+    def lines_in_points(self, lines: tuple["TextBox", ...], source: str) -> PageWords:
+        """Detected lines (image pixels) as located words in page points."""
+        return PageWords.from_lines(source, [(line.text, self.to_page_points(line.box)) for line in lines])
 
 
 @dataclass(frozen=True)
@@ -85,3 +137,34 @@ class OcrResult:
     error: str | None = None  # why the model's answer was not used (fallbacks, failures)
     warning: str | None = None  # kept but imperfect, e.g. "repetition loop trimmed"
     cached: bool = False  # read from the OCR cache: no request was sent this time
+
+
+@dataclass(frozen=True)
+class PlacedFigure:
+    """An embedded image the model referenced, with its box in page points when known."""
+
+    ref: str
+    box: Box | None
+
+
+@dataclass(frozen=True, eq=False)
+class PageLayout:
+    """What is known of where things are on a page, in page points; chunking turns it into
+    each chunk's regions. Travels beside the page's Markdown, never in its metadata."""
+
+    figures: tuple[PlacedFigure, ...] = ()
+    text_layer: PageWords | None = None  # the PDF's text layer, when the page has one
+    ocr_lines: PageWords | None = None  # lines the CPU engine read, or located on a scan (``locate``)
+    locate_s: float = 0.0  # CPU seconds spent placing the model's text with the embedded detector
+
+
+@dataclass(frozen=True)
+class OcrRun:
+    """How a page was read this time: facts of the run, not of the page, so they stay out of the
+    Document's metadata and hash (a retried or cached page is the same page)."""
+
+    attempts: int = 1
+    latency_s: float = 0.0
+    cached: bool = False
+    finish_reason: str | None = None
+    output_tokens: int | None = None

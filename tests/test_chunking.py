@@ -10,7 +10,8 @@ from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.schema import MetadataMode
 
 from lightocr_ingest import MarkdownBlockNodeParser
-from lightocr_ingest.chunking import PageText, chunk_pages, estimate_tokens, parse_blocks
+from lightocr_ingest.chunking import ChunkFigure, PageText, chunk_pages, estimate_tokens, parse_blocks
+from lightocr_ingest.records import PageLayout, PlacedFigure
 
 ARXIV_PAGE = r"""# 3 Method
 
@@ -140,11 +141,12 @@ def test_escaped_dollars_and_prices_page_is_kept_verbatim():
 
 def test_figures_carry_their_boxes():
     page = "# Figures\n\nA chart follows.\n\n![image](image_1.png)\n\n## Next\n\n![image](image_2.png)"
-    figures = ({"ref": "image_1.png", "bbox": [10.0, 20.0, 300.0, 200.0]}, {"ref": "image_2.png", "bbox": None})
-    chunks = chunk_pages([PageText(2, page, figures=figures)])
-    assert chunks[0].figures == ({"ref": "image_1.png", "page": 2, "bbox": [10.0, 20.0, 300.0, 200.0]},)
+    layout = PageLayout(figures=(PlacedFigure("image_1.png", (10.0, 20.0, 300.0, 200.0)),
+                                 PlacedFigure("image_2.png", None)))
+    chunks = chunk_pages([PageText(2, page, layout=layout)])
+    assert chunks[0].figures == (ChunkFigure("image_1.png", 2, (10.0, 20.0, 300.0, 200.0)),)
     assert "figure" in chunks[0].block_types
-    assert chunks[1].figures == ({"ref": "image_2.png", "page": 2, "bbox": None},)
+    assert chunks[1].figures == (ChunkFigure("image_2.png", 2, None),)
 
 
 def test_running_headers_footers_and_page_numbers_are_dropped():

@@ -65,14 +65,15 @@ def test_two_column_page_reads_left_column_first(cpu_pages, text_layers):
 
 def test_line_boxes_are_kept_in_page_points(cpu_pages):
     document = cpu_pages["columns.pdf"][0]
-    boxes = document.metadata["text_boxes"]
-    assert len(boxes) >= 9  # one per detected line: title + 8 column lines
-    for box in boxes:
-        x0, y0, x1, y1 = box["bbox"]
+    lines = document.layout.ocr_lines
+    assert lines.source == "ocr_lines" and len(lines.text.split("\n")) >= 9  # title + 8 column lines
+    words = lines.text.split()
+    assert len(words) == len(lines.boxes)
+    for x0, y0, x1, y1 in lines.boxes:
         assert 0 <= x0 < x1 <= document.metadata["page_width"] and 0 <= y0 < y1 <= document.metadata["page_height"]
-    left = [b for b in boxes if b["text"].startswith("Alpha")]
-    right = [b for b in boxes if b["text"].startswith("Bravo")]
-    assert left and right and max(b["bbox"][2] for b in left) < min(b["bbox"][0] for b in right)
+    left = [box for word, box in zip(words, lines.boxes) if word == "Alpha"]
+    right = [box for word, box in zip(words, lines.boxes) if word == "Bravo"]
+    assert left and right and max(b[2] for b in left) < min(b[0] for b in right)
 
 
 # --- layout rules on synthetic lines --------------------------------------------------------

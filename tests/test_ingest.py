@@ -149,7 +149,7 @@ def test_simple_directory_reader_and_ingestion_pipeline(topic_server, pdf_dir, t
     nodes = pipeline.run(documents=documents)
     assert len(nodes) == 4
     store = pipeline.vector_store
-    index = VectorStoreIndex.from_vector_store(store, embed_model=pipeline.transformations[1])
+    index = VectorStoreIndex.from_vector_store(store, embed_model=pipeline.transformations[-1])
     (hit,) = index.as_retriever(similarity_top_k=1).retrieve("value added tax")
     assert hit.node.metadata["file_name"] == "report.pdf" and hit.node.metadata["page"] == 3
     store.client.close()
@@ -218,48 +218,48 @@ def test_cli_query_on_an_empty_collection_says_what_to_do(tmp_path, capsys):
     assert "run `lightocr-ingest ingest PATH` first" in capsys.readouterr().err
 
 
-def test_long_pdf_is_searchable_while_it_is_still_being_read(tmp_path):
+def test_a_file_is_searchable_while_the_next_one_is_still_being_read(tmp_path):
+    """A file is stored once its last page is read (it is chunked whole), not at the end of the run."""
+    import hashlib
     import threading
 
-    from lightocr_ingest.pipeline.run import PAGES_PER_BATCH
     from lightocr_ingest.store import count_points
     from lightocr_ingest.testing import FakeVLLMServer, lightonocr_style_page
 
-    first_batch_stored, answered = threading.Event(), []
+    first = one_column_pdf(tmp_path / "a-first.pdf", pages=3, title="First file")
+    second = one_column_pdf(tmp_path / "b-second.pdf", pages=6, title="Second file")
+    second_pages = {hashlib.sha256(p.png).hexdigest() for p in iter_file_pages(second)}
+    first_file_stored = threading.Event()
 
     def responder(request):
-        # Pages after the first batch are answered only once something is stored: so the test
-        # sees whether storing happens while pages are still being read, whatever the timing.
-        answered.append(request)
-        if len(answered) > PAGES_PER_BATCH:
-            first_batch_stored.wait(30)
+        # The second file's pages are answered only once something is stored, so the test sees
+        # whether storing happens while pages are still being read, whatever the timing.
+        if request.image_sha256 in second_pages:
+            first_file_stored.wait(30)
         return lightonocr_style_page(request.image_sha256)
 
-    path = one_column_pdf(tmp_path / "long.pdf", pages=2 * PAGES_PER_BATCH + 3)
     with FakeVLLMServer(responder=responder) as server:
-        ingestor = Ingestor(parse_config({"ocr": {"engine": "vllm", "url": server.url, "cache_dir": None,
-                                                  "max_in_flight": PAGES_PER_BATCH},
+        ingestor = Ingestor(parse_config({"ocr": {"engine": "vllm", "url": server.url, "cache_dir": None},
                                           "qdrant": {"path": str(tmp_path / "q")}}))
         store = ingestor.vector_store
 
         class SignallingStore:
             def add(self, nodes, **kwargs):
                 ids = store.add(nodes, **kwargs)
-                first_batch_stored.set()
+                first_file_stored.set()
                 return ids
 
         ingestor.vector_store = SignallingStore()
         points_seen_mid_run = []
 
         def on_page(file_report, page_report):
-            if page_report.page == 2 * PAGES_PER_BATCH + 1:
+            if file_report.path == str(second) and page_report.page == 1:
                 points_seen_mid_run.append(count_points(ingestor.client, ingestor.collection))
 
-        report = ingestor.run([str(path)], on_page=on_page)
-    assert report.ok and report.totals()["pages_seen"] == 2 * PAGES_PER_BATCH + 3
-    # Batches were upserted while later pages were still being read, not all at the end.
+        report = ingestor.run([str(first), str(second)], on_page=on_page)
+    assert report.ok and report.totals()["pages_seen"] == 9
+    # The first file's chunks were upserted while the second file was still being read.
     assert 0 < points_seen_mid_run[0] < report.points_after
-    # Headings carry across batches: every chunk after page 1 still has a header path.
     assert all(p.payload["header_path"] for p in stored_points(ingestor))
     ingestor.close()
 

@@ -49,8 +49,8 @@ def config_data(server_url, folder, work, **ocr):
     }
 
 
-def stored(qdrant_path) -> dict[str, str]:
-    """Point id -> chunk text, read straight from the local Qdrant folder."""
+def stored(qdrant_path, field: str | None = None) -> dict[str, str]:
+    """Point id -> chunk text (or a payload field), read straight from the local Qdrant folder."""
     client = QdrantClient(path=str(qdrant_path))
     try:
         points, offset = [], None
@@ -61,6 +61,8 @@ def stored(qdrant_path) -> dict[str, str]:
                 break
     finally:
         client.close()
+    if field:
+        return {str(p.id): p.payload[field] for p in points}
     return {str(p.id): json.loads(p.payload["_node_content"])["text"] for p in points}
 
 
@@ -125,6 +127,7 @@ def test_a_run_killed_mid_way_resumes_to_exactly_the_points_of_an_uninterrupted_
         if how == signal.SIGINT:
             assert run.returncode == 130 and "Run the same command again" in err
         partial = stored(tmp_path / "qdrant")
+        partial_paths = stored(tmp_path / "qdrant", "file_path")
         assert 0 < len(partial) < len(uninterrupted["points"])  # it was killed mid-way, with work stored
 
         ingestor = Ingestor(parse_config(config_data(server.url, corpus, tmp_path)))
@@ -135,9 +138,13 @@ def test_a_run_killed_mid_way_resumes_to_exactly_the_points_of_an_uninterrupted_
     totals = report.totals()
     assert report.ok and totals["pages_failed"] == 0
     assert totals["files_resumed"] + totals["files_skipped"] >= 1
-    # Pages already in Qdrant were not redone: this run saw only the rest.
-    done_before = sum(f.resumed_after_page for f in report.files) + PAGES_PER_FILE * totals["files_skipped"]
-    assert done_before > 0 and totals["pages_seen"] + done_before == FILES * PAGES_PER_FILE
+    # Work already done was not redone: chunks already stored were not embedded again, and pages
+    # of unfinished files that the killed run had read came from the OCR cache.
+    skipped = {f.path for f in report.files if f.status == "skipped"}
+    left_unfinished = sum(path not in skipped for path in partial_paths.values())
+    assert sum(f.chunks_already_stored for f in report.files) == left_unfinished
+    assert totals["pages_seen"] + PAGES_PER_FILE * totals["files_skipped"] == FILES * PAGES_PER_FILE
+    assert totals["pages_from_cache"] > 0
 
 
 def test_new_chunk_settings_re_ingest_without_a_single_ocr_request(corpus, uninterrupted):
@@ -176,25 +183,31 @@ def test_identical_pages_across_files_are_sent_once(tmp_path):
     assert hashlib.sha256((tmp_path / "a.pdf").read_bytes()).hexdigest() == by_name["c.pdf"].sha256
 
 
-def test_a_file_killed_between_its_last_batch_and_its_completion_mark_is_completed_without_ocr(tmp_path):
-    from lightocr_ingest.pipeline.run import PAGES_PER_BATCH
+def test_a_file_killed_between_its_last_chunks_and_its_completion_mark_is_completed_without_ocr_or_embedding(
+        tmp_path, monkeypatch):
     from lightocr_ingest.store import COMPLETE_KEY
 
-    path = one_column_pdf(tmp_path / "exact.pdf", pages=PAGES_PER_BATCH)  # one full batch, then an empty one
+    path = one_column_pdf(tmp_path / "exact.pdf", pages=6)
     with FakeVLLMServer(responder=short_page) as server:
         data = config_data(server.url, tmp_path, tmp_path / "work")
         data["input"]["paths"] = [str(path)]
         ingestor = Ingestor(parse_config(data))
-        ingestor.run()
+        first = ingestor.run()
         ingestor.client.delete_payload("corpus", keys=[COMPLETE_KEY], points=[p.id for p in ingestor.client.scroll(
             "corpus", limit=100)[0]])  # as if killed right before the completion mark
         requests = len(server.requests)
+        embedded = []
+        original = type(ingestor.embed_model).get_text_embedding_batch
+        monkeypatch.setattr(type(ingestor.embed_model), "get_text_embedding_batch",
+                            lambda model, texts, **kw: embedded.extend(texts) or original(model, texts, **kw))
         resumed = ingestor.run()
         again = ingestor.run()
         ingestor.close()
-    assert len(server.requests) == requests
+    assert len(server.requests) == requests  # every page came from the OCR cache
+    assert embedded == []  # every chunk was already stored: found by id, not embedded again
     (file,) = resumed.files
-    assert file.resumed_after_page == PAGES_PER_BATCH and file.pages == [] and file.status == "ok"
+    assert file.status == "ok" and file.chunks == file.chunks_already_stored == first.files[0].chunks > 0
+    assert all(p.cached for p in file.pages)
     assert again.files[0].status == "skipped"
 
 

@@ -32,7 +32,7 @@ def test_each_fault_is_retried_until_the_true_page_comes_back(kind, pdf_dir):
         [document] = read(server, pdf_dir / "report.pdf", pages="1")
     assert server.violations == []
     assert server.faults_injected == {kind: 2}
-    assert document.metadata["ocr_status"] == "retried" and document.metadata["ocr_attempts"] == 3
+    assert document.metadata["ocr_status"] == "retried" and document.ocr.attempts == 3
     assert document.text == clean_answer(pdf_dir / "report.pdf", 1)
     temperatures = [request.body["temperature"] for request in server.requests]
     if kind in ("loop", "length", "empty"):  # the answer was bad: climb the ladder
@@ -57,7 +57,7 @@ def test_a_page_that_always_loops_climbs_the_whole_ladder_and_keeps_the_best_att
         [document] = read(server, pdf_dir / "report.pdf", pages="1")
     assert [r.body["temperature"] for r in server.requests] == [0.2, 0.4, 0.6, 0.8]
     meta = document.metadata
-    assert meta["ocr_status"] == "retried" and meta["ocr_attempts"] == 4
+    assert meta["ocr_status"] == "retried" and document.ocr.attempts == 4
     assert "repetition loop" in meta["ocr_warning"]
     assert document.text.count("| 0.00 | 0.00 | 0.00 |") == 1  # 300 copies in the answer, one kept
     true_page = clean_answer(pdf_dir / "report.pdf", 1)
@@ -69,7 +69,7 @@ def test_a_server_that_keeps_failing_falls_back_to_the_pdf_text_layer(pdf_dir):
     with FakeVLLMServer(faults=plan) as server:
         [document] = read(server, pdf_dir / "report.pdf", pages="2", max_retries=2)
     meta = document.metadata
-    assert meta["ocr_status"] == "fallback_text_layer" and meta["ocr_attempts"] == 3
+    assert meta["ocr_status"] == "fallback_text_layer" and document.ocr.attempts == 3
     assert "HTTP 500" in meta["ocr_error"]
     assert "Quarterly Report on Water Quality 2" in document.text
     assert "phosphate rose after the heavy rains" in document.text
@@ -88,7 +88,7 @@ def test_a_scan_without_text_layer_falls_back_to_the_cpu_engine(pdf_dir, tmp_pat
     with FakeVLLMServer(faults=plan) as server:
         [document] = read(server, page_image(pdf_dir, tmp_path), max_retries=1)
     meta = document.metadata
-    assert meta["ocr_status"] == "fallback_cpu" and meta["ocr_engine"] == "cpu" and meta["ocr_attempts"] == 2
+    assert meta["ocr_status"] == "fallback_cpu" and meta["ocr_engine"] == "cpu" and document.ocr.attempts == 2
     assert "connection failed" in meta["ocr_error"]
     assert "monitoring network" in document.text
 
@@ -165,8 +165,8 @@ def test_cached_pages_are_never_sent_again_unless_sampling_changes(pdf_dir, tmp_
         second = read(server, pdf_dir / "report.pdf", cache_dir=str(cache))
         assert len(server.requests) == 3
         assert [d.text for d in second] == [d.text for d in first]
-        assert [d.metadata["figures"] for d in second] == [d.metadata["figures"] for d in first]
-        assert all(d.metadata["ocr_cached"] for d in second) and not any(d.metadata["ocr_cached"] for d in first)
+        assert [d.layout.figures for d in second] == [d.layout.figures for d in first]
+        assert all(d.ocr.cached for d in second) and not any(d.ocr.cached for d in first)
     with FakeVLLMServer(expect_sampling={"top_p": 0.9, "max_tokens": 2048}) as server:
         read(server, pdf_dir / "report.pdf", cache_dir=str(cache), max_tokens=2048)
         assert len(server.requests) == 3  # other sampling, other answers: read again
@@ -194,4 +194,4 @@ def test_the_same_page_in_several_files_is_read_once(tmp_path):
         documents = LightOnOCRReader(ocr_url=server.url, **QUICK).load_data([a, b])
     assert len(documents) == 4 and len(server.requests) == 2
     assert [d.text for d in documents[:2]] == [d.text for d in documents[2:]]
-    assert [d.metadata["ocr_cached"] for d in documents] == [False, False, True, True]
+    assert [d.ocr.cached for d in documents] == [False, False, True, True]

@@ -1,15 +1,21 @@
 """Stage 3 - chunking: page Markdown in, chunks cut along headings, tables and formulas out."""
 
 from .blocks import Block, parse_blocks
-from .chunker import DEFAULT_MAX_TOKENS, Chunk, PageText, chunk_pages
+from .chunker import DEFAULT_MAX_TOKENS, Chunk, ChunkFigure, PageText, chunk_pages
 from .furniture import find_furniture
 from .node_parser import MarkdownBlockNodeParser, chunk_node_id
+from .regions import PageAlignment, RegionQuality, align, region_quality
 from .split import Piece, split_block
 from .tokens import estimate_tokens, tokenizer_counter
 
 __all__ = [
     "Block",
     "Chunk",
+    "ChunkFigure",
+    "PageAlignment",
+    "RegionQuality",
+    "align",
+    "region_quality",
     "DEFAULT_MAX_TOKENS",
     "MarkdownBlockNodeParser",
     "PageText",

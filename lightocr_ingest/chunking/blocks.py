@@ -29,6 +29,7 @@ class Block:
     text: str  # exact source lines of the block, without trailing blank lines
     level: int = 0  # heading level (1-6); 0 for other blocks
     title: str = ""  # heading text without markers, for header paths
+    start: int = 0  # character offset of ``text`` in the page's Markdown
 
     @property
     def figure_refs(self) -> list[str]:
@@ -88,9 +89,18 @@ def _source(lines: list[str], start: int, stop: int) -> str:
     return "\n".join(lines[start:stop]).strip("\n")
 
 
+def _offset(lines: list[str], line_starts: list[int], start: int, stop: int) -> int:
+    """Character offset in the page of ``_source(lines, start, stop)``."""
+    joined = "\n".join(lines[start:stop])
+    return line_starts[start] + len(joined) - len(joined.lstrip("\n")) if start < len(lines) else 0
+
+
 def parse_blocks(markdown: str) -> list[Block]:
     """Split one page of Markdown into top-level blocks, in order."""
     lines = markdown.split("\n")
+    line_starts = [0]
+    for line in lines[:-1]:
+        line_starts.append(line_starts[-1] + len(line) + 1)
     tokens = markdown_parser().parse(markdown)
     spans: list[tuple[int, int, str, int, str]] = []  # start, stop, kind, level, title
     for index, token in enumerate(tokens):
@@ -115,12 +125,12 @@ def parse_blocks(markdown: str) -> list[Block]:
     blocks: list[Block] = []
     covered = 0
     for start, stop, kind, level, title in spans:
-        blocks.extend(_stray_lines(lines, covered, start))
+        blocks.extend(_stray_lines(lines, line_starts, covered, start))
         text = _source(lines, start, stop)
         if text.strip():
-            blocks.append(Block(kind, text, level, title))
+            blocks.append(Block(kind, text, level, title, _offset(lines, line_starts, start, stop)))
         covered = max(covered, stop)
-    blocks.extend(_stray_lines(lines, covered, len(lines)))
+    blocks.extend(_stray_lines(lines, line_starts, covered, len(lines)))
     return blocks
 
 
@@ -139,7 +149,7 @@ def _join_split_html_tables(spans: list, lines: list[str]) -> list:
     return joined
 
 
-def _stray_lines(lines: list[str], start: int, stop: int) -> list[Block]:
+def _stray_lines(lines: list[str], line_starts: list[int], start: int, stop: int) -> list[Block]:
     """Source lines no token claimed (should not happen): kept as a paragraph, never dropped."""
     text = _source(lines, start, stop)
-    return [Block("paragraph", text)] if text.strip() else []
+    return [Block("paragraph", text, start=_offset(lines, line_starts, start, stop))] if text.strip() else []

@@ -7,16 +7,21 @@ Rules, in order of precedence:
    from one page onto the next, and then lists both pages.
 3. A block over the budget is cut by ``split.split_block`` (tables between rows with their
    header repeated, prose at sentence ends); a table or formula is never cut mid-way.
-4. Page furniture (running headers, footers, page numbers) is left out when asked.
+4. Page furniture (running headers, footers, page numbers) is left out when asked; what is
+   furniture is decided over the whole file (``furniture``), so a file is chunked whole and
+   gives the same chunks however its pages arrived.
+5. Each chunk keeps the character spans of its text in each page's Markdown, and from them
+   its ``regions``: where that text lies on the page (``regions.align``).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from ..records import PageLayout, Region
 from .blocks import Block, parse_blocks
 from .furniture import find_furniture
+from .regions import PageAlignment, align, union
 from .split import Piece, split_block
 from .tokens import TokenCounter, estimate_tokens, is_additive
 
@@ -26,12 +31,18 @@ DEFAULT_MAX_TOKENS = 512
 
 @dataclass(frozen=True)
 class PageText:
-    """One page's Markdown and what the OCR engine located on it (boxes in page points)."""
+    """One page's Markdown and what is known of where things are on it."""
 
     page: int
     markdown: str
-    figures: tuple[dict, ...] = ()  # {"ref": "image_1.png", "bbox": [x0, y0, x1, y1] | None}
-    text_boxes: tuple[dict, ...] = ()  # {"text": "...", "bbox": [...]}, CPU engine only
+    layout: PageLayout | None = None
+
+
+@dataclass(frozen=True)
+class ChunkFigure:
+    ref: str  # the file name in the Markdown reference, e.g. "image_1.png"
+    page: int
+    bbox: tuple[float, float, float, float] | None  # page points, when the model gave a box
 
 
 @dataclass(frozen=True)
@@ -41,14 +52,21 @@ class Chunk:
     pages: tuple[int, ...]
     header_path: tuple[str, ...]
     block_types: tuple[str, ...]
-    figures: tuple[dict, ...] = ()  # {"ref", "page", "bbox"}
-    text_boxes: tuple[dict, ...] = ()  # {"page", "bbox"} of the text lines it holds
+    figures: tuple[ChunkFigure, ...] = ()
+    regions: tuple[Region, ...] = ()  # where its text lies, one or more boxes per page
+    bbox_source: str = "none"  # text_layer, ocr_lines, located or none
     oversize: bool = False  # holds one formula or table row longer than the budget by itself
     carried: tuple[str, ...] = ()  # table header text repeated from an earlier chunk
+    spans: tuple[tuple[int, int, int], ...] = ()  # (page, start, end) of its text in the pages' Markdown
 
     @property
     def page(self) -> int:
         return self.pages[0]
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float] | None:
+        """The union of its regions on its first page."""
+        return union([r.bbox for r in self.regions if r.page == self.page])
 
 
 @dataclass
@@ -57,29 +75,23 @@ class _Open:
     pages: list[int]
     kinds: list[str]
     refs: list[tuple[int, str]]
+    spans: list[tuple[int, int, int]]
     oversize: bool = False
     carried: tuple[str, ...] = ()
     tokens: int = 0  # of its parts joined, kept when the counter is additive
 
 
-def _normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[#*_`>|]", " ", text)).strip().lower()
-
-
 def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
                 drop_page_furniture: bool = True, count: TokenCounter = estimate_tokens,
-                heading_path: list[tuple[int, str]] | None = None) -> list[Chunk]:
-    """Chunk the pages of one file, given in page order.
-
-    ``heading_path`` carries the open headings from an earlier batch of the same file's pages
-    (streaming ingestion of long PDFs); it is updated in place.
-    """
+                regions: bool = True) -> list[Chunk]:
+    """Chunk all the pages of one file, given in page order (furniture is judged over them all)."""
     if max_tokens < 16:
         raise ValueError(f"max_tokens must be at least 16, got {max_tokens}")
     page_blocks = [parse_blocks(page.markdown) for page in pages]
-    furniture = find_furniture(page_blocks) if drop_page_furniture else set()
+    furniture = find_furniture(page_blocks, [page.page for page in pages]) if drop_page_furniture else set()
+    alignments = _Alignments(pages) if regions else None
     chunks: list[Chunk] = []
-    path: list[tuple[int, str]] = [] if heading_path is None else heading_path  # (level, title) above
+    path: list[tuple[int, str]] = []  # (level, title) of the headings above
     current: _Open | None = None
     current_path: tuple[str, ...] = tuple(title for _, title in path)
 
@@ -95,11 +107,12 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
     def flush() -> None:
         nonlocal current
         if current and current.parts:
-            chunks.append(_close(len(chunks), current, current_path, pages))
+            chunks.append(_close(len(chunks), current, current_path, pages, alignments))
         current = None
 
     for page_index, (page, blocks) in enumerate(zip(pages, page_blocks)):
         for block_index, block in enumerate(blocks):
+            cursor = 0  # where the next piece of this block is looked for
             if (page_index, block_index) in furniture:
                 continue
             if block.kind == "heading":
@@ -109,18 +122,68 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
                 path.append((block.level, block.title or block.text.lstrip("#").strip()))
             for piece in split_block(block.kind, block.text, max_tokens, count):
                 piece_tokens = count(piece.text) if additive else 0
+                spans, cursor = _piece_spans(page.page, block, piece, cursor)
                 if current is not None and not piece.oversize and fits(current, piece, piece_tokens):
-                    _add(current, piece, page.page, block, piece_tokens)
+                    _add(current, piece, page.page, block, piece_tokens, spans)
                     continue
                 flush()
-                current = _Open([], [], [], [])
+                current = _Open([], [], [], [], [])
                 current_path = tuple(title for _, title in path)
-                _add(current, piece, page.page, block, piece_tokens)
+                _add(current, piece, page.page, block, piece_tokens, spans)
     flush()
     return chunks
 
 
-def _add(chunk: _Open, piece: Piece, page: int, block: Block, tokens: int) -> None:
+def _piece_spans(page: int, block: Block, piece: Piece, cursor: int) -> tuple[list[tuple[int, int, int]], int]:
+    """Where a piece's text sits in its page's Markdown: its own text, and a table header it
+    repeats (which lies at the block's start). Returns the spans and the block cursor after it."""
+    own = piece.text
+    spans = []
+    for carried in piece.carried:
+        if own.startswith(carried):
+            own = own[len(carried):]
+            head = carried.strip()
+            at = block.text.find(head)
+            if head and at >= 0:
+                spans.append((page, block.start + at, block.start + at + len(head)))
+        elif own.endswith(carried):
+            own = own[:len(own) - len(carried)]
+    own = own.strip()
+    at = block.text.find(own, cursor) if own else -1
+    if at < 0:  # not found as it is (should not happen): the whole block, so no text goes unplaced
+        return spans + [(page, block.start, block.start + len(block.text))], cursor
+    spans.append((page, block.start + at, block.start + at + len(own)))
+    return spans, at + len(own)
+
+
+class _Alignments:
+    """Each page's Markdown aligned with its located words, computed once, on first use.
+
+    The text layer is preferred (exact boxes) when it matches the Markdown; otherwise the
+    lines the CPU engine read or the embedded detector located; otherwise none.
+    """
+
+    def __init__(self, pages: list[PageText]):
+        self._pages = {page.page: page for page in pages}
+        self._done: dict[int, PageAlignment | None] = {}
+
+    def of(self, page_number: int) -> PageAlignment | None:
+        if page_number not in self._done:
+            page = self._pages[page_number]
+            found = None
+            if page.layout is not None:
+                for words in (page.layout.text_layer, page.layout.ocr_lines):
+                    if words is not None and len(words):
+                        alignment = align(page.markdown, words)
+                        if alignment.trusted:
+                            found = alignment
+                            break
+            self._done[page_number] = found
+        return self._done[page_number]
+
+
+def _add(chunk: _Open, piece: Piece, page: int, block: Block, tokens: int, spans: list) -> None:
+    chunk.spans.extend(spans)
     chunk.parts.append(piece.text)
     chunk.tokens += tokens
     chunk.pages.append(page)
@@ -130,19 +193,25 @@ def _add(chunk: _Open, piece: Piece, page: int, block: Block, tokens: int) -> No
     chunk.carried = chunk.carried + piece.carried
 
 
-def _close(index: int, chunk: _Open, header_path: tuple[str, ...], pages: list[PageText]) -> Chunk:
+def _close(index: int, chunk: _Open, header_path: tuple[str, ...], pages: list[PageText],
+           alignments: _Alignments | None) -> Chunk:
     text = BLOCK_SEPARATOR.join(chunk.parts)
     by_page = {page.page: page for page in pages}
     figures = []
     for page, ref in chunk.refs:
-        for figure in by_page[page].figures:
-            if figure.get("ref") == ref:
-                figures.append({"ref": ref, "page": page, "bbox": figure.get("bbox")})
-                break
-    normalised = _normalise(text)
-    text_boxes = [{"page": page, "bbox": box["bbox"]}
-                  for page in dict.fromkeys(chunk.pages) for box in by_page[page].text_boxes
-                  if _normalise(box.get("text", "")) and _normalise(box["text"]) in normalised]
+        layout = by_page[page].layout
+        placed = next((f for f in (layout.figures if layout else ()) if f.ref == ref), None)
+        figures.append(ChunkFigure(ref, page, placed.box if placed else None))
+    regions: list[Region] = []
+    sources: list[str] = []
+    for page in dict.fromkeys(chunk.pages):
+        alignment = alignments.of(page) if alignments is not None else None
+        if alignment is None:
+            continue
+        found = alignment.regions(page, [(start, end) for p, start, end in chunk.spans if p == page])
+        if found:
+            regions.extend(found)
+            sources.append(alignment.source)
     return Chunk(
         index=index,
         text=text,
@@ -150,7 +219,9 @@ def _close(index: int, chunk: _Open, header_path: tuple[str, ...], pages: list[P
         header_path=header_path,
         block_types=tuple(dict.fromkeys(chunk.kinds)),
         figures=tuple(figures),
-        text_boxes=tuple(text_boxes),
+        regions=tuple(regions),
+        bbox_source=sources[0] if sources else "none",
         oversize=chunk.oversize,
         carried=chunk.carried,
+        spans=tuple(chunk.spans),
     )

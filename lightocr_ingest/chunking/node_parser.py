@@ -1,9 +1,11 @@
 """``MarkdownBlockNodeParser``: the chunker as a LlamaIndex ``NodeParser``.
 
 It takes the page Documents of ``LightOnOCRReader`` (or any Markdown Documents), groups them by
-file, orders each file's pages, and cuts them with ``chunker.chunk_pages``. Its settings are
-pydantic fields, so they enter an ``IngestionPipeline``'s cache key; node ids depend only on
-the source document, the chunk's position and its text, so a re-run upserts, never duplicates.
+file, orders each file's pages, and cuts each file whole with ``chunker.chunk_pages``. Its
+settings are pydantic fields, so they enter an ``IngestionPipeline``'s cache key; node ids
+depend only on the page a chunk starts on, its position in the file and its text, so a re-run
+upserts, never duplicates. Consecutive chunks of a file are linked (PREVIOUS/NEXT) across
+pages; each chunk names the page it starts on as its SOURCE.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llama_index.core.node_parser import NodeParser
-from llama_index.core.schema import BaseNode, Document, NodeRelationship, TextNode
+from llama_index.core.schema import BaseNode, Document, NodeRelationship, ObjectType, RelatedNodeInfo, TextNode
 from pydantic import Field, PrivateAttr
 
 from .chunker import DEFAULT_MAX_TOKENS, Chunk, PageText, chunk_pages
@@ -23,6 +25,7 @@ from .tokens import TokenCounter, estimate_tokens, tokenizer_counter
 CHUNK_ID_NAMESPACE = uuid.UUID("0b5e1c7e-8f0a-4d7c-a8f5-2c8f6b1e9d33")  # fixed forever: ids must not change
 EMBED_KEYS = ("file_name", "header_path")  # what the embedding model sees before the text
 LLM_KEYS = ("file_name", "page_label", "header_path")
+PAGE_ONLY_KEYS = ("page_label",)  # page keys the chunk sets for itself
 
 
 def chunk_node_id(source_id: str, index: int, text: str) -> str:
@@ -42,6 +45,7 @@ class MarkdownBlockNodeParser(NodeParser):
                                     description="Prefix the heading path to the text the embedding model sees.")
     drop_page_furniture: bool = Field(default=True,
                                       description="Leave out running headers, footers and page numbers.")
+    regions: bool = Field(default=True, description="Place each chunk's text on its pages (metadata 'regions').")
 
     _counter: Any = PrivateAttr(default=None)
 
@@ -66,57 +70,54 @@ class MarkdownBlockNodeParser(NodeParser):
             files.setdefault(key, []).append(node)
         out: list[BaseNode] = []
         for file_nodes in files.values():
-            file_nodes.sort(key=lambda n: n.metadata.get("page") or 0)
-            out.extend(self._chunk_file(file_nodes))
+            out.extend(self.chunk_file(file_nodes))
         return out
 
-    def chunk_file_pages(self, page_documents: list[BaseNode], heading_path: list | None = None) -> list[BaseNode]:
-        """Chunk a run of one file's pages (in page order), carrying ``heading_path`` across runs.
-
-        For streaming ingestion: the pipeline calls this on batches of a long file's pages.
-        """
-        nodes = self._chunk_file(list(page_documents), heading_path)
-        parents = {doc.node_id: doc for doc in page_documents if isinstance(doc, Document)}
-        return self._postprocess_parsed_nodes(nodes, parents)
-
-    def _chunk_file(self, file_nodes: list[BaseNode], heading_path: list | None = None) -> list[TextNode]:
-        pages = [PageText(page=node.metadata.get("page") or i + 1,
-                          markdown=node.get_content(),
-                          figures=tuple(node.metadata.get("figures") or ()),
-                          text_boxes=tuple(node.metadata.get("text_boxes") or ()))
+    def chunk_file(self, page_documents: Sequence[BaseNode]) -> list[TextNode]:
+        """All the chunks of one file from all its pages (any order): the one path by which
+        both ``ingest`` and an ``IngestionPipeline`` cut a file, so both give the same nodes."""
+        file_nodes = sorted(page_documents, key=lambda n: n.metadata.get("page") or 0)
+        pages = [PageText(page=node.metadata.get("page") or i + 1, markdown=node.get_content(),
+                          layout=getattr(node, "layout", None))
                  for i, node in enumerate(file_nodes)]
         by_page = {page.page: node for page, node in zip(pages, file_nodes)}
         chunks = chunk_pages(pages, max_tokens=self.chunk_size, drop_page_furniture=self.drop_page_furniture,
-                             count=self.counter, heading_path=heading_path)
-        return [self._to_node(chunk, by_page[chunk.page]) for chunk in chunks]
+                             count=self.counter, regions=self.regions)
+        nodes = [self._to_node(chunk, by_page[chunk.page]) for chunk in chunks]
+        for before, after in zip(nodes, nodes[1:]):  # across pages too: the file reads on
+            before.relationships[NodeRelationship.NEXT] = RelatedNodeInfo(node_id=after.node_id,
+                                                                          node_type=ObjectType.TEXT)
+            after.relationships[NodeRelationship.PREVIOUS] = RelatedNodeInfo(node_id=before.node_id,
+                                                                             node_type=ObjectType.TEXT)
+        return nodes
 
     def _to_node(self, chunk: Chunk, source: BaseNode) -> TextNode:
-        source_id = source.node_id
-        metadata = {
+        metadata = {key: value for key, value in source.metadata.items() if key not in PAGE_ONLY_KEYS}
+        metadata.update({
             "page": chunk.page,
             "pages": list(chunk.pages),
+            "page_label": source.metadata.get("page_label") or str(chunk.page) if len(chunk.pages) == 1
+            else ",".join(str(p) for p in chunk.pages),
             "header_path": " > ".join(chunk.header_path),
             "block_types": list(chunk.block_types),
-            "bbox": [figure["bbox"] for figure in chunk.figures if figure.get("bbox")],
-            "figures": [dict(figure) for figure in chunk.figures],
-            "text_boxes": [dict(box) for box in chunk.text_boxes],
+            "regions": [region.to_payload() for region in chunk.regions],
+            "bbox": [round(v, 1) for v in chunk.bbox] if chunk.bbox else None,
+            "bbox_source": chunk.bbox_source,
+            "figures": [{"ref": f.ref, "page": f.page, "bbox": list(f.bbox) if f.bbox else None}
+                        for f in chunk.figures],
             "chunk_index": chunk.index,
             "oversize": chunk.oversize,
-        }
-        if "page_label" in source.metadata and len(chunk.pages) == 1:
-            metadata["page_label"] = source.metadata["page_label"]
-        node = TextNode(id_=chunk_node_id(source_id, chunk.index, chunk.text), text=chunk.text, metadata=metadata)
-        node.relationships[NodeRelationship.SOURCE] = source.as_related_node_info()
+        })
+        node = TextNode(id_=chunk_node_id(source.node_id, chunk.index, chunk.text), text=chunk.text,
+                        metadata=metadata)
+        # The page it starts on, named but not copied: a page's metadata is already in the chunk's.
+        node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(
+            node_id=source.node_id, node_type=ObjectType.DOCUMENT,
+            metadata={k: source.metadata[k] for k in ("file_name", "page") if k in source.metadata})
+        embed = set(EMBED_KEYS) if self.embed_header_path and metadata["header_path"] else {"file_name"}
+        node.excluded_embed_metadata_keys = [k for k in metadata if k not in embed]
+        node.excluded_llm_metadata_keys = [k for k in metadata if k not in LLM_KEYS]
         return node
 
     def _postprocess_parsed_nodes(self, nodes: list[BaseNode], parent_doc_map: dict[str, Document]) -> list[BaseNode]:
-        nodes = super()._postprocess_parsed_nodes(nodes, parent_doc_map)
-        # Parent metadata was merged in above; only now are all keys known, so exclusions go last.
-        embed = set(EMBED_KEYS) if self.embed_header_path else set(EMBED_KEYS) - {"header_path"}
-        for node in nodes:
-            if not node.metadata.get("page_label") or len(node.metadata.get("pages", [])) > 1:
-                node.metadata["page_label"] = ",".join(str(p) for p in node.metadata.get("pages", []))
-            keep = embed if node.metadata.get("header_path") else embed - {"header_path"}
-            node.excluded_embed_metadata_keys = [k for k in node.metadata if k not in keep]
-            node.excluded_llm_metadata_keys = [k for k in node.metadata if k not in LLM_KEYS]
-        return nodes
+        return nodes  # metadata, relationships and exclusions are set per file in chunk_file

@@ -25,11 +25,14 @@ class Box:
     label: str = ""
 
 
-def boxes_of_chunk(metadata: dict) -> list[Box]:
-    """A chunk's figures (red, with their reference) and its text lines (blue) where known."""
-    boxes = [Box(tuple(f["bbox"]), "red", f.get("ref", "figure")) for f in metadata.get("figures") or []
-             if f.get("bbox")]
-    boxes += [Box(tuple(t["bbox"]), "royalblue") for t in metadata.get("text_boxes") or [] if t.get("bbox")]
+def boxes_of_chunk(metadata: dict, page: int | None = None) -> list[Box]:
+    """A chunk's regions (blue) and figures (red, with their reference) on ``page`` (default:
+    the chunk's first page)."""
+    page = page if page is not None else metadata.get("page")
+    boxes = [Box(tuple(r["bbox"]), "royalblue") for r in metadata.get("regions") or []
+             if r.get("bbox") and r.get("page", page) == page]
+    boxes += [Box(tuple(f["bbox"]), "red", f.get("ref", "figure")) for f in metadata.get("figures") or []
+              if f.get("bbox") and f.get("page", page) == page]
     return boxes
 
 

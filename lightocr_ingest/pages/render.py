@@ -45,8 +45,9 @@ from PIL import Image
 
 from ..cpu_cost import stage_cpu
 from ..errors import InputError
-from ..records import PageImage, SourceFile
+from ..records import PageImage, PageWords, SourceFile
 from .selection import parse_page_selection
+from .words import text_layer_words
 
 try:  # ISA-L's deflate: the same zlib stream format, about 6x faster at level 1
     from isal.isal_zlib import compress as _deflate
@@ -312,7 +313,7 @@ def encode_png(image: Image.Image | np.ndarray) -> bytes:
 
 
 def _page_record(source: SourceFile, page: int, label: str, size_pt: tuple[float, float],
-                 pixels: np.ndarray, text_layer: str | None) -> PageImage:
+                 pixels: np.ndarray, text_layer: str | None, text_words: PageWords | None = None) -> PageImage:
     with stage_cpu("encode"):
         pixels = grey_if_possible(pixels)
         png = encode_png(pixels)
@@ -328,6 +329,7 @@ def _page_record(source: SourceFile, page: int, label: str, size_pt: tuple[float
         png=png,
         pixels_sha256=pixels_sha256,
         text_layer=text_layer,
+        text_words=text_words,
     )
 
 
@@ -339,8 +341,9 @@ class DocumentSource:
     """
 
     def __init__(self, path: str | os.PathLike, *, password: str | None = None,
-                 fs: Any | None = None, longest_side: int = LONGEST_SIDE):
+                 fs: Any | None = None, longest_side: int = LONGEST_SIDE, text_words: bool = False):
         self.path = str(path)
+        self.text_words = text_words  # also read the text layer's word boxes (for chunk regions)
         self.password = password
         self.longest_side = longest_side
         suffix = Path(self.path).suffix.lower()
@@ -460,11 +463,11 @@ class DocumentSource:
 
     def _render_pdf_page(self, number: int) -> PageImage:
         with stage_cpu("render"):
-            width, height, bitmap, text_layer, label = self._rasterise_pdf_page(number)
+            width, height, bitmap, text_layer, label, words = self._rasterise_pdf_page(number)
             pixels = _bitmap_pixels(bitmap)  # a view: ``bitmap`` owns the memory until this returns
-        return _page_record(self.source, number, label, (width, height), pixels, text_layer or None)
+        return _page_record(self.source, number, label, (width, height), pixels, text_layer or None, words)
 
-    def _rasterise_pdf_page(self, number: int) -> tuple[float, float, Any, str, str]:
+    def _rasterise_pdf_page(self, number: int) -> tuple[float, float, Any, str, str, PageWords | None]:
         with PDFIUM_LOCK:
             page = self._pdf[number - 1]
             try:
@@ -475,11 +478,15 @@ class DocumentSource:
                 bitmap = page.render(scale=scale, may_draw_forms=True, rev_byteorder=True)  # RGB, not BGR
                 textpage = page.get_textpage()
                 text_layer = textpage.get_text_range()
+                words = None
+                if self.text_words and text_layer.strip():
+                    with stage_cpu("words"):
+                        words = text_layer_words(page, textpage, text_layer, width, height)
                 textpage.close()
                 label = self._pdf.get_page_label(number - 1) or str(number)
             finally:
                 page.close()
-        return width, height, bitmap, text_layer, label
+        return width, height, bitmap, text_layer, label, words
 
     def _render_image_page(self, number: int) -> PageImage:
         with stage_cpu("render"):

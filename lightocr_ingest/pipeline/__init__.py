@@ -4,7 +4,8 @@ from .config import PipelineConfig, json_schema, load_config, parse_config
 from .evaluate import LabelledQuery, RetrievalScores, evaluate_collection, evaluate_retriever, load_queries
 from .query import Hit, search
 from .report import FileReport, PageReport, RunReport
-from .run import Ingestor, build_pipeline, collect_files, make_parser, make_reader
+from .plan import collect_files
+from .run import Ingestor, build_pipeline, make_parser, make_reader
 
 __all__ = [
     "FileReport",

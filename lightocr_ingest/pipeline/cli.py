@@ -9,7 +9,7 @@ import time
 
 from rich.table import Table
 
-from ..cli import print_error, progress_bar, stderr
+from ..console import print_error, progress_bar, stderr
 from .config import PipelineConfig, load_config
 from .report import PAGE_STATUSES
 
@@ -22,7 +22,8 @@ def _apply_flags(config: PipelineConfig, args: argparse.Namespace) -> PipelineCo
                                 ("ocr", "url", getattr(args, "ocr_url", None)),
                                 ("ocr", "model", getattr(args, "model", None)),
                                 ("ocr", "engine", getattr(args, "ocr_engine", None)),
-                                ("input", "pages", getattr(args, "pages", None))]:
+                                ("input", "pages", getattr(args, "pages", None)),
+                                ("chunking", "regions", getattr(args, "regions", None))]:
         if value is not None:
             data[section][key] = value
     if getattr(args, "qdrant_path", None):
@@ -131,8 +132,13 @@ def _print_summary(report) -> None:
         f"pages seen {totals['pages_seen']} = ingested {totals['pages_ingested']} + failed {totals['pages_failed']}"
         f"{' (' + by_status + ')' if by_status else ''}; {totals['pages_from_cache']} from the OCR cache, "
         f"{totals['ocr_requests']} OCR requests; {totals['files_skipped']} file(s) skipped (unchanged or copies), "
-        f"{totals['files_resumed']} resumed; {totals['chunks']} chunks; "
+        f"{totals['files_resumed']} resumed; {totals['chunks']} chunks"
+        f"{' (placed by ' + _placed(totals['chunks_by_bbox_source']) + ')' if totals['chunks'] else ''}; "
         f"points {totals['points_before']} -> {totals['points_after']}; {totals['elapsed_s']} s")
+
+
+def _placed(by_source: dict[str, int]) -> str:
+    return ", ".join(f"{source.replace('_', ' ')} {n}" for source, n in by_source.items())
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -184,6 +190,9 @@ def add_pipeline_commands(commands, add_ocr_options) -> None:
     add_store_options(ingest)
     add_ocr_options(ingest)
     ingest.add_argument("--pages", help="page selection applied to every file")
+    ingest.add_argument("--regions", choices=["auto", "locate", "off"],
+                        help="place chunks on their pages: auto (text layer, CPU engine lines), locate (also run "
+                             "the embedded detector on scans read by vLLM: 2-4 s of CPU a page), off")
     ingest.add_argument("--report", help="write a JSON report of every file and page here")
     ingest.set_defaults(run=cmd_ingest)
 

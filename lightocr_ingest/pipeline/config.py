@@ -75,6 +75,10 @@ class ChunkingConfig(_Section):
         default="embedding", description="Count tokens with the embedding model's tokenizer, or estimate.")
     embed_header_path: bool = True
     drop_page_furniture: bool = True
+    regions: Literal["auto", "locate", "off"] = Field(
+        default="auto", description="Where each chunk lies on its pages (metadata 'regions'): auto: from the PDF text "
+                                    "layer or the CPU engine's lines; locate: also run the embedded detector on "
+                                    "scans read by vLLM (2-4 s of CPU a page); off: none.")
 
 
 class EmbeddingConfig(_Section):

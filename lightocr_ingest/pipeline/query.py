@@ -14,7 +14,9 @@ class Hit:
     pages: list[int]
     header_path: str
     text: str
-    bbox: list
+    bbox: list | None  # the union of its regions on its first page (page points, top-left origin)
+    regions: list[dict]  # [{"page": 3, "bbox": [x0, y0, x1, y1]}, ...]: where its text lies
+    bbox_source: str  # text_layer, ocr_lines, located or none
     node_id: str
 
     def to_dict(self) -> dict:
@@ -35,5 +37,6 @@ def search(vector_store, embed_model, text: str, k: int = 5) -> list[Hit]:
         hits.append(Hit(score=round(float(result.score or 0.0), 4), file_name=meta.get("file_name", ""),
                         file_path=meta.get("file_path", ""), page=meta.get("page", 0), pages=meta.get("pages", []),
                         header_path=meta.get("header_path", ""), text=result.node.get_content(),
-                        bbox=meta.get("bbox", []), node_id=result.node.node_id))
+                        bbox=meta.get("bbox"), regions=meta.get("regions", []),
+                        bbox_source=meta.get("bbox_source", "none"), node_id=result.node.node_id))
     return hits

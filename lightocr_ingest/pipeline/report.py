@@ -34,12 +34,21 @@ class FileReport:
     pages: list[PageReport] = field(default_factory=list)
     chunks: int = 0
     error: str | None = None
-    resumed_after_page: int = 0  # pages up to this one were stored by an earlier, interrupted run
+    chunks_already_stored: int = 0  # stored by an earlier, interrupted run: not embedded again
+    regions: dict[str, int] = field(default_factory=dict)  # chunks by where their regions came from
     duplicate_of: str | None = None  # skipped: byte-identical to this file, ingested in the same run
 
     @property
     def failed_pages(self) -> list[int]:
         return [p.page for p in self.pages if p.status == "failed"]
+
+
+def _sum_counts(counts) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for count in counts:
+        for key, n in count.items():
+            total[key] = total.get(key, 0) + n
+    return dict(sorted(total.items()))
 
 
 @dataclass
@@ -60,7 +69,7 @@ class RunReport:
             "files_failed": sum(f.status == "failed" for f in self.files),
             "files_partial": sum(f.status == "partial" for f in self.files),
             "files_skipped": sum(f.status == "skipped" for f in self.files),
-            "files_resumed": sum(f.resumed_after_page > 0 for f in self.files),
+            "files_resumed": sum(f.chunks_already_stored > 0 for f in self.files),
             "pages_seen": len(pages),
             "pages_ingested": len(pages) - failed,
             "pages_failed": failed,
@@ -69,6 +78,7 @@ class RunReport:
             "ocr_requests": sum(p.attempts for p in pages if not p.cached),
             "output_tokens": sum(p.output_tokens or 0 for p in pages if not p.cached),
             "chunks": sum(f.chunks for f in self.files),
+            "chunks_by_bbox_source": _sum_counts(f.regions for f in self.files),
             "points_before": self.points_before,
             "points_after": self.points_after,
             "elapsed_s": round(self.elapsed_s, 2),

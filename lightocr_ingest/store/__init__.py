@@ -10,8 +10,6 @@ the embedded default; a server is used when ``url`` is given.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-
 from qdrant_client import QdrantClient, models
 
 DEFAULT_PATH = ".lightocr/qdrant"
@@ -84,63 +82,35 @@ def has_points(client: QdrantClient, collection: str, **payload: object) -> bool
     return hits.count > 0
 
 
-# Progress markers: after each batch of a file is upserted, its last point is stamped with the
-# page the batch ended on and the heading path open there; the file's last point also gets
-# ``file_complete``. A killed run resumes each file after its last stamped page, so nothing is
-# read twice and the heading paths come out as in an uninterrupted run.
-RESUME_PAGE_KEY = "batch_last_page"
-RESUME_HEADINGS_KEY = "batch_heading_path"
+# A file is complete when all its chunks are stored: its last point then gets ``file_complete``,
+# and a later run skips the file before reading it. A run killed before that re-reads the file
+# (the OCR cache answers its pages), finds the chunks already stored by id, and embeds only
+# the rest, since the same file and settings always give the same chunk ids.
 COMPLETE_KEY = "file_complete"
-
-
-def mark_progress(client: QdrantClient, collection: str, point_id: str, last_page: int,
-                  heading_path: list[tuple[int, str]], complete: bool = False) -> None:
-    payload = {RESUME_PAGE_KEY: last_page, RESUME_HEADINGS_KEY: [list(h) for h in heading_path]}
-    if complete:
-        payload[COMPLETE_KEY] = True
-    client.set_payload(collection, payload=payload, points=[point_id], wait=True)
 
 
 def mark_complete(client: QdrantClient, collection: str, point_id: str) -> None:
     client.set_payload(collection, payload={COMPLETE_KEY: True}, points=[point_id], wait=True)
 
 
-@dataclass(frozen=True)
-class ResumePoint:
-    """How far a file version is safely stored: its last stamped page and what was open there."""
-
-    after_page: int = 0  # 0: nothing stored, start from the first page
-    heading_path: tuple[tuple[int, str], ...] = ()
-    point_id: str | None = None  # the stamped point (to mark the file complete on)
-
-
-def resume_point(client: QdrantClient, collection: str, version: dict) -> ResumePoint:
-    """The last page of ``version`` (payload values) safely stored, and the heading path open there."""
+def stored_ids(client: QdrantClient, collection: str, version: dict) -> set[str]:
+    """Ids of the points stored for ``version`` (payload values: content hash and settings)."""
     if not client.collection_exists(collection):
-        return ResumePoint()
-    marked = models.Filter(must=[*(_match(k, v) for k, v in version.items()),
-                                 models.FieldCondition(key=RESUME_PAGE_KEY, range=models.Range(gte=1))])
-    best = ResumePoint()
+        return set()
+    found: set[str] = set()
     offset = None
+    selected = models.Filter(must=[_match(k, v) for k, v in version.items()])
     while True:
-        points, offset = client.scroll(collection, scroll_filter=marked, limit=256, offset=offset,
-                                       with_payload=[RESUME_PAGE_KEY, RESUME_HEADINGS_KEY], with_vectors=False)
-        for point in points:
-            page = int(point.payload[RESUME_PAGE_KEY])
-            if page > best.after_page:
-                headings = tuple((int(level), str(title)) for level, title in point.payload.get(RESUME_HEADINGS_KEY, []))
-                best = ResumePoint(page, headings, str(point.id))
+        points, offset = client.scroll(collection, scroll_filter=selected, limit=1024, offset=offset,
+                                       with_payload=False, with_vectors=False)
+        found.update(str(point.id) for point in points)
         if offset is None:
-            return best
+            return found
 
 
-def delete_pages_after(client: QdrantClient, collection: str, version: dict, page: int) -> None:
-    """Delete the points of ``version`` whose chunk starts after ``page``: a batch cut short by a kill."""
-    if not client.collection_exists(collection):
-        return
-    client.delete(collection, points_selector=models.FilterSelector(filter=models.Filter(
-        must=[*(_match(k, v) for k, v in version.items()),
-              models.FieldCondition(key="page", range=models.Range(gt=page))])), wait=True)
+def delete_ids(client: QdrantClient, collection: str, ids: set[str]) -> None:
+    if ids and client.collection_exists(collection):
+        client.delete(collection, points_selector=models.PointIdsList(points=sorted(ids)), wait=True)
 
 
 def count_points(client: QdrantClient, collection: str) -> int:
@@ -149,6 +119,6 @@ def count_points(client: QdrantClient, collection: str) -> int:
     return client.count(collection, exact=True).count
 
 
-__all__ = ["COMPLETE_KEY", "DEFAULT_COLLECTION", "DEFAULT_PATH", "UPSERT_BATCH", "count_points",
-           "delete_pages_after", "delete_stale_points", "ensure_payload_indexes", "has_points", "make_client",
-           "make_vector_store", "mark_complete", "mark_progress", "ResumePoint", "resume_point"]
+__all__ = ["COMPLETE_KEY", "DEFAULT_COLLECTION", "DEFAULT_PATH", "UPSERT_BATCH", "count_points", "delete_ids",
+           "delete_stale_points", "ensure_payload_indexes", "has_points", "make_client", "make_vector_store",
+           "mark_complete", "stored_ids"]

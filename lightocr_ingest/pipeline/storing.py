@@ -1,0 +1,152 @@
+"""The store stage: OCR'd pages in, chunks embedded and upserted into Qdrant.
+
+Pages arrive on the spool file by file. A file is chunked whole once its last page is in,
+so its chunks, their ids and what counts as page furniture do not depend on how pages were
+batched, how fast the servers answered, or where an earlier run stopped. Chunks then queue
+across files and are embedded and upserted in batches of ``CHUNKS_PER_BATCH``, so many
+single-page files still fill the embedding model's batches; the work runs in a thread while
+the event loop keeps OCR requests flowing.
+
+After a file's last chunk is stored, points of the same version that its chunks no longer
+hold (left by a run that had a failed page) are deleted, and its last point is marked
+complete. Chunks already stored by an interrupted run are found by id and not embedded again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from llama_index.core.schema import MetadataMode, TextNode
+
+from ..cpu_cost import stage_cpu
+from ..documents import PageDocument
+from ..pages.selection import format_page_selection
+from ..store import delete_ids, delete_stale_points, mark_complete, stored_ids
+from .memory import release_free_memory
+from .plan import version_of
+from .report import FileReport
+
+CHUNKS_PER_BATCH = 64  # chunks embedded and upserted together: full embedding batches, searchable soon
+
+
+@dataclass(frozen=True)
+class FileStart:
+    path: str
+
+
+@dataclass(frozen=True)
+class FileEnd:
+    path: str
+
+
+@dataclass
+class _FileChunks:
+    """A chunked file whose chunks are being stored."""
+
+    path: str
+    nodes: list[TextNode]
+    already: set[str]  # ids stored for this version before this run
+    waiting: int = 0  # its chunks still queued or being stored
+    failed_pages: bool = False
+    ids: set[str] = field(default_factory=set)
+
+
+class StoreStage:
+    """Takes pages off the spool until ``None``; see the module docstring."""
+
+    def __init__(self, ingestor, by_path: dict[str, FileReport], on_file: Callable[[FileReport], None] | None,
+                 max_failed_share: float):
+        self.ingestor = ingestor
+        self.by_path = by_path
+        self.on_file = on_file
+        self.max_failed_share = max_failed_share
+        self.pages: dict[str, list[PageDocument]] = {}
+        self.queue: list[tuple[_FileChunks, TextNode]] = []
+        self.files: dict[str, _FileChunks] = {}
+
+    async def run(self, spool: asyncio.Queue) -> None:
+        finished = False
+        while not finished:
+            item = await spool.get()
+            if item is None:
+                finished = True
+            elif isinstance(item, FileStart):
+                self.pages[item.path] = []
+                await asyncio.to_thread(self._start_file, item.path)
+            elif isinstance(item, FileEnd):
+                await asyncio.to_thread(self._chunk_file, item.path)
+            else:
+                self.pages[item.metadata["file_path"]].append(item)
+            # Store when a batch is full, or when nothing else is waiting (so results come soon).
+            if len(self.queue) >= CHUNKS_PER_BATCH or (self.queue and (finished or spool.empty())):
+                while len(self.queue) >= CHUNKS_PER_BATCH or (self.queue and (finished or spool.empty())):
+                    batch, self.queue = self.queue[:CHUNKS_PER_BATCH], self.queue[CHUNKS_PER_BATCH:]
+                    await asyncio.to_thread(self._store, batch)
+            for path in [p for p, f in self.files.items() if f.waiting == 0]:
+                await asyncio.to_thread(self._finish_file, self.files.pop(path))
+
+    def _start_file(self, path: str) -> None:
+        """Delete the points of the file's other versions (changed content or settings)."""
+        ingestor = self.ingestor
+        delete_stale_points(ingestor.client, ingestor.collection, path, self._version(path))
+
+    def _version(self, path: str) -> dict:
+        return version_of(self.by_path[path].sha256 or "", self.ingestor.fingerprint)
+
+    def _chunk_file(self, path: str) -> None:
+        documents = self.pages.pop(path, [])
+        report = self.by_path[path]
+        ingestor = self.ingestor
+        with stage_cpu("chunking"):
+            nodes = ingestor.parser.chunk_file(documents) if documents else []
+        already = stored_ids(ingestor.client, ingestor.collection, self._version(path))
+        chunks = _FileChunks(path, nodes, already, failed_pages=bool(report.failed_pages),
+                             ids={n.node_id for n in nodes})
+        report.chunks += len(nodes)
+        report.chunks_already_stored = sum(n.node_id in already for n in nodes)
+        per_page: dict[int, int] = {}
+        for node in nodes:
+            per_page[node.metadata["page"]] = per_page.get(node.metadata["page"], 0) + 1
+            source = node.metadata.get("bbox_source", "none")
+            report.regions[source] = report.regions.get(source, 0) + 1
+        for page in report.pages:
+            page.chunks = per_page.get(page.page, 0)
+        for node in nodes:
+            if node.node_id not in already:
+                chunks.waiting += 1
+                self.queue.append((chunks, node))
+        self.files[path] = chunks
+
+    def _store(self, batch: list[tuple[_FileChunks, TextNode]]) -> None:
+        ingestor = self.ingestor
+        nodes = [node for _, node in batch]
+        with stage_cpu("chunking"):
+            texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+        vectors = ingestor.embed_model.get_text_embedding_batch(texts)
+        for node, vector in zip(nodes, vectors):
+            node.embedding = vector
+        with stage_cpu("upsert"):
+            ingestor.vector_store.add(nodes)
+            release_free_memory()  # the batch's clean-up: hand freed heap back to the OS
+        for chunks, _ in batch:
+            chunks.waiting -= 1
+
+    def _finish_file(self, chunks: _FileChunks) -> None:
+        ingestor = self.ingestor
+        report = self.by_path[chunks.path]
+        with stage_cpu("upsert"):
+            delete_ids(ingestor.client, ingestor.collection, chunks.already - chunks.ids)
+            if chunks.nodes and not chunks.failed_pages:
+                mark_complete(ingestor.client, ingestor.collection, chunks.nodes[-1].node_id)
+        failed = report.failed_pages
+        if failed:
+            share = len(failed) / len(report.pages)
+            whole = share > self.max_failed_share
+            report.status = "failed" if whole else "partial"
+            report.error = (f"{len(failed)} of {len(report.pages)} pages failed ({share:.0%}"
+                            f"{', over the limit of ' + format(self.max_failed_share, '.0%') if whole else ''}"
+                            f"): pages {format_page_selection(failed)}")
+        if self.on_file:
+            self.on_file(report)
