@@ -189,21 +189,35 @@ def test_a_file_under_the_failed_share_is_partial(vllm_server, tmp_path):
     assert "1 of 3 pages failed (33%): pages 2" == file.error
 
 
-def test_a_folder_of_10000_tiny_files(vllm_server, tmp_path):
+def test_a_folder_of_10000_files_mostly_junk_reports_each_and_reads_the_real_ones(vllm_server, tmp_path):
+    """10,000 files named .png, all but 12 of them a few bytes of junk: each junk file gets its own
+    one-line error and the batch goes on to the end, the 10 real images (spread from the first
+    file to the last thousand) are each read once, and byte-identical copies are not read again."""
     folder = tmp_path / "many"
     folder.mkdir()
-    Image.new("RGB", (8, 8), "white").save(folder / "00000.png")
-    tiny_png = (folder / "00000.png").read_bytes()
-    for i in range(1, 10_000):
-        # Most are a few bytes of junk; every 1000th is a real (tiny) image.
-        (folder / f"{i:05d}.png").write_bytes(tiny_png if i % 1000 == 0 else b"junk %d" % i)
+    real = [f"{i:05d}.png" for i in range(0, 10_000, 1000)]
+    for shade, name in enumerate(real):
+        Image.new("L", (8, 8), shade * 20).save(folder / name)  # tiny, and each a different page
+    copies = ["00500.png", "09999.png"]  # the last file too: nothing stops the batch before it
+    for name in copies:
+        (folder / name).write_bytes((folder / real[0]).read_bytes())
+    for i in range(10_000):
+        if not (folder / f"{i:05d}.png").exists():
+            (folder / f"{i:05d}.png").write_bytes(b"junk %d" % i)
     ingestor = Ingestor(parse_config({"ocr": {"engine": "vllm", "url": vllm_server.url},
                                       "qdrant": {"path": str(tmp_path / "q")}}))
     report = ingestor.run([str(folder)])
     ingestor.close()
-    assert len(report.files) == 10_000
-    statuses = [f.status for f in report.files]
-    assert statuses.count("ok") == 1 and statuses.count("skipped") == 9  # byte-identical copies of the first
-    failed = [f for f in report.files if f.status == "failed"]
-    assert len(failed) == 9_990 and all(f.error.startswith(f.path + ": ") for f in failed)
-    assert len(vllm_server.requests) == 1
+    files = {Path(f.path).name: f for f in report.files}
+    assert len(report.files) == len(files) == 10_000  # one report per file: none lost, none twice
+    for name in real:
+        assert files[name].status == "ok" and [p.status for p in files[name].pages] == ["ok"], name
+        assert files[name].chunks > 0, name
+    for name in copies:
+        assert files[name].status == "skipped" and files[name].duplicate_of == str(folder / real[0]), name
+    junk = [f for name, f in files.items() if name not in real and name not in copies]
+    assert len(junk) == 9_988 and all(f.status == "failed" for f in junk)
+    assert all(f.error.startswith(f.path + ": is not a readable image") and "\n" not in f.error for f in junk)
+    # Each real page went to the server exactly once, and what it answered was stored.
+    assert len(vllm_server.requests) == len({r.image_sha256 for r in vllm_server.requests}) == len(real)
+    assert report.points_after - report.points_before == sum(files[name].chunks for name in real)

@@ -67,11 +67,25 @@ def test_pdf_pages_render_to_1540_on_the_longest_side(tmp_path):
 
 
 def test_page_selection_on_a_pdf_and_lazy_rendering(tmp_path):
+    """A page is rendered only when it is taken, so a 500-page PDF never sits in memory as images
+    and the OCR window starts on page 1 without waiting for the rest."""
     path = one_column_pdf(tmp_path / "a.pdf", pages=5)
-    iterator = iter_file_pages(path, pages="2,4-")
-    first = next(iterator)  # rendering is lazy: only one page exists so far
-    assert first.page == 2
-    assert [p.page for p in iterator] == [4, 5]
+    rendered = []
+    render_page = DocumentSource.render_page
+
+    def spy(self, number):
+        rendered.append(number)
+        return render_page(self, number)
+
+    with mock.patch.object(DocumentSource, "render_page", spy):
+        iterator = iter_file_pages(path, pages="2,4-")
+        assert rendered == []
+        assert next(iterator).page == 2
+        assert rendered == [2]
+        assert next(iterator).page == 4
+        assert rendered == [2, 4]
+        assert [p.page for p in iterator] == [5]
+    assert rendered == [2, 4, 5]  # and the pages left out of the selection never
 
 
 def test_same_file_same_hash_and_pixels(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lightocr_ingest.ocr import extract_figures, fix_escaped_dollars, profile_for
+from lightocr_ingest.ocr import clean_markdown, extract_figures, fix_escaped_dollars, profile_for
 from lightocr_ingest.ocr.postprocess import looks_like_math
 
 
@@ -53,7 +53,7 @@ def test_looks_like_math(body, expected):
 
 def test_figure_boxes_are_parsed_scaled_and_stripped():
     markdown = "Intro\n\n![image](image_1.png)102,540,897,811\n\n![chart](image_2.png) 900 , 100, 100 ,50\n\nEnd"
-    clean, figures = extract_figures(markdown, image_width=1000, image_height=2000)
+    clean, figures = extract_figures(markdown, image_width=1000, image_height=2000, figure_boxes=True)
     assert clean == "Intro\n\n![image](image_1.png)\n\n![chart](image_2.png)\n\nEnd"
     assert [f.ref for f in figures] == ["image_1.png", "image_2.png"]
     assert figures[0].box == (102.0, 1080.0, 897.0, 1622.0)
@@ -62,7 +62,7 @@ def test_figure_boxes_are_parsed_scaled_and_stripped():
 
 def test_figure_without_box_and_out_of_range_box():
     clean, figures = extract_figures("![image](image_1.png)\n![image](image_2.png)0,0,1200,1000",
-                                     image_width=500, image_height=500)
+                                     image_width=500, image_height=500, figure_boxes=True)
     assert clean == "![image](image_1.png)\n![image](image_2.png)"
     assert figures[0].box is None
     assert figures[1].box == (0.0, 0.0, 500.0, 500.0)  # clamped to the page
@@ -71,19 +71,49 @@ def test_figure_without_box_and_out_of_range_box():
 @given(st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 1000),
        st.integers(1, 3000), st.integers(1, 3000))
 def test_figure_boxes_always_lie_inside_the_image(x0, y0, x1, y1, width, height):
-    _, (figure,) = extract_figures(f"![image](image_1.png){x0},{y0},{x1},{y1}", width, height)
+    _, (figure,) = extract_figures(f"![image](image_1.png){x0},{y0},{x1},{y1}", width, height,
+                                   figure_boxes=True)
     bx0, by0, bx1, by1 = figure.box
     assert 0 <= bx0 <= bx1 <= width and 0 <= by0 <= by1 <= height
 
 
-@pytest.mark.parametrize("name, generation, boxes, tables", [
-    ("lightonai/LightOnOCR-1B-1025", 1, False, "pipe"),
-    ("lightonai/LightOnOCR-2-1B", 2, False, "html"),
-    ("lightonai/LightOnOCR-2-1B-bbox", 2, True, "html"),
-    ("lightonai/LightOnOCR-2-1B-bbox-soup", 2, True, "html"),
-    ("my-ocr", None, False, "html"),
+@pytest.mark.parametrize("name, boxes", [
+    ("lightonai/LightOnOCR-1B-1025", False),
+    ("lightonai/LightOnOCR-2-1B", False),
+    ("lightonai/LightOnOCR-2-1B-base", False),
+    ("lightonai/LightOnOCR-2-1B-bbox", True),
+    ("lightonai/LightOnOCR-2-1B-bbox-soup", True),
+    ("my-ocr", False),
+    ("my-OCR-BBOX", True),  # a custom --served-model-name of a -bbox checkpoint
 ])
-def test_model_profiles(name, generation, boxes, tables):
+def test_model_profiles(name, boxes):
     profile = profile_for(name)
-    assert (profile.generation, profile.figure_boxes, profile.table_format) == (generation, boxes, tables)
+    assert profile.figure_boxes is boxes
     assert (profile.longest_side, profile.temperature, profile.top_p, profile.max_tokens) == (1540, 0.2, 0.9, 4096)
+
+
+# One answer, as a -bbox checkpoint writes it. From any other model, which writes no boxes,
+# the digits after the reference can only be page text (figures printed under the image).
+ANSWER = "Sales by region\n\n![image](image_1.png)102,540,897,811\n\nEnd"
+
+
+@pytest.mark.parametrize("name", ["lightonai/LightOnOCR-2-1B-bbox", "lightonai/LightOnOCR-2-1B-bbox-soup",
+                                  "ocr-bbox"])
+def test_a_bbox_model_gets_its_figure_boxes(name):
+    clean, (figure,) = clean_markdown(ANSWER, 1000, 2000, figure_boxes=profile_for(name).figure_boxes)
+    assert clean == "Sales by region\n\n![image](image_1.png)\n\nEnd"
+    assert figure.ref == "image_1.png" and figure.box == (102.0, 1080.0, 897.0, 1622.0)
+
+
+@pytest.mark.parametrize("name", ["lightonai/LightOnOCR-2-1B", "lightonai/LightOnOCR-1B-1025", "my-ocr"])
+def test_other_models_keep_digits_after_a_reference_as_text(name):
+    clean, (figure,) = clean_markdown(ANSWER, 1000, 2000, figure_boxes=profile_for(name).figure_boxes)
+    assert clean == ANSWER
+    assert figure.ref == "image_1.png" and figure.box is None
+
+
+def test_without_boxes_every_reference_is_still_a_figure():
+    markdown = "![image](image_1.png) 12, 13, 14, 15 apples\n![chart](image_2.png)\n![](x.png)3"
+    clean, figures = extract_figures(markdown, 100, 100, figure_boxes=False)
+    assert clean == markdown
+    assert [(f.ref, f.box) for f in figures] == [("image_1.png", None), ("image_2.png", None), ("x.png", None)]

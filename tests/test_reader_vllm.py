@@ -10,7 +10,8 @@ from llama_index.core.schema import MetadataMode
 from PIL import Image
 
 from lightocr_ingest import LightOnOCRReader, OCRServerError, page_document_id
-from lightocr_ingest.ocr import clean_markdown
+from lightocr_ingest.ocr import VLLMEngine, clean_markdown
+from lightocr_ingest.pages import iter_file_pages
 from lightocr_ingest.testing import FakeVLLMServer
 
 from .documents import one_column_pdf
@@ -29,7 +30,7 @@ def test_documents_hold_what_the_server_answered(vllm_server, pdf_dir):
     assert len(vllm_server.requests) == 3
     for document in documents:
         request = served[re.search(r"Page id (\w+)", document.text).group(1)]
-        expected, figures = clean_markdown(request.answer, *request.image_size)
+        expected, figures = clean_markdown(request.answer, *request.image_size, figure_boxes=True)
         assert document.text == expected
         assert "$x_" in document.text and r"\$5" in document.text  # escaped math repaired, price kept
         assert "<table>" in document.text and "$$" in document.text
@@ -37,12 +38,49 @@ def test_documents_hold_what_the_server_answered(vllm_server, pdf_dir):
         assert meta["ocr_engine"] == "vllm" and meta["ocr_model"] == "lightonai/LightOnOCR-2-1B-bbox"
         assert (meta["image_width"], meta["image_height"]) == request.image_size
         # The figure box comes back in page points: 0-1000 of the image -> points of the page.
-        (figure,) = meta["figures"]
+        (figure,) = document.layout.figures
         (raw,) = figures
         sx, sy = meta["page_width"] / meta["image_width"], meta["page_height"] / meta["image_height"]
         x0, y0, x1, y1 = raw.box
-        assert figure["bbox"] == pytest.approx([x0 * sx, y0 * sy, x1 * sx, y1 * sy], abs=0.05)
-        assert 0 <= figure["bbox"][0] < figure["bbox"][2] <= meta["page_width"]
+        assert figure.ref == raw.ref
+        assert figure.box == pytest.approx((x0 * sx, y0 * sy, x1 * sx, y1 * sy), abs=0.05)
+        assert 0 <= figure.box[0] < figure.box[2] <= meta["page_width"]
+
+
+FIGURE_ANSWER = "Sales by region\n\n![image](image_1.png)102,540,897,811\n\nEnd"
+
+
+@pytest.mark.parametrize("model, boxed", [
+    ("lightonai/LightOnOCR-2-1B-bbox", True),
+    ("lightonai/LightOnOCR-2-1B", False),
+    ("lightonai/LightOnOCR-1B-1025", False),
+    ("scanner-ocr-bbox", True),  # unknown served name: "bbox" in it is enough
+])
+def test_figure_boxes_are_parsed_only_for_models_that_write_them(pdf_dir, model, boxed):
+    """The served model's profile decides (discovered from /v1/models): the same answer gets a
+    box, or keeps the digits after its image reference as the text they are."""
+    page = next(iter_file_pages(pdf_dir / "report.pdf", pages="1"))
+
+    async def read(url):
+        engine = VLLMEngine(url)
+        try:
+            return await engine.ocr(page)
+        finally:
+            await engine.aclose()
+
+    with FakeVLLMServer(model, responder=lambda request: FIGURE_ANSWER) as server:
+        result = asyncio.run(read(server.url))
+    assert server.violations == [] and result.model == model
+    (figure,) = result.figures
+    assert figure.ref == "image_1.png"
+    if boxed:
+        assert result.markdown == "Sales by region\n\n![image](image_1.png)\n\nEnd"
+        # 0-1000 of the image on each axis -> image pixels
+        w, h = page.image_width, page.image_height
+        assert figure.box == pytest.approx((0.102 * w, 0.540 * h, 0.897 * w, 0.811 * h), abs=0.05)
+    else:
+        assert result.markdown == FIGURE_ANSWER
+        assert figure.box is None
 
 
 def test_metadata_and_embedding_text(vllm_server, pdf_dir):

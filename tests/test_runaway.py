@@ -4,11 +4,12 @@ import email.utils
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from lightocr_ingest.ocr.retry import RetryPolicy, parse_retry_after
-from lightocr_ingest.ocr.runaway import best_of, find_repetition, judge, trim_repetition
+from lightocr_ingest.ocr.runaway import (MIN_LOOP_CHARS, MIN_REPEATS, STOP_LOOP_MIN_CHARS, STOP_LOOP_SHARE, Verdict,
+                                         best_of, content_chars, find_repetition, judge, trim_repetition)
 from lightocr_ingest.testing import lightonocr_style_page, looping
 
 PAGE = lightonocr_style_page("a page")
@@ -66,27 +67,82 @@ prose = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P",
 units = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "Zs")), min_size=1, max_size=60)
 
 
+@st.composite
+def planted_loops(draw, text=prose, unit=units):
+    """``(head, unit, repeats, tail)`` with ``repeats`` drawn so that ``unit * repeats`` is long
+    enough to count as a loop: every example has one to find, whatever the unit's length."""
+    head, unit, tail = draw(text), draw(unit), draw(st.just("") | text)
+    least = max(MIN_REPEATS, -(-MIN_LOOP_CHARS // len(unit)))
+    # Up to 5x the least: loops of 600-3000+ characters, so some are long enough to count even
+    # in an answer the model ended itself (STOP_LOOP_MIN_CHARS).
+    return head, unit, draw(st.integers(least, 5 * least)), tail
+
+
+def primitive_period(unit: str) -> int:
+    """The shortest p such that ``unit`` is copies of its first p characters ("abab" -> 2)."""
+    return next(p for p in range(1, len(unit) + 1) if unit == unit[:p] * (len(unit) // p))
+
+
 @settings(max_examples=150, deadline=None)
-@given(head=prose, unit=units, repeats=st.integers(min_value=40, max_value=120))
-def test_any_long_loop_is_found_and_trimming_keeps_the_text_before_it(head, unit, repeats):
-    text = head + "\n" + unit * repeats
-    loop_chars = len(unit) * repeats
+@given(planted_loops())
+def test_any_long_loop_is_found_exactly_and_trimming_keeps_the_text_around_it(example):
+    """Lines of prose around a loop: the loop is found where it was planted, and trimming keeps
+    everything before it and after it plus one copy of the unit."""
+    head, unit, repeats, tail = example
+    text = head + "\n" + unit * repeats + ("\n" + tail if tail else "")
+    loop_start, loop_end = len(head) + 1, len(head) + 1 + len(unit) * repeats
     repetition = find_repetition(text)
-    if loop_chars >= 600:
-        assert repetition is not None and repetition.chars >= loop_chars - len(unit)
-        trimmed = trim_repetition(text, repetition)
-        assert (head + "\n").rstrip().startswith(trimmed[: len(head.rstrip())]) or trimmed.startswith(head.rstrip())
-        assert len(trimmed) <= len(head) + 1 + 2 * len(unit)
+    # Prose has no newline, so the loop can neither reach into the lines around it nor be
+    # outdone by anything in them (at most 400 characters, under MIN_LOOP_CHARS).
+    assert (repetition.start, repetition.end, repetition.period) == (loop_start, loop_end, primitive_period(unit))
+    trimmed = trim_repetition(text, repetition)
+    assert trimmed.startswith(head.rstrip()) and trimmed.endswith(tail.strip())
+    assert len(trimmed) <= len(head) + 1 + repetition.period + 2 + len(tail)
+    # A loop of punctuation and spaces with nothing around it holds no word: judged empty instead.
+    expected = Verdict("loop", trimmed, repetition) if content_chars(text) else Verdict("empty", "")
+    event(f"judged {expected.problem}")
+    assert judge(text, "length") == expected
 
 
 @settings(max_examples=100, deadline=None)
-@given(text=st.text(max_size=3000))
-def test_trimming_never_adds_text(text):
+@given(planted_loops(text=st.text(max_size=300), unit=st.text(min_size=1, max_size=60)))
+def test_a_loop_in_any_text_is_found_and_trimming_only_removes_it(example):
+    """Any characters around and inside the loop (newlines, controls, the unit's own start in
+    the head): the longest loop is reported, it really is periodic, and trimming drops it."""
+    head, unit, repeats, tail = example
+    text = head + unit * repeats + tail
     repetition = find_repetition(text)
-    if repetition is not None:
-        trimmed = trim_repetition(text, repetition)
-        assert len(trimmed) < len(text)
-        assert repetition.repeats >= 8
+    assert repetition is not None and repetition.chars >= len(unit) * repeats
+    assert repetition.repeats >= MIN_REPEATS and repetition.chars >= MIN_LOOP_CHARS
+    loop = text[repetition.start:repetition.end]
+    assert all(loop[i] == loop[i + repetition.period] for i in range(len(loop) - repetition.period))
+    trimmed = trim_repetition(text, repetition)
+    assert trimmed.startswith(text[: repetition.start].rstrip())
+    assert trimmed.endswith(text[repetition.end:].strip())
+    # One copy of the unit and a paragraph break are all that may stand in for the loop.
+    assert len(trimmed) <= len(text) - repetition.chars + repetition.period + 2 < len(text)
+
+
+arbitrary_or_looping = st.text(max_size=3000) | planted_loops(text=st.text(max_size=300)).map(
+    lambda example: example[0] + example[1] * example[2] + example[3])
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=arbitrary_or_looping, finish_reason=st.sampled_from(["length", "stop"]))
+def test_judging_never_adds_text_and_changes_only_loops(text, finish_reason):
+    """Over arbitrary text, loops planted in half of it: an answer is returned as it is unless a
+    loop is found, and a trimmed answer is always shorter. ``event`` shows each branch's count."""
+    verdict = judge(text, finish_reason)
+    event(f"{finish_reason}: {verdict.problem}")
+    if verdict.problem == "empty":
+        assert content_chars(text) == 0 and verdict.text == ""
+    elif verdict.problem == "loop":
+        assert len(verdict.text) < len(text)
+        assert verdict.repetition.repeats >= MIN_REPEATS and verdict.repetition.chars >= MIN_LOOP_CHARS
+        if finish_reason == "stop":  # the model ended it itself: only a loop that is most of it counts
+            assert verdict.repetition.chars >= max(STOP_LOOP_SHARE * len(text), STOP_LOOP_MIN_CHARS)
+    else:
+        assert verdict.text == text and verdict.problem == ("length" if finish_reason == "length" else None)
 
 
 # --- retry timing -----------------------------------------------------------------------

@@ -36,12 +36,12 @@ _ROMAN_VALUES = {"i": 1, "v": 5, "x": 10, "l": 50, "c": 100, "d": 500, "m": 1000
 
 
 def _key(block: Block) -> str:
-    """Running lines compare with digits ignored; headings exactly, since "3.1 Setup" and
-    "4.1 Setup" are different sections, not one running title."""
+    """Running lines compare with digits ignored; headings exactly, and only with headings,
+    since "3.1 Setup" and "4.1 Setup" are different sections, not one running title."""
     text = re.sub(r"<[^>]+>|[#*_`]", "", block.text)
     if block.kind != "heading":
         text = re.sub(r"\d+", "#", text)
-    return re.sub(r"\s+", " ", text).strip().lower()
+    return ("# " if block.kind == "heading" else "") + re.sub(r"\s+", " ", text).strip().lower()
 
 
 def _edge_positions(blocks: list[Block]) -> list[tuple[int, str]]:

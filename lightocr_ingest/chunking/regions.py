@@ -202,8 +202,18 @@ def _rectangles(words: PageWords, strong: list[int], weak: list[int]) -> list[Bo
 
 
 def _line_numbers(words: PageWords) -> np.ndarray:
+    """The visual line of each word: a new line where the source starts one, and also where the
+    next word does not sit beside the last (PDFium can give a whole rotated table as one line)."""
     counts = [len(line.split()) for line in words.text.split("\n")]
-    return np.repeat(np.arange(len(counts)), counts)
+    starts = np.zeros(len(words.boxes), dtype=bool)
+    starts[np.cumsum([0] + counts[:-1])[[c > 0 for c in counts]]] = True
+    if len(words.boxes) > 1:
+        before, after = words.boxes[:-1], words.boxes[1:]
+        height = np.minimum(before[:, 3] - before[:, 1], after[:, 3] - after[:, 1])
+        overlap = np.minimum(before[:, 3], after[:, 3]) - np.maximum(before[:, 1], after[:, 1])
+        went_back = after[:, 0] < before[:, 2] - height
+        starts[1:] |= (overlap < 0.5 * height) | went_back
+    return np.cumsum(starts) - 1
 
 
 def _inside(box, rect, margin: float) -> bool:

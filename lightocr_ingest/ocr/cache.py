@@ -23,7 +23,7 @@ from dataclasses import asdict, replace
 from ..records import Figure, OcrResult, TextBox
 
 CACHE_FILE = "ocr-cache.sqlite"
-FORMAT = 1  # bump when OcrResult's stored shape changes: old entries are then simply missed
+FORMAT = 2  # bump when what is stored changes (its shape, or post-processing such as box parsing): old entries are then missed
 CACHEABLE = {"ok", "retried"}
 
 

@@ -1,6 +1,7 @@
 """Pure clean-ups of the model's Markdown: escaped math delimiters and figure boxes.
 
-Both are string -> string functions with no I/O, tested on their own.
+Both are string -> string functions with no I/O, tested on their own. Whether figure boxes
+are parsed is the caller's to say, from the model profile (``profiles.py``).
 """
 
 from __future__ import annotations
@@ -92,22 +93,31 @@ def fix_escaped_dollars(markdown: str) -> str:
 
 # --- figure references with boxes -----------------------------------------------------
 # LightOnOCR-2-1B-bbox writes ![image](image_1.png)x1,y1,x2,y2 with integers in 0-1000,
-# relative to the page image's width and height.
+# relative to the page image's width and height. Other checkpoints write no box, so digits
+# right after their image reference ("![image](image_1.png)2024 sales") are page text.
 
+_REFERENCE = r"!\[(?P<alt>[^\]\n]*)\]\((?P<ref>[^)\s]+)\)"
+_IMAGE = re.compile(_REFERENCE)
 _FIGURE = re.compile(
-    r"!\[(?P<alt>[^\]\n]*)\]\((?P<ref>[^)\s]+)\)"
-    r"(?:[ \t]*(?P<x0>\d+(?:\.\d+)?)[ \t]*,[ \t]*(?P<y0>\d+(?:\.\d+)?)[ \t]*,"
+    _REFERENCE
+    + r"(?:[ \t]*(?P<x0>\d+(?:\.\d+)?)[ \t]*,[ \t]*(?P<y0>\d+(?:\.\d+)?)[ \t]*,"
     r"[ \t]*(?P<x1>\d+(?:\.\d+)?)[ \t]*,[ \t]*(?P<y1>\d+(?:\.\d+)?))?"
 )
 BOX_SCALE = 1000.0  # the model's coordinates run 0..1000 on each axis
 
 
-def extract_figures(markdown: str, image_width: int, image_height: int) -> tuple[str, list[Figure]]:
-    """Strip box annotations from image references and return them as ``Figure`` records.
+def extract_figures(markdown: str, image_width: int, image_height: int, *,
+                    figure_boxes: bool) -> tuple[str, list[Figure]]:
+    """Every image reference as a ``Figure`` record, with its box when the model writes boxes.
 
-    Boxes come back in image pixels, clamped to the image and ordered (x0 <= x1, y0 <= y1).
-    References without a box are returned too, with ``box=None``.
+    ``figure_boxes`` (the model profile's) says whether the model appends ``x1,y1,x2,y2``; when
+    it does, the box is stripped from the text and returned in image pixels, clamped to the
+    image and ordered (x0 <= x1, y0 <= y1). References without a box get ``box=None``. When it
+    does not, the text is returned as the model wrote it and every box is None.
     """
+    if not figure_boxes:
+        return markdown, [Figure(ref=match.group("ref"), box=None) for match in _IMAGE.finditer(markdown)]
+
     figures: list[Figure] = []
 
     def replace(match: re.Match) -> str:
@@ -129,11 +139,16 @@ def extract_figures(markdown: str, image_width: int, image_height: int) -> tuple
     return _FIGURE.sub(replace, markdown), figures
 
 
-def clean_markdown(markdown: str, image_width: int, image_height: int) -> tuple[str, list[Figure]]:
-    """Everything the reader applies to a model answer, in order."""
+def clean_markdown(markdown: str, image_width: int, image_height: int, *,
+                   figure_boxes: bool) -> tuple[str, list[Figure]]:
+    """Everything the reader applies to a model answer, in order.
+
+    ``figure_boxes`` comes from the model's profile (``profile_for(model).figure_boxes``); it
+    has no default because guessing wrong either loses page text or leaves boxes in it.
+    """
     text = markdown.replace("\r\n", "\n").strip()
     text = fix_escaped_dollars(text)
-    return extract_figures(text, image_width, image_height)
+    return extract_figures(text, image_width, image_height, figure_boxes=figure_boxes)
 
 
 # --- the PDF's own text layer, as a fallback ---------------------------------------------

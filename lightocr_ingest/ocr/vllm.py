@@ -265,10 +265,15 @@ class VLLMEngine:
 
     def to_result(self, page: PageImage, completion: Completion, content: str | None = None, *,
                   status: str = "ok", attempts: int | None = None, warning: str | None = None) -> OcrResult:
-        """Post-process an answer (``content`` overrides it, e.g. with a loop trimmed) into a result."""
+        """Post-process an answer (``content`` overrides it, e.g. with a loop trimmed) into a result.
+
+        Figure boxes are parsed only when the model's profile says it writes them (-bbox).
+        """
+        profile = self.profile or profile_for(self.model or "")
         with stage_cpu("postprocess"):
             markdown, figures = clean_markdown(completion.content if content is None else content,
-                                               page.image_width, page.image_height)
+                                               page.image_width, page.image_height,
+                                               figure_boxes=profile.figure_boxes)
         return OcrResult(
             markdown=markdown,
             engine=self.name,

@@ -238,14 +238,23 @@ def build_pipeline(config: PipelineConfig, client=None, **kwargs):
 
 class FingerprintStamp(TransformComponent):
     """Stamps pages with the settings fingerprint, as ``ingest`` does, so that both paths store
-    the same payloads (the fingerprint tells a file's current points from stale ones)."""
+    the same payloads (the fingerprint tells a file's current points from stale ones).
+
+    It stamps copies: the pages given stay as they were, so the hashes an ``IngestionPipeline``
+    keeps in its docstore are those of the pages a re-run will read.
+    """
 
     fingerprint: str
 
     def __call__(self, nodes, **kwargs):
+        copies = []
         for node in nodes:
-            stamp(node, self.fingerprint)
-        return nodes
+            copy = node.model_copy(update={"metadata": dict(node.metadata),
+                                           "excluded_embed_metadata_keys": list(node.excluded_embed_metadata_keys),
+                                           "excluded_llm_metadata_keys": list(node.excluded_llm_metadata_keys)})
+            stamp(copy, self.fingerprint)
+            copies.append(copy)
+        return copies
 
 
 def stamp(page: PageDocument, fingerprint: str) -> None:
