@@ -264,3 +264,30 @@ def test_locate_places_a_scan_read_by_the_model(tmp_path):
     quality = region_quality(1, on_page, truth)
     assert statistics.median(q.coverage for q in quality) >= 0.8
     assert statistics.median(q.leakage for q in quality) <= 0.2
+
+
+def test_an_html_table_and_latex_align_with_the_words_the_page_prints():
+    """The model writes a table as HTML and a formula as LaTeX; the text layer has the cells'
+    words row by row and the formula's symbols. The table's chunk covers the table's rows."""
+    rows = [("Model", "Score", "Pages"), ("LightOnOCR", "83.2", "5.71"), ("olmOCR", "78.5", "3.36")]
+    lines = [("Results of the benchmark runs", (50, 50, 300, 62))]
+    lines += [(" ".join(row), (50, 80 + 14 * i, 300, 92 + 14 * i)) for i, row in enumerate(rows)]
+    lines += [("The loss L(θ) = − Σ log p(y|x) is minimised.", (50, 140, 300, 152))]
+    words = PageWords.from_lines("text_layer", lines)
+    table = "<table><tr>" + "".join(f"<th>{c}</th>" for c in rows[0]) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows[1:]) + "</table>"
+    markdown = f"# Results of the benchmark runs\n\n{table}\n\nThe loss $\\mathcal{{L}}(\\theta)$ is minimised."
+    chunks = chunk_pages([PageText(1, markdown, PageLayout(text_layer=words))], max_tokens=120, drop_page_furniture=False)
+    (holder,) = [c for c in chunks if "<table>" in c.text]
+    top, bottom = min(r.bbox[1] for r in holder.regions), max(r.bbox[3] for r in holder.regions)
+    assert top <= 80 and bottom >= 108  # every row of the table is inside its regions
+    (loss,) = [c for c in chunks if "minimised" in c.text]
+    assert any(r.bbox[1] >= 140 for r in loss.regions)
+
+
+def test_a_running_header_the_model_left_out_does_not_stop_the_alignment():
+    page = rendered("paper-two-column-1.pdf", 2)
+    lines = page.text_layer.splitlines()
+    markdown = text_layer_markdown("\n".join(lines[1:]))  # without the running head
+    alignment = align(markdown, page.text_words)
+    assert alignment.trusted and alignment.matched_share > 0.9
