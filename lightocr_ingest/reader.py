@@ -100,7 +100,7 @@ class LightOnOCRReader(BasePydanticReader):
     regions: Literal["auto", "locate", "off"] = Field(
         default="auto", description="What to collect to place chunks on pages: auto: the PDF's text layer and "
                                     "the CPU engine's lines; locate: also run the embedded detector on pages with "
-                                    "neither (scans read by vLLM; about 2-4 s of CPU a page); off: nothing.")
+                                    "neither (scans read by vLLM; about 9 CPU-seconds a page on 2 cores); off: nothing.")
 
     _shared: dict = PrivateAttr(default_factory=dict)  # event loop -> _SharedEngine
     _shared_guard: Any = PrivateAttr(default_factory=threading.Lock)

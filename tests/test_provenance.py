@@ -219,7 +219,7 @@ def test_query_json_returns_each_hits_regions(tmp_path, capsys):
         assert main(["ingest", str(REAL / "paper-two-column-1.pdf"), "--ocr-url", server.url, "--ocr-engine", "vllm",
                      *common]) == 0
         err = capsys.readouterr().err
-        assert re.search(r"(\d+) chunks \(placed by text layer \1\)", " ".join(err.split()))
+        assert re.search(r"(\d+) chunks \(placed by text_layer \1\)", " ".join(err.split()))
         assert main(["query", "how are appendices numbered?", "-k", "3", "--json", *common]) == 0
     hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(hits) == 3

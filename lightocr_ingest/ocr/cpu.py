@@ -1,8 +1,9 @@
 """The embedded CPU engine: RapidOCR (PP-OCR ONNX models shipped in its wheel) on onnxruntime.
 
 It needs no GPU and no download, so ingestion runs on any machine. It reads plain text only
-(no tables as tables, no LaTeX), about 2-4 s a page on two cores: a fallback and a way to try
-the pipeline, not a substitute for LightOnOCR. The recogniser is loaded once per process and
+(no tables as tables, no LaTeX), about 4-5 s a page on two cores (9 CPU-seconds a dense page
+of tests/real_documents): a fallback and a way to try the pipeline, not a substitute for
+LightOnOCR. The recogniser is loaded once per process and
 used by one page at a time (onnxruntime already spreads one page over all cores).
 """
 

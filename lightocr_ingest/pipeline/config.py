@@ -78,7 +78,7 @@ class ChunkingConfig(_Section):
     regions: Literal["auto", "locate", "off"] = Field(
         default="auto", description="Where each chunk lies on its pages (metadata 'regions'): auto: from the PDF text "
                                     "layer or the CPU engine's lines; locate: also run the embedded detector on "
-                                    "scans read by vLLM (2-4 s of CPU a page); off: none.")
+                                    "scans read by vLLM (about 9 CPU-seconds a page on 2 cores); off: none.")
 
 
 class EmbeddingConfig(_Section):
