@@ -2,7 +2,7 @@
 
 On the real PDFs of ``tests/real_documents`` (two-column papers, a one-column paper, a manual
 with tables; see SOURCES.md there), each page is chunked three ways and its chunks' regions
-judged against the PDF text layer's own word boxes (``chunking.regions.region_quality``):
+judged against the PDF text layer's own word boxes (``chunking.quality.region_quality``):
 
 - text_layer: Markdown from an OCR engine (the embedded CPU engine's, a stand-in for the
   model's: other words, other reading order, OCR errors), placed by the PDF text layer;
@@ -12,8 +12,9 @@ judged against the PDF text layer's own word boxes (``chunking.regions.region_qu
 
 Coverage: share of a chunk's words (those that occur once on the page) whose box centre is
 inside one of its regions; leakage: other chunks' such words inside its regions, per own
-word. It also times reading the text layer's words plus aligning them (core-ms per page),
-and locating (CPU seconds per page). Run from the repository root::
+word. It also times what text-layer regions add to a page (reading the words' boxes, and
+chunking with regions minus chunking without: core-ms per page), and locating (CPU seconds
+per page). Run from the repository root::
 
     .venv/bin/python benchmarks/regions.py                 # all pages, about 3 minutes on 2 cores
     .venv/bin/python benchmarks/regions.py --json .bench/regions.json
@@ -30,7 +31,6 @@ import time
 from pathlib import Path
 
 from lightocr_ingest.chunking import PageText, chunk_pages, region_quality
-from lightocr_ingest.chunking.regions import align
 from lightocr_ingest.ocr.cpu import recognise_lines
 from lightocr_ingest.ocr.layout import lines_to_paragraphs, paragraphs_to_markdown
 from lightocr_ingest.ocr.postprocess import text_layer_markdown
@@ -44,7 +44,8 @@ CHUNK_TOKENS = 128  # several chunks a page, so that leakage between neighbours 
 
 
 def text_layer_cost_ms(path: Path, repeats: int = 5) -> list[float]:
-    """Core-ms per page to read the text layer's words and align a page's Markdown with them."""
+    """Core-ms per page that regions from the text layer add: reading the words' boxes, plus
+    chunking with regions minus chunking without (alignment, rectangles, bookkeeping)."""
     import pypdfium2 as pdfium
 
     pdf = pdfium.PdfDocument(str(path))
@@ -59,8 +60,12 @@ def text_layer_cost_ms(path: Path, repeats: int = 5) -> list[float]:
         for _ in range(repeats):
             started = time.thread_time()
             words = text_layer_words(page, textpage, text, width, height)
-            align(markdown, words)
-            runs.append((time.thread_time() - started) * 1000)
+            pages = [PageText(index + 1, markdown, PageLayout(text_layer=words))]
+            chunk_pages(pages, max_tokens=CHUNK_TOKENS, drop_page_furniture=False, regions=True)
+            with_regions = time.thread_time() - started
+            started = time.thread_time()
+            chunk_pages(pages, max_tokens=CHUNK_TOKENS, drop_page_furniture=False, regions=False)
+            runs.append((with_regions - (time.thread_time() - started)) * 1000)
         costs.append(statistics.median(runs))
         textpage.close()
         page.close()

@@ -20,6 +20,7 @@ from .console import print_error, progress_bar, stderr
 from .errors import LightOCRError
 from .pipeline.cli import add_pipeline_commands
 
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=stderr, show_time=False, show_path=False)], force=True)

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +42,11 @@ EMBED_METADATA_KEYS = ("file_name",)  # the only page keys that help an embeddin
 LLM_METADATA_KEYS = ("file_name", "page_label")  # what an LLM needs to cite a page
 RENDER_AHEAD_FILES = max(2, min(4, os.cpu_count() or 1))  # files rendering at once, one thread each
 RENDER_AHEAD_PAGES = 8  # rendered pages a file may hold ahead of the OCR window (~300 kB of PNG each)
+REGIONS_MODES = ("Where each chunk lies on its pages (metadata 'regions'): auto: from the PDF text layer or the CPU "
+                 "engine's lines; locate: also run the embedded detector on scans read by vLLM (about 9 CPU-seconds "
+                 "a page on 2 cores); off: none.")
+LOCATE_AHEAD = 64  # read pages waiting for the detector (regions="locate"): the detector takes seconds a
+#                    page, OCR a fraction of one, so this bounds the pages held meanwhile
 
 
 def page_document_id(file_sha256: str, page: int) -> str:
@@ -97,10 +102,7 @@ class LightOnOCRReader(BasePydanticReader):
                                      description="ocr_engine='vllm': wait this long for the server to come up.")
     pages: str | None = Field(default=None, description="Page selection such as '1-3,7' (1-based); all when unset.")
     password: SecretStr | None = Field(default=None, description="Password of encrypted PDFs.")
-    regions: Literal["auto", "locate", "off"] = Field(
-        default="auto", description="What to collect to place chunks on pages: auto: the PDF's text layer and "
-                                    "the CPU engine's lines; locate: also run the embedded detector on pages with "
-                                    "neither (scans read by vLLM; about 9 CPU-seconds a page on 2 cores); off: nothing.")
+    regions: Literal["auto", "locate", "off"] = Field(default="auto", description=REGIONS_MODES)
 
     _shared: dict = PrivateAttr(default_factory=dict)  # event loop -> _SharedEngine
     _shared_guard: Any = PrivateAttr(default_factory=threading.Lock)
@@ -173,21 +175,18 @@ class LightOnOCRReader(BasePydanticReader):
         extra_info: dict | None = None,
         fs: Any | None = None,
         on_file_error: Callable[[InputError], None] | None = None,
-        resume_after: Mapping[str, int] | None = None,
     ) -> AsyncIterator[Document]:
         """Yield one Document per page, file by file and in page order, as pages finish.
 
         A file that cannot be opened raises ``InputError``, or goes to ``on_file_error`` and
         the other files go on. A page that fails is a Document with ``ocr_status="failed"``.
-        ``resume_after`` maps a path to the last page already done: only later pages are read.
         """
         paths = [file_path] if isinstance(file_path, (str, os.PathLike)) else list(file_path)
         async with self._lease_engine() as engine:
-            async for document in self._stream_with(engine, paths, extra_info, fs, on_file_error,
-                                                    resume_after or {}):
+            async for document in self._stream_with(engine, paths, extra_info, fs, on_file_error):
                 yield document
 
-    async def _stream_with(self, engine, paths, extra_info, fs, on_file_error, resume_after) -> AsyncIterator[Document]:
+    async def _stream_with(self, engine, paths, extra_info, fs, on_file_error) -> AsyncIterator[Document]:
         password = self.password.get_secret_value() if self.password else None
 
         async def render_file(path, pages_out: asyncio.Queue) -> None:
@@ -201,7 +200,7 @@ class LightOnOCRReader(BasePydanticReader):
                 await pages_out.put(_FileFailed(exc))
                 return
             try:
-                pages = source.iter_pages(self.pages, after=resume_after.get(str(path), 0))
+                pages = source.iter_pages(self.pages)
                 while (item := await asyncio.to_thread(next, pages, None)) is not None:
                     await pages_out.put(item)
             finally:
@@ -249,12 +248,26 @@ class LightOnOCRReader(BasePydanticReader):
         # Look ahead twice the window (all servers' together): enough to keep it full while the
         # head page finishes.
         window = max(self.max_in_flight, engine.window)
-        async for item, result in ocr_in_order(rendered_pages(), engine, lookahead=2 * window):
-            located = None
-            if self.regions == "locate" and isinstance(item, PageImage) and isinstance(result, OcrResult) \
-                    and needs_locating(item, result):
-                located = await asyncio.to_thread(locate_lines, item)
-            yield self._to_document(item, result, extra_info, located)
+        # Pages to locate (``regions="locate"``) are located in a thread while OCR goes on, and
+        # yielded in order; at most LOCATE_AHEAD wait, so a slow detector bounds memory.
+        waiting: deque[tuple[PageImage | InputError, Any, asyncio.Task | None]] = deque()
+        try:
+            async for item, result in ocr_in_order(rendered_pages(), engine, lookahead=2 * window):
+                locating = None
+                if self.regions == "locate" and isinstance(item, PageImage) and isinstance(result, OcrResult) \
+                        and needs_locating(item, result):
+                    locating = asyncio.create_task(asyncio.to_thread(locate_lines, item))
+                waiting.append((item, result, locating))
+                while waiting and (waiting[0][2] is None or waiting[0][2].done() or len(waiting) > LOCATE_AHEAD):
+                    head, head_result, task = waiting.popleft()
+                    yield self._to_document(head, head_result, extra_info, await task if task else None)
+            while waiting:
+                head, head_result, task = waiting.popleft()
+                yield self._to_document(head, head_result, extra_info, await task if task else None)
+        finally:
+            for _, _, task in waiting:
+                if task is not None:
+                    task.cancel()
 
     def _to_document(self, item: PageImage | InputError, result: OcrResult | BaseException | None,
                      extra_info: dict | None, located: tuple[PageWords, float] | None = None) -> Document:
@@ -279,7 +292,10 @@ class LightOnOCRReader(BasePydanticReader):
             result = OcrResult(markdown="", engine="", model="", attempts=0, status="failed",
                                error=f"{type(result).__name__}: {result}")
         text = result.markdown
-        metadata.update(ocr_engine=result.engine, ocr_model=result.model, ocr_status=result.status)
+        # A page the model read after a transient error is the same page: "retried" is a fact of
+        # this run (document.ocr.status), kept out of the metadata that the page's hash covers.
+        metadata.update(ocr_engine=result.engine, ocr_model=result.model,
+                        ocr_status="ok" if result.status == "retried" else result.status)
         if result.error:
             metadata["ocr_error"] = result.error
         if result.warning:
@@ -299,7 +315,8 @@ class LightOnOCRReader(BasePydanticReader):
             excluded_embed_metadata_keys=[k for k in metadata if k not in EMBED_METADATA_KEYS],
             excluded_llm_metadata_keys=[k for k in metadata if k not in LLM_METADATA_KEYS],
             layout=layout,
-            ocr=OcrRun(attempts=result.attempts, latency_s=round(result.latency_s, 3), cached=result.cached,
+            ocr=OcrRun(status=result.status, attempts=result.attempts, latency_s=round(result.latency_s, 3),
+                       cached=result.cached,
                        finish_reason=result.finish_reason, output_tokens=result.output_tokens),
         )
 
@@ -348,13 +365,19 @@ def failed_page_document(error: InputError, extra_info: dict | None = None) -> P
                     ocr_status="failed", ocr_error=error.cause, ocr_engine=None, ocr_model=None)
     return PageDocument(id_=str(uuid.uuid5(ID_NAMESPACE, f"failed:{error.file}:{error.page}")), text="",
                         metadata=metadata, excluded_embed_metadata_keys=list(metadata),
-                        excluded_llm_metadata_keys=list(metadata), ocr=OcrRun(attempts=0))
+                        excluded_llm_metadata_keys=list(metadata), ocr=OcrRun(status="failed", attempts=0))
 
 
 def needs_locating(page: PageImage, result: OcrResult) -> bool:
-    """A page read by the model that has neither a text layer nor lines of the CPU engine."""
-    return result.status != "failed" and bool(result.markdown.strip()) and not result.text_boxes \
-        and (page.text_words is None or not len(page.text_words))
+    """A page read by the model with neither lines of the CPU engine nor a text layer that
+    matches its Markdown (a scan, or a scan whose OCR layer is wrong)."""
+    if result.status == "failed" or not result.markdown.strip() or result.text_boxes:
+        return False
+    if page.text_words is None or not len(page.text_words):
+        return True
+    from .chunking.regions import align
+
+    return not align(result.markdown, page.text_words).trusted
 
 
 def locate_lines(page: PageImage) -> tuple[PageWords, float]:

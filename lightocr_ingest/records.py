@@ -163,6 +163,7 @@ class OcrRun:
     """How a page was read this time: facts of the run, not of the page, so they stay out of the
     Document's metadata and hash (a retried or cached page is the same page)."""
 
+    status: str = "ok"  # as OcrResult.status: "retried" is told here; the page's metadata says "ok"
     attempts: int = 1
     latency_s: float = 0.0
     cached: bool = False

@@ -19,7 +19,7 @@ from lightocr_ingest.cli import main
 from lightocr_ingest.errors import InputError
 from lightocr_ingest.pages import DocumentSource, iter_file_pages
 from lightocr_ingest.pipeline import Ingestor, parse_config
-from lightocr_ingest.pipeline.run import collect_files
+from lightocr_ingest.pipeline.plan import collect_files
 
 
 def raw_pdf(objects: list[bytes]) -> bytes:

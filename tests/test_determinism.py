@@ -69,7 +69,8 @@ PAGE = st.lists(st.one_of(st.lists(WORDS, min_size=3, max_size=30).map(lambda w:
 
 def page_documents(path: str, markdowns: list[str]) -> list[PageDocument]:
     return [PageDocument(id_=f"{path}-{n}", text=text,
-                         metadata={"file_path": path, "file_name": path, "page": n, "page_label": str(n)})
+                         metadata={"file_path": path, "file_name": path, "page": n, "page_label": str(n),
+                                   "file_sha256": path, "pipeline_fingerprint": "f"})
             for n, text in enumerate(markdowns, start=1)]
 
 
@@ -254,3 +255,36 @@ def test_an_ingestion_pipeline_with_a_cache_skips_unchanged_pages_on_a_second_ru
         second = pipeline.run(documents=second_docs)
         pipeline.vector_store.client.close()
     assert len(first) > 0 and second == []  # nothing changed: nothing re-chunked or re-embedded
+
+
+def test_a_run_with_failed_pages_deletes_nothing_an_earlier_run_stored():
+    """Stale points of a file's version are cleared only by a run that read every page."""
+    ingestor = StubIngestor()
+    pages = ["# One\n\nFirst page text.", "# Two\n\nSecond page text.", "# Three\n\nThird page text."]
+
+    def run(failed: set[int]) -> None:
+        report = FileReport(path="/docs/a.pdf", sha256="/docs/a.pdf")
+
+        async def main():
+            spool: asyncio.Queue = asyncio.Queue()
+            task = asyncio.create_task(StoreStage(ingestor, {"/docs/a.pdf": report}, None, 1.0).run(spool))
+            await spool.put(FileStart("/docs/a.pdf"))
+            for document in page_documents("/docs/a.pdf", pages):
+                page = document.metadata["page"]
+                report.pages.append(PageReport(page=page, status="failed" if page in failed else "ok"))
+                if page not in failed:
+                    await spool.put(document)
+            await spool.put(FileEnd("/docs/a.pdf"))
+            await spool.put(None)
+            await task
+
+        asyncio.run(main())
+
+    run(failed={2})
+    first = stored(ingestor.client)
+    assert len(first) == 2 and not any(complete for _, complete in first.values())
+    run(failed={1, 2, 3})  # a worse run: nothing read, nothing deleted
+    assert stored(ingestor.client) == first
+    run(failed=set())  # every page read: the file is whole and complete
+    final = stored(ingestor.client)
+    assert len(final) == 3 and sum(bool(complete) for _, complete in final.values()) == 1

@@ -64,7 +64,7 @@ def test_bad_query_files_say_which_entry_is_wrong(tmp_path, text, problem):
 def test_boxes_are_drawn_where_the_metadata_puts_them(tmp_path):
     path = tmp_path / "blank.png"
     Image.new("RGB", (720, 360), "white").save(path, dpi=(72, 72))  # 1 px = 1 pt
-    meta = {"figures": [{"ref": "image_1.png", "bbox": [72, 36, 144, 108]}], "text_boxes": [],}
+    meta = {"page": 1, "figures": [{"ref": "image_1.png", "page": 1, "bbox": [72, 36, 144, 108]}], "regions": []}
     image = page_with_boxes(path, 1, boxes_of_chunk(meta), longest_side=360)  # drawn at half size
     assert image.size == (360, 180)
     assert image.getpixel((36, 40))[0] > 200 > image.getpixel((36, 40))[1]  # red on the box's left edge

@@ -1,8 +1,8 @@
 """The notebooks run headless, top to bottom, against the embedded default (as CI runs them)."""
 
 import json
-import re
 import os
+import re
 from pathlib import Path
 
 import nbformat

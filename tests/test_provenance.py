@@ -42,6 +42,13 @@ def judged(page, markdown: str, layout: PageLayout, max_tokens: int = 128):
     return chunks, region_quality(page.page, on_page, page.text_words)
 
 
+def text_layer_chunks(page, max_tokens: int = 128):
+    """The page's own text as its Markdown, chunked and placed by its text layer."""
+    markdown = text_layer_markdown(page.text_layer)
+    return markdown, chunk_pages([PageText(page.page, markdown, PageLayout(text_layer=page.text_words))],
+                                 max_tokens=max_tokens, drop_page_furniture=False)
+
+
 @pytest.fixture(scope="module")
 def cpu_read():
     """Each real page read by the embedded CPU engine: its lines and its Markdown (a stand-in for
@@ -155,9 +162,7 @@ def test_markup_is_not_taken_for_words():
 def test_the_quality_measure_can_fail():
     """Swapping two chunks' regions must show as lost coverage and high leakage."""
     page = rendered("paper-two-column-1.pdf", 2)
-    markdown = text_layer_markdown(page.text_layer)
-    chunks = chunk_pages([PageText(2, markdown, PageLayout(text_layer=page.text_words))], max_tokens=128,
-                         drop_page_furniture=False)
+    markdown, chunks = text_layer_chunks(page)
     on_page = [(c.index, "\n".join(markdown[s:e] for _, s, e in c.spans), list(c.regions)) for c in chunks]
     swapped = [(i, text, on_page[(k + 3) % len(on_page)][2]) for k, (i, text, _) in enumerate(on_page)]
     good = region_quality(2, on_page, page.text_words)
@@ -170,9 +175,7 @@ def test_an_overlay_draws_each_region_around_its_chunks_ink(tmp_path):
     """What the notebook shows: the region's outline on the rendered page, with the chunk's
     printed text inside it and the page's paper outside its edge."""
     page = rendered("paper-two-column-1.pdf", 2)
-    markdown = text_layer_markdown(page.text_layer)
-    chunks = chunk_pages([PageText(2, markdown, PageLayout(text_layer=page.text_words))], max_tokens=128,
-                         drop_page_furniture=False)
+    markdown, chunks = text_layer_chunks(page)
     chunk = max(chunks, key=lambda c: len(c.text))
     (region,) = [r for r in chunk.regions if r.page == 2][:1]
     plain = np.asarray(page_with_boxes(REAL / "paper-two-column-1.pdf", 2, []).convert("RGB")).astype(int)
@@ -291,3 +294,22 @@ def test_a_running_header_the_model_left_out_does_not_stop_the_alignment():
     markdown = text_layer_markdown("\n".join(lines[1:]))  # without the running head
     alignment = align(markdown, page.text_words)
     assert alignment.trusted and alignment.matched_share > 0.9
+
+
+def test_locate_also_places_a_scan_whose_text_layer_does_not_match():
+    """A scan with a wrong OCR layer is located like one without a layer; a page whose layer
+    matches, or that the CPU engine read, is not."""
+    from dataclasses import replace
+
+    from lightocr_ingest.reader import needs_locating
+    from lightocr_ingest.records import OcrResult, TextBox
+
+    page = rendered("paper-two-column-1.pdf", 2)
+    other = rendered("paper-two-column-2.pdf", 3)
+    answer = OcrResult(markdown=text_layer_markdown(page.text_layer), engine="vllm", model="m")
+    assert not needs_locating(page, answer)
+    assert needs_locating(replace(page, text_words=other.text_words), answer)
+    assert needs_locating(replace(page, text_words=None), answer)
+    cpu = replace(answer, engine="cpu", text_boxes=(TextBox("a line", (0, 0, 10, 10)),))
+    assert not needs_locating(replace(page, text_words=None), cpu)
+    assert not needs_locating(replace(page, text_words=None), replace(answer, status="failed"))

@@ -4,7 +4,8 @@ from .blocks import Block, parse_blocks
 from .chunker import DEFAULT_MAX_TOKENS, Chunk, ChunkFigure, PageText, chunk_pages
 from .furniture import find_furniture
 from .node_parser import MarkdownBlockNodeParser, chunk_node_id
-from .regions import PageAlignment, RegionQuality, align, region_quality
+from .quality import RegionQuality, region_quality
+from .regions import PageAlignment, align
 from .split import Piece, split_block
 from .tokens import estimate_tokens, tokenizer_counter
 

@@ -104,11 +104,15 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
             return chunk.tokens + piece_tokens <= max_tokens
         return count(BLOCK_SEPARATOR.join(chunk.parts + [piece.text])) <= max_tokens
 
-    def flush() -> None:
+    by_page = {page.page: page for page in pages}
+
+    def flush(next_page: int | None = None) -> None:
         nonlocal current
         if current and current.parts:
-            chunks.append(_close(len(chunks), current, current_path, pages, alignments))
+            chunks.append(_close(len(chunks), current, current_path, by_page, alignments))
         current = None
+        if alignments is not None and next_page is not None:
+            alignments.forget_before(next_page)  # no later chunk starts before the page being read
 
     for page_index, (page, blocks) in enumerate(zip(pages, page_blocks)):
         for block_index, block in enumerate(blocks):
@@ -116,7 +120,7 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
             if (page_index, block_index) in furniture:
                 continue
             if block.kind == "heading":
-                flush()
+                flush(page.page)
                 while path and path[-1][0] >= block.level:
                     path.pop()
                 path.append((block.level, block.title or block.text.lstrip("#").strip()))
@@ -126,7 +130,7 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
                 if current is not None and not piece.oversize and fits(current, piece, piece_tokens):
                     _add(current, piece, page.page, block, piece_tokens, spans)
                     continue
-                flush()
+                flush(page.page)
                 current = _Open([], [], [], [], [])
                 current_path = tuple(title for _, title in path)
                 _add(current, piece, page.page, block, piece_tokens, spans)
@@ -181,6 +185,11 @@ class _Alignments:
             self._done[page_number] = found
         return self._done[page_number]
 
+    def forget_before(self, page_number: int) -> None:
+        """Let go of pages no chunk will need again (a long file's alignments are not all held)."""
+        for number in [n for n in self._done if n < page_number]:
+            del self._done[number]
+
 
 def _add(chunk: _Open, piece: Piece, page: int, block: Block, tokens: int, spans: list) -> None:
     chunk.spans.extend(spans)
@@ -193,10 +202,9 @@ def _add(chunk: _Open, piece: Piece, page: int, block: Block, tokens: int, spans
     chunk.carried = chunk.carried + piece.carried
 
 
-def _close(index: int, chunk: _Open, header_path: tuple[str, ...], pages: list[PageText],
+def _close(index: int, chunk: _Open, header_path: tuple[str, ...], by_page: dict[int, PageText],
            alignments: _Alignments | None) -> Chunk:
     text = BLOCK_SEPARATOR.join(chunk.parts)
-    by_page = {page.page: page for page in pages}
     figures = []
     for page, ref in chunk.refs:
         layout = by_page[page].layout

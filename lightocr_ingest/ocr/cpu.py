@@ -67,7 +67,7 @@ def ocr_page_sync(page: PageImage) -> OcrResult:
         markdown=paragraphs_to_markdown(paragraphs),
         engine="cpu",
         model=CPU_MODEL,
-        text_boxes=tuple(lines),  # every detected line with its box, for highlighting hits
+        text_boxes=tuple(lines),  # every detected line with its box: where chunks lie (regions)
         finish_reason="stop",
         latency_s=time.perf_counter() - started,
     )

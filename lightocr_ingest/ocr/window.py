@@ -2,8 +2,9 @@
 
 The engine's own semaphore bounds requests in flight; this module bounds how far ahead of the
 slowest unfinished page the renderer may run (``lookahead``). Results come out in input order
-because the chunker needs a file's pages in order (headings carry across pages), and the
-bounded look-ahead keeps memory flat whatever the file count or page count.
+because a file's pages are handed on file by file (the pipeline knows a file is complete at
+its last page, and chunks it whole), and the bounded look-ahead keeps memory flat whatever
+the file count or page count.
 """
 
 from __future__ import annotations

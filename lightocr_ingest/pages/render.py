@@ -438,15 +438,12 @@ class DocumentSource:
         except ValueError as exc:
             raise InputError(self.path, str(exc)) from None
 
-    def iter_pages(self, selection: str | None = None, after: int = 0) -> Iterator[PageImage | InputError]:
-        """Yield each selected page (numbered above ``after``), or an ``InputError`` for a page
-        that failed to render.
+    def iter_pages(self, selection: str | None = None) -> Iterator[PageImage | InputError]:
+        """Yield each selected page, or an ``InputError`` for a page that failed to render.
 
         Errors are yielded, not raised, so that one broken page never hides the others.
         """
         for number in self.page_numbers(selection):
-            if number <= after:
-                continue
             try:
                 yield self.render_page(number)
             except InputError as exc:
@@ -481,7 +478,11 @@ class DocumentSource:
                 words = None
                 if self.text_words and text_layer.strip():
                     with stage_cpu("words"):
-                        words = text_layer_words(page, textpage, text_layer, width, height)
+                        try:
+                            words = text_layer_words(page, textpage, text_layer, width, height)
+                        except Exception as exc:  # boxes are extra: never lose the page's text for them
+                            log.warning("%s, page %d: text layer boxes unreadable (%s: %s); its chunks get "
+                                        "no text-layer regions", self.path, number, type(exc).__name__, exc)
                 textpage.close()
                 label = self._pdf.get_page_label(number - 1) or str(number)
             finally:

@@ -86,4 +86,7 @@ def text_layer_words(page, textpage, text: str, width: float, height: float) -> 
     px = affine[0, 0] * xs + affine[0, 1] * ys + affine[0, 2]
     py = affine[1, 0] * xs + affine[1, 1] * ys + affine[1, 2]
     boxes = np.stack([px.min(axis=1), py.min(axis=1), px.max(axis=1), py.max(axis=1)], axis=1)
+    # Text outside the crop box is not shown: its words stay (the text layer's own Markdown has
+    # them) but their boxes are held to the page's edge.
+    boxes = np.clip(boxes, 0.0, [width, height, width, height])
     return PageWords("text_layer", "".join(out), boxes.astype(np.float32))

@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..ocr.resilient import FALLBACKS, RETRY_TEMPERATURES
 from ..ocr.retry import RetryPolicy
 from ..ocr.vllm import DEFAULT_URL, MAX_IN_FLIGHT
+from ..reader import REGIONS_MODES
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -75,10 +76,7 @@ class ChunkingConfig(_Section):
         default="embedding", description="Count tokens with the embedding model's tokenizer, or estimate.")
     embed_header_path: bool = True
     drop_page_furniture: bool = True
-    regions: Literal["auto", "locate", "off"] = Field(
-        default="auto", description="Where each chunk lies on its pages (metadata 'regions'): auto: from the PDF text "
-                                    "layer or the CPU engine's lines; locate: also run the embedded detector on "
-                                    "scans read by vLLM (about 9 CPU-seconds a page on 2 cores); off: none.")
+    regions: Literal["auto", "locate", "off"] = Field(default="auto", description=REGIONS_MODES)
 
 
 class EmbeddingConfig(_Section):

@@ -5,8 +5,8 @@ using ``mmap`` after large blocks are freed, so the page bitmaps of the render t
 the embedding model's activations end up as free space inside arenas that are never handed
 back: the resident size of a long run creeps up with no live data behind it (a 1,000-page
 PDF peaked at 1.5 GB, of which about 70 MB were Python objects). ``malloc_trim(0)`` returns
-every whole free page of every arena; after each batch of pages it holds that run at about
-1.1 GB, for under 1 ms of CPU per page. Elsewhere than glibc (macOS, musl) it does nothing.
+every whole free page of every arena; called after each store batch, it holds that run at
+about 1.1 GB, for under 1 ms of CPU per page. Elsewhere than glibc (macOS, musl) it does nothing.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from ..errors import InputError
 from ..reader import LightOnOCRReader
 from ..store import count_points, ensure_payload_indexes, make_client, make_vector_store
 from .config import PipelineConfig
-from .plan import collect_files, file_sha256, plan_run, settings_fingerprint
+from .plan import plan_run, settings_fingerprint
 from .report import FileReport, PageReport, RunReport
 from .storing import FileEnd, FileStart, StoreStage
 
@@ -43,8 +43,7 @@ log = logging.getLogger("lightocr_ingest")
 SPOOL_PAGES = 4096  # OCR'd pages waiting to be stored: OCR may run this far ahead of a slower embedder,
 #                     so the GPU is not idled by it (about 10 minutes of one GPU; ~10 kB of Markdown each)
 
-__all__ = ["Ingestor", "build_pipeline", "collect_files", "file_sha256", "make_parser", "make_reader",
-           "page_report_of", "settings_fingerprint"]
+__all__ = ["FingerprintStamp", "Ingestor", "build_pipeline", "make_parser", "make_reader", "page_report_of"]
 
 
 class Ingestor:
@@ -196,7 +195,7 @@ class Ingestor:
 
 def page_report_of(document: PageDocument) -> PageReport:
     meta, run = document.metadata, document.ocr
-    return PageReport(page=meta.get("page") or 0, status=meta.get("ocr_status", "ok"), engine=meta.get("ocr_engine"),
+    return PageReport(page=meta.get("page") or 0, status=run.status, engine=meta.get("ocr_engine"),
                       attempts=run.attempts, latency_s=run.latency_s, output_tokens=run.output_tokens,
                       cached=run.cached, error=meta.get("ocr_error"), warning=meta.get("ocr_warning"))
 

@@ -7,16 +7,18 @@ across files and are embedded and upserted in batches of ``CHUNKS_PER_BATCH``, s
 single-page files still fill the embedding model's batches; the work runs in a thread while
 the event loop keeps OCR requests flowing.
 
-After a file's last chunk is stored, points of the same version that its chunks no longer
-hold (left by a run that had a failed page) are deleted, and its last point is marked
-complete. Chunks already stored by an interrupted run are found by id and not embedded again.
+After a file's last chunk is stored, and when none of its pages failed, points of the same
+version that its chunks no longer hold (left by an earlier run that had a failed page) are
+deleted, and its last point is marked complete. A run with failed pages deletes nothing: what
+an earlier run stored stays until a run reads every page. Chunks already stored by an
+interrupted run are found by id and not embedded again.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from llama_index.core.schema import MetadataMode, TextNode
 
@@ -43,14 +45,14 @@ class FileEnd:
 
 @dataclass
 class _FileChunks:
-    """A chunked file whose chunks are being stored."""
+    """A chunked file whose chunks are being stored (ids only: nodes leave once stored)."""
 
     path: str
-    nodes: list[TextNode]
+    ids: set[str]  # of all its chunks
+    last_id: str | None  # its last chunk: marked complete once all are stored
     already: set[str]  # ids stored for this version before this run
+    failed_pages: bool
     waiting: int = 0  # its chunks still queued or being stored
-    failed_pages: bool = False
-    ids: set[str] = field(default_factory=set)
 
 
 class StoreStage:
@@ -102,8 +104,8 @@ class StoreStage:
         with stage_cpu("chunking"):
             nodes = ingestor.parser.chunk_file(documents) if documents else []
         already = stored_ids(ingestor.client, ingestor.collection, self._version(path))
-        chunks = _FileChunks(path, nodes, already, failed_pages=bool(report.failed_pages),
-                             ids={n.node_id for n in nodes})
+        chunks = _FileChunks(path, ids={n.node_id for n in nodes}, last_id=nodes[-1].node_id if nodes else None,
+                             already=already, failed_pages=bool(report.failed_pages))
         report.chunks += len(nodes)
         report.chunks_already_stored = sum(n.node_id in already for n in nodes)
         per_page: dict[int, int] = {}
@@ -136,10 +138,11 @@ class StoreStage:
     def _finish_file(self, chunks: _FileChunks) -> None:
         ingestor = self.ingestor
         report = self.by_path[chunks.path]
-        with stage_cpu("upsert"):
-            delete_ids(ingestor.client, ingestor.collection, chunks.already - chunks.ids)
-            if chunks.nodes and not chunks.failed_pages:
-                mark_complete(ingestor.client, ingestor.collection, chunks.nodes[-1].node_id)
+        if not chunks.failed_pages:
+            with stage_cpu("upsert"):
+                delete_ids(ingestor.client, ingestor.collection, chunks.already - chunks.ids)
+                if chunks.last_id:
+                    mark_complete(ingestor.client, ingestor.collection, chunks.last_id)
         failed = report.failed_pages
         if failed:
             share = len(failed) / len(report.pages)
