@@ -31,6 +31,7 @@ from .ocr import DEFAULT_URL, MAX_IN_FLIGHT, EngineSettings, create_engine, ocr_
 from .ocr.resilient import FALLBACKS, RETRY_TEMPERATURES
 from .cpu_cost import stage_cpu
 from .documents import PageDocument
+from .ocr.cache import OcrCache
 from .ocr.retry import RetryPolicy
 from .pages import DocumentSource
 from .records import OcrResult, OcrRun, PageImage, PageLayout, PageWords, PlacedFigure
@@ -256,7 +257,8 @@ class LightOnOCRReader(BasePydanticReader):
                 locating = None
                 if self.regions == "locate" and isinstance(item, PageImage) and isinstance(result, OcrResult) \
                         and needs_locating(item, result):
-                    locating = asyncio.create_task(asyncio.to_thread(locate_lines, item))
+                    locating = asyncio.create_task(asyncio.to_thread(locate_lines, item,
+                                                                     getattr(engine, "cache", None)))
                 waiting.append((item, result, locating))
                 while waiting and (waiting[0][2] is None or waiting[0][2].done() or len(waiting) > LOCATE_AHEAD):
                     head, head_result, task = waiting.popleft()
@@ -380,14 +382,22 @@ def needs_locating(page: PageImage, result: OcrResult) -> bool:
     return not align(result.markdown, page.text_words).trusted
 
 
-def locate_lines(page: PageImage) -> tuple[PageWords, float]:
+def locate_lines(page: PageImage, cache: OcrCache | None = None) -> tuple[PageWords, float]:
     """Read the page with the embedded detector and recogniser, to place the model's text on it.
 
-    Returns the located words (page points) and the CPU seconds it took.
+    Returns the located words (page points) and the CPU seconds it took (0 when the OCR cache
+    had the page's lines: locating takes seconds, so a re-run does not locate again).
     """
-    from .ocr.cpu import recognise_lines
+    from .ocr.cache import cache_key
+    from .ocr.cpu import CPU_MODEL, recognise_lines
 
+    key = cache_key(page.pixels_sha256, "locate", CPU_MODEL, {})
+    hit = cache.get(key) if cache is not None else None
+    if hit is not None:
+        return page.lines_in_points(hit.text_boxes, "located"), 0.0
     started = time.process_time()
     with stage_cpu("locate"):
-        lines = recognise_lines(page.png)
-    return page.lines_in_points(tuple(lines), "located"), time.process_time() - started
+        lines = tuple(recognise_lines(page.png))
+    if cache is not None:
+        cache.put(key, OcrResult(markdown="", engine="locate", model=CPU_MODEL, text_boxes=lines))
+    return page.lines_in_points(lines, "located"), time.process_time() - started

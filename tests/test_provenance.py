@@ -252,7 +252,10 @@ def test_locate_places_a_scan_read_by_the_model(tmp_path):
     answer = text_layer_markdown(page.text_layer)
     with FakeVLLMServer(responder=lambda request: answer) as server:
         auto = LightOnOCRReader(ocr_url=server.url, ocr_engine="vllm").load_data(scan)
-        located = LightOnOCRReader(ocr_url=server.url, ocr_engine="vllm", regions="locate").load_data(scan)
+        reader = LightOnOCRReader(ocr_url=server.url, ocr_engine="vllm", regions="locate", cache_dir=str(tmp_path / "c"))
+        located = reader.load_data(scan)
+        again = reader.load_data(scan)  # the located lines come from the OCR cache: not located again
+    assert again[0].layout.locate_s == 0 and again[0].layout.ocr_lines.text == located[0].layout.ocr_lines.text
     assert hashlib.sha256(scan_page.png).hexdigest() == server.requests[0].image_sha256
     parser = MarkdownBlockNodeParser(chunk_size=128)
     assert {n.metadata["bbox_source"] for n in parser.get_nodes_from_documents(auto)} == {"none"}
