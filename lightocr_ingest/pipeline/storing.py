@@ -82,10 +82,9 @@ class StoreStage:
             else:
                 self.pages[item.metadata["file_path"]].append(item)
             # Store when a batch is full, or when nothing else is waiting (so results come soon).
-            if len(self.queue) >= CHUNKS_PER_BATCH or (self.queue and (finished or spool.empty())):
-                while len(self.queue) >= CHUNKS_PER_BATCH or (self.queue and (finished or spool.empty())):
-                    batch, self.queue = self.queue[:CHUNKS_PER_BATCH], self.queue[CHUNKS_PER_BATCH:]
-                    await asyncio.to_thread(self._store, batch)
+            while len(self.queue) >= CHUNKS_PER_BATCH or (self.queue and (finished or spool.empty())):
+                batch, self.queue = self.queue[:CHUNKS_PER_BATCH], self.queue[CHUNKS_PER_BATCH:]
+                await asyncio.to_thread(self._store, batch)
             for path in [p for p, f in self.files.items() if f.waiting == 0]:
                 await asyncio.to_thread(self._finish_file, self.files.pop(path))
 
