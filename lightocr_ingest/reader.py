@@ -29,6 +29,7 @@ from ._async import iterate_in_thread
 from .errors import InputError
 from .ocr import DEFAULT_URL, MAX_IN_FLIGHT, EngineSettings, create_engine, ocr_in_order
 from .ocr.resilient import FALLBACKS, RETRY_TEMPERATURES
+from .chunking.regions import align
 from .cpu_cost import stage_cpu
 from .documents import PageDocument
 from .ocr.cache import OcrCache
@@ -256,16 +257,16 @@ class LightOnOCRReader(BasePydanticReader):
             async for item, result in ocr_in_order(rendered_pages(), engine, lookahead=2 * window):
                 locating = None
                 if self.regions == "locate" and isinstance(item, PageImage) and isinstance(result, OcrResult) \
-                        and needs_locating(item, result):
-                    locating = asyncio.create_task(asyncio.to_thread(locate_lines, item,
-                                                                     getattr(engine, "cache", None)))
+                        and result.status != "failed" and result.markdown.strip() and not result.text_boxes:
+                    locating = asyncio.create_task(asyncio.to_thread(
+                        locate_if_needed, item, result, getattr(engine, "cache", None)))
                 waiting.append((item, result, locating))
                 while waiting and (waiting[0][2] is None or waiting[0][2].done() or len(waiting) > LOCATE_AHEAD):
                     head, head_result, task = waiting.popleft()
-                    yield self._to_document(head, head_result, extra_info, await task if task else None)
+                    yield self._to_document(head, head_result, extra_info, await _located(head, task))
             while waiting:
                 head, head_result, task = waiting.popleft()
-                yield self._to_document(head, head_result, extra_info, await task if task else None)
+                yield self._to_document(head, head_result, extra_info, await _located(head, task))
         finally:
             for _, _, task in waiting:
                 if task is not None:
@@ -372,14 +373,30 @@ def failed_page_document(error: InputError, extra_info: dict | None = None) -> P
 
 def needs_locating(page: PageImage, result: OcrResult) -> bool:
     """A page read by the model with neither lines of the CPU engine nor a text layer that
-    matches its Markdown (a scan, or a scan whose OCR layer is wrong)."""
+    matches its Markdown (a scan, or a scan whose OCR layer is wrong: the chunker's own test)."""
     if result.status == "failed" or not result.markdown.strip() or result.text_boxes:
         return False
     if page.text_words is None or not len(page.text_words):
         return True
-    from .chunking.regions import align
-
     return not align(result.markdown, page.text_words).trusted
+
+
+def locate_if_needed(page: PageImage, result: OcrResult, cache: OcrCache | None) -> tuple[PageWords, float] | None:
+    """``locate_lines`` for a page that ``needs_locating`` (both take CPU: run in a thread)."""
+    return locate_lines(page, cache) if needs_locating(page, result) else None
+
+
+async def _located(page: PageImage | InputError, task: asyncio.Task | None) -> tuple[PageWords, float] | None:
+    """What locating found, or None: a detector that fails costs the page its regions, never its text."""
+    if task is None:
+        return None
+    try:
+        return await task
+    except Exception as exc:  # onnxruntime and image decoding raise many types
+        log.warning("%s, page %s: could not locate its lines (%s: %s); its chunks get no regions",
+                    getattr(page, "source", None) and page.source.path, getattr(page, "page", "?"),
+                    type(exc).__name__, exc)
+        return None
 
 
 def locate_lines(page: PageImage, cache: OcrCache | None = None) -> tuple[PageWords, float]:
@@ -392,12 +409,16 @@ def locate_lines(page: PageImage, cache: OcrCache | None = None) -> tuple[PageWo
     from .ocr.cpu import CPU_MODEL, recognise_lines
 
     key = cache_key(page.pixels_sha256, "locate", CPU_MODEL, {})
-    hit = cache.get(key) if cache is not None else None
+    try:
+        hit = cache.get(key) if cache is not None else None
+    except Exception:  # a cache closed by a cancelled run: locate again
+        hit = None
     if hit is not None:
         return page.lines_in_points(hit.text_boxes, "located"), 0.0
     started = time.process_time()
     with stage_cpu("locate"):
         lines = tuple(recognise_lines(page.png))
     if cache is not None:
-        cache.put(key, OcrResult(markdown="", engine="locate", model=CPU_MODEL, text_boxes=lines))
+        with contextlib.suppress(Exception):  # a cache closed by a cancelled run: nothing to keep it in
+            cache.put(key, OcrResult(markdown="", engine="locate", model=CPU_MODEL, text_boxes=lines))
     return page.lines_in_points(lines, "located"), time.process_time() - started

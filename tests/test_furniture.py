@@ -61,6 +61,25 @@ def test_repeated_lines_whose_numbers_change_but_do_not_follow_the_pages_are_kep
     assert "Annual report" not in text_of(chunk_pages(numbered))  # the same year, a page number that follows
 
 
+def test_running_lines_whose_numbers_skip_restart_or_step_by_two_are_still_furniture():
+    skipped = [PageText(p, f"Journal of X, vol. 3, 2023, p. {1240 + p + (p >= 3)}\n\nBody {w}.")  # a plate unnumbered
+               for p, w in zip(range(1, 7), "abcdef")]
+    spreads = [PageText(p, f"{2 * p} The Book Title {2 * p + 1}\n\nBody {w}.") for p, w in zip(range(1, 6), "abcde")]
+    merged = [PageText(p, f"ACME Ltd Page {k} of {n}\n\nBody {w}.")  # short documents merged into one PDF
+              for p, (k, n), w in zip(range(1, 8), [(1, 3), (2, 3), (3, 3), (1, 2), (2, 2), (1, 2), (2, 2)], "abcdefg")]
+    for pages, running in ((skipped, "Journal of X"), (spreads, "Book Title"), (merged, "ACME Ltd")):
+        text = text_of(chunk_pages(pages))
+        assert running not in text and text.count("Body ") == len(pages)
+
+
+def test_markup_or_underscores_in_a_repeated_line_do_not_break_the_comparison():
+    pages = [PageText(1, '<span id="h1">ACME Corp</span>\n\nBody a.'), PageText(2, "Report ref 1_000 draft\n\nBody b."),
+             PageText(3, "Report ref 2 draft\n\nBody c.")] + [PageText(p, f"ACME Corp\n\nBody {w}.")
+                                                               for p, w in zip(range(4, 7), "def")]
+    text = text_of(chunk_pages(pages))
+    assert text.count("Body ") == 6 and "Report ref 1_000 draft" in text
+
+
 def test_a_heading_is_dropped_only_as_an_identical_running_title():
     running = [PageText(p, f"# Field Manual\n\nChapter text {w}.") for p, w in enumerate("abcd", start=1)]
     assert "Field Manual" not in text_of(chunk_pages(running))

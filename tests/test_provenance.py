@@ -316,3 +316,21 @@ def test_locate_also_places_a_scan_whose_text_layer_does_not_match():
     cpu = replace(answer, engine="cpu", text_boxes=(TextBox("a line", (0, 0, 10, 10)),))
     assert not needs_locating(replace(page, text_words=None), cpu)
     assert not needs_locating(replace(page, text_words=None), replace(answer, status="failed"))
+
+
+def test_a_detector_that_fails_costs_the_page_its_regions_not_its_text(tmp_path, monkeypatch, caplog):
+    from lightocr_ingest import LightOnOCRReader
+    from lightocr_ingest.ocr import cpu
+    from lightocr_ingest.testing import FakeVLLMServer
+
+    scan = tmp_path / "scan.png"
+    scan.write_bytes(rendered("paper-one-column-tables.pdf", 2).png)
+
+    def broken(png):
+        raise RuntimeError("onnxruntime went away")
+
+    monkeypatch.setattr(cpu, "recognise_lines", broken)
+    with FakeVLLMServer(responder=lambda request: "# Notes\n\nThe model read this page.") as server:
+        (document,) = LightOnOCRReader(ocr_url=server.url, ocr_engine="vllm", regions="locate").load_data(scan)
+    assert document.text == "# Notes\n\nThe model read this page." and document.layout.ocr_lines is None
+    assert "could not locate its lines" in caplog.text and "scan.png" in caplog.text

@@ -6,10 +6,10 @@ text is the one thing a chunker must never get wrong, so a block is furniture on
 whole file shows it is:
 
 - a running line: the same text at the same page edge on at least half the file's pages, and
-  on two pages at least, where each number in it is either the same on all those pages or
-  follows the page number ("Page 3" on page 3 and "Page 4" on page 4); it must hold letters,
-  so a lone "2023" is never taken for one, and "Reading 10: flow 1.7" above "Reading 12:
-  flow 2.1" is text;
+  on two pages at least, where from one of those pages to the next each number stays the
+  same or moves with the pages (by one a page, or two for scanned spreads: "Page 3 of 10",
+  then "Page 4 of 10"); it must hold letters, so a lone "2023" is never taken for one, and
+  "Reading 10: flow 1.7" above "Reading 17: flow 2.1" is text;
 - a running title: a heading whose text is identical at the same edge as often;
 - a page number: a number (arabic or roman, "Page 7", "- 7 -", "7 of 20") at a page edge
   whose value follows the pages: value minus page number is the same on at least three
@@ -37,42 +37,51 @@ _ROMAN = re.compile(r"m{0,3}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3
 _ROMAN_VALUES = {"i": 1, "v": 5, "x": 10, "l": 50, "c": 100, "d": 500, "m": 1000}
 
 
+def _clean(block: Block) -> str:
+    return re.sub(r"<[^>]+>|[#*_`]", "", block.text)
+
+
 def _key(block: Block) -> str:
     """The shape a block repeats in: running lines with their numbers masked (which numbers
     may change is judged apart, in ``_running``); headings exactly, and only with headings,
     since "3.1 Setup" and "4.1 Setup" are different sections, not one running title."""
-    text = re.sub(r"<[^>]+>|[#*_`]", "", block.text)
+    text = _clean(block)
     if block.kind != "heading":
         text = re.sub(r"\d+", "#", text)
     return ("# " if block.kind == "heading" else "") + re.sub(r"\s+", " ", text).strip().lower()
 
 
 def _numbers(block: Block) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", block.text)) if block.kind != "heading" else ()
+    """The numbers ``_key`` masked, in order (as many as it masked: both read ``_clean``)."""
+    return tuple(int(n) for n in re.findall(r"\d+", _clean(block))) if block.kind != "heading" else ()
+
+
+STEPS_PER_PAGE = (0, 1, 2)  # how a running line's number may change from one page to the next:
+#                             not at all, with the page, or by two a page (scanned two-page spreads)
 
 
 def _running(members: list[tuple[int, int, tuple[int, ...], int]], needed: float) -> list[tuple[int, int]]:
     """The blocks of one repeated shape that form a running line.
 
-    ``members`` are (page index, block index, its numbers, page number). Each number position
-    must either hold one value on all of them, or follow the page (value minus page number
-    the same); the rule each position follows is the one most members agree with, and the
-    members that fit every position form the running line when there are ``needed`` of them.
+    ``members`` are (page index, block index, its numbers, page number), in page order. A
+    member fits when a neighbour (the member on the page before or after) has every number
+    either the same or moved by 1 or 2 for each page between them: "Page 3 of 10" beside
+    "Page 4 of 10", a numbering that skips a plate or starts again in the next merged
+    document. Numbers that change any other way ("Reading 10", "Reading 17") are text. The
+    fitting members are a running line when there are ``needed`` pages of them.
     """
-    width = len(members[0][2])
-    rules = []
-    for position in range(width):
-        votes: dict[tuple[str, int], int] = {}
-        for _, _, numbers, page in members:
-            for rule in (("same", numbers[position]), ("follows", numbers[position] - page)):
-                votes[rule] = votes.get(rule, 0) + 1
-        rules.append(max(votes, key=votes.get))
+    def agree(a: tuple[tuple[int, ...], int], b: tuple[tuple[int, ...], int]) -> bool:
+        (numbers_a, page_a), (numbers_b, page_b) = a, b
+        gap = page_b - page_a
+        return all(any(y - x == step * gap for step in STEPS_PER_PAGE) for x, y in zip(numbers_a, numbers_b))
 
-    def fits(numbers: tuple[int, ...], page: int) -> bool:
-        return all((numbers[k] if kind == "same" else numbers[k] - page) == value
-                   for k, (kind, value) in enumerate(rules))
-
-    fitting = [(p, i) for p, i, numbers, page in members if len(numbers) == width and fits(numbers, page)]
+    members = sorted(members, key=lambda m: m[3])
+    fitting = []
+    for k, (page_index, block_index, numbers, page) in enumerate(members):
+        neighbours = [members[j] for j in (k - 1, k + 1) if 0 <= j < len(members) and members[j][3] != page]
+        if any(agree((numbers, page), (n[2], n[3])) if n[3] > page else agree((n[2], n[3]), (numbers, page))
+               for n in neighbours):
+            fitting.append((page_index, block_index))
     return fitting if len({p for p, _ in fitting}) >= needed else []
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..records import Box, PageWords, Region
 
-ANCHOR = 3  # tokens in a run that must be unique on both sides to be trusted as a match (align's zip)
+ANCHOR = 3  # tokens in a run that must be unique on both sides to be trusted as a match
 MIN_MATCHED_SHARE = 0.5  # share of the Markdown's tokens found on the page for its words to be used
 MIN_TOKENS_TO_JUDGE = 8  # fewer Markdown tokens than this: too little to judge a text layer by
 LINE_GAP = 1.5  # line heights between lines that may still join one rectangle
@@ -142,10 +142,10 @@ def align(markdown: str, words: PageWords) -> PageAlignment:
     def take(i: int, j: int, is_strong: bool) -> None:
         matched[i], strong[i], taken[j], partner[i] = layer.words[j], is_strong, True, j
 
-    grams = list(zip(tokens, tokens[1:], tokens[2:]))  # ANCHOR tokens from each position
+    grams = list(zip(*(tokens[k:] for k in range(ANCHOR))))  # ANCHOR tokens from each position
     once_in_markdown = Counter(grams)
-    place: dict[tuple[str, str, str], int] = {}  # gram -> its one position among the located tokens, or -1
-    for j, gram in enumerate(zip(located, located[1:], located[2:])):
+    place: dict[tuple[str, ...], int] = {}  # gram -> its one position among the located tokens, or -1
+    for j, gram in enumerate(zip(*(located[k:] for k in range(ANCHOR)))):
         place[gram] = -1 if gram in place else j
     for i, gram in enumerate(grams):
         if matched[i] is not None:

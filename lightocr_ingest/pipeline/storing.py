@@ -7,11 +7,11 @@ across files and are embedded and upserted in batches of ``CHUNKS_PER_BATCH``, s
 single-page files still fill the embedding model's batches; the work runs in a thread while
 the event loop keeps OCR requests flowing.
 
-After a file's last chunk is stored, and when none of its pages failed, points of the same
-version that its chunks no longer hold (left by an earlier run that had a failed page) are
-deleted, and its last point is marked complete. A run with failed pages deletes nothing: what
-an earlier run stored stays until a run reads every page. Chunks already stored by an
-interrupted run are found by id and not embedded again.
+After a file's last chunk is stored, points of the same version that its chunks no longer
+hold are deleted when this run read all their pages again (they were cut before a page that
+had failed then, or from pages that fail now); one that holds text of a page this run could
+not read stays until a run reads it. The file's last point is marked complete when no page
+failed. Chunks already stored by an interrupted run are found by id and not embedded again.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from llama_index.core.schema import MetadataMode, TextNode
 from ..cpu_cost import stage_cpu
 from ..documents import PageDocument
 from ..pages.selection import format_page_selection
-from ..store import delete_ids, delete_stale_points, mark_complete, stored_ids
+from ..store import delete_ids, delete_stale_points, mark_complete, stored_pages
 from .memory import release_free_memory
 from .plan import version_of
 from .report import FileReport
@@ -50,8 +50,8 @@ class _FileChunks:
     path: str
     ids: set[str]  # of all its chunks
     last_id: str | None  # its last chunk: marked complete once all are stored
-    already: set[str]  # ids stored for this version before this run
-    failed_pages: bool
+    already: dict[str, set[int]]  # id -> pages of the points stored for this version before this run
+    failed_pages: set[int]
     waiting: int = 0  # its chunks still queued or being stored
 
 
@@ -102,9 +102,9 @@ class StoreStage:
         ingestor = self.ingestor
         with stage_cpu("chunking"):
             nodes = ingestor.parser.chunk_file(documents) if documents else []
-        already = stored_ids(ingestor.client, ingestor.collection, self._version(path))
+        already = stored_pages(ingestor.client, ingestor.collection, self._version(path))
         chunks = _FileChunks(path, ids={n.node_id for n in nodes}, last_id=nodes[-1].node_id if nodes else None,
-                             already=already, failed_pages=bool(report.failed_pages))
+                             already=already, failed_pages=set(report.failed_pages))
         report.chunks += len(nodes)
         report.chunks_already_stored = sum(n.node_id in already for n in nodes)
         per_page: dict[int, int] = {}
@@ -137,11 +137,12 @@ class StoreStage:
     def _finish_file(self, chunks: _FileChunks) -> None:
         ingestor = self.ingestor
         report = self.by_path[chunks.path]
-        if not chunks.failed_pages:
-            with stage_cpu("upsert"):
-                delete_ids(ingestor.client, ingestor.collection, chunks.already - chunks.ids)
-                if chunks.last_id:
-                    mark_complete(ingestor.client, ingestor.collection, chunks.last_id)
+        replaced = {point for point, pages in chunks.already.items()
+                    if point not in chunks.ids and not pages & chunks.failed_pages}
+        with stage_cpu("upsert"):
+            delete_ids(ingestor.client, ingestor.collection, replaced)
+            if chunks.last_id and not chunks.failed_pages:
+                mark_complete(ingestor.client, ingestor.collection, chunks.last_id)
         failed = report.failed_pages
         if failed:
             share = len(failed) / len(report.pages)

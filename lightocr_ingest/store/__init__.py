@@ -93,17 +93,19 @@ def mark_complete(client: QdrantClient, collection: str, point_id: str) -> None:
     client.set_payload(collection, payload={COMPLETE_KEY: True}, points=[point_id], wait=True)
 
 
-def stored_ids(client: QdrantClient, collection: str, version: dict) -> set[str]:
-    """Ids of the points stored for ``version`` (payload values: content hash and settings)."""
+def stored_pages(client: QdrantClient, collection: str, version: dict) -> dict[str, set[int]]:
+    """Id -> pages of each point stored for ``version`` (payload values: content hash and settings)."""
     if not client.collection_exists(collection):
-        return set()
-    found: set[str] = set()
+        return {}
+    found: dict[str, set[int]] = {}
     offset = None
     selected = models.Filter(must=[_match(k, v) for k, v in version.items()])
     while True:
         points, offset = client.scroll(collection, scroll_filter=selected, limit=1024, offset=offset,
-                                       with_payload=False, with_vectors=False)
-        found.update(str(point.id) for point in points)
+                                       with_payload=["pages", "page"], with_vectors=False)
+        for point in points:
+            payload = point.payload or {}
+            found[str(point.id)] = set(payload.get("pages") or [payload.get("page")])
         if offset is None:
             return found
 
@@ -121,4 +123,4 @@ def count_points(client: QdrantClient, collection: str) -> int:
 
 __all__ = ["COMPLETE_KEY", "DEFAULT_COLLECTION", "DEFAULT_PATH", "UPSERT_BATCH", "count_points", "delete_ids",
            "delete_stale_points", "ensure_payload_indexes", "has_points", "make_client", "make_vector_store",
-           "mark_complete", "stored_ids"]
+           "mark_complete", "stored_pages"]
