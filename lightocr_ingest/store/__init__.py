@@ -17,6 +17,7 @@ DEFAULT_COLLECTION = "lightocr"
 UPSERT_BATCH = 128  # points per request: Qdrant's sweet spot is 64-256 for 384-dim vectors
 INDEXED_FIELDS = {"file_name": models.PayloadSchemaType.KEYWORD, "file_path": models.PayloadSchemaType.KEYWORD,
                   "file_sha256": models.PayloadSchemaType.KEYWORD,
+                  "pipeline_fingerprint": models.PayloadSchemaType.KEYWORD,
                   "page": models.PayloadSchemaType.INTEGER}  # filters users and re-ingestion run
 
 
