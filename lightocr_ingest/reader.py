@@ -32,7 +32,7 @@ from .ocr.resilient import FALLBACKS, RETRY_TEMPERATURES
 from .chunking.regions import align
 from .cpu_cost import stage_cpu
 from .documents import PageDocument
-from .ocr.cache import OcrCache
+from .ocr.cache import OcrCache, cache_key
 from .ocr.retry import RetryPolicy
 from .pages import DocumentSource
 from .records import OcrResult, OcrRun, PageImage, PageLayout, PageWords, PlacedFigure
@@ -257,7 +257,7 @@ class LightOnOCRReader(BasePydanticReader):
             async for item, result in ocr_in_order(rendered_pages(), engine, lookahead=2 * window):
                 locating = None
                 if self.regions == "locate" and isinstance(item, PageImage) and isinstance(result, OcrResult) \
-                        and result.status != "failed" and result.markdown.strip() and not result.text_boxes:
+                        and read_by_the_model(result):
                     locating = asyncio.create_task(asyncio.to_thread(
                         locate_if_needed, item, result, getattr(engine, "cache", None)))
                 waiting.append((item, result, locating))
@@ -303,14 +303,14 @@ class LightOnOCRReader(BasePydanticReader):
             metadata["ocr_error"] = result.error
         if result.warning:
             metadata["ocr_warning"] = result.warning
-        ocr_lines = page.lines_in_points(result.text_boxes, "ocr_lines") if result.text_boxes else None
+        ocr_lines = None  # page.text_words is None already when regions are off
         if located is not None:
             ocr_lines = located[0]
+        elif result.text_boxes and self.regions != "off":
+            ocr_lines = page.lines_in_points(result.text_boxes, "ocr_lines")
         layout = PageLayout(
             figures=tuple(PlacedFigure(f.ref, page.to_page_points(f.box) if f.box else None) for f in result.figures),
-            text_layer=page.text_words if self.regions != "off" else None,
-            ocr_lines=ocr_lines if self.regions != "off" else None,
-            locate_s=located[1] if located else 0.0)
+            text_layer=page.text_words, ocr_lines=ocr_lines, locate_s=located[1] if located else 0.0)
         return PageDocument(
             id_=page_document_id(page.source.sha256, page.page),
             text=text,
@@ -371,10 +371,15 @@ def failed_page_document(error: InputError, extra_info: dict | None = None) -> P
                         excluded_llm_metadata_keys=list(metadata), ocr=OcrRun(status="failed", attempts=0))
 
 
+def read_by_the_model(result: OcrResult) -> bool:
+    """Text that came without lines to place it: the model's (the CPU engine gives its lines)."""
+    return result.status != "failed" and bool(result.markdown.strip()) and not result.text_boxes
+
+
 def needs_locating(page: PageImage, result: OcrResult) -> bool:
     """A page read by the model with neither lines of the CPU engine nor a text layer that
     matches its Markdown (a scan, or a scan whose OCR layer is wrong: the chunker's own test)."""
-    if result.status == "failed" or not result.markdown.strip() or result.text_boxes:
+    if not read_by_the_model(result):
         return False
     if page.text_words is None or not len(page.text_words):
         return True
@@ -386,16 +391,15 @@ def locate_if_needed(page: PageImage, result: OcrResult, cache: OcrCache | None)
     return locate_lines(page, cache) if needs_locating(page, result) else None
 
 
-async def _located(page: PageImage | InputError, task: asyncio.Task | None) -> tuple[PageWords, float] | None:
+async def _located(page: PageImage, task: asyncio.Task | None) -> tuple[PageWords, float] | None:
     """What locating found, or None: a detector that fails costs the page its regions, never its text."""
     if task is None:
         return None
     try:
         return await task
     except Exception as exc:  # onnxruntime and image decoding raise many types
-        log.warning("%s, page %s: could not locate its lines (%s: %s); its chunks get no regions",
-                    getattr(page, "source", None) and page.source.path, getattr(page, "page", "?"),
-                    type(exc).__name__, exc)
+        log.warning("%s, page %d: could not locate its lines (%s: %s); its chunks get no regions",
+                    page.source.path, page.page, type(exc).__name__, exc)
         return None
 
 
@@ -405,7 +409,6 @@ def locate_lines(page: PageImage, cache: OcrCache | None = None) -> tuple[PageWo
     Returns the located words (page points) and the CPU seconds it took (0 when the OCR cache
     had the page's lines: locating takes seconds, so a re-run does not locate again).
     """
-    from .ocr.cache import cache_key
     from .ocr.cpu import CPU_MODEL, recognise_lines
 
     key = cache_key(page.pixels_sha256, "locate", CPU_MODEL, {})

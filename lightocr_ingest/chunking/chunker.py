@@ -89,7 +89,8 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
         raise ValueError(f"max_tokens must be at least 16, got {max_tokens}")
     page_blocks = [parse_blocks(page.markdown) for page in pages]
     furniture = find_furniture(page_blocks, [page.page for page in pages]) if drop_page_furniture else set()
-    alignments = _Alignments(pages) if regions else None
+    by_page = {page.page: page for page in pages}
+    alignments = _Alignments(by_page) if regions else None
     chunks: list[Chunk] = []
     path: list[tuple[int, str]] = []  # (level, title) of the headings above
     current: _Open | None = None
@@ -103,8 +104,6 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
         if additive:
             return chunk.tokens + piece_tokens <= max_tokens
         return count(BLOCK_SEPARATOR.join(chunk.parts + [piece.text])) <= max_tokens
-
-    by_page = {page.page: page for page in pages}
 
     def flush(next_page: int | None = None) -> None:
         nonlocal current
@@ -167,8 +166,8 @@ class _Alignments:
     lines the CPU engine read or the embedded detector located; otherwise none.
     """
 
-    def __init__(self, pages: list[PageText]):
-        self._pages = {page.page: page for page in pages}
+    def __init__(self, pages: dict[int, PageText]):
+        self._pages = pages
         self._done: dict[int, PageAlignment | None] = {}
 
     def of(self, page_number: int) -> PageAlignment | None:

@@ -25,7 +25,6 @@ from .tokens import TokenCounter, estimate_tokens, tokenizer_counter
 CHUNK_ID_NAMESPACE = uuid.UUID("0b5e1c7e-8f0a-4d7c-a8f5-2c8f6b1e9d33")  # fixed forever: ids must not change
 EMBED_KEYS = ("file_name", "header_path")  # what the embedding model sees before the text
 LLM_KEYS = ("file_name", "page_label", "header_path")
-PAGE_ONLY_KEYS = ("page_label",)  # page keys the chunk sets for itself
 
 
 def chunk_node_id(source_id: str, index: int, text: str) -> str:
@@ -92,7 +91,7 @@ class MarkdownBlockNodeParser(NodeParser):
         return nodes
 
     def _to_node(self, chunk: Chunk, source: BaseNode) -> TextNode:
-        metadata = {key: value for key, value in source.metadata.items() if key not in PAGE_ONLY_KEYS}
+        metadata = dict(source.metadata)  # the page's keys, then the chunk's own over them
         metadata.update({
             "page": chunk.page,
             "pages": list(chunk.pages),
