@@ -44,6 +44,15 @@ def test_roman_front_matter_numbers_and_offset_page_numbers_follow_the_pages():
     assert text.count("Preface paragraph") == 3 and text.count("Article text") == 4
 
 
+def test_a_numeral_heading_is_not_taken_for_a_page_number_that_reads_the_same():
+    """Found by the property below: "IV" at the top of page 2 and the roman page number "iv" of
+    page 4 are not one running line."""
+    pages = [PageText(1, "River text b.\n\ni"), PageText(2, "IV\n\nRiver text c.\n\nii"),
+             PageText(3, "River text d.\n\niii"), PageText(4, "River text e.\n\niv")]
+    text = text_of(chunk_pages(pages))
+    assert re.search(r"^IV$", text, re.M) and not re.search(r"^(i|ii|iii|iv)$", text, re.M)
+
+
 def test_a_year_on_two_pages_or_a_number_off_the_sequence_is_kept():
     pages = [PageText(1, "2023\n\nFirst page body."), PageText(2, "Second page body.\n\n7"),
              PageText(3, "Third page body.\n\n2024"), PageText(4, "Fourth page body.")]

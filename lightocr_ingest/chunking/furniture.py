@@ -123,11 +123,12 @@ def find_furniture(pages: list[list[Block]], numbers: list[int] | None = None) -
     for page_index, blocks in enumerate(pages):
         for i, edge in _edge_positions(blocks):
             key = _key(blocks[i])
-            if re.search(r"[^\W\d_]", key) is not None:  # letters: a running line or title may
-                shapes[(edge, key)].append((page_index, i, _numbers(blocks[i]), numbers[page_index]))
             value = number_value(blocks[i])
-            if value is not None:
+            if value is not None:  # a page number, or text that reads as one ("IV", "Mix"): only
+                #                    the page sequence below may drop it, never a repeat of its letters
                 by_offset[value - numbers[page_index]].setdefault(page_index, []).append(i)
+            elif re.search(r"[^\W\d_]", key) is not None:  # letters: a running line or title may
+                shapes[(edge, key)].append((page_index, i, _numbers(blocks[i]), numbers[page_index]))
     for members in shapes.values():
         if len({p for p, _, _, _ in members}) >= needed:
             furniture.update(_running(members, needed))

@@ -99,8 +99,7 @@ def _word_rest(word: str, joined_part: str) -> str:
     other tokens ("based" of "nition-based") are tokens again."""
     folded = _fold(word)
     at = folded.find(joined_part)
-    rest = folded[at + len(joined_part):] if at >= 0 else ""
-    return "\x00" + rest if rest.strip() else "\x00"
+    return "\x00" + (folded[at + len(joined_part):] if at >= 0 else "")
 
 
 @dataclass(frozen=True)
