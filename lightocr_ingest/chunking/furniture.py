@@ -8,7 +8,8 @@ whole file shows it is:
 - a running line: the same text at the same page edge on at least half the file's pages, and
   on two pages at least, where from one of those pages to the next each number stays the
   same or moves with the pages (by one a page, or two for scanned spreads: "Page 3 of 10",
-  then "Page 4 of 10"); it must hold letters, so a lone "2023" is never taken for one, and
+  then "Page 4 of 10"); it must hold letters and not read as a page number (those are judged
+  by the page sequence alone), so a lone "2023" or "IV" is never taken for one, and
   "Reading 10: flow 1.7" above "Reading 17: flow 2.1" is text;
 - a running title: a heading whose text is identical at the same edge as often;
 - a page number: a number (arabic or roman, "Page 7", "- 7 -", "7 of 20") at a page edge
