@@ -34,6 +34,8 @@ def _add_ocr_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="served model name (default: discovered from /v1/models)")
     parser.add_argument("--ocr-engine", choices=["auto", "vllm", "cpu"],
                         help="auto: vLLM when it answers, else the CPU engine (default auto)")
+    parser.add_argument("--no-detect-rotation", dest="detect_rotation", action="store_false", default=None,
+                        help="send pages as they are stored, without turning sideways or upside-down pages upright")
 
 
 def cmd_ocr(args: argparse.Namespace) -> int:
@@ -41,7 +43,8 @@ def cmd_ocr(args: argparse.Namespace) -> int:
     from .reader import LightOnOCRReader
 
     options = {k: v for k, v in {"ocr_url": args.ocr_url, "model": args.model, "ocr_engine": args.ocr_engine,
-                                 "pages": args.pages, "password": args.password}.items() if v is not None}
+                                 "pages": args.pages, "password": args.password,
+                                 "detect_rotation": args.detect_rotation}.items() if v is not None}
     reader = LightOnOCRReader(**options)
     try:
         with DocumentSource(args.file, password=args.password) as source:

@@ -82,25 +82,45 @@ class PageImage:
     source: SourceFile
     page: int  # 1-based
     label: str  # the PDF's page label when it has one ("iv", "A-3"), else str(page)
-    page_width: float  # PDF points (1/72 in); for images, pixels at the image's stated DPI
+    page_width: float  # PDF points (1/72 in) of the page as stored (and shown); images: pixels at their DPI
     page_height: float
-    image_width: int  # pixels of the rendered image sent to the model
+    image_width: int  # pixels of the rendered image sent to the model (after ``rotation``)
     image_height: int
     png: bytes
     pixels_sha256: str  # hash of the PNG, which depends only on the pixels: the key of identical pages
     text_layer: str | None = None  # the PDF's own text, kept for fallbacks and checks
     text_words: PageWords | None = None  # the text layer's words with their boxes (page points)
+    rotation: int = 0  # degrees clockwise the page was turned to make it upright (0, 90, 180, 270)
+    rotation_confidence: float | None = None  # how sure that was; None: not judged (blank, switched off)
 
     def to_page_points(self, box: Box) -> Box:
-        """Convert a box in image pixels to page coordinates (PDF points, top-left origin)."""
-        sx = self.page_width / self.image_width
-        sy = self.page_height / self.image_height
+        """Convert a box in image pixels to the page as stored (PDF points, top-left origin),
+        undoing the turn that made the image upright."""
+        turned_sideways = self.rotation in (90, 270)
+        stored_w, stored_h = (self.image_height, self.image_width) if turned_sideways else \
+            (self.image_width, self.image_height)
         x0, y0, x1, y1 = box
-        return (round(x0 * sx, 2), round(y0 * sy, 2), round(x1 * sx, 2), round(y1 * sy, 2))
+        xa, ya = _unturn(x0, y0, self.rotation, stored_w, stored_h)
+        xb, yb = _unturn(x1, y1, self.rotation, stored_w, stored_h)
+        sx, sy = self.page_width / stored_w, self.page_height / stored_h
+        return (round(min(xa, xb) * sx, 2), round(min(ya, yb) * sy, 2),
+                round(max(xa, xb) * sx, 2), round(max(ya, yb) * sy, 2))
 
     def lines_in_points(self, lines: tuple["TextBox", ...], source: str) -> PageWords:
         """Detected lines (image pixels) as located words in page points."""
         return PageWords.from_lines(source, [(line.text, self.to_page_points(line.box)) for line in lines])
+
+
+def _unturn(x: float, y: float, rotation: int, width: float, height: float) -> tuple[float, float]:
+    """Where a point of an image turned ``rotation`` degrees clockwise lies on the image before
+    the turn (``width`` x ``height`` is the size before the turn)."""
+    if rotation == 90:
+        return y, height - x
+    if rotation == 180:
+        return width - x, height - y
+    if rotation == 270:
+        return width - y, x
+    return x, y
 
 
 @dataclass(frozen=True)
@@ -118,6 +138,7 @@ class TextBox:
     text: str
     box: Box  # image pixels
     score: float = 1.0
+    stroke: float = 0.0  # mean width of the line's strokes in pixels (bold or large type is wider); 0: unknown
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import asdict, replace
 from ..records import Figure, OcrResult, TextBox
 
 CACHE_FILE = "ocr-cache.sqlite"
-FORMAT = 2  # bump when what is stored changes (its shape, or post-processing such as box parsing): old entries are then missed
+FORMAT = 3  # bump when what is stored changes (its shape, or post-processing such as box parsing): old entries are then missed
 CACHEABLE = {"ok", "retried"}
 
 
@@ -41,7 +41,7 @@ def _encode(result: OcrResult) -> str:
 def _decode(text: str) -> OcrResult:
     data = json.loads(text)
     data["figures"] = tuple(Figure(ref=f["ref"], box=tuple(f["box"]) if f["box"] else None) for f in data["figures"])
-    data["text_boxes"] = tuple(TextBox(text=b["text"], box=tuple(b["box"]), score=b["score"])
+    data["text_boxes"] = tuple(TextBox(text=b["text"], box=tuple(b["box"]), score=b["score"], stroke=b.get("stroke", 0.0))
                                for b in data["text_boxes"])
     return OcrResult(**data, cached=True)
 

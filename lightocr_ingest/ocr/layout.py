@@ -7,11 +7,14 @@ The CPU engine detects lines with boxes but no structure. This module rebuilds i
    band, columns are read left to right, each top to bottom, so two-column papers come out
    in reading order.
 3. Within a column, lines join into a paragraph while the gap to the next line stays under
-   ``PARAGRAPH_GAP`` line heights; clearly taller lines become headings.
+   ``PARAGRAPH_GAP`` line heights; clearly taller lines become headings, and so do short
+   lines in bold (strokes clearly wider than the body's: "5.1 Uploads" is no taller than the
+   text under it). A numbered heading takes its level from its number ("5" ##, "5.1" ###).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from statistics import median
 
@@ -23,6 +26,10 @@ MIN_COLUMN_SHARE = 0.25  # a text column spans at least this share of the text b
 PARAGRAPH_GAP = 0.7  # vertical gap, in median line heights, that starts a new paragraph
 HEADING_RATIO = 1.3  # line height over the median body height that marks a heading
 TITLE_RATIO = 1.7  # ... and a top-level heading
+BOLD_RATIO = 1.35  # stroke width over the body's that marks bold type (regular ~2.8 px, bold ~4.8 at 1540 px)
+MAX_HEADING_CHARS = 80  # a longer bold line is emphasis in the text, not a title
+BOLD_HEADING_LEVEL = 3  # an unnumbered bold title: below the sections that large type marks
+_SECTION_NUMBER = re.compile(r"^(\d+(?:\.\d+){0,4})\.?\s+\S")  # "5 Data", "5.1 Uploads", "2.3.1. Notes"
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,30 @@ def _gutters(lines: list[TextBox], left: float, width: float) -> list[float]:
     return gutters
 
 
-def _paragraphs(column: list[TextBox], body_height: float) -> list[Paragraph]:
+def _stroke(line: TextBox) -> float:
+    return line.stroke
+
+
+def _bold(stroke: float, body_stroke: float) -> bool:
+    return body_stroke > 0 and stroke >= BOLD_RATIO * body_stroke
+
+
+def _heading_level(text: str, height: float, stroke: float, body_height: float, body_stroke: float) -> int:
+    """0 for body text, else the Markdown heading level of a paragraph."""
+    larger = height >= HEADING_RATIO * body_height
+    if larger and len(text) > 120:
+        return 0  # a long run of large text is a pull quote or a big font, not a heading
+    if not larger and (not _bold(stroke, body_stroke) or len(text) > MAX_HEADING_CHARS):
+        return 0  # body text, or a bold sentence: emphasis, not a title
+    if height >= TITLE_RATIO * body_height:
+        return 1
+    numbered = _SECTION_NUMBER.match(text)
+    if numbered:
+        return min(6, 2 + numbered.group(1).count("."))
+    return 2 if larger else BOLD_HEADING_LEVEL
+
+
+def _paragraphs(column: list[TextBox], body_height: float, body_stroke: float = 0.0) -> list[Paragraph]:
     column = sorted(column, key=lambda line: (line.box[1], line.box[0]))
     # Lines on the same baseline (a split detection) merge first, left to right.
     rows: list[list[TextBox]] = []
@@ -87,28 +117,28 @@ def _paragraphs(column: list[TextBox], body_height: float) -> list[Paragraph]:
         else:
             rows.append([line])
     paragraphs: list[Paragraph] = []
-    current: list[tuple[str, Box, float]] = []
+    current: list[tuple[str, Box, float, float]] = []
 
     def flush() -> None:
         if not current:
             return
         text = ""
-        for piece, _, _ in current:
+        for piece, _, _, _ in current:
             if text.endswith("-") and piece[:1].islower():
                 text = text[:-1] + piece  # re-join a word hyphenated at the line end
             else:
                 text = f"{text} {piece}" if text else piece
-        box = (min(b[0] for _, b, _ in current), min(b[1] for _, b, _ in current),
-               max(b[2] for _, b, _ in current), max(b[3] for _, b, _ in current))
-        height = max(h for _, _, h in current)
-        level = 1 if height >= TITLE_RATIO * body_height else 2 if height >= HEADING_RATIO * body_height else 0
-        if level and len(text) > 120:
-            level = 0  # a long run of large text is a pull quote or a big font, not a heading
+        box = (min(b[0] for _, b, _, _ in current), min(b[1] for _, b, _, _ in current),
+               max(b[2] for _, b, _, _ in current), max(b[3] for _, b, _, _ in current))
+        height = max(h for _, _, h, _ in current)
+        stroke = min(w for _, _, _, w in current)  # every line of a bold title is bold
+        level = _heading_level(text, height, stroke, body_height, body_stroke)
         paragraphs.append(Paragraph(text=text, box=box, heading_level=level))
         current.clear()
 
     previous_bottom = None
     previous_height = None
+    previous_bold = False
     for row in rows:
         row.sort(key=lambda line: line.box[0])
         text = " ".join(line.text.strip() for line in row if line.text.strip())
@@ -116,13 +146,15 @@ def _paragraphs(column: list[TextBox], body_height: float) -> list[Paragraph]:
             continue
         box = (row[0].box[0], min(l.box[1] for l in row), row[-1].box[2], max(l.box[3] for l in row))
         height = max(_height(l) for l in row)
+        stroke = median(_stroke(l) for l in row)
+        bold = _bold(stroke, body_stroke)
         if previous_bottom is not None:
             gap = box[1] - previous_bottom
             size_changed = abs(height - previous_height) > 0.25 * max(height, previous_height)
-            if gap > PARAGRAPH_GAP * body_height or size_changed:
+            if gap > PARAGRAPH_GAP * body_height or size_changed or bold != previous_bold:
                 flush()
-        current.append((text, box, height))
-        previous_bottom, previous_height = box[3], height
+        current.append((text, box, height, stroke))
+        previous_bottom, previous_height, previous_bold = box[3], height, bold
     flush()
     return paragraphs
 
@@ -135,6 +167,9 @@ def lines_to_paragraphs(lines: list[TextBox]) -> list[Paragraph]:
     left = min(line.box[0] for line in lines)
     width = max(line.box[2] for line in lines) - left or 1.0
     body_height = median(_height(line) for line in lines)
+    # Body type is what most characters are set in; strokes of 0 (unknown) leave bold out.
+    strokes = sorted(line.stroke for line in lines for _ in range(max(1, len(line.text) // 10)))
+    body_stroke = strokes[len(strokes) // 2] if strokes and strokes[0] > 0 else 0.0
     gutters = _gutters(lines, left, width)
     # Walk down the page: a line that crosses a gutter (a title, a full-width line) closes the
     # current multi-column band; the band's lines are read column by column.
@@ -150,11 +185,11 @@ def lines_to_paragraphs(lines: list[TextBox]) -> list[Paragraph]:
     paragraphs: list[Paragraph] = []
     for band, crosses in zip(bands, spanning):
         if crosses or not gutters:
-            paragraphs.extend(_paragraphs(band, body_height))
+            paragraphs.extend(_paragraphs(band, body_height, body_stroke))
             continue
         for column in range(len(gutters) + 1):
             members = [l for l in band if sum((l.box[0] + l.box[2]) / 2 > g for g in gutters) == column]
-            paragraphs.extend(_paragraphs(members, body_height))
+            paragraphs.extend(_paragraphs(members, body_height, body_stroke))
     return _rejoin_across_bands(paragraphs, body_height)
 
 

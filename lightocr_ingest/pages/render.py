@@ -46,6 +46,7 @@ from PIL import Image
 from ..cpu_cost import stage_cpu
 from ..errors import InputError
 from ..records import PageImage, PageWords, SourceFile
+from .orientation import NOT_JUDGED, Orientation, classify, from_text_layer, turn
 from .selection import parse_page_selection
 from .words import text_layer_words
 
@@ -313,7 +314,9 @@ def encode_png(image: Image.Image | np.ndarray) -> bytes:
 
 
 def _page_record(source: SourceFile, page: int, label: str, size_pt: tuple[float, float],
-                 pixels: np.ndarray, text_layer: str | None, text_words: PageWords | None = None) -> PageImage:
+                 pixels: np.ndarray, text_layer: str | None, text_words: PageWords | None = None,
+                 orientation: Orientation = NOT_JUDGED) -> PageImage:
+    pixels = turn(pixels, orientation.rotation)
     with stage_cpu("encode"):
         pixels = grey_if_possible(pixels)
         png = encode_png(pixels)
@@ -330,6 +333,8 @@ def _page_record(source: SourceFile, page: int, label: str, size_pt: tuple[float
         pixels_sha256=pixels_sha256,
         text_layer=text_layer,
         text_words=text_words,
+        rotation=orientation.rotation,
+        rotation_confidence=orientation.confidence,
     )
 
 
@@ -341,9 +346,11 @@ class DocumentSource:
     """
 
     def __init__(self, path: str | os.PathLike, *, password: str | None = None,
-                 fs: Any | None = None, longest_side: int = LONGEST_SIDE, text_words: bool = False):
+                 fs: Any | None = None, longest_side: int = LONGEST_SIDE, text_words: bool = False,
+                 detect_rotation: bool = True):
         self.path = str(path)
         self.text_words = text_words  # also read the text layer's word boxes (for chunk regions)
+        self.detect_rotation = detect_rotation  # turn pages that lie sideways or upside down upright
         self.password = password
         self.longest_side = longest_side
         suffix = Path(self.path).suffix.lower()
@@ -460,11 +467,24 @@ class DocumentSource:
 
     def _render_pdf_page(self, number: int) -> PageImage:
         with stage_cpu("render"):
-            width, height, bitmap, text_layer, label, words = self._rasterise_pdf_page(number)
+            width, height, bitmap, text_layer, label, words, orientation = self._rasterise_pdf_page(number)
             pixels = _bitmap_pixels(bitmap)  # a view: ``bitmap`` owns the memory until this returns
-        return _page_record(self.source, number, label, (width, height), pixels, text_layer or None, words)
+        if orientation is None:
+            orientation = self._classify(pixels)
+        return _page_record(self.source, number, label, (width, height), pixels, text_layer or None, words,
+                            orientation)
 
-    def _rasterise_pdf_page(self, number: int) -> tuple[float, float, Any, str, str, PageWords | None]:
+    def _classify(self, pixels: np.ndarray) -> Orientation:
+        """The classifier's answer for a page with no text layer to tell its orientation."""
+        if not self.detect_rotation:
+            return NOT_JUDGED
+        with stage_cpu("orient"):
+            return classify(pixels)
+
+    def _rasterise_pdf_page(self, number: int) -> tuple[float, float, Any, str, str, PageWords | None,
+                                                         Orientation | None]:
+        import pypdfium2.raw as pdfium_raw
+
         with PDFIUM_LOCK:
             page = self._pdf[number - 1]
             try:
@@ -483,16 +503,23 @@ class DocumentSource:
                         except Exception as exc:  # boxes are extra: never lose the page's text for them
                             log.warning("%s, page %d: text layer boxes unreadable (%s: %s); its chunks get "
                                         "no text-layer regions", self.path, number, type(exc).__name__, exc)
+                orientation = None  # None: the text layer cannot tell, the classifier will
+                if not self.detect_rotation:
+                    orientation = NOT_JUDGED
+                elif text_layer.strip():
+                    with stage_cpu("orient"):
+                        orientation = from_text_layer(pdfium_raw, textpage.raw, page.get_rotation())
                 textpage.close()
                 label = self._pdf.get_page_label(number - 1) or str(number)
             finally:
                 page.close()
-        return width, height, bitmap, text_layer, label, words
+        return width, height, bitmap, text_layer, label, words, orientation
 
     def _render_image_page(self, number: int) -> PageImage:
         with stage_cpu("render"):
             pixels, size_pt = self._rasterise_image_page(number)
-        return _page_record(self.source, number, str(number), size_pt, pixels, None)
+        return _page_record(self.source, number, str(number), size_pt, pixels, None,
+                            orientation=self._classify(pixels))
 
     def _rasterise_image_page(self, number: int) -> tuple[np.ndarray, tuple[float, float]]:
         image, (width_px, height_px) = self._decode_image()

@@ -23,7 +23,8 @@ def _apply_flags(config: PipelineConfig, args: argparse.Namespace) -> PipelineCo
                                 ("ocr", "model", getattr(args, "model", None)),
                                 ("ocr", "engine", getattr(args, "ocr_engine", None)),
                                 ("input", "pages", getattr(args, "pages", None)),
-                                ("chunking", "regions", getattr(args, "regions", None))]:
+                                ("chunking", "regions", getattr(args, "regions", None)),
+                                ("ocr", "detect_rotation", getattr(args, "detect_rotation", None))]:
         if value is not None:
             data[section][key] = value
     if getattr(args, "qdrant_path", None):

@@ -65,6 +65,8 @@ class OcrConfig(_Section):
     cache_dir: str | None = Field(default=".lightocr/ocr-cache",
                                   description="OCR cache: pages read once are never sent again; null: off.")
     wait_for_server_s: float = Field(default=0.0, ge=0, description="engine vllm: wait for the server to come up.")
+    detect_rotation: bool = Field(default=True, description=(
+        "Turn pages lying sideways or upside down upright before OCR (text layer, else an embedded classifier)."))
     max_failed_share: float = Field(default=0.1, ge=0, le=1,
                                     description="A file with a larger share of failed pages is failed as a whole.")
 

@@ -22,7 +22,7 @@ from .report import FileReport
 def settings_fingerprint(config: PipelineConfig) -> str:
     """What decides a file's points besides its content: re-ingest when it changes."""
     relevant = {"chunking": config.chunking.model_dump(), "embedding_model": config.embedding.model,
-                "pages": config.input.pages}
+                "pages": config.input.pages, "detect_rotation": config.ocr.detect_rotation}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 

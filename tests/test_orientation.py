@@ -1,0 +1,258 @@
+"""Pages that lie sideways or upside down are turned upright before OCR; boxes come back in the
+coordinates of the page as stored; upright, blank and doubtful pages are left as they are."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import event, given, settings, strategies as st
+from PIL import Image
+
+from lightocr_ingest.pages import DocumentSource
+from lightocr_ingest.pages import orientation
+from lightocr_ingest.pages.orientation import MIN_CONFIDENCE, Orientation, classify, turn
+from lightocr_ingest.records import PageImage, SourceFile
+
+from .documents import one_column_pdf
+
+REAL = Path(__file__).resolve().parent / "real_documents"
+SCANS = REAL / "scans"
+PHOTO = Path(__import__("matplotlib").get_data_path()) / "sample_data" / "grace_hopper.jpg"
+PIL_TURN = {0: None, 90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180,
+            270: Image.Transpose.ROTATE_90}  # how far a page lies turned (clockwise) -> Pillow's transpose
+
+
+def pixels_of(page: PageImage) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(page.png)))
+
+
+def lying(image: Image.Image, degrees_clockwise: int) -> Image.Image:
+    """The page as a scanner would store it when fed in turned ``degrees_clockwise``."""
+    return image if PIL_TURN[degrees_clockwise] is None else image.transpose(PIL_TURN[degrees_clockwise])
+
+
+@pytest.fixture(scope="module")
+def text_page(tmp_path_factory) -> Image.Image:
+    """A generated one-column text page, rendered as the reader renders it (a clean "scan")."""
+    pdf = one_column_pdf(tmp_path_factory.mktemp("gen") / "page.pdf")
+    with DocumentSource(pdf, detect_rotation=False) as source:
+        return Image.open(io.BytesIO(source.render_page(1).png))
+
+
+def real_scans() -> list[Path]:
+    return sorted(p for p in SCANS.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")) if SCANS.exists() else []
+
+
+@pytest.mark.parametrize("turned", [0, 90, 180, 270])
+def test_a_generated_scan_lying_any_way_round_is_sent_upright(tmp_path, text_page, turned):
+    path = tmp_path / f"scan-{turned}.png"
+    lying(text_page, turned).save(path)
+    with DocumentSource(path) as source:
+        page = source.render_page(1)
+    assert page.rotation == (360 - turned) % 360  # the turn that undoes how it lay
+    assert page.rotation_confidence >= MIN_CONFIDENCE
+    # Turns by quarter circles lose nothing: the engine gets the upright page's very pixels.
+    assert np.array_equal(pixels_of(page), np.asarray(text_page))
+
+
+@pytest.mark.parametrize("turned", [0, 90, 180, 270])
+def test_real_scans_lying_any_way_round_are_turned_upright(tmp_path, turned):
+    scans = real_scans()
+    assert len(scans) >= 3, "tests/real_documents/scans holds the real scans (see SOURCES.md there)"
+    for scan in scans:
+        upright = Image.open(scan)
+        path = tmp_path / f"{scan.stem}-{turned}.png"
+        lying(upright, turned).save(path)
+        with DocumentSource(path) as source:
+            page = source.render_page(1)
+        with DocumentSource(scan, detect_rotation=False) as source:
+            reference = pixels_of(source.render_page(1))
+        assert page.rotation == (360 - turned) % 360, scan.name
+        got = pixels_of(page)
+        assert got.shape == reference.shape, scan.name
+        # Shrinking before or after the turn differs by rounding only.
+        assert np.abs(got.astype(int) - reference.astype(int)).mean() < 2, scan.name
+
+
+def test_upright_real_pages_are_never_turned(tmp_path):
+    """Every page of the real born-digital documents, rendered and stored as an image (no text
+    layer to ask): the classifier must leave each one as it is."""
+    turned = []
+    for pdf in sorted(REAL.glob("*.pdf")):
+        with DocumentSource(pdf, detect_rotation=False) as source:
+            for number in range(1, source.source.page_count + 1):
+                png = source.render_page(number).png
+                if pdf.name == "paper-two-column-4.pdf" and number == 3:
+                    continue  # the /Rotate 90 page shows its running head sideways: judged by its text layer
+                guess = classify(np.asarray(Image.open(io.BytesIO(png))))
+                if guess.rotation:
+                    turned.append((pdf.name, number, guess))
+    assert turned == []
+
+
+def test_a_pdf_with_one_upside_down_page_is_read_page_by_page(tmp_path):
+    """Three scanned pages, the middle one fed in upside down: only it is turned; the CPU engine
+    reads it; its chunks carry the rotation, and their regions lie where its text is on the
+    page as stored (upside down): the upright page's own word boxes, mirrored."""
+    from fpdf import FPDF
+
+    from lightocr_ingest import LightOnOCRReader
+    from lightocr_ingest.chunking import MarkdownBlockNodeParser
+
+    with DocumentSource(one_column_pdf(tmp_path / "gen.pdf", pages=3), detect_rotation=False,
+                        text_words=True) as source:
+        originals = [source.render_page(n) for n in (1, 2, 3)]
+    pdf = FPDF(unit="pt", format=(595.28, 841.89))  # A4, as the generated pages
+    for original, turned in zip(originals, (0, 180, 0)):
+        image_path = tmp_path / f"p{original.page}.png"
+        lying(Image.open(io.BytesIO(original.png)), turned).save(image_path)
+        pdf.add_page()
+        pdf.image(str(image_path), x=0, y=0, w=595.28, h=841.89)
+    path = tmp_path / "scans.pdf"
+    pdf.output(str(path))
+
+    documents = LightOnOCRReader(ocr_engine="cpu").load_data(path)
+    assert [d.metadata["rotation"] for d in documents] == [0, 180, 0]
+    assert all(d.metadata["rotation_confidence"] >= MIN_CONFIDENCE for d in documents)
+    assert "Nitrate levels stayed below" in documents[1].text and "Section 2 notes" in documents[1].text
+    nodes = MarkdownBlockNodeParser(chunk_size=256, drop_page_furniture=False).get_nodes_from_documents(documents)
+    assert {n.metadata["rotation"] for n in nodes if n.metadata["page"] == 2} == {180}
+    assert {n.metadata["rotation"] for n in nodes if n.metadata["page"] != 2} == {0}
+    regions = [r["bbox"] for n in nodes for r in n.metadata["regions"] if r["page"] == 2]
+    found = [min(b[0] for b in regions), min(b[1] for b in regions), max(b[2] for b in regions),
+             max(b[3] for b in regions)]
+    words = originals[1].text_words.boxes
+    width, height = originals[1].page_width, originals[1].page_height
+    text = [words[:, 0].min(), words[:, 1].min(), words[:, 2].max(), words[:, 3].max()]
+    mirrored = [width - text[2], height - text[3], width - text[0], height - text[1]]
+    assert found == pytest.approx(mirrored, abs=6.0)  # points: line boxes are a little looser than word boxes
+
+
+def test_exif_orientation_and_content_rotation_combine(tmp_path, text_page):
+    """A phone photo: the pixels are stored sideways with EXIF orientation 6 ("turn 90 degrees
+    clockwise to show"), and what that shows is a page held upside down. EXIF is applied
+    first; the classifier finds the remaining half turn; the page sizes are those shown."""
+    shown = lying(text_page, 180)
+    stored = shown.transpose(Image.Transpose.ROTATE_90)  # EXIF 6 turns this back clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "photo.jpg"
+    stored.convert("RGB").save(path, quality=95, exif=exif)
+    with DocumentSource(path) as source:
+        page = source.render_page(1)
+    assert page.rotation == 180
+    assert (page.page_width, page.page_height) == (shown.width, shown.height)
+    got = pixels_of(page).astype(int)
+    want = np.asarray(text_page.convert(Image.open(io.BytesIO(page.png)).mode)).astype(int)
+    assert got.shape == want.shape and np.abs(got - want).mean() < 3  # JPEG noise only
+
+
+def test_a_blank_page_is_not_judged(tmp_path):
+    blank = tmp_path / "blank.png"
+    speck = np.full((1100, 850), 255, np.uint8)
+    speck[500:503, 400:403] = 0  # a speck of dust is not text
+    Image.fromarray(speck).save(blank)
+    with DocumentSource(blank) as source:
+        page = source.render_page(1)
+    assert (page.rotation, page.rotation_confidence) == (0, None)
+
+
+@pytest.mark.parametrize("turned", [0, 90, 180, 270])
+def test_a_page_of_only_a_photo_is_turned_by_what_it_shows(tmp_path, turned):
+    """No text at all, a portrait: the classifier still tells which way up it stands."""
+    path = tmp_path / f"photo-{turned}.png"
+    lying(Image.open(PHOTO), turned).save(path)
+    with DocumentSource(path) as source:
+        page = source.render_page(1)
+    assert page.rotation == (360 - turned) % 360
+
+
+def test_a_doubtful_answer_leaves_the_page_as_it_is(monkeypatch, text_page):
+    pixels = np.asarray(lying(text_page, 90))
+    monkeypatch.setattr(orientation, "turn_probabilities", lambda _: np.array([0.30, 0.10, 0.05, 0.55]))
+    guess = classify(pixels)
+    assert guess == Orientation(0, 0.30, "classifier")
+
+
+@settings(max_examples=200, deadline=None)
+@given(probabilities=st.lists(st.floats(0.001, 1.0), min_size=4, max_size=4))
+def test_a_page_is_turned_only_when_the_classifier_is_sure(probabilities):
+    p = np.asarray(probabilities) / sum(probabilities)
+    page = np.zeros((64, 64), np.uint8)
+    page[::2] = 255  # stripes: half ink, never "blank"
+    original = orientation.turn_probabilities
+    orientation.turn_probabilities = lambda _: p
+    try:
+        guess = classify(page)
+    finally:
+        orientation.turn_probabilities = original
+    turned = int(p.argmax())
+    event(f"turned={bool(turned)}, sure={p[turned] >= MIN_CONFIDENCE}")
+    if turned and p[turned] >= MIN_CONFIDENCE:
+        assert guess.rotation == (360 - 90 * turned) % 360 and guess.confidence == round(p[turned], 3)
+    else:
+        assert guess.rotation == 0 and guess.confidence == round(p[0], 3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rotation=st.sampled_from([0, 90, 180, 270]), width=st.integers(20, 120), height=st.integers(20, 120),
+       data=st.data())
+def test_boxes_on_a_turned_image_map_back_to_the_page_as_stored(rotation, width, height, data):
+    """A mark drawn on the stored page, found on the turned image, maps back onto itself."""
+    x0 = data.draw(st.integers(0, width - 2))
+    y0 = data.draw(st.integers(0, height - 2))
+    x1 = data.draw(st.integers(x0 + 1, width))
+    y1 = data.draw(st.integers(y0 + 1, height))
+    stored = np.zeros((height, width), np.uint8)
+    stored[y0:y1, x0:x1] = 255
+    turned = turn(stored, rotation)
+    rows, cols = np.nonzero(turned)
+    box_on_turned = (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)  # pixel edges
+    page = PageImage(source=SourceFile("x", "x", "0", 1, "image"), page=1, label="1",
+                     page_width=width * 0.5, page_height=height * 0.5,  # 2 pixels a point
+                     image_width=turned.shape[1], image_height=turned.shape[0], png=b"", pixels_sha256="0",
+                     rotation=rotation)
+    assert page.to_page_points(box_on_turned) == pytest.approx((x0 * 0.5, y0 * 0.5, x1 * 0.5, y1 * 0.5))
+
+
+@pytest.fixture(scope="module")
+def sideways_pdf(tmp_path_factory) -> Path:
+    """A landscape table set on a portrait page: its text runs bottom to top."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(595, 842))
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    with pdf.rotation(90, x=297, y=421):  # counter-clockwise
+        for line in range(12):
+            pdf.text(60, 300 + 18 * line, f"Sideways table row {line}: nitrate 4.2 mg/l, phosphate 0.3 mg/l")
+    path = tmp_path_factory.mktemp("sideways") / "sideways.pdf"
+    pdf.output(str(path))
+    return path
+
+
+@pytest.mark.parametrize("page_rotate", [0, 90, 180, 270])
+def test_born_digital_pages_are_turned_by_their_text_layer(tmp_path, monkeypatch, sideways_pdf, page_rotate):
+    """A born-digital page is turned by the direction its text runs as shown (the characters'
+    own angle and the page's /Rotate together), without the classifier; the classifier,
+    shown the turned page, agrees that it is upright."""
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument(str(sideways_pdf))
+    document[0].set_rotation(page_rotate)
+    path = tmp_path / f"rotate-{page_rotate}.pdf"
+    document.save(str(path))
+    document.close()
+    asked = []
+    real_classify = orientation.classify
+    monkeypatch.setattr("lightocr_ingest.pages.render.classify", lambda pixels: asked.append(1) or real_classify(pixels))
+    with DocumentSource(path) as source:
+        page = source.render_page(1)
+    assert asked == []  # the text layer told: no classifier
+    assert page.rotation == (90 - page_rotate) % 360 and page.rotation_confidence >= 0.9
+    assert real_classify(pixels_of(page)).rotation == 0
+    assert (page.page_width, page.page_height) == ((595, 842) if page_rotate in (0, 180) else (842, 595))
