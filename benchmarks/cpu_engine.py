@@ -60,9 +60,9 @@ def recall(reference: Counter, found: Counter) -> float:
 
 
 VARIANTS = {  # name -> options of ocr_page_sync
-    "before": {"classify_lines": True, "reread_below": 0.0},  # RapidOCR's line classifier on, no re-reading
-    "no_classifier": {"reread_below": 0.0},  # pages come upright: the line classifier off
-    "now": {},  # the line classifier off, weak lines re-read (the engine's defaults)
+    "before": {"classify_lines": True, "reread_below": 0.0, "deskew": False},  # the engine as it was
+    "no_classifier": {"reread_below": 0.0, "deskew": False},  # pages come upright: RapidOCR's line classifier off
+    "now": {},  # the engine's defaults: line classifier off, weak lines re-read, skew straightened
 }
 
 

@@ -101,3 +101,96 @@ def test_paragraph_break_on_a_gap_and_hyphen_rejoined():
 def test_split_detections_on_one_baseline_join_left_to_right():
     lines = [line("world", 500, 100, 700), line("Hello", 100, 102, 400)]
     assert [p.text for p in lines_to_paragraphs(lines)] == ["Hello world"]
+
+
+def test_short_bold_lines_become_headings_levelled_by_their_number():
+    """'5.1 Uploads' is no taller than the text under it; only its strokes are wider."""
+    body = dict(height=26)
+    lines = [line("5 Data Management", 50, 100, 400, height=41), line("5.1 Uploads", 50, 170, 210, **body),
+             line("Sonde logs are uploaded every night to the data server as CSV files.", 50, 215, 1030, **body),
+             line("If the upload fails the logger keeps forty days of records.", 50, 250, 900, **body),
+             line("Notes on quality", 50, 320, 260, **body),
+             line("Each record gets a quality flag; flagged values are reviewed on Mondays.", 50, 365, 1030, **body)]
+    strokes = [6.5, 4.9, 2.8, 2.7, 4.8, 2.8]
+    lines = [TextBox(l.text, l.box, stroke=s) for l, s in zip(lines, strokes)]
+    paragraphs = lines_to_paragraphs(lines)
+    assert [(p.heading_level, p.text[:16]) for p in paragraphs] == [
+        (2, "5 Data Managemen"), (3, "5.1 Uploads"), (0, "Sonde logs are u"), (3, "Notes on quality"),
+        (0, "Each record gets")]
+
+
+def test_bold_sentences_and_unknown_strokes_stay_body_text():
+    long_bold = "This whole sentence is set in bold for emphasis, and it runs far past any title's length."
+    lines = [TextBox(long_bold, (50, 100, 1030, 126), stroke=4.9),
+             TextBox("Plain text under it, set in the body weight of the page.", (50, 135, 1030, 161), stroke=2.8)]
+    assert all(p.heading_level == 0 for p in lines_to_paragraphs(lines))
+    unknown = [TextBox("5.1 Uploads", (50, 100, 210, 126)), TextBox("Body text of the section.", (50, 140, 900, 166))]
+    assert all(p.heading_level == 0 for p in lines_to_paragraphs(unknown))  # stroke 0: no bold judged
+
+
+@pytest.fixture(scope="module")
+def handbook_page_5():
+    from pathlib import Path
+
+    from lightocr_ingest.pages import DocumentSource
+
+    sample = Path(__file__).resolve().parents[1] / "samples" / "field-station-handbook.pdf"
+    with DocumentSource(sample, detect_rotation=False) as source:
+        return source.render_page(5)
+
+
+def test_a_clean_long_line_is_read_whole_and_subsections_are_headings(handbook_page_5):
+    """RapidOCR's line classifier used to flip this line and read 'Eae s s s s t are' (score 0.65)."""
+    from lightocr_ingest.ocr.cpu import ocr_page_sync
+
+    markdown = ocr_page_sync(handbook_page_5).markdown
+    assert "Each record gets a quality flag; flagged values are reviewed on Monday mornings." in markdown
+    assert "\n### 5.1 Uploads\n" in markdown and "\n### 5.2 Quality control\n" in markdown
+    assert "## 5 Data Management" in markdown
+
+
+def test_a_weak_line_is_read_again_and_an_upside_down_line_comes_out_right(handbook_page_5):
+    """One line of an upright page pasted upside down (a label, a stamp): read first as noise,
+    then re-read turned, it comes out as it is written."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from lightocr_ingest.ocr.cpu import recognise_lines
+    from lightocr_ingest.pages.render import encode_png
+
+    pixels = np.asarray(Image.open(io.BytesIO(handbook_page_5.png))).copy()
+    band = pixels[362:391, 53:1035]
+    pixels[362:391, 53:1035] = band[::-1, ::-1]
+    png = encode_png(pixels)
+    reread = " ".join(l.text for l in recognise_lines(png))
+    first = " ".join(l.text for l in recognise_lines(png, reread_below=0.0))
+    wanted = "Each record gets a quality flag; flagged values are reviewed on Monday mornings."
+    assert wanted not in first and wanted in reread
+
+
+def test_a_skewed_scan_is_straightened_for_the_cpu_engine(handbook_page_5):
+    """A page scanned 3 degrees off: read straightened, its subsections stay headings and its
+    line boxes come back on the tilted page (where the text is there)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from lightocr_ingest.ocr.cpu import ocr_page_sync, read_lines
+    from lightocr_ingest.ocr.skew import estimate_skew
+    from lightocr_ingest.pages.render import encode_png
+
+    image = Image.open(io.BytesIO(handbook_page_5.png))
+    tilted = np.asarray(image.rotate(3, resample=Image.BICUBIC, expand=True, fillcolor=255))
+    assert estimate_skew(tilted) == pytest.approx(3, abs=0.2)
+    page = handbook_page_5.__class__(**{**handbook_page_5.__dict__, "png": encode_png(tilted),
+                                        "image_width": tilted.shape[1], "image_height": tilted.shape[0]})
+    result = ocr_page_sync(page)
+    assert "\n### 5.1 Uploads\n" in result.markdown and "### 5.2 Quality control" in result.markdown
+    title = next(b for b in result.text_boxes if b.text.startswith("5 Data"))
+    x0, y0, x1, y1 = (int(v) for v in title.box)
+    ink = tilted[y0:y1, x0:x1] < 128
+    assert ink.mean() > 0.1  # the box lies on the title's ink on the tilted page
+    assert read_lines(page.png, deskew=False).skew == 0

@@ -256,3 +256,30 @@ def test_born_digital_pages_are_turned_by_their_text_layer(tmp_path, monkeypatch
     assert page.rotation == (90 - page_rotate) % 360 and page.rotation_confidence >= 0.9
     assert real_classify(pixels_of(page)).rotation == 0
     assert (page.page_width, page.page_height) == ((595, 842) if page_rotate in (0, 180) else (842, 595))
+
+
+def test_the_model_is_sent_the_upright_page_and_its_figure_box_lands_on_the_page_as_stored(tmp_path, text_page):
+    """vLLM path: a scan lying a quarter turn off reaches the model upright (the same pixels as
+    the upright scan), and a figure box the model gives on the upright image is reported on
+    the page as stored (turned back), where an overlay on the original file draws it."""
+    from lightocr_ingest import LightOnOCRReader
+    from lightocr_ingest.testing import FakeVLLMServer
+
+    upright_path, lying_path = tmp_path / "upright.png", tmp_path / "lying.png"
+    text_page.save(upright_path)
+    lying(text_page, 90).save(lying_path)  # fed in a quarter turn clockwise
+    # A figure in the upright page's top-left tenth: x 0-100, y 0-100 on the model's 0-1000 scale.
+    answer = "Some text.\n\n![image](image_1.png)0,0,100,100\n"
+    with FakeVLLMServer(model="lightonai/LightOnOCR-2-1B-bbox", responder=lambda request: answer) as server:
+        reader = LightOnOCRReader(ocr_url=server.url, ocr_engine="vllm")
+        upright_doc, = reader.load_data(upright_path)
+        lying_doc, = reader.load_data(lying_path)
+        sent = [request.image_sha256 for request in server.requests]
+    assert sent[0] == sent[1]  # the model saw the very same upright pixels
+    assert (upright_doc.metadata["rotation"], lying_doc.metadata["rotation"]) == (0, 270)
+    width, height = lying_doc.metadata["page_width"], lying_doc.metadata["page_height"]
+    assert width > height  # the stored page is landscape: the portrait page lies on its side
+    box = lying_doc.layout.figures[0].box
+    # The upright page's top-left corner lies, on the stored page turned a quarter clockwise,
+    # at the top-right corner: x from 90 % to 100 % of the width, y from 0 to 10 % of the height.
+    assert box == pytest.approx((0.9 * width, 0.0, width, 0.1 * height), abs=1.0)

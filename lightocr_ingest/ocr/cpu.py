@@ -14,6 +14,7 @@ import io
 import logging
 import threading
 import time
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -21,6 +22,7 @@ from PIL import Image
 from ..cpu_cost import stage_cpu
 from ..records import OcrResult, PageImage, TextBox
 from .layout import lines_to_paragraphs, paragraphs_to_markdown
+from .skew import estimate_skew, map_box, straighten
 
 CPU_MODEL = "rapidocr/PP-OCRv6-small"  # what rapidocr's default config loads from its wheel
 MIN_LINE_SCORE = 0.5  # recognitions below this confidence are mostly noise on graphics
@@ -47,22 +49,50 @@ def _load():
     return _ENGINE
 
 
-def recognise_lines(png: bytes, *, reread_below: float = REREAD_BELOW, classify_lines: bool = False) -> list[TextBox]:
-    """Detect and read the lines of one page image; boxes in image pixels.
+@dataclass(frozen=True)
+class PageLines:
+    """The lines read on a page, with boxes on the page as straightened (what layout reads)."""
+
+    lines: list[TextBox]
+    skew: float  # degrees the page's lines rose to the right before straightening; 0: read as it was
+    back: np.ndarray | None  # affine map from the straightened page to the page image (None: not straightened)
+    width: int  # of the page image
+    height: int
+
+    def in_image(self) -> list[TextBox]:
+        """The lines with their boxes on the page image itself (what regions are placed by)."""
+        if self.back is None:
+            return list(self.lines)
+        return [replace(line, box=map_box(line.box, self.back, self.width, self.height)) for line in self.lines]
+
+
+def recognise_lines(png: bytes, **options) -> list[TextBox]:
+    """Detect and read the lines of one page image; boxes in image pixels (see ``read_lines``)."""
+    return read_lines(png, **options).in_image()
+
+
+def read_lines(png: bytes, *, reread_below: float = REREAD_BELOW, classify_lines: bool = False,
+               deskew: bool = True) -> PageLines:
+    """Detect and read the lines of one page image, straightened first when it is skewed.
 
     The page comes upright (``pages.orientation``), so RapidOCR's per-line direction
     classifier is not run: on upright pages it flipped whole lines and garbled them, and it
     cost a second a page. A line read with little confidence is read again (``_reread``),
     upside down among other ways, which also covers a line that really is upside down.
-    ``reread_below=0`` and ``classify_lines=True`` give the engine as it was (benchmarks compare).
+    ``reread_below=0``, ``classify_lines=True`` and ``deskew=False`` give the engine as it was
+    (benchmarks compare).
     """
     image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    height, width = image.shape[:2]
+    skew, back = (estimate_skew(image.min(axis=2)) if deskew else 0.0), None
+    if skew:
+        image, back = straighten(image, skew)
     with _ENGINE_LOCK:
         engine = _load()
         # text_score 0: rapidocr would drop weak lines before they could be read again.
         output = engine(image, use_cls=classify_lines, text_score=0.0)
         if output.boxes is None or output.txts is None:
-            return []
+            return PageLines([], skew, back, width, height)
         quads = [np.asarray(q, dtype=np.float32) for q in output.boxes]
         texts, scores = list(output.txts), [float(s) for s in output.scores]
         weak = [i for i, score in enumerate(scores) if score < reread_below]
@@ -78,7 +108,7 @@ def recognise_lines(png: bytes, *, reread_below: float = REREAD_BELOW, classify_
             continue
         box = (float(quad[:, 0].min()), float(quad[:, 1].min()), float(quad[:, 0].max()), float(quad[:, 1].max()))
         lines.append(TextBox(text=text.strip(), box=box, score=round(score, 4), stroke=stroke_width(grey, box)))
-    return lines
+    return PageLines(lines, skew, back, width, height)
 
 
 def _reread(engine, image: np.ndarray, quads: list[np.ndarray]) -> list[tuple[str, float]]:
@@ -150,13 +180,13 @@ def stroke_width(grey: np.ndarray, box: tuple[float, float, float, float]) -> fl
 def ocr_page_sync(page: PageImage, **options) -> OcrResult:
     """Read one page with the CPU engine (``options`` go to ``recognise_lines``)."""
     started = time.perf_counter()
-    lines = recognise_lines(page.png, **options)
-    paragraphs = lines_to_paragraphs(lines)
+    read = read_lines(page.png, **options)
+    paragraphs = lines_to_paragraphs(read.lines)
     return OcrResult(
         markdown=paragraphs_to_markdown(paragraphs),
         engine="cpu",
         model=CPU_MODEL,
-        text_boxes=tuple(lines),  # every detected line with its box: where chunks lie (regions)
+        text_boxes=tuple(read.in_image()),  # every line with its box on the page image: where chunks lie
         finish_reason="stop",
         latency_s=time.perf_counter() - started,
     )
