@@ -66,7 +66,7 @@ def scanned_pages(folder: Path) -> list[tuple[str, np.ndarray, str]]:
             continue
         with DocumentSource(folder / entry["file"], detect_rotation=False) as source:
             page = source.render_page(1)
-        pages.append((entry["file"], np.asarray(Image.open(io.BytesIO(page.png))), entry.get("kind", "scan")))
+        pages.append((entry["file"], np.asarray(Image.open(io.BytesIO(page.png))), entry.get("content", "text")))
     return pages
 
 
@@ -87,11 +87,11 @@ def accuracy(pages: list[tuple[str, np.ndarray, str]]) -> dict:
     costs, wrong, doubtful = [], [], []
     for name, pixels, _ in pages:
         for angle in ANGLES:
-            lying = turn(pixels, (360 - angle) % 360)  # fed in turned ``angle`` clockwise
+            lying = turn(pixels, angle)  # fed in turned ``angle`` clockwise
             started = time.thread_time()
             guess = classify(lying)
             costs.append((time.thread_time() - started) * 1000)
-            result = "upright" if (guess.rotation + (360 - angle)) % 360 == 0 else "left" if guess.rotation == 0 else "wrong"
+            result = "upright" if (guess.rotation + angle) % 360 == 0 else "left" if guess.rotation == 0 else "wrong"
             outcome[angle][result] += 1
             if result == "wrong":
                 wrong.append((name, angle, guess.rotation, guess.confidence))
@@ -137,7 +137,7 @@ def text_kept(pages: list[tuple[str, np.ndarray, str]], count: int) -> dict:
         upright = words(ocr_page_sync(as_page(pixels)).markdown)
         row = {"page": name}
         for angle in (90, 180, 270):
-            lying = turn(pixels, (360 - angle) % 360)
+            lying = turn(pixels, angle)
             guess = classify(lying)
             row[str(angle)] = round(recall(upright, words(ocr_page_sync(as_page(turn(lying, guess.rotation))).markdown)), 4)
         row["180_without_detection"] = round(recall(upright, words(ocr_page_sync(as_page(turn(pixels, 180))).markdown)), 4)
@@ -179,7 +179,7 @@ def main() -> None:
               "real_scans": accuracy(scans), "born_digital_as_images": accuracy(digital),
               "text_layer": text_layer_cost()}
     if not args.quick:
-        text_scans = [p for p in scans if p[2] != "picture"]
+        text_scans = [p for p in scans if p[2] == "text"]  # printed text: what the CPU engine reads
         result["text_kept_cpu"] = text_kept(text_scans[::max(1, len(text_scans) // args.text_pages)], args.text_pages)
         result["skew_cpu"] = skew_recall()
     summary = {k: ({kk: vv for kk, vv in v.items() if kk not in ("wrong_turns", "left_lying", "pages")} | {"pages": v["pages"]}

@@ -173,29 +173,42 @@ def test_a_page_of_only_a_photo_is_turned_by_what_it_shows(tmp_path, turned):
 
 def test_a_doubtful_answer_leaves_the_page_as_it_is(monkeypatch, text_page):
     pixels = np.asarray(lying(text_page, 90))
-    monkeypatch.setattr(orientation, "turn_probabilities", lambda _: np.array([0.30, 0.10, 0.05, 0.55]))
+    doubtful = np.array([0.30, 0.10, 0.05, 0.55])
+    monkeypatch.setattr(orientation, "turn_probabilities", lambda *_: doubtful)
+    monkeypatch.setattr(orientation, "second_look", lambda _: doubtful)  # still doubtful when seen four ways
     guess = classify(pixels)
     assert guess == Orientation(0, 0.30, "classifier")
 
 
-@settings(max_examples=200, deadline=None)
-@given(probabilities=st.lists(st.floats(0.001, 1.0), min_size=4, max_size=4))
-def test_a_page_is_turned_only_when_the_classifier_is_sure(probabilities):
-    p = np.asarray(probabilities) / sum(probabilities)
+def vectors():
+    """Probabilities of the four turns: spread out, or peaked on one at any height."""
+    spread = st.lists(st.floats(0.001, 1.0), min_size=4, max_size=4).map(lambda v: np.asarray(v) / sum(v))
+    peaked = st.tuples(st.integers(0, 3), st.floats(0.3, 0.999)).map(
+        lambda kc: np.where(np.arange(4) == kc[0], kc[1], (1 - kc[1]) / 3))
+    return st.one_of(spread, peaked)
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=vectors(), second=vectors())
+def test_a_page_is_turned_only_when_the_classifier_is_sure(first, second):
+    """A sure first look decides; a doubtful one is looked at again, four ways; a turn is made
+    only when the deciding look is at least MIN_CONFIDENCE sure of it, else the page stays."""
     page = np.zeros((64, 64), np.uint8)
     page[::2] = 255  # stripes: half ink, never "blank"
-    original = orientation.turn_probabilities
-    orientation.turn_probabilities = lambda _: p
+    saved = orientation.turn_probabilities, orientation.second_look
+    orientation.turn_probabilities = lambda *_: first
+    orientation.second_look = lambda _: second
     try:
         guess = classify(page)
     finally:
-        orientation.turn_probabilities = original
-    turned = int(p.argmax())
-    event(f"turned={bool(turned)}, sure={p[turned] >= MIN_CONFIDENCE}")
-    if turned and p[turned] >= MIN_CONFIDENCE:
-        assert guess.rotation == (360 - 90 * turned) % 360 and guess.confidence == round(p[turned], 3)
+        orientation.turn_probabilities, orientation.second_look = saved
+    deciding = first if first.max() >= orientation.SURE else second
+    turned = int(deciding.argmax())
+    event(f"second look={deciding is second}, turned={bool(turned)}, sure={deciding[turned] >= MIN_CONFIDENCE}")
+    if turned and deciding[turned] >= MIN_CONFIDENCE:
+        assert guess.rotation == (360 - 90 * turned) % 360 and guess.confidence == round(deciding[turned], 3)
     else:
-        assert guess.rotation == 0 and guess.confidence == round(p[0], 3)
+        assert guess.rotation == 0 and guess.confidence == round(deciding[0], 3)
 
 
 @settings(max_examples=300, deadline=None)
