@@ -176,7 +176,9 @@ def main() -> None:
     scans = scanned_pages(Path(args.scans))
     digital = born_digital_pages()
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-              "real_scans": accuracy(scans), "born_digital_as_images": accuracy(digital),
+              "real_scans": accuracy(scans),
+              "real_scans_printed": accuracy([p for p in scans if p[2] != "handwriting"]),
+              "born_digital_as_images": accuracy(digital),
               "text_layer": text_layer_cost()}
     if not args.quick:
         text_scans = [p for p in scans if p[2] == "text"]  # printed text: what the CPU engine reads

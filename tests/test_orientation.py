@@ -296,3 +296,54 @@ def test_the_model_is_sent_the_upright_page_and_its_figure_box_lands_on_the_page
     # The upright page's top-left corner lies, on the stored page turned a quarter clockwise,
     # at the top-right corner: x from 90 % to 100 % of the width, y from 0 to 10 % of the height.
     assert box == pytest.approx((0.9 * width, 0.0, width, 0.1 * height), abs=1.0)
+
+
+@pytest.mark.parametrize("engine", ["cpu", "vllm"])
+def test_a_real_scan_lying_any_way_round_reads_as_it_does_upright(tmp_path, engine):
+    """The 1871 Senate document (a real scan) fed in each way round: the CPU engine reads the
+    same words as from the upright scan, and the model is sent the upright scan's pixels."""
+    from lightocr_ingest import LightOnOCRReader
+    from lightocr_ingest.testing import FakeVLLMServer
+
+    scan = Image.open(SCANS / "report-congress-message.jpg")
+    paths = []
+    for turned in (0, 90, 180, 270):
+        paths.append(tmp_path / f"senate-{turned}.png")
+        lying(scan, turned).save(paths[-1])
+    if engine == "cpu":
+        documents = LightOnOCRReader(ocr_engine="cpu").load_data([paths[0], paths[2], paths[3]])
+        assert [d.metadata["rotation"] for d in documents] == [0, 180, 90]
+        upright = documents[0].text.split()
+        assert len(upright) > 100 and "MESSAGE" in documents[0].text.upper()
+        for document in documents[1:]:
+            words = document.text.split()
+            kept = sum(min(upright.count(w), words.count(w)) for w in set(upright)) / len(upright)
+            assert kept >= 0.9, document.metadata["file_name"]
+    else:
+        with FakeVLLMServer(responder=lambda request: "text") as server:
+            documents = LightOnOCRReader(ocr_url=server.url, ocr_engine="vllm").load_data(paths)
+            sent = {request.image_sha256 for request in server.requests}
+        assert [d.metadata["rotation"] for d in documents] == [0, 270, 180, 90]
+        assert len(sent) == 1  # four files, one upright image
+
+
+def test_detection_can_be_switched_off_from_the_command_line(tmp_path, text_page):
+    """`--no-detect-rotation` sends pages as stored (ocr command), and sets the pipeline's
+    ``ocr.detect_rotation`` (ingest); by default the page goes upright."""
+    import argparse
+
+    from lightocr_ingest.cli import main
+    from lightocr_ingest.pipeline.cli import _apply_flags
+    from lightocr_ingest.pipeline.config import PipelineConfig
+    from lightocr_ingest.testing import FakeVLLMServer
+
+    path = tmp_path / "lying.png"
+    lying(text_page, 90).save(path)
+    with FakeVLLMServer(responder=lambda request: "text") as server:
+        assert main(["ocr", str(path), "--ocr-url", server.url]) == 0
+        assert main(["ocr", str(path), "--ocr-url", server.url, "--no-detect-rotation"]) == 0
+        sizes = [request.image_size for request in server.requests]
+    assert sizes == [text_page.size, text_page.size[::-1]]  # upright (portrait), then as stored (landscape)
+    assert PipelineConfig().ocr.detect_rotation is True
+    assert _apply_flags(PipelineConfig(), argparse.Namespace(detect_rotation=False)).ocr.detect_rotation is False
+    assert _apply_flags(PipelineConfig(), argparse.Namespace(detect_rotation=None)).ocr.detect_rotation is True
