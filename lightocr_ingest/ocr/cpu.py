@@ -29,6 +29,8 @@ MIN_LINE_SCORE = 0.5  # recognitions below this confidence are mostly noise on g
 REREAD_BELOW = 0.9  # a line read with less confidence than this is read again (``_reread``): clean print
 #                     scores over 0.95, and a garbled long line ("Eae s s s s t are") about 0.65
 REREAD_GAIN = 0.03  # a new reading replaces the first only when its score is this much higher
+FLIP_BELOW = 0.7  # a line is also read upside down only when read this badly (an upside-down line
+#                   reads as noise, well under 0.7; a weak upright line must not be swapped for a flip)
 
 _ENGINE = None
 _ENGINE_LOCK = threading.Lock()  # guards both loading and use: one page at a time per process
@@ -98,7 +100,8 @@ def read_lines(png: bytes, *, reread_below: float = REREAD_BELOW, classify_lines
         weak = [i for i, score in enumerate(scores) if score < reread_below]
         if weak:
             with stage_cpu("reread"):
-                for i, (text, score) in zip(weak, _reread(engine, image, [quads[i] for i in weak])):
+                for i, (text, score) in zip(weak, _reread(engine, image, [quads[i] for i in weak],
+                                                          [scores[i] for i in weak])):
                     if score > scores[i] + REREAD_GAIN:
                         texts[i], scores[i] = text, score
     grey = image.mean(axis=2)
@@ -111,10 +114,12 @@ def read_lines(png: bytes, *, reread_below: float = REREAD_BELOW, classify_lines
     return PageLines(lines, skew, back, width, height)
 
 
-def _reread(engine, image: np.ndarray, quads: list[np.ndarray]) -> list[tuple[str, float]]:
-    """The best of several new readings of each weak line: turned upside down, cut in two at
-    its widest gap between words (long lines are squeezed into the recogniser's input), and
-    with a margin of paper around it. Scores of a cut line are averaged by characters."""
+def _reread(engine, image: np.ndarray, quads: list[np.ndarray], scores: list[float]) -> list[tuple[str, float]]:
+    """The best of several new readings of each weak line: cut in two at its widest gap
+    between words (long lines are squeezed into the recogniser's input), with a margin of
+    paper around it, and, for a line read very badly, upside down. Scores of a cut line are
+    averaged by characters. An upside-down reading must hold words: digits read upside down
+    are other digits ("696", "969"), so a numeric line is never flipped."""
     from rapidocr.ch_ppocr_rec.typings import TextRecInput
     from rapidocr.utils.process_img import get_rotate_crop_image
 
@@ -124,7 +129,9 @@ def _reread(engine, image: np.ndarray, quads: list[np.ndarray]) -> list[tuple[st
         height = crop.shape[0]
         margin = max(2, height // 6)
         padded = np.pad(crop, ((margin, margin), (margin, margin), (0, 0)), mode="edge")
-        candidates = [("flip", [np.ascontiguousarray(crop[::-1, ::-1])]), ("pad", [padded])]
+        candidates = [("pad", [padded])]
+        if scores[line] < FLIP_BELOW:
+            candidates.append(("flip", [np.ascontiguousarray(crop[::-1, ::-1])]))
         cut = _widest_gap(crop)
         if cut is not None:
             candidates.append(("cut", [crop[:, :cut], crop[:, cut:]]))
@@ -137,8 +144,10 @@ def _reread(engine, image: np.ndarray, quads: list[np.ndarray]) -> list[tuple[st
     for owner, text, score in zip(owners, recognised.txts, recognised.scores):
         readings.setdefault(owner, []).append((text.strip(), float(score)))
     best: list[tuple[str, float]] = [("", 0.0)] * len(quads)
-    for (line, _), parts in readings.items():
+    for (line, name), parts in readings.items():
         text = " ".join(t for t, _ in parts if t)
+        if name == "flip" and sum(ch.isalpha() for ch in text) < 2:
+            continue
         weight = sum(max(1, len(t)) for t, _ in parts)
         score = sum(max(1, len(t)) * sc for t, sc in parts) / weight
         if score > best[line][1]:
@@ -167,18 +176,21 @@ def _widest_gap(crop: np.ndarray) -> int | None:
 
 def stroke_width(grey: np.ndarray, box: tuple[float, float, float, float]) -> float:
     """Mean length of the horizontal runs of ink in a line's box, in pixels: the width of its
-    strokes, which tells bold and large type from body text (``layout``)."""
+    strokes, which tells bold and large type from body text (``layout``). Runs longer than
+    0.4 line heights are left out: underscores, underlines and table rules are not strokes."""
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     crop = grey[max(0, y0):max(0, y1), max(0, x0):max(0, x1)]
     if crop.size == 0:
         return 0.0
     ink = crop < (float(np.percentile(crop, 95)) + float(crop.min())) / 2
-    runs = np.count_nonzero(ink[:, 1:] & ~ink[:, :-1]) + np.count_nonzero(ink[:, 0])
-    return round(float(ink.sum()) / runs, 2) if runs else 0.0
+    edges = np.diff(np.pad(ink, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    lengths = np.nonzero(edges == -1)[1] - np.nonzero(edges == 1)[1]  # row-major: starts and ends pair up
+    lengths = lengths[lengths <= 0.4 * crop.shape[0]]
+    return round(float(lengths.mean()), 2) if len(lengths) else 0.0
 
 
 def ocr_page_sync(page: PageImage, **options) -> OcrResult:
-    """Read one page with the CPU engine (``options`` go to ``recognise_lines``)."""
+    """Read one page with the CPU engine (``options`` go to ``read_lines``)."""
     started = time.perf_counter()
     read = read_lines(page.png, **options)
     paragraphs = lines_to_paragraphs(read.lines)

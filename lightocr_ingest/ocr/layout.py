@@ -97,8 +97,9 @@ def _heading_level(text: str, height: float, stroke: float, body_height: float, 
     larger = height >= HEADING_RATIO * body_height
     if larger and len(text) > 120:
         return 0  # a long run of large text is a pull quote or a big font, not a heading
-    if not larger and (not _bold(stroke, body_stroke) or len(text) > MAX_HEADING_CHARS):
-        return 0  # body text, or a bold sentence: emphasis, not a title
+    if not larger and (not _bold(stroke, body_stroke) or len(text) > MAX_HEADING_CHARS
+                       or sum(ch.isalpha() for ch in text) < 2):
+        return 0  # body text, a bold sentence (emphasis), or a bold number in a table: not a title
     if height >= TITLE_RATIO * body_height:
         return 1
     numbered = _SECTION_NUMBER.match(text)
@@ -167,9 +168,11 @@ def lines_to_paragraphs(lines: list[TextBox]) -> list[Paragraph]:
     left = min(line.box[0] for line in lines)
     width = max(line.box[2] for line in lines) - left or 1.0
     body_height = median(_height(line) for line in lines)
-    # Body type is what most characters are set in; strokes of 0 (unknown) leave bold out.
+    # Body type is what most characters are set in; lines whose stroke is unknown (0) say
+    # nothing, and when most are unknown, bold is not judged at all.
     strokes = sorted(line.stroke for line in lines for _ in range(max(1, len(line.text) // 10)))
-    body_stroke = strokes[len(strokes) // 2] if strokes and strokes[0] > 0 else 0.0
+    known = [stroke for stroke in strokes if stroke > 0]
+    body_stroke = known[len(known) // 2] if len(known) * 2 > len(strokes) else 0.0
     gutters = _gutters(lines, left, width)
     # Walk down the page: a line that crosses a gutter (a title, a full-width line) closes the
     # current multi-column band; the band's lines are read column by column.

@@ -39,7 +39,7 @@ def boxes_of_chunk(metadata: dict, page: int | None = None) -> list[Box]:
 def page_with_boxes(path: str | os.PathLike, page: int, boxes: Iterable[Box],
                     longest_side: int = VIEW_LONGEST_SIDE, password: str | None = None) -> Image.Image:
     """Render ``page`` of ``path`` (1-based) and draw ``boxes`` on it; returns an RGB image."""
-    with DocumentSource(path, password=password, longest_side=longest_side) as source:
+    with DocumentSource(path, password=password, longest_side=longest_side, detect_rotation=False) as source:
         rendered = source.render_page(page)
     image = to_rgb(Image.open(io.BytesIO(rendered.png)))
     sx, sy = image.width / rendered.page_width, image.height / rendered.page_height

@@ -470,16 +470,22 @@ class DocumentSource:
             width, height, bitmap, text_layer, label, words, orientation = self._rasterise_pdf_page(number)
             pixels = _bitmap_pixels(bitmap)  # a view: ``bitmap`` owns the memory until this returns
         if orientation is None:
-            orientation = self._classify(pixels)
+            orientation = self._classify(pixels, number)
         return _page_record(self.source, number, label, (width, height), pixels, text_layer or None, words,
                             orientation)
 
-    def _classify(self, pixels: np.ndarray) -> Orientation:
-        """The classifier's answer for a page with no text layer to tell its orientation."""
+    def _classify(self, pixels: np.ndarray, number: int) -> Orientation:
+        """The classifier's answer for a page with no text layer to tell its orientation; a
+        classifier that fails leaves the page as it is (its text is worth more than its turn)."""
         if not self.detect_rotation:
             return NOT_JUDGED
-        with stage_cpu("orient"):
-            return classify(pixels)
+        try:
+            with stage_cpu("orient"):
+                return classify(pixels)
+        except Exception as exc:  # onnxruntime raises many types
+            log.warning("%s, page %d: orientation not checked (%s: %s); the page is read as stored",
+                        self.path, number, type(exc).__name__, exc)
+            return NOT_JUDGED
 
     def _rasterise_pdf_page(self, number: int) -> tuple[float, float, Any, str, str, PageWords | None,
                                                          Orientation | None]:
@@ -519,7 +525,7 @@ class DocumentSource:
         with stage_cpu("render"):
             pixels, size_pt = self._rasterise_image_page(number)
         return _page_record(self.source, number, str(number), size_pt, pixels, None,
-                            orientation=self._classify(pixels))
+                            orientation=self._classify(pixels, number))
 
     def _rasterise_image_page(self, number: int) -> tuple[np.ndarray, tuple[float, float]]:
         image, (width_px, height_px) = self._decode_image()
@@ -560,10 +566,12 @@ class DocumentSource:
 
 
 def iter_file_pages(path: str | os.PathLike, *, pages: str | None = None, password: str | None = None,
-                    fs: Any | None = None, longest_side: int = LONGEST_SIDE) -> Iterator[PageImage | InputError]:
+                    fs: Any | None = None, longest_side: int = LONGEST_SIDE,
+                    detect_rotation: bool = True) -> Iterator[PageImage | InputError]:
     """Open ``path`` and yield its selected pages (or per-page errors) lazily.
 
     A file that cannot be opened at all raises ``InputError`` on the first ``next()``.
     """
-    with DocumentSource(path, password=password, fs=fs, longest_side=longest_side) as document:
+    with DocumentSource(path, password=password, fs=fs, longest_side=longest_side,
+                        detect_rotation=detect_rotation) as document:
         yield from document.iter_pages(pages)
