@@ -2,7 +2,8 @@
 
     lightocr-ingest ocr FILE [--pages 1-3,7] [--ocr-engine auto|vllm|cpu] [--out DIR]
     lightocr-ingest ingest PATH... [--config pipelines/local.yaml] [--report run.json]
-    lightocr-ingest query "question" [--config ...] [-k 5] [--json]
+    lightocr-ingest query "question" [--config ...] [--mode dense|hybrid] [-k 5] [--json]
+    lightocr-ingest evaluate QUESTIONS.yaml [--config ...] [--mode dense|hybrid] [-k 1,3,5] [--json]
 
 Progress and diagnostics go to stderr, results to stdout, so output can be piped.
 """

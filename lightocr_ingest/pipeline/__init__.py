@@ -2,12 +2,13 @@
 
 from .config import PipelineConfig, json_schema, load_config, parse_config
 from .evaluate import LabelledQuery, RetrievalScores, evaluate_collection, evaluate_retriever, load_queries
-from .query import Hit, search
+from .query import CollectionRetriever, Hit, build_retriever, search, search_collection
 from .report import FileReport, PageReport, RunReport
 from .plan import collect_files
 from .run import Ingestor, build_pipeline, make_parser, make_reader
 
 __all__ = [
+    "CollectionRetriever",
     "FileReport",
     "Hit",
     "Ingestor",
@@ -17,6 +18,7 @@ __all__ = [
     "RetrievalScores",
     "RunReport",
     "build_pipeline",
+    "build_retriever",
     "collect_files",
     "evaluate_collection",
     "evaluate_retriever",
@@ -27,4 +29,5 @@ __all__ = [
     "make_reader",
     "parse_config",
     "search",
+    "search_collection",
 ]

@@ -1,4 +1,4 @@
-"""The ``ingest`` and ``query`` commands. Flags override the config; the config, the defaults."""
+"""The ``ingest``, ``query`` and ``evaluate`` commands. Flags override the config; the config, the defaults."""
 
 from __future__ import annotations
 
@@ -143,23 +143,10 @@ def _placed(by_source: dict[str, int]) -> str:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from ..embedding import make_embed_model
-    from ..store import count_points, make_client, make_vector_store
-    from .query import search
+    from .query import search_collection
 
     config = _apply_flags(load_config(args.config), args)
-    q = config.qdrant
-    client = make_client(q.path, q.url, q.api_key.get_secret_value() if q.api_key else None)
-    try:
-        if count_points(client, q.collection) == 0:
-            print_error(f"collection '{q.collection}' is empty or missing at {q.url or q.path}; "
-                        f"run `lightocr-ingest ingest PATH` first (with the same --config)")
-            return 1
-        e = config.embedding
-        hits = search(make_vector_store(client, q.collection), make_embed_model(e.model, e.device, e.batch_size),
-                      args.text, args.k)
-    finally:
-        client.close()
+    hits = search_collection(config, args.text, args.k, args.mode)
     if args.json:
         for hit in hits:
             sys.stdout.write(json.dumps(hit.to_dict(), ensure_ascii=False) + "\n")
@@ -168,6 +155,37 @@ def cmd_query(args: argparse.Namespace) -> int:
         snippet = " ".join(hit.text.split())[:300]
         where = f"{hit.file_name} p.{hit.page}" + (f"  [{hit.header_path}]" if hit.header_path else "")
         sys.stdout.write(f"{rank}. {hit.score:.3f}  {where}\n   {snippet}\n\n")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_collection, load_queries
+
+    config = _apply_flags(load_config(args.config), args)
+    try:
+        ks = tuple(sorted({int(k) for k in args.k.split(",")}))
+    except ValueError:
+        print_error(f"-k takes ranks separated by commas, such as 1,3,5 (got {args.k!r})")
+        return 2
+    if not ks or ks[0] < 1:
+        print_error(f"-k takes ranks from 1 (got {args.k!r})")
+        return 2
+    queries = load_queries(args.questions)
+    mode = args.mode or config.retrieval.mode
+    scores = evaluate_collection(config, queries, ks, mode)
+    misses = [{"question": r.query.question, "file": r.query.file, "pages": list(r.query.pages),
+               "rank": r.first_relevant_rank, "top": [{"file": f, "pages": list(p)} for f, p in r.ranked[:3]]}
+              for r in scores.misses(max(ks))]
+    if args.json:
+        sys.stdout.write(json.dumps({**scores.row(), "misses": misses}, ensure_ascii=False) + "\n")
+        return 0
+    row = scores.row()
+    sys.stdout.write(f"{len(queries)} questions, collection '{config.qdrant.collection}', mode {mode}\n")
+    sys.stdout.write("  ".join(f"{name} {value:.3f}" for name, value in row.items()) + "\n")
+    for miss in misses:
+        found = ", ".join(f"{t['file']} p.{','.join(map(str, t['pages']))}" for t in miss["top"]) or "nothing"
+        sys.stdout.write(f"  missed: {miss['question']!r} (wants {miss['file']} p.{','.join(map(str, miss['pages']))};"
+                         f" top: {found})\n")
     return 0
 
 
@@ -200,9 +218,20 @@ def add_pipeline_commands(commands, add_ocr_options) -> None:
     query = commands.add_parser("query", help="search a collection")
     query.add_argument("text")
     add_store_options(query)
+    query.add_argument("--mode", choices=["dense", "hybrid"],
+                       help="dense, or hybrid (dense + BM25, fused by rank); default: the config's retrieval.mode")
     query.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
     query.add_argument("--json", action="store_true", help="one JSON object per hit per line")
     query.set_defaults(run=cmd_query)
+
+    evaluate = commands.add_parser("evaluate", help="recall@k and MRR of a collection on labelled questions")
+    evaluate.add_argument("questions", help="YAML list of {question, file, pages}, like samples/queries.yaml")
+    add_store_options(evaluate)
+    evaluate.add_argument("--mode", choices=["dense", "hybrid"], help="default: the config's retrieval.mode")
+    evaluate.add_argument("-k", default="1,3,5", help="ranks to report recall at, comma-separated (default 1,3,5)")
+    evaluate.add_argument("--json", action="store_true",
+                          help='print {"recall@1", "recall@3", "recall@5", "MRR", "misses": [...]}')
+    evaluate.set_defaults(run=cmd_evaluate)
 
     schema = commands.add_parser("schema", help="print the JSON schema of pipeline configs (for editors)")
     schema.set_defaults(run=cmd_schema)

@@ -95,12 +95,22 @@ class QdrantConfig(_Section):
     api_key: SecretStr | None = Field(default=None, description="Use ${QDRANT_API_KEY}; never logged.")
 
 
+class RetrievalConfig(_Section):
+    mode: Literal["dense", "hybrid"] = Field(default="dense", description=(
+        "dense: the embedding model alone; hybrid: also a BM25 sparse vector per chunk, fused with the dense hits "
+        "by reciprocal rank (finds exact terms: part numbers, clause numbers, function names). A collection is made "
+        "for one mode: hybrid needs a collection ingested with hybrid."))
+    prefetch: int = Field(default=50, ge=1, le=1000, description=(
+        "hybrid: candidates taken from each of the dense and the BM25 search before fusing them"))
+
+
 class PipelineConfig(_Section):
     input: InputConfig = Field(default_factory=InputConfig)
     ocr: OcrConfig = Field(default_factory=OcrConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     qdrant: QdrantConfig = Field(default_factory=QdrantConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
 
 
 def _expand(value: Any, where: str, source: str) -> Any:

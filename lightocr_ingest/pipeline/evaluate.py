@@ -102,17 +102,11 @@ def evaluate_retriever(retriever, queries: Sequence[LabelledQuery], ks: Sequence
     return score(results, ks)
 
 
-def evaluate_collection(config, queries: Sequence[LabelledQuery], ks: Sequence[int] = DEFAULT_KS) -> RetrievalScores:
-    """recall@k and MRR of the collection a pipeline config points at, with its embedding model."""
-    from ..embedding import make_embed_model
-    from ..store import make_client, make_vector_store
-    from .query import retriever
+def evaluate_collection(config, queries: Sequence[LabelledQuery], ks: Sequence[int] = DEFAULT_KS,
+                        mode: str | None = None) -> RetrievalScores:
+    """recall@k and MRR of the collection a pipeline config points at, with its embedding model,
+    searched in ``mode`` (default: the config's ``retrieval.mode``)."""
+    from .query import build_retriever
 
-    q, e = config.qdrant, config.embedding
-    client = make_client(q.path, q.url, q.api_key.get_secret_value() if q.api_key else None)
-    try:
-        store = make_vector_store(client, q.collection)
-        return evaluate_retriever(retriever(store, make_embed_model(e.model, e.device, e.batch_size), max(ks)),
-                                  queries, ks)
-    finally:
-        client.close()
+    with build_retriever(config, k=max(ks), mode=mode) as retriever:
+        return evaluate_retriever(retriever, queries, ks)

@@ -1,8 +1,20 @@
-"""Search a collection through LlamaIndex: ``VectorStoreIndex.from_vector_store(...).as_retriever()``."""
+"""Search a collection through LlamaIndex: dense (the embedding model) or hybrid (dense and
+BM25 fused by reciprocal rank in Qdrant).
+
+``build_retriever(config)`` gives a LlamaIndex retriever over a pipeline config's collection.
+Hybrid asks Qdrant once: both searches run as prefetches and Qdrant fuses them (RRF), which
+LlamaIndex's own hybrid mode does client-side instead; a fused hit's score is its RRF score.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
+
+from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle
+
+from ..errors import ConfigError
 
 
 @dataclass
@@ -23,20 +35,98 @@ class Hit:
         return asdict(self)
 
 
-def retriever(vector_store, embed_model, k: int = 5):
-    from llama_index.core import VectorStoreIndex
+class CollectionRetriever(BaseRetriever):
+    """The top ``k`` chunks of a Qdrant collection for a question, dense or hybrid.
 
-    index = VectorStoreIndex.from_vector_store(vector_store, embed_model=embed_model)
-    return index.as_retriever(similarity_top_k=k)
+    Holds its own Qdrant client when it opened one: ``close()`` it (or use ``with``), since
+    local mode locks its folder while open.
+    """
+
+    def __init__(self, vector_store, embed_model, k: int = 5, mode: str = "dense", prefetch: int = 50,
+                 owned_client: Any = None):
+        super().__init__()
+        self.vector_store, self.embed_model, self.k, self.mode = vector_store, embed_model, k, mode
+        self.prefetch = max(prefetch, k)  # RRF fuses candidates beyond the top k of each list
+        self._owned_client = owned_client
+        if mode == "dense":
+            from llama_index.core import VectorStoreIndex
+
+            self._dense = VectorStoreIndex.from_vector_store(vector_store, embed_model=embed_model) \
+                .as_retriever(similarity_top_k=k)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        if self.mode == "dense":
+            return self._dense.retrieve(query_bundle)
+        from qdrant_client import models
+
+        from ..embedding.bm25 import encode_queries
+        from ..store import DENSE_VECTOR, SPARSE_VECTOR
+
+        dense = self.embed_model.get_query_embedding(query_bundle.query_str)
+        prefetch = [models.Prefetch(query=dense, using=DENSE_VECTOR, limit=self.prefetch)]
+        (indices,), (values,) = encode_queries([query_bundle.query_str])
+        if indices:  # a question of stop words only has no terms: dense alone then
+            prefetch.append(models.Prefetch(query=models.SparseVector(indices=indices, values=values),
+                                            using=SPARSE_VECTOR, limit=self.prefetch))
+        response = self.vector_store.client.query_points(
+            self.vector_store.collection_name, prefetch=prefetch, query=models.FusionQuery(fusion=models.Fusion.RRF),
+            limit=self.k, with_payload=True)
+        result = self.vector_store.parse_to_query_result(response.points)
+        return [NodeWithScore(node=node, score=score) for node, score in zip(result.nodes, result.similarities)]
+
+    def close(self) -> None:
+        if self._owned_client is not None:
+            self._owned_client.close()
+            self._owned_client = None
+
+    def __enter__(self) -> "CollectionRetriever":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def search(vector_store, embed_model, text: str, k: int = 5) -> list[Hit]:
-    hits = []
-    for result in retriever(vector_store, embed_model, k).retrieve(text):
-        meta = result.node.metadata
-        hits.append(Hit(score=round(float(result.score or 0.0), 4), file_name=meta.get("file_name", ""),
-                        file_path=meta.get("file_path", ""), page=meta.get("page", 0), pages=meta.get("pages", []),
-                        header_path=meta.get("header_path", ""), text=result.node.get_content(),
-                        bbox=meta.get("bbox"), regions=meta.get("regions", []),
-                        bbox_source=meta.get("bbox_source", "none"), node_id=result.node.node_id))
-    return hits
+def build_retriever(config, k: int = 5, mode: str | None = None, client: Any = None,
+                    embed_model: Any = None) -> CollectionRetriever:
+    """A LlamaIndex retriever over the collection of a pipeline config (``mode`` defaults to
+    ``retrieval.mode``). Hybrid on a collection ingested dense raises ``ConfigError`` with the fix."""
+    from ..embedding import make_embed_model
+    from ..store import check_mode, count_points, make_client, make_vector_store
+
+    mode = mode or config.retrieval.mode
+    q, e = config.qdrant, config.embedding
+    owned = None
+    if client is None:
+        client = owned = make_client(q.path, q.url, q.api_key.get_secret_value() if q.api_key else None)
+    try:
+        if count_points(client, q.collection) == 0:
+            raise ConfigError(f"collection '{q.collection}' is empty or missing at {q.url or q.path}; "
+                              f"run `lightocr-ingest ingest PATH` first (with the same --config)")
+        check_mode(client, q.collection, mode, writing=False)
+        store = make_vector_store(client, q.collection, mode)
+        embed_model = embed_model or make_embed_model(e.model, e.device, e.batch_size)
+        return CollectionRetriever(store, embed_model, k, mode, config.retrieval.prefetch, owned_client=owned)
+    except Exception:
+        if owned is not None:
+            owned.close()
+        raise
+
+
+def to_hit(result: NodeWithScore) -> Hit:
+    meta = result.node.metadata
+    return Hit(score=round(float(result.score or 0.0), 4), file_name=meta.get("file_name", ""),
+               file_path=meta.get("file_path", ""), page=meta.get("page", 0), pages=meta.get("pages", []),
+               header_path=meta.get("header_path", ""), text=result.node.get_content(),
+               bbox=meta.get("bbox"), regions=meta.get("regions", []),
+               bbox_source=meta.get("bbox_source", "none"), node_id=result.node.node_id)
+
+
+def search(vector_store, embed_model, text: str, k: int = 5, mode: str = "dense") -> list[Hit]:
+    """The top ``k`` hits for ``text`` in an open vector store (``make_vector_store``)."""
+    return [to_hit(result) for result in CollectionRetriever(vector_store, embed_model, k, mode).retrieve(text)]
+
+
+def search_collection(config, text: str, k: int = 5, mode: str | None = None) -> list[Hit]:
+    """The top ``k`` hits for ``text`` in a pipeline config's collection (opened and closed here)."""
+    with build_retriever(config, k, mode) as retriever:
+        return [to_hit(result) for result in retriever.retrieve(text)]

@@ -32,7 +32,7 @@ from ..documents import PageDocument
 from ..embedding import make_embed_model, max_sequence_tokens, resolve_model
 from ..errors import InputError
 from ..reader import LightOnOCRReader
-from ..store import count_points, ensure_payload_indexes, make_client, make_vector_store
+from ..store import check_mode, count_points, ensure_payload_indexes, make_client, make_vector_store
 from .config import PipelineConfig
 from .plan import plan_run, settings_fingerprint
 from .report import FileReport, PageReport, RunReport
@@ -58,7 +58,12 @@ class Ingestor:
         self.client = make_client(config.qdrant.path, config.qdrant.url,
                                   config.qdrant.api_key.get_secret_value() if config.qdrant.api_key else None)
         self.collection = config.qdrant.collection
-        self.vector_store = make_vector_store(self.client, self.collection)
+        try:
+            check_mode(self.client, self.collection, config.retrieval.mode, writing=True)  # before any page is read
+        except Exception:
+            self.client.close()  # local mode locks its folder until closed
+            raise
+        self.vector_store = make_vector_store(self.client, self.collection, config.retrieval.mode)
 
     @property
     def embed_model(self):
@@ -230,9 +235,11 @@ def build_pipeline(config: PipelineConfig, client=None, **kwargs):
     e = config.embedding
     client = client or make_client(config.qdrant.path, config.qdrant.url,
                                    config.qdrant.api_key.get_secret_value() if config.qdrant.api_key else None)
+    check_mode(client, config.qdrant.collection, config.retrieval.mode, writing=True)
     return IngestionPipeline(transformations=[FingerprintStamp(fingerprint=settings_fingerprint(config)),
                                               make_parser(config), make_embed_model(e.model, e.device, e.batch_size)],
-                             vector_store=make_vector_store(client, config.qdrant.collection), **kwargs)
+                             vector_store=make_vector_store(client, config.qdrant.collection, config.retrieval.mode),
+                             **kwargs)
 
 
 class FingerprintStamp(TransformComponent):

@@ -41,13 +41,58 @@ def is_local(client: QdrantClient) -> bool:
     return type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
 
 
-def make_vector_store(client: QdrantClient, collection: str = DEFAULT_COLLECTION):
-    """LlamaIndex's ``QdrantVectorStore``; the collection is created with the right size on first add."""
+MODES = ("dense", "hybrid")
+DENSE_VECTOR = "text-dense"  # LlamaIndex's names for a hybrid collection's two vectors, so that its own
+SPARSE_VECTOR = "text-sparse-new"  # QdrantVectorStore(enable_hybrid=True) reads our collections as they are
+
+
+def make_vector_store(client: QdrantClient, collection: str = DEFAULT_COLLECTION, mode: str = "dense"):
+    """LlamaIndex's ``QdrantVectorStore``; the collection is created with the right size on first add.
+
+    ``hybrid`` stores a BM25 sparse vector (``embedding.bm25``) beside the dense one, in a
+    collection with named vectors whose sparse vector has Qdrant's IDF modifier.
+    """
     from llama_index.vector_stores.qdrant import QdrantVectorStore
 
     indexes = None if is_local(client) else [{"field_name": k, "field_schema": v} for k, v in INDEXED_FIELDS.items()]
+    options = {}
+    if mode == "hybrid":
+        from ..embedding.bm25 import encode_documents, encode_queries
+
+        options = dict(enable_hybrid=True, sparse_doc_fn=encode_documents, sparse_query_fn=encode_queries,
+                       sparse_config=models.SparseVectorParams(index=models.SparseIndexParams(),
+                                                               modifier=models.Modifier.IDF),
+                       dense_vector_name=DENSE_VECTOR, sparse_vector_name=SPARSE_VECTOR)
     return QdrantVectorStore(collection_name=collection, client=client, batch_size=UPSERT_BATCH,
-                             payload_indexes=indexes, index_doc_id=not is_local(client))
+                             payload_indexes=indexes, index_doc_id=not is_local(client), **options)
+
+
+def collection_mode(client: QdrantClient, collection: str) -> str | None:
+    """``hybrid`` when the collection has the BM25 sparse vector, ``dense`` when it has not, None
+    when there is no such collection yet."""
+    if not client.collection_exists(collection):
+        return None
+    sparse = client.get_collection(collection).config.params.sparse_vectors or {}
+    return "hybrid" if SPARSE_VECTOR in sparse else "dense"
+
+
+def check_mode(client: QdrantClient, collection: str, mode: str, writing: bool) -> None:
+    """Stop with the fix when ``mode`` does not fit the collection: hybrid search needs the
+    sparse vectors a dense collection never got; and writing dense points into a hybrid
+    collection would leave them out of its keyword half. Searching a hybrid collection densely
+    is fine (its dense vector is all there)."""
+    from ..errors import ConfigError
+
+    found = collection_mode(client, collection)
+    if found is None or found == mode or (found == "hybrid" and not writing):
+        return
+    if found == "dense":
+        raise ConfigError(
+            f"collection '{collection}' was made for dense search: it holds no BM25 vectors for hybrid "
+            f"{'ingestion' if writing else 'search'}. Ingest into a new collection with retrieval.mode: hybrid "
+            f"(--collection NEW), {'or keep retrieval.mode: dense' if writing else 'or search it with --mode dense'}")
+    raise ConfigError(f"collection '{collection}' is a hybrid collection (dense + BM25); ingest into it with "
+                      f"retrieval.mode: hybrid, or use a new collection for dense-only points")
 
 
 def ensure_payload_indexes(client: QdrantClient, collection: str) -> None:
@@ -122,6 +167,7 @@ def count_points(client: QdrantClient, collection: str) -> int:
     return client.count(collection, exact=True).count
 
 
-__all__ = ["COMPLETE_KEY", "DEFAULT_COLLECTION", "DEFAULT_PATH", "UPSERT_BATCH", "count_points", "delete_ids",
+__all__ = ["COMPLETE_KEY", "DEFAULT_COLLECTION", "DEFAULT_PATH", "DENSE_VECTOR", "MODES", "SPARSE_VECTOR",
+           "UPSERT_BATCH", "check_mode", "collection_mode", "count_points", "delete_ids",
            "delete_stale_points", "ensure_payload_indexes", "has_points", "make_client", "make_vector_store",
            "mark_complete", "stored_pages"]
