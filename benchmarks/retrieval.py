@@ -3,9 +3,9 @@ and what BM25 costs at ingestion.
 
 Sets (each question names the file and page that answer it; half ask with an exact term):
 - ``samples``: ``samples/queries.yaml`` over ``samples/`` (CPU engine, as the README's first command).
-- ``real``: ``benchmarks/retrieval/real_documents.yaml`` over ``tests/real_documents`` (6 papers
+- ``real``: ``benchmarks/questions/real_documents.yaml`` over ``tests/real_documents`` (6 papers
   and a manual, 32 pages).
-- ``manual``: ``benchmarks/retrieval/yosys_manual.yaml`` over the full Yosys manual (Debian
+- ``manual``: ``benchmarks/questions/yosys_manual.yaml`` over the full Yosys manual (Debian
   ``yosys-doc``, fetched with ``apt-get download`` into ``~/.cache/lightocr-ingest``): about
   290 pages competing for every question.
 
@@ -13,7 +13,8 @@ Sets (each question names the file and page that answer it; half ask with an exa
 loopback server speaking vLLM's protocol, which answers with the page's own text layer as
 Markdown, a stand-in for LightOnOCR (no GPU here). Each set is ingested once into a hybrid
 collection and asked in both modes: dense search uses the collection's dense vector, the
-same as a dense collection would. Cost: BM25 core-ms per chunk over the chunks of ``real``.
+same as a dense collection would; BM25 alone and RRF with k 2, 10 and 60 are asked too
+(``fusion_grid``). Cost: BM25 core-ms per chunk over the chunks of ``real``.
 Run from the repository root::
 
     .venv/bin/python benchmarks/retrieval.py                  # ~10 minutes on 2 cores
@@ -37,7 +38,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-QUESTIONS = REPO / "benchmarks" / "retrieval"
+QUESTIONS = REPO / "benchmarks" / "questions"
 CACHE = Path.home() / ".cache" / "lightocr-ingest"
 MANUAL_PACKAGE = "yosys-doc"  # Debian bookworm's yosys-doc 0.23-6 holds /usr/share/doc/yosys/manual.pdf (ISC)
 
@@ -105,6 +106,43 @@ def evaluate(config, questions: Path) -> dict:
     return out
 
 
+def fusion_grid(config, questions: Path) -> dict:
+    """MRR and recall@5 of BM25 alone and of RRF with k 2 (Qdrant's default), 10 and 60: how
+    ``retrieval.rrf_k`` was chosen (on the ``real`` set)."""
+    from lightocr_ingest.pipeline import evaluate_retriever, load_queries
+    from lightocr_ingest.pipeline.query import build_retriever
+
+    queries = load_queries(questions)
+    grid = {}
+    for rrf_k in (2, 10, 60):
+        varied = config.model_copy(deep=True)
+        varied.retrieval.rrf_k = rrf_k
+        with build_retriever(varied, k=5, mode="hybrid") as retriever:
+            grid[f"rrf_k={rrf_k}"] = evaluate_retriever(retriever, queries, (1, 5)).row()
+    with build_retriever(config, k=5, mode="hybrid") as retriever:
+        retriever._retrieve = _bm25_only(retriever)
+        grid["bm25 alone"] = evaluate_retriever(retriever, queries, (1, 5)).row()
+    return grid
+
+
+def _bm25_only(retriever):
+    from llama_index.core.schema import NodeWithScore
+    from qdrant_client import models
+
+    from lightocr_ingest.embedding.bm25 import encode_queries
+    from lightocr_ingest.store import SPARSE_VECTOR
+
+    def retrieve(query_bundle):
+        (indices,), (values,) = encode_queries([query_bundle.query_str])
+        store = retriever.vector_store
+        points = store.client.query_points(store.collection_name, query=models.SparseVector(indices=indices, values=values),
+                                           using=SPARSE_VECTOR, limit=retriever.k, with_payload=True).points
+        result = store.parse_to_query_result(points)
+        return [NodeWithScore(node=n, score=s) for n, s in zip(result.nodes, result.similarities)]
+
+    return retrieve
+
+
 def _exact_flags(questions: Path) -> list[bool]:
     """Which entries are marked ``# exact`` (the comment line before each entry)."""
     flags, last_comment = [], ""
@@ -153,6 +191,7 @@ def main() -> None:
             paths = sorted(Path(p) for p in glob.glob(str(REPO / "samples" / "*")) if Path(p).suffix in (".pdf", ".png"))
             config = ingest(paths, workdir, "samples", None)
             result["samples"] = evaluate(config, REPO / "samples" / "queries.yaml")
+            result["samples"]["fusion_grid"] = fusion_grid(config, REPO / "samples" / "queries.yaml")
             print("samples", json.dumps(result["samples"]), file=sys.stderr)
         for name, paths, questions in (("real", sorted((REPO / "tests" / "real_documents").glob("*.pdf")),
                                         QUESTIONS / "real_documents.yaml"),
@@ -164,6 +203,7 @@ def main() -> None:
             with FakeVLLMServer(responder=lambda request: answers[request.image_sha256]) as server:
                 config = ingest(paths, workdir, name, server.url)
             result[name] = evaluate(config, questions)
+            result[name]["fusion_grid"] = fusion_grid(config, questions)
             if name == "real":
                 result["bm25_cost"] = bm25_cost(config)
             print(name, json.dumps(result[name]), file=sys.stderr)

@@ -117,6 +117,8 @@ def test_evaluate_command_prints_recall_and_misses_as_json(hybrid_collection, tm
 def test_query_command_takes_a_mode(hybrid_collection, capsys):
     config, queries = hybrid_collection
     store = ["--qdrant-path", config.qdrant.path, "--collection", "parts"]
-    assert main(["query", queries[3].question, *store, "--mode", "hybrid", "-k", "1", "--json"]) == 0
-    hit = json.loads(capsys.readouterr().out)
-    assert hit["page"] == 4 and hit["file_name"] == "catalogue.pdf"
+    assert main(["query", queries[3].question, *store, "--mode", "hybrid", "-k", "5", "--json"]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(hits) == 5 and 4 in [hit["page"] for hit in hits]  # the sheet with that part number
+    assert main(["query", queries[3].question, *store, "--mode", "dense", "-k", "5", "--json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 5

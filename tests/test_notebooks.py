@@ -33,6 +33,7 @@ def test_retrieval_notebook_runs_and_shows_pictures_tables_and_scores(tmp_path, 
     assert len(images) >= 2  # the pages with boxes, and the comparison plot
     assert any("heading path" in t and "field-station-handbook.pdf" in t for t in tables)
     assert any("64 tokens, heading path" in t and "recall@5" in t for t in tables)
-    assert "recall@1" in text and "MRR" in text
+    assert any("heading path, dense" in t and "heading path, hybrid" in t for t in tables)  # the modes compared
+    assert "recall@1" in text and "MRR" in text and "questions, dense:" in text and "questions, hybrid:" in text
     assert re.search(r"[1-9]\d* region\(s\) from text_layer", text)  # the hits are placed on their pages
     assert os.path.isdir(tmp_path / "work" / "ocr-cache")  # it worked in the folder it was given

@@ -102,6 +102,9 @@ class RetrievalConfig(_Section):
         "for one mode: hybrid needs a collection ingested with hybrid."))
     prefetch: int = Field(default=50, ge=1, le=1000, description=(
         "hybrid: candidates taken from each of the dense and the BM25 search before fusing them"))
+    rrf_k: int | None = Field(default=10, ge=1, le=1000, description=(
+        "hybrid: the k of reciprocal rank fusion, score = sum of 1 / (k + rank); smaller lets the top of each list "
+        "count more (60 is the literature's constant). null: the server's own RRF (Qdrant servers before 1.16)"))
 
 
 class PipelineConfig(_Section):

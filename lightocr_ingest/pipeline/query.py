@@ -2,8 +2,9 @@
 BM25 fused by reciprocal rank in Qdrant).
 
 ``build_retriever(config)`` gives a LlamaIndex retriever over a pipeline config's collection.
-Hybrid asks Qdrant once: both searches run as prefetches and Qdrant fuses them (RRF), which
-LlamaIndex's own hybrid mode does client-side instead; a fused hit's score is its RRF score.
+Hybrid asks Qdrant once: both searches run as prefetches and Qdrant fuses them by reciprocal
+rank (RRF), which LlamaIndex's own hybrid mode does client-side instead; a fused hit's score is
+its RRF score.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from ..errors import ConfigError
+
+RRF_K = 10  # reciprocal rank fusion: score = sum over the two lists of 1 / (RRF_K + rank). The best MRR of 2
+#            (Qdrant's default), 10 and 60 (the literature's) on benchmarks/questions/real_documents.yaml; 60
+#            drowns an exact term that only BM25 ranks high, 2 lets either list's first hit win alone
 
 
 @dataclass
@@ -43,10 +48,11 @@ class CollectionRetriever(BaseRetriever):
     """
 
     def __init__(self, vector_store, embed_model, k: int = 5, mode: str = "dense", prefetch: int = 50,
-                 owned_client: Any = None):
+                 rrf_k: int | None = RRF_K, owned_client: Any = None):
         super().__init__()
         self.vector_store, self.embed_model, self.k, self.mode = vector_store, embed_model, k, mode
         self.prefetch = max(prefetch, k)  # RRF fuses candidates beyond the top k of each list
+        self.rrf_k = rrf_k
         self._owned_client = owned_client
         if mode == "dense":
             from llama_index.core import VectorStoreIndex
@@ -68,9 +74,10 @@ class CollectionRetriever(BaseRetriever):
         if indices:  # a question of stop words only has no terms: dense alone then
             prefetch.append(models.Prefetch(query=models.SparseVector(indices=indices, values=values),
                                             using=SPARSE_VECTOR, limit=self.prefetch))
-        response = self.vector_store.client.query_points(
-            self.vector_store.collection_name, prefetch=prefetch, query=models.FusionQuery(fusion=models.Fusion.RRF),
-            limit=self.k, with_payload=True)
+        fusion = models.FusionQuery(fusion=models.Fusion.RRF) if self.rrf_k is None else \
+            models.RrfQuery(rrf=models.Rrf(k=self.rrf_k))
+        response = self.vector_store.client.query_points(self.vector_store.collection_name, prefetch=prefetch,
+                                                         query=fusion, limit=self.k, with_payload=True)
         result = self.vector_store.parse_to_query_result(response.points)
         return [NodeWithScore(node=node, score=score) for node, score in zip(result.nodes, result.similarities)]
 
@@ -105,7 +112,8 @@ def build_retriever(config, k: int = 5, mode: str | None = None, client: Any = N
         check_mode(client, q.collection, mode, writing=False)
         store = make_vector_store(client, q.collection, mode)
         embed_model = embed_model or make_embed_model(e.model, e.device, e.batch_size)
-        return CollectionRetriever(store, embed_model, k, mode, config.retrieval.prefetch, owned_client=owned)
+        return CollectionRetriever(store, embed_model, k, mode, config.retrieval.prefetch, config.retrieval.rrf_k,
+                                   owned_client=owned)
     except Exception:
         if owned is not None:
             owned.close()
