@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 import yaml
@@ -80,8 +81,10 @@ def test_hybrid_asked_of_a_dense_collection_says_what_to_do(tmp_path):
     build_pipeline(dense).run(documents=documents[:3])
     with pytest.raises(ConfigError, match=r"made for dense search.*--mode dense"):
         build_retriever(dense, mode="hybrid")
-    with pytest.raises(ConfigError, match=r"made for dense search.*retrieval.mode: hybrid"):
+    with pytest.raises(ConfigError, match=r"made for dense search.*--collection NEW.*retrieval.mode: dense"):
         build_pipeline(config_for(tmp_path, "hybrid"))  # writing hybrid points into it
+    with pytest.raises(ConfigError, match=r"'sparse' is not one of dense, hybrid"):
+        build_retriever(dense, mode="sparse")
     with build_retriever(dense, k=1) as retriever:  # and dense keeps working
         assert len(retriever.retrieve("stainless washer")) == 1
 
@@ -117,8 +120,44 @@ def test_evaluate_command_prints_recall_and_misses_as_json(hybrid_collection, tm
 def test_query_command_takes_a_mode(hybrid_collection, capsys):
     config, queries = hybrid_collection
     store = ["--qdrant-path", config.qdrant.path, "--collection", "parts"]
-    assert main(["query", queries[3].question, *store, "--mode", "hybrid", "-k", "5", "--json"]) == 0
-    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(hits) == 5 and 4 in [hit["page"] for hit in hits]  # the sheet with that part number
-    assert main(["query", queries[3].question, *store, "--mode", "dense", "-k", "5", "--json"]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 5
+    pages = {}
+    for mode in ("hybrid", "dense"):
+        pages[mode] = []
+        for query in queries[:10]:
+            assert main(["query", query.question, *store, "--mode", mode, "-k", "5", "--json"]) == 0
+            pages[mode].append([json.loads(line)["page"] for line in capsys.readouterr().out.splitlines()])
+    assert all(len(found) == 5 for found in pages["hybrid"] + pages["dense"])
+    assert all(q.pages[0] in found for q, found in zip(queries, pages["hybrid"]))  # each sheet found
+    assert pages["dense"] != pages["hybrid"]  # the flag changed the search
+
+
+def test_a_question_of_stop_words_only_is_asked_densely(hybrid_collection):
+    config, _ = hybrid_collection
+    with build_retriever(config, k=3, mode="hybrid") as retriever:
+        assert len(retriever.retrieve("which is it?")) == 3  # no BM25 term: the dense half alone answers
+
+
+def test_the_servers_own_rrf_is_used_when_rrf_k_is_null(hybrid_collection):
+    config, queries = hybrid_collection
+    own = config.model_copy(deep=True)
+    own.retrieval.rrf_k = None
+    with build_retriever(own, k=5, mode="hybrid") as retriever:
+        hits = retriever.retrieve(queries[0].question)
+    assert len(hits) == 5 and queries[0].pages[0] in [h.node.metadata["page"] for h in hits]
+
+
+def test_the_shipped_hybrid_config_on_an_old_dense_collection_says_what_to_do(tmp_path, capsys):
+    documents, _ = catalogue()
+    build_pipeline(config_for(tmp_path, "dense", collection="samples")).run(documents=documents[:2])
+    shipped = str(Path(__file__).resolve().parents[1] / "pipelines" / "local.yaml")
+    code = main(["query", "washer", "--config", shipped, "--qdrant-path", str(tmp_path / "qdrant")])
+    assert code == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "collection 'samples' was made for dense search" in err and "--mode dense" in err
+
+
+def test_evaluate_refuses_an_empty_question_file(tmp_path, capsys):
+    empty = tmp_path / "none.yaml"
+    empty.write_text("[]\n")
+    assert main(["evaluate", str(empty), "--qdrant-path", str(tmp_path / "q")]) == 1
+    assert "expected a list of entries with question, file and pages" in capsys.readouterr().err

@@ -30,10 +30,11 @@ def test_retrieval_notebook_runs_and_shows_pictures_tables_and_scores(tmp_path, 
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     tables = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
     text = "".join(o.get("text", "") for o in outputs)
-    assert len(images) >= 2  # the pages with boxes, and the comparison plot
+    assert len(images) >= 3  # the pages with boxes, and the two comparison plots
     assert any("heading path" in t and "field-station-handbook.pdf" in t for t in tables)
     assert any("64 tokens, heading path" in t and "recall@5" in t for t in tables)
     assert any("heading path, dense" in t and "heading path, hybrid" in t for t in tables)  # the modes compared
+    assert any("real documents" in t and "hybrid" in t and "recall@5" in t for t in tables)  # on real documents too
     assert "recall@1" in text and "MRR" in text and "questions, dense:" in text and "questions, hybrid:" in text
     assert re.search(r"[1-9]\d* region\(s\) from text_layer", text)  # the hits are placed on their pages
     assert os.path.isdir(tmp_path / "work" / "ocr-cache")  # it worked in the folder it was given

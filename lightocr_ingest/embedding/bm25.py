@@ -1,5 +1,7 @@
 """BM25 sparse vectors for hybrid search: exact terms that a dense model blurs (part numbers,
-clause numbers, function names, rare proper names).
+function names, rare proper names). Terms are whole words: "opt_clean" is "opt" and "clean",
+and the digits of "4.2.1" are three terms in no order; that is the server's tokenisation, and
+staying with it keeps local and server collections interchangeable.
 
 The vectors come from ``qdrant-edge-py``'s ``Bm25``: Qdrant's own BM25 (the one its server
 runs as ``Qdrant/bm25``), with no weights to download, so hybrid works offline. A chunk's
@@ -26,8 +28,8 @@ def _model():
     try:
         from qdrant_edge import Bm25, Bm25Config
     except ImportError:
-        raise ConfigError("hybrid retrieval needs qdrant-edge-py (Qdrant's BM25): pip install 'qdrant-edge-py>=0.9,<1', "
-                          "or set retrieval.mode: dense") from None
+        raise ConfigError("hybrid retrieval needs qdrant-edge-py (Qdrant's BM25): "
+                          "pip install 'qdrant-edge-py>=0.9,<1', or set retrieval.mode: dense") from None
     return Bm25(Bm25Config(language="english", avg_len=AVG_CHUNK_TOKENS))
 
 

@@ -24,6 +24,7 @@ from ..ocr.resilient import FALLBACKS, RETRY_TEMPERATURES
 from ..ocr.retry import RetryPolicy
 from ..ocr.vllm import DEFAULT_URL, MAX_IN_FLIGHT
 from ..reader import REGIONS_MODES
+from .query import PREFETCH, RRF_K
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -100,9 +101,9 @@ class RetrievalConfig(_Section):
         "dense: the embedding model alone; hybrid: also a BM25 sparse vector per chunk, fused with the dense hits "
         "by reciprocal rank (finds exact terms: part numbers, clause numbers, function names). A collection is made "
         "for one mode: hybrid needs a collection ingested with hybrid."))
-    prefetch: int = Field(default=50, ge=1, le=1000, description=(
+    prefetch: int = Field(default=PREFETCH, ge=1, le=1000, description=(
         "hybrid: candidates taken from each of the dense and the BM25 search before fusing them"))
-    rrf_k: int | None = Field(default=10, ge=1, le=1000, description=(
+    rrf_k: int | None = Field(default=RRF_K, ge=1, le=1000, description=(
         "hybrid: the k of reciprocal rank fusion, score = sum of 1 / (k + rank); smaller lets the top of each list "
         "count more (60 is the literature's constant). null: the server's own RRF (Qdrant servers before 1.16)"))
 

@@ -60,8 +60,9 @@ def load_queries(path: str | os.PathLike) -> list[LabelledQuery]:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the labelled questions: {exc}") from None
-    if not isinstance(data, list):
-        raise ConfigError(f"{path}: expected a list of entries with question, file and pages")
+    if not isinstance(data, list) or not data:
+        raise ConfigError(f"{path}: expected a list of entries with question, file and pages "
+                          f"(see samples/queries.yaml), got {'nothing' if not data else type(data).__name__}")
     queries = []
     for number, entry in enumerate(data, start=1):
         if not isinstance(entry, dict) or not {"question", "file", "pages"} <= entry.keys():

@@ -20,6 +20,8 @@ from ..errors import ConfigError
 RRF_K = 10  # reciprocal rank fusion: score = sum over the two lists of 1 / (RRF_K + rank). The best MRR of 2
 #            (Qdrant's default), 10 and 60 (the literature's) on benchmarks/questions/real_documents.yaml; 60
 #            drowns an exact term that only BM25 ranks high, 2 lets either list's first hit win alone
+PREFETCH = 50  # candidates from each list before fusing: RRF needs the ranks of hits beyond the top k of each
+#                (a chunk 30th by meaning can be 1st by its terms); 50 cost nothing measurable here
 
 
 @dataclass
@@ -47,9 +49,13 @@ class CollectionRetriever(BaseRetriever):
     local mode locks its folder while open.
     """
 
-    def __init__(self, vector_store, embed_model, k: int = 5, mode: str = "dense", prefetch: int = 50,
+    def __init__(self, vector_store, embed_model, k: int = 5, mode: str = "dense", prefetch: int = PREFETCH,
                  rrf_k: int | None = RRF_K, owned_client: Any = None):
         super().__init__()
+        from ..store import MODES
+
+        if mode not in MODES:
+            raise ConfigError(f"retrieval mode {mode!r} is not one of {', '.join(MODES)}")
         self.vector_store, self.embed_model, self.k, self.mode = vector_store, embed_model, k, mode
         self.prefetch = max(prefetch, k)  # RRF fuses candidates beyond the top k of each list
         self.rrf_k = rrf_k
@@ -131,6 +137,9 @@ def to_hit(result: NodeWithScore) -> Hit:
 
 def search(vector_store, embed_model, text: str, k: int = 5, mode: str = "dense") -> list[Hit]:
     """The top ``k`` hits for ``text`` in an open vector store (``make_vector_store``)."""
+    from ..store import check_mode
+
+    check_mode(vector_store.client, vector_store.collection_name, mode, writing=False)
     return [to_hit(result) for result in CollectionRetriever(vector_store, embed_model, k, mode).retrieve(text)]
 
 

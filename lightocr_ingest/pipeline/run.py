@@ -233,9 +233,15 @@ def build_pipeline(config: PipelineConfig, client=None, **kwargs):
     from llama_index.core.ingestion import IngestionPipeline
 
     e = config.embedding
+    owned = client is None
     client = client or make_client(config.qdrant.path, config.qdrant.url,
                                    config.qdrant.api_key.get_secret_value() if config.qdrant.api_key else None)
-    check_mode(client, config.qdrant.collection, config.retrieval.mode, writing=True)
+    try:
+        check_mode(client, config.qdrant.collection, config.retrieval.mode, writing=True)
+    except Exception:
+        if owned:
+            client.close()  # local mode locks its folder until closed
+        raise
     return IngestionPipeline(transformations=[FingerprintStamp(fingerprint=settings_fingerprint(config)),
                                               make_parser(config), make_embed_model(e.model, e.device, e.batch_size)],
                              vector_store=make_vector_store(client, config.qdrant.collection, config.retrieval.mode),

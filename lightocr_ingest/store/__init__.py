@@ -77,22 +77,30 @@ def collection_mode(client: QdrantClient, collection: str) -> str | None:
 
 
 def check_mode(client: QdrantClient, collection: str, mode: str, writing: bool) -> None:
-    """Stop with the fix when ``mode`` does not fit the collection: hybrid search needs the
+    """Stop with the fix when ``mode`` is unknown or does not fit the collection: hybrid search needs the
     sparse vectors a dense collection never got; and writing dense points into a hybrid
     collection would leave them out of its keyword half. Searching a hybrid collection densely
     is fine (its dense vector is all there)."""
     from ..errors import ConfigError
 
+    if mode not in MODES:
+        raise ConfigError(f"retrieval mode {mode!r} is not one of {', '.join(MODES)}")
     found = collection_mode(client, collection)
     if found is None or found == mode or (found == "hybrid" and not writing):
         return
+    if found == "dense" and writing:
+        raise ConfigError(
+            f"collection '{collection}' was made for dense search: it holds no BM25 vectors, and hybrid points "
+            f"cannot be added to it. Ingest into a new collection (--collection NEW; the OCR cache answers every page "
+            f"read before, so only chunking and embedding run again), or set retrieval.mode: dense in the config")
     if found == "dense":
         raise ConfigError(
-            f"collection '{collection}' was made for dense search: it holds no BM25 vectors for hybrid "
-            f"{'ingestion' if writing else 'search'}. Ingest into a new collection with retrieval.mode: hybrid "
-            f"(--collection NEW), {'or keep retrieval.mode: dense' if writing else 'or search it with --mode dense'}")
-    raise ConfigError(f"collection '{collection}' is a hybrid collection (dense + BM25); ingest into it with "
-                      f"retrieval.mode: hybrid, or use a new collection for dense-only points")
+            f"collection '{collection}' was made for dense search: it holds no BM25 vectors for hybrid search. "
+            f"Search it with --mode dense (or retrieval.mode: dense), or ingest into a new collection with "
+            f"retrieval.mode: hybrid (--collection NEW)")
+    raise ConfigError(f"collection '{collection}' is a hybrid collection (dense + BM25): dense-only points would be "
+                      f"missing from its keyword search. Set retrieval.mode: hybrid in the config to add to it, or "
+                      f"ingest into a new collection (--collection NEW)")
 
 
 def ensure_payload_indexes(client: QdrantClient, collection: str) -> None:
