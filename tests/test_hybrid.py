@@ -161,3 +161,14 @@ def test_evaluate_refuses_an_empty_question_file(tmp_path, capsys):
     empty.write_text("[]\n")
     assert main(["evaluate", str(empty), "--qdrant-path", str(tmp_path / "q")]) == 1
     assert "expected a list of entries with question, file and pages" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_metadata_filters_apply_in_both_modes(hybrid_collection, mode):
+    from llama_index.core.vector_stores import FilterOperator, MetadataFilter, MetadataFilters
+
+    config, queries = hybrid_collection
+    late = MetadataFilters(filters=[MetadataFilter(key="page", value=20, operator=FilterOperator.GTE)])
+    with build_retriever(config, k=5, mode=mode, filters=late) as retriever:
+        hits = retriever.retrieve(queries[2].question)  # its sheet, page 3, is filtered out
+    assert len(hits) == 5 and all(hit.node.metadata["page"] >= 20 for hit in hits)

@@ -50,7 +50,7 @@ class CollectionRetriever(BaseRetriever):
     """
 
     def __init__(self, vector_store, embed_model, k: int = 5, mode: str = "dense", prefetch: int = PREFETCH,
-                 rrf_k: int | None = RRF_K, owned_client: Any = None):
+                 rrf_k: int | None = RRF_K, owned_client: Any = None, filters: Any = None):
         super().__init__()
         from ..store import MODES
 
@@ -59,12 +59,13 @@ class CollectionRetriever(BaseRetriever):
         self.vector_store, self.embed_model, self.k, self.mode = vector_store, embed_model, k, mode
         self.prefetch = max(prefetch, k)  # RRF fuses candidates beyond the top k of each list
         self.rrf_k = rrf_k
+        self.filters = filters  # LlamaIndex MetadataFilters on the payload (file_name, page, ...), both modes
         self._owned_client = owned_client
         if mode == "dense":
             from llama_index.core import VectorStoreIndex
 
             self._dense = VectorStoreIndex.from_vector_store(vector_store, embed_model=embed_model) \
-                .as_retriever(similarity_top_k=k)
+                .as_retriever(similarity_top_k=k, filters=filters)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         if self.mode == "dense":
@@ -74,12 +75,16 @@ class CollectionRetriever(BaseRetriever):
         from ..embedding.bm25 import encode_queries
         from ..store import DENSE_VECTOR, SPARSE_VECTOR
 
+        from llama_index.core.vector_stores import VectorStoreQuery
+
+        # The same Qdrant filter LlamaIndex builds for a dense query, applied to both prefetches.
+        where = self.vector_store._build_query_filter(VectorStoreQuery(filters=self.filters)) if self.filters else None
         dense = self.embed_model.get_query_embedding(query_bundle.query_str)
-        prefetch = [models.Prefetch(query=dense, using=DENSE_VECTOR, limit=self.prefetch)]
+        prefetch = [models.Prefetch(query=dense, using=DENSE_VECTOR, limit=self.prefetch, filter=where)]
         (indices,), (values,) = encode_queries([query_bundle.query_str])
         if indices:  # a question of stop words only has no terms: dense alone then
             prefetch.append(models.Prefetch(query=models.SparseVector(indices=indices, values=values),
-                                            using=SPARSE_VECTOR, limit=self.prefetch))
+                                            using=SPARSE_VECTOR, limit=self.prefetch, filter=where))
         fusion = models.FusionQuery(fusion=models.Fusion.RRF) if self.rrf_k is None else \
             models.RrfQuery(rrf=models.Rrf(k=self.rrf_k))
         response = self.vector_store.client.query_points(self.vector_store.collection_name, prefetch=prefetch,
@@ -100,9 +105,10 @@ class CollectionRetriever(BaseRetriever):
 
 
 def build_retriever(config, k: int = 5, mode: str | None = None, client: Any = None,
-                    embed_model: Any = None) -> CollectionRetriever:
+                    embed_model: Any = None, filters: Any = None) -> CollectionRetriever:
     """A LlamaIndex retriever over the collection of a pipeline config (``mode`` defaults to
-    ``retrieval.mode``). Hybrid on a collection ingested dense raises ``ConfigError`` with the fix."""
+    ``retrieval.mode``; ``filters``: LlamaIndex ``MetadataFilters`` on the payload). Hybrid on a
+    collection ingested dense raises ``ConfigError`` with the fix."""
     from ..embedding import make_embed_model
     from ..store import check_mode, count_points, make_client, make_vector_store
 
@@ -119,7 +125,7 @@ def build_retriever(config, k: int = 5, mode: str | None = None, client: Any = N
         store = make_vector_store(client, q.collection, mode)
         embed_model = embed_model or make_embed_model(e.model, e.device, e.batch_size)
         return CollectionRetriever(store, embed_model, k, mode, config.retrieval.prefetch, config.retrieval.rrf_k,
-                                   owned_client=owned)
+                                   owned_client=owned, filters=filters)
     except Exception:
         if owned is not None:
             owned.close()
