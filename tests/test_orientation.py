@@ -359,18 +359,25 @@ def test_detection_can_be_switched_off_from_the_command_line(tmp_path, text_page
     assert _apply_flags(PipelineConfig(), argparse.Namespace(detect_rotation=None)).ocr.detect_rotation is True
 
 
-def test_an_invisible_ocr_layer_over_an_upside_down_scan_does_not_hide_it(tmp_path, text_page):
-    """Scanning software lays invisible OCR text over the scan, set upright whatever the scan
-    does (an OCR engine cannot tell a page upside down). That layer says nothing of how the
-    scan lies: the classifier decides, and turns the page."""
+def upside_down_scan_pdf(tmp_path, text_page):
+    """An A4 PDF page holding the generated page scanned upside down (add text, then ``output``)."""
     from fpdf import FPDF
-    from fpdf.enums import TextMode
 
     image_path = tmp_path / "upside-down.png"
     lying(text_page, 180).save(image_path)
     pdf = FPDF(unit="pt", format=(595.28, 841.89))
     pdf.add_page()
     pdf.image(str(image_path), x=0, y=0, w=595.28, h=841.89)
+    return pdf
+
+
+def test_an_invisible_ocr_layer_over_an_upside_down_scan_does_not_hide_it(tmp_path, text_page):
+    """Scanning software lays invisible OCR text over the scan, set upright whatever the scan
+    does (an OCR engine cannot tell a page upside down). That layer says nothing of how the
+    scan lies: the classifier decides, and turns the page."""
+    from fpdf.enums import TextMode
+
+    pdf = upside_down_scan_pdf(tmp_path, text_page)
     pdf.set_font("Helvetica", size=11)
     pdf.text_mode = TextMode.INVISIBLE
     for line in range(30):
@@ -403,13 +410,7 @@ def test_a_sideways_table_of_numbers_is_turned_by_its_text_layer(tmp_path):
 
 def test_a_stamp_on_a_scan_leaves_the_decision_to_the_classifier(tmp_path, text_page):
     """A few visible words stamped on a scan (a Bates number) are too few to speak for the page."""
-    from fpdf import FPDF
-
-    image_path = tmp_path / "upside-down.png"
-    lying(text_page, 180).save(image_path)
-    pdf = FPDF(unit="pt", format=(595.28, 841.89))
-    pdf.add_page()
-    pdf.image(str(image_path), x=0, y=0, w=595.28, h=841.89)
+    pdf = upside_down_scan_pdf(tmp_path, text_page)
     pdf.set_font("Helvetica", size=9)
     pdf.text(420, 830, "Received 2024-03-01 / Bates 000123")
     path = tmp_path / "stamped.pdf"
