@@ -10,12 +10,14 @@ line-direction classifier, and as it is now (weak lines re-read). Run from the r
 
     .venv/bin/python benchmarks/cpu_engine.py            # the 8 pages the issue names, ~5 minutes on 2 cores
     .venv/bin/python benchmarks/cpu_engine.py --all      # all 32 pages
+    .venv/bin/python benchmarks/cpu_engine.py --scans    # also re-reading and skew cost on 8 real scans
     .venv/bin/python benchmarks/cpu_engine.py --json .bench/cpu_engine.json
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -26,6 +28,9 @@ import time
 import unicodedata
 from collections import Counter
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 from lightocr_ingest.ocr.cpu import ocr_page_sync
 from lightocr_ingest.pages import DocumentSource
@@ -91,9 +96,39 @@ def measure(pages: list[tuple[str, int]]) -> dict:
             "pages": rows, "summary": summary}
 
 
+def scans_cost(folder: Path, count: int = 8) -> dict:
+    """On real scans (``benchmarks/scans/fetch.py``; printed, not handwritten): weak lines per
+    page, CPU-seconds with and without re-reading, and the skew estimate's core-ms."""
+    from lightocr_ingest.ocr.cpu import read_lines
+    from lightocr_ingest.ocr.skew import estimate_skew
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    entries = [e for e in manifest["pages"] if e["content"] != "handwriting"]
+    rows = []
+    for entry in entries[::3][:count]:
+        with DocumentSource(folder / entry["file"]) as source:
+            page = source.render_page(1)
+        row = {"page": entry["file"]}
+        for name, options in (("without_reread", {"reread_below": 0.0}), ("with_reread", {})):
+            started = time.process_time()
+            read_lines(page.png, **options)
+            row[f"{name}_cpu_s"] = round(time.process_time() - started, 2)
+        row["weak_lines"] = sum(1 for line in read_lines(page.png, reread_below=0.0).lines if line.score < 0.9)
+        grey = np.asarray(Image.open(io.BytesIO(page.png)).convert("L"))
+        started = time.thread_time()
+        estimate_skew(grey)
+        row["skew_estimate_core_ms"] = round((time.thread_time() - started) * 1000, 1)
+        rows.append(row)
+        print(f"  {row}", file=sys.stderr)
+    return {"pages": rows,
+            "median_skew_estimate_core_ms": statistics.median(r["skew_estimate_core_ms"] for r in rows)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--all", action="store_true", help="every page of every real document")
+    parser.add_argument("--scans", nargs="?", const=str(Path.home() / ".cache" / "lightocr-ingest" / "scans"),
+                        help="also measure re-reading and the skew estimate on real scans (fetch.py's folder)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     if args.all:
@@ -104,6 +139,8 @@ def main() -> None:
     else:
         pages = DEFAULT_PAGES
     result = measure(pages)
+    if args.scans:
+        result["scans"] = scans_cost(Path(args.scans))
     print(json.dumps(result["summary"], indent=2))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,8 @@
 RapidOCR reads a slanted line well (it crops each line along its own slant), but the layout
 step groups lines into columns and paragraphs by their upright boxes, and on a two-column
 page tilted 1-4 degrees the boxes of neighbouring lines and columns overlap: word recall on a
-real two-column paper fell from 0.991 to 0.96 (benchmarks/orientation.py measures it).
+real two-column paper fell from 0.991 to 0.96 (benchmarks/orientation.py measures it). Finding
+the angle costs about 12 core-ms a page (benchmarks/cpu_engine.py --scans).
 
 The angle is found the classic way: ink pixels of a shrunk page are projected onto the
 vertical axis at candidate angles, and the angle whose profile is sharpest (text lines
