@@ -33,13 +33,16 @@ def _model():
     return Bm25(Bm25Config(language="english", avg_len=AVG_CHUNK_TOKENS))
 
 
-def encode_documents(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
-    """Sparse vectors of chunks, as LlamaIndex's ``QdrantVectorStore`` takes them (``sparse_doc_fn``)."""
-    vectors = [_model().embed_document(text) for text in texts]
+def _as_lists(vectors) -> tuple[list[list[int]], list[list[float]]]:
+    """Sparse vectors as LlamaIndex's ``QdrantVectorStore`` takes them: all indices, all values."""
     return [list(v.indices) for v in vectors], [list(v.values) for v in vectors]
+
+
+def encode_documents(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
+    """Sparse vectors of chunks (``sparse_doc_fn``): BM25 term-frequency weights."""
+    return _as_lists([_model().embed_document(text) for text in texts])
 
 
 def encode_queries(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
     """Sparse vectors of queries (``sparse_query_fn``): each term once, weight 1."""
-    vectors = [_model().embed_query(text) for text in texts]
-    return [list(v.indices) for v in vectors], [list(v.values) for v in vectors]
+    return _as_lists([_model().embed_query(text) for text in texts])

@@ -155,14 +155,20 @@ def _reread(engine, image: np.ndarray, quads: list[np.ndarray], scores: list[flo
     return best
 
 
+def _line_ink(grey: np.ndarray) -> np.ndarray:
+    """Ink in a line's crop: darker than halfway from its darkest pixel to its paper (a line
+    crop is mostly glyphs and a little paper, so the page's paper-minus-contrast rule misses
+    light print there)."""
+    return grey < (float(np.percentile(grey, 95)) + float(grey.min())) / 2
+
+
 def _widest_gap(crop: np.ndarray) -> int | None:
     """The column at the middle of the widest run of ink-free columns in the middle half of a
     line crop (a space between words), or None for a line too short to cut."""
     height, width = crop.shape[:2]
     if width < 8 * height:
         return None
-    grey = crop.mean(axis=2)
-    ink = (grey < (float(np.percentile(grey, 95)) + float(grey.min())) / 2).any(axis=0)
+    ink = _line_ink(crop.mean(axis=2)).any(axis=0)
     best, best_len, start = None, 0, None
     for x in range(width // 4, 3 * width // 4):
         if not ink[x]:
@@ -182,7 +188,7 @@ def stroke_width(grey: np.ndarray, box: tuple[float, float, float, float]) -> fl
     crop = grey[max(0, y0):max(0, y1), max(0, x0):max(0, x1)]
     if crop.size == 0:
         return 0.0
-    ink = crop < (float(np.percentile(crop, 95)) + float(crop.min())) / 2
+    ink = _line_ink(crop)
     edges = np.diff(np.pad(ink, ((0, 0), (1, 1))).astype(np.int8), axis=1)
     lengths = np.nonzero(edges == -1)[1] - np.nonzero(edges == 1)[1]  # row-major: starts and ends pair up
     lengths = lengths[lengths <= 0.4 * crop.shape[0]]

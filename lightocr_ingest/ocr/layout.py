@@ -84,10 +84,6 @@ def _gutters(lines: list[TextBox], left: float, width: float) -> list[float]:
     return gutters
 
 
-def _stroke(line: TextBox) -> float:
-    return line.stroke
-
-
 def _bold(stroke: float, body_stroke: float) -> bool:
     return body_stroke > 0 and stroke >= BOLD_RATIO * body_stroke
 
@@ -147,7 +143,7 @@ def _paragraphs(column: list[TextBox], body_height: float, body_stroke: float = 
             continue
         box = (row[0].box[0], min(l.box[1] for l in row), row[-1].box[2], max(l.box[3] for l in row))
         height = max(_height(l) for l in row)
-        stroke = median(_stroke(l) for l in row)
+        stroke = median(l.stroke for l in row)
         bold = _bold(stroke, body_stroke)
         if previous_bottom is not None:
             gap = box[1] - previous_bottom

@@ -28,13 +28,13 @@ MAX_POINTS = 40_000  # ink pixels used: enough for a sharp profile, bounded cost
 
 
 def _ink_points(grey: np.ndarray) -> np.ndarray | None:
+    from ..pages.orientation import page_ink
     from ..pages.render import downscale
 
     scale = min(1.0, SKEW_WIDTH / grey.shape[1])
     small = downscale(grey, (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))) \
         if scale < 1 else grey
-    paper = float(np.percentile(small, 90))
-    rows, cols = np.nonzero(small < paper - 60)
+    rows, cols = np.nonzero(page_ink(small))
     if len(rows) < 200:
         return None  # a blank page or a few specks: no lines to align
     if len(rows) > MAX_POINTS:

@@ -509,10 +509,8 @@ class DocumentSource:
                         except Exception as exc:  # boxes are extra: never lose the page's text for them
                             log.warning("%s, page %d: text layer boxes unreadable (%s: %s); its chunks get "
                                         "no text-layer regions", self.path, number, type(exc).__name__, exc)
-                orientation = None  # None: the text layer cannot tell, the classifier will
-                if not self.detect_rotation:
-                    orientation = NOT_JUDGED
-                elif text_layer.strip():
+                orientation = None  # None: the text layer cannot tell (or detection is off): ``_classify`` decides
+                if self.detect_rotation and text_layer.strip():
                     with stage_cpu("orient"):
                         orientation = from_text_layer(pdfium_raw, textpage.raw, page.get_rotation())
                 textpage.close()

@@ -14,6 +14,7 @@ from typing import Any
 
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle
+from llama_index.core.vector_stores import VectorStoreQuery
 
 from ..errors import ConfigError
 
@@ -52,14 +53,16 @@ class CollectionRetriever(BaseRetriever):
     def __init__(self, vector_store, embed_model, k: int = 5, mode: str = "dense", prefetch: int = PREFETCH,
                  rrf_k: int | None = RRF_K, owned_client: Any = None, filters: Any = None):
         super().__init__()
-        from ..store import MODES
+        from ..store import require_mode
 
-        if mode not in MODES:
-            raise ConfigError(f"retrieval mode {mode!r} is not one of {', '.join(MODES)}")
+        require_mode(mode)
         self.vector_store, self.embed_model, self.k, self.mode = vector_store, embed_model, k, mode
         self.prefetch = max(prefetch, k)  # RRF fuses candidates beyond the top k of each list
         self.rrf_k = rrf_k
         self.filters = filters  # LlamaIndex MetadataFilters on the payload (file_name, page, ...), both modes
+        # Hybrid: the same Qdrant filter LlamaIndex builds for a dense query, applied to both prefetches.
+        self._where = vector_store._build_query_filter(VectorStoreQuery(filters=filters)) \
+            if filters and mode == "hybrid" else None
         self._owned_client = owned_client
         if mode == "dense":
             from llama_index.core import VectorStoreIndex
@@ -75,16 +78,12 @@ class CollectionRetriever(BaseRetriever):
         from ..embedding.bm25 import encode_queries
         from ..store import DENSE_VECTOR, SPARSE_VECTOR
 
-        from llama_index.core.vector_stores import VectorStoreQuery
-
-        # The same Qdrant filter LlamaIndex builds for a dense query, applied to both prefetches.
-        where = self.vector_store._build_query_filter(VectorStoreQuery(filters=self.filters)) if self.filters else None
         dense = self.embed_model.get_query_embedding(query_bundle.query_str)
-        prefetch = [models.Prefetch(query=dense, using=DENSE_VECTOR, limit=self.prefetch, filter=where)]
+        prefetch = [models.Prefetch(query=dense, using=DENSE_VECTOR, limit=self.prefetch, filter=self._where)]
         (indices,), (values,) = encode_queries([query_bundle.query_str])
         if indices:  # a question of stop words only has no terms: dense alone then
             prefetch.append(models.Prefetch(query=models.SparseVector(indices=indices, values=values),
-                                            using=SPARSE_VECTOR, limit=self.prefetch, filter=where))
+                                            using=SPARSE_VECTOR, limit=self.prefetch, filter=self._where))
         fusion = models.FusionQuery(fusion=models.Fusion.RRF) if self.rrf_k is None else \
             models.RrfQuery(rrf=models.Rrf(k=self.rrf_k))
         response = self.vector_store.client.query_points(self.vector_store.collection_name, prefetch=prefetch,

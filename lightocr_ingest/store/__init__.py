@@ -67,6 +67,14 @@ def make_vector_store(client: QdrantClient, collection: str = DEFAULT_COLLECTION
                              payload_indexes=indexes, index_doc_id=not is_local(client), **options)
 
 
+def require_mode(mode: str) -> None:
+    """A retrieval mode this package knows, or ``ConfigError`` naming the ones it does."""
+    from ..errors import ConfigError
+
+    if mode not in MODES:
+        raise ConfigError(f"retrieval mode {mode!r} is not one of {', '.join(MODES)}")
+
+
 def collection_mode(client: QdrantClient, collection: str) -> str | None:
     """``hybrid`` when the collection has the BM25 sparse vector, ``dense`` when it has not, None
     when there is no such collection yet."""
@@ -83,8 +91,7 @@ def check_mode(client: QdrantClient, collection: str, mode: str, writing: bool) 
     is fine (its dense vector is all there)."""
     from ..errors import ConfigError
 
-    if mode not in MODES:
-        raise ConfigError(f"retrieval mode {mode!r} is not one of {', '.join(MODES)}")
+    require_mode(mode)
     found = collection_mode(client, collection)
     if found is None or found == mode or (found == "hybrid" and not writing):
         return
@@ -176,6 +183,6 @@ def count_points(client: QdrantClient, collection: str) -> int:
 
 
 __all__ = ["COMPLETE_KEY", "DEFAULT_COLLECTION", "DEFAULT_PATH", "DENSE_VECTOR", "MODES", "SPARSE_VECTOR",
-           "UPSERT_BATCH", "check_mode", "collection_mode", "count_points", "delete_ids",
+           "UPSERT_BATCH", "check_mode", "collection_mode", "count_points", "delete_ids", "require_mode",
            "delete_stale_points", "ensure_payload_indexes", "has_points", "make_client", "make_vector_store",
            "mark_complete", "stored_pages"]
