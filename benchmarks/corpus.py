@@ -4,11 +4,22 @@ What a document-heavy RAG team feeds the pipeline: many single-page scans (grey 
 200 DPI as office scanners write them, and one in six a colour JPEG at 300 DPI) and a few long PDFs
 with a text layer (reports, papers). Every page differs, so no page is answered from the
 OCR cache or skipped as a duplicate.
+
+Corpora are named by a preset (``PRESETS``) or written ``SCANS+PDFSxPAGES`` (``173+2x30``). Both
+presets keep about three pages in four scans, as in a mailroom-plus-reports intake:
+
+- ``233``: 173 scans + 2 PDFs x 30 pages (42 MB), generated in about 11 s on one core;
+- ``1000``: 760 scans + 4 PDFs x 60 pages (184 MB), generated in about 50 s on one core (the
+  scans cost most of it, about 65 ms each; a 60-page PDF about 2 s);
+- ``quick``: 12 scans + 1 PDF x 8 pages, for smoke runs.
+
+Each is written once under ``ROOT/SCANS-...`` and kept (``build``).
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +42,26 @@ class CorpusSpec:
 
     def folder_name(self) -> str:
         return f"images{self.images}-pdfs{self.pdfs}x{self.pages_per_pdf}"
+
+    def describe(self) -> str:
+        return f"{self.images} single-page scans + {self.pdfs} PDFs x {self.pages_per_pdf} pages"
+
+    @classmethod
+    def parse(cls, text: str) -> "CorpusSpec":
+        """A preset's name (``233``, ``1000``, ``quick``) or ``SCANS+PDFSxPAGES``, e.g. ``173+2x30``."""
+        if text in PRESETS:
+            return PRESETS[text]
+        match = re.fullmatch(r"(\d+)\+(\d+)x(\d+)", text.strip())
+        if not match:
+            raise ValueError(f"corpus {text!r}: a preset ({', '.join(PRESETS)}) or SCANS+PDFSxPAGES, e.g. 173+2x30")
+        return cls(*(int(group) for group in match.groups()))
+
+
+PRESETS = {
+    "233": CorpusSpec(173, 2, 30),  # the issue's 233-page mixed run
+    "1000": CorpusSpec(760, 4, 60),  # 1,000 pages, the same share of scans (76%)
+    "quick": CorpusSpec(12, 1, 8),  # smoke runs
+}
 
 
 def _line(rng: random.Random, words: int) -> str:

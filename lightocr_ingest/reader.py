@@ -28,6 +28,7 @@ from pydantic import Field, PrivateAttr, SecretStr
 from ._async import iterate_in_thread
 from .errors import InputError
 from .ocr import DEFAULT_URL, MAX_IN_FLIGHT, EngineSettings, create_engine, ocr_in_order
+from .ocr.vllm import REQUEST_TIMEOUT_S
 from .ocr.resilient import FALLBACKS, RETRY_TEMPERATURES
 from .chunking.regions import align
 from .cpu_cost import stage_cpu
@@ -89,7 +90,7 @@ class LightOnOCRReader(BasePydanticReader):
     max_tokens: int | None = Field(default=None, ge=1, description="Output cap per page; default from the model profile (4096).")
     temperature: float | None = Field(default=None, ge=0.0, description="Default from the model profile (0.2).")
     top_p: float | None = Field(default=None, gt=0.0, le=1.0, description="Default from the model profile (0.9).")
-    request_timeout_s: float = Field(default=180.0, gt=0, description="Timeout of one OCR request.")
+    request_timeout_s: float = Field(default=REQUEST_TIMEOUT_S, gt=0, description="Timeout of one OCR request.")
     max_retries: int = Field(default=RetryPolicy.max_retries, ge=0,
                              description="Retries of a failed request (connection, timeout, 429, 5xx), with backoff.")
     backoff_base_s: float = Field(default=RetryPolicy.backoff_base_s, gt=0,
@@ -188,23 +189,50 @@ class LightOnOCRReader(BasePydanticReader):
         the other files go on. A page that fails is a Document with ``ocr_status="failed"``.
         """
         paths = [file_path] if isinstance(file_path, (str, os.PathLike)) else list(file_path)
+
+        async def each_path() -> AsyncIterator[PathLike]:
+            for path in paths:
+                yield path
+
+        async for document in self.astream_sources(each_path(), extra_info, fs, on_file_error):
+            yield document
+
+    async def astream_sources(
+        self,
+        sources: AsyncIterator[PathLike | DocumentSource],
+        extra_info: dict | None = None,
+        fs: Any | None = None,
+        on_file_error: Callable[[InputError], None] | None = None,
+    ) -> AsyncIterator[Document]:
+        """``astream`` over files named, or already opened, as they come (the pipeline opens
+        files ahead: a file's hash, page count and pages then come from one read). An opened
+        ``DocumentSource`` is rendered with this reader's settings and closed after its last page."""
         if self.detect_rotation:
             await asyncio.to_thread(ensure_classifier)  # a missing model stops here, with the fix
         async with self._lease_engine() as engine:
-            async for document in self._stream_with(engine, paths, extra_info, fs, on_file_error):
+            async for document in self._stream_with(engine, sources, extra_info, fs, on_file_error):
                 yield document
 
-    async def _stream_with(self, engine, paths, extra_info, fs, on_file_error) -> AsyncIterator[Document]:
+    async def _stream_with(self, engine, sources, extra_info, fs, on_file_error) -> AsyncIterator[Document]:
         password = self.password.get_secret_value() if self.password else None
 
-        async def render_file(path, pages_out: asyncio.Queue) -> None:
-            """Open one file and render its selected pages onto ``pages_out``, then ``_END``."""
+        async def render_file(item: PathLike | DocumentSource, pages_out: asyncio.Queue) -> None:
+            """Open one file (unless opened already) and render its selected pages onto
+            ``pages_out``, then ``_END``."""
             try:
-                source = await asyncio.to_thread(
-                    DocumentSource, str(path), password=password, fs=fs, longest_side=engine.longest_side,
-                    text_words=self.regions != "off", detect_rotation=self.detect_rotation)
+                if isinstance(item, DocumentSource):
+                    source = item
+                    source.set_rendering(longest_side=engine.longest_side, text_words=self.regions != "off",
+                                         detect_rotation=self.detect_rotation)
+                else:
+                    source = await asyncio.to_thread(
+                        DocumentSource, str(item), password=password, fs=fs, longest_side=engine.longest_side,
+                        text_words=self.regions != "off", detect_rotation=self.detect_rotation)
+                path = source.path
                 numbers = source.page_numbers(self.pages)
             except InputError as exc:
+                if isinstance(item, DocumentSource):
+                    await asyncio.to_thread(item.close)
                 await pages_out.put(_FileFailed(exc))
                 return
             try:
@@ -225,17 +253,16 @@ class LightOnOCRReader(BasePydanticReader):
             parallel), each at most ``RENDER_AHEAD_PAGES`` pages ahead: a folder of
             single-page scans renders on every core and memory stays bounded.
             """
-            queued = iter(paths)
             running: deque[tuple[asyncio.Queue, asyncio.Task]] = deque()
 
-            def start_next() -> None:
-                path = next(queued, None)
-                if path is not None:
+            async def start_next() -> None:
+                item = await anext(sources, None)
+                if item is not None:
                     pages_out: asyncio.Queue = asyncio.Queue(maxsize=RENDER_AHEAD_PAGES)
-                    running.append((pages_out, asyncio.create_task(render_file(path, pages_out))))
+                    running.append((pages_out, asyncio.create_task(render_file(item, pages_out))))
 
             for _ in range(RENDER_AHEAD_FILES):
-                start_next()
+                await start_next()
             try:
                 while running:
                     pages_out, task = running[0]
@@ -248,7 +275,7 @@ class LightOnOCRReader(BasePydanticReader):
                         yield item
                     await task
                     running.popleft()
-                    start_next()
+                    await start_next()
             finally:
                 for _, task in running:
                     task.cancel()

@@ -15,7 +15,8 @@ import pytest
 
 from lightocr_ingest import LightOnOCRReader
 from lightocr_ingest.testing import FakeVLLMServer
-from lightocr_ingest.testing.simulated_vllm import ServiceModel, SimulatedVLLM, markdown_of_length
+from lightocr_ingest.testing.simulated_vllm import Batch, ServiceModel, SimulatedVLLM, markdown_of_length, \
+    simulate_client
 
 from .documents import one_column_pdf
 
@@ -68,11 +69,53 @@ def test_a_server_that_is_down_is_left_out_and_the_others_serve(tmp_path, caplog
     assert "left out of this run" in caplog.text and "127.0.0.1:9" in caplog.text
 
 
-def test_simulated_gpu_capacity_follows_batch_size_and_decode_rate():
-    service = ServiceModel(pages_per_s=5.71, max_num_seqs=64, tokens_min=500, tokens_max=1500)
-    # A full batch of average pages finishes at the advertised rate.
-    assert service.max_num_seqs / service.service_s(service.mean_tokens) == pytest.approx(5.71)
+def test_simulated_gpu_decode_rate_grows_with_the_batch_and_a_full_batch_gives_the_page_rate():
+    service = ServiceModel(pages_per_s=6.0, max_num_seqs=256, tokens_min=500, tokens_max=1500, half_batch=8)
+    peak = service.peak_tokens_per_s
+    assert peak == pytest.approx(6.0 * 1000 * 264 / 256)  # calibrated on a full batch of mean-length pages
+    assert service.aggregate_tokens_per_s(1) == pytest.approx(peak / 9)
+    assert service.aggregate_tokens_per_s(8) == pytest.approx(peak / 2)  # h is the half batch
+    assert service.aggregate_tokens_per_s(256) == pytest.approx(peak * 256 / 264)
+    assert service.aggregate_tokens_per_s(1000) == service.aggregate_tokens_per_s(256)  # the rest queue
+    assert service.pages_per_s_at(256) == pytest.approx(6.0)
+    assert service.pages_per_s_at(64) == pytest.approx(6.0 * 64 / 72 * 264 / 256)
+    # The running sequences share the aggregate rate equally.
+    assert service.tokens_per_s_per_sequence(8) * 8 == pytest.approx(service.aggregate_tokens_per_s(8))
     assert 500 <= service.tokens_for(1) <= 1500 and service.tokens_for(7) == service.tokens_for(7)
+
+
+def test_simulated_batch_shares_the_gpu_and_queues_beyond_max_num_seqs():
+    # peak 30 tokens/s, h = 1: one sequence alone decodes at 15 tokens/s, two at 10 each.
+    service = ServiceModel(pages_per_s=20 / 15, max_num_seqs=2, tokens_min=10, tokens_max=20, half_batch=1)
+    assert service.peak_tokens_per_s == pytest.approx(30)
+    batch = Batch(service)
+    assert batch.arrive(0.0, "a", 10) == [] and batch.arrive(0.0, "b", 20) == [] and batch.arrive(0.0, "c", 10) == []
+    assert batch.max_active == 2 and batch.max_waiting == 1
+    # a and b at 10 tokens/s each: a is done at t=1, then c joins b.
+    assert batch.advance(0.999) == [] and batch.advance(1.0) == ["a"]
+    assert set(batch.running) == {"b", "c"} and not batch.waiting
+    # b and c both have 10 tokens left at 10 tokens/s: done together at t=2.
+    assert sorted(batch.advance(5.0)) == ["b", "c"]
+    stats = batch.stats()
+    assert stats["answered"] == stats["requests"] == 3 and stats["window_s"] == pytest.approx(2.0)
+    assert stats["tokens_served"] == pytest.approx(40)
+    assert stats["efficiency"] == pytest.approx(40 / (30 * 2.0))  # 2 of 3 "halves": b / (b + h) = 2/3
+    assert stats["slot_use"] == pytest.approx(1.0)
+
+
+def test_simulated_perfect_client_with_a_full_window_beats_a_quarter_window():
+    service = ServiceModel(pages_per_s=6.0, max_num_seqs=64)
+    tokens = [service.tokens_for(seed) for seed in range(400)]
+    full, quarter = simulate_client(service, tokens, 64), simulate_client(service, tokens, 16)
+    assert full["answered"] == quarter["answered"] == 400
+    assert full["max_active"] == 64 and quarter["max_active"] == 16 and full["max_waiting"] == 0
+    assert full["tokens_served"] == pytest.approx(sum(tokens)) == quarter["tokens_served"]
+    assert quarter["efficiency"] < full["efficiency"] <= 64 / 72
+    assert full["efficiency"] > 0.8 and quarter["efficiency"] < 16 / 24
+    # More than the GPU batches: the server queues the rest and is no faster than a full batch.
+    over = simulate_client(service, tokens, 100)
+    assert over["max_active"] == 64 and over["max_waiting"] == 36
+    assert over["efficiency"] == pytest.approx(full["efficiency"], abs=0.01)
 
 
 @pytest.mark.parametrize("tokens", [500, 1000, 1500])
@@ -83,28 +126,37 @@ def test_simulated_answer_is_lightonocr_markdown_of_the_drawn_length(tokens):
     assert markdown == markdown_of_length(42, tokens) != markdown_of_length(43, tokens)
 
 
-def test_simulated_gpu_batches_at_most_max_num_seqs_and_reports_slot_use():
-    server = SimulatedVLLM(service=ServiceModel(pages_per_s=400.0, max_num_seqs=4, tokens_min=100, tokens_max=100))
+def test_simulated_gpu_batches_at_most_max_num_seqs_and_queues_the_rest():
+    # peak ~ 2,000 tokens/s: 12 pages of 100 tokens in about 0.6 s, 4 at a time.
+    server = SimulatedVLLM(service=ServiceModel(pages_per_s=16.0, max_num_seqs=4, tokens_min=100, tokens_max=100,
+                                                half_batch=1))
 
     from aiohttp.test_utils import TestClient, TestServer
 
     async def run():
-        server._slots = asyncio.Semaphore(server.service.max_num_seqs)
         async with TestClient(TestServer(server.app())) as client:
             body = {"model": server.model, "messages": [{"role": "user", "content": [
                 {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}
+            before = await (await client.get("/stats")).json()
             answers = await asyncio.gather(*(client.post("/v1/chat/completions", json=dict(body, n=i))
                                              for i in range(12)))
             assert all(a.status == 200 for a in answers)
             payload = await answers[0].json()
             stats = await (await client.get("/stats")).json()
-        return payload, stats
+            await client.post("/stats/reset")
+            after = await (await client.get("/stats")).json()
+        return before, payload, stats, after
 
-    payload, stats = asyncio.run(run())
+    before, payload, stats, after = asyncio.run(asyncio.wait_for(run(), 60))
+    assert before["requests"] == 0 and before["efficiency"] is None
     assert payload["usage"]["completion_tokens"] == 100 and payload["choices"][0]["finish_reason"] == "stop"
-    assert stats["requests"] == stats["answered"] == 12
-    assert stats["max_active"] == 4 and stats["max_waiting"] >= 4  # 12 requests, 4 slots: the rest queued
-    assert 0.5 < stats["utilisation"] <= 1.0
+    assert stats["requests"] == stats["answered"] == 12 and stats["running"] == stats["waiting"] == 0
+    assert stats["max_active"] == 4 and stats["max_waiting"] >= 1  # 12 requests, 4 slots: the rest queued
+    assert stats["tokens_served"] == pytest.approx(1200)
+    # 4 of 5 "halves" at best (b / (b + h)); the requests arrive over a few milliseconds.
+    assert 0.3 < stats["efficiency"] <= 4 / 5 + 1e-9 and 0.4 < stats["slot_use"] <= 1.0
+    assert stats["window_s"] >= 1200 / (stats["peak_tokens_per_s"] * 4 / 5) - 1e-6
+    assert after["requests"] == 0 and after["tokens_served"] == 0
 
 
 def test_benchmark_quick_run_reports_every_figure(tmp_path):

@@ -32,8 +32,12 @@ from .retry import PageClock, RetryPolicy, describe, is_retryable, retry_after_o
 log = logging.getLogger("lightocr_ingest")
 
 DEFAULT_URL = "http://localhost:8000/v1"
-MAX_IN_FLIGHT = 64  # pages kept in flight at once: vLLM batches concurrent requests, so this sets throughput
-REQUEST_TIMEOUT_S = 180.0  # a 4096-token page at a slow 30 tok/s under full batch load still fits
+MAX_IN_FLIGHT = 256  # pages in flight at once, per server: vLLM batches concurrent requests, and a 1B model's
+#                      decode step is bound by memory bandwidth, so the GPU's token rate keeps growing with the
+#                      batch up to vLLM's max_num_seqs (256 by default). A window of 64 leaves a quarter of the
+#                      batch empty and caps a GPU near 0.89 of its rate; 256 fills it (and a page waits at most
+#                      one batch's turn in vLLM's own queue when several clients share a server)
+REQUEST_TIMEOUT_S = 300.0  # a 4096-token page at the ~23 tok/s each of 256 sequences gets on an H100 takes ~180 s
 CONNECT_TIMEOUT_S = 10.0
 API_KEY_ENV = ("LIGHTONOCR_API_KEY", "VLLM_API_KEY")  # never OPENAI_API_KEY: not meant for this server
 VLLM_HINT = (
@@ -160,6 +164,10 @@ class VLLMEngine:
         self._servers = [_Server(url, openai.AsyncOpenAI(
             base_url=url, api_key=key, timeout=httpx.Timeout(request_timeout_s, connect=CONNECT_TIMEOUT_S),
             max_retries=0,  # retries are ours (complete()): counted per page, bounded by the page deadline
+            # One kept-alive connection per page in flight: httpx keeps 100 by default, and a window
+            # wider than that would open a new connection for some requests all the time.
+            http_client=openai.DefaultAsyncHttpxClient(limits=httpx.Limits(
+                max_connections=max_in_flight + 8, max_keepalive_connections=max_in_flight)),
         ), asyncio.Semaphore(max_in_flight)) for url in self.base_urls]
         self._client = self._servers[0].client
 

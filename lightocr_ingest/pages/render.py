@@ -382,6 +382,11 @@ class DocumentSource:
         self.source = SourceFile(path=self.path, name=Path(self.path).name, sha256=sha256,
                                  page_count=page_count, kind=kind)
 
+    def set_rendering(self, *, longest_side: int, text_words: bool, detect_rotation: bool) -> None:
+        """How pages are rendered, for a file opened before its reader knew (the pipeline opens
+        files ahead to hash them and count their pages, and renders from the same bytes)."""
+        self.longest_side, self.text_words, self.detect_rotation = longest_side, text_words, detect_rotation
+
     # -- opening ---------------------------------------------------------------
     def _open_pdf(self) -> int:
         import pypdfium2 as pdfium

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from ..errors import ConfigError
 from ..ocr.resilient import FALLBACKS, RETRY_TEMPERATURES
 from ..ocr.retry import RetryPolicy
-from ..ocr.vllm import DEFAULT_URL, MAX_IN_FLIGHT
+from ..ocr.vllm import DEFAULT_URL, MAX_IN_FLIGHT, REQUEST_TIMEOUT_S
 from ..reader import REGIONS_MODES
 from .query import PREFETCH, RRF_K
 
@@ -52,7 +52,7 @@ class OcrConfig(_Section):
     max_tokens: int | None = Field(default=None, ge=1, le=16384)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    request_timeout_s: float = Field(default=180.0, gt=0, description="Timeout of one request.")
+    request_timeout_s: float = Field(default=REQUEST_TIMEOUT_S, gt=0, description="Timeout of one request.")
     max_retries: int = Field(default=RetryPolicy.max_retries, ge=0, le=20,
                              description="Retries of a request after a connection error, timeout, 429 or 5xx.")
     backoff_base_s: float = Field(default=RetryPolicy.backoff_base_s, gt=0, le=60,

@@ -1,22 +1,37 @@
 """Discovery and planning: which files a run reads, and which it can skip before any OCR.
 
-Folders are expanded into files; each file is hashed; a byte-identical copy of a file met
-earlier in the run, or a file whose points are already complete in Qdrant for the same
-content and settings, is skipped. What is left is read, in order.
+Folders are expanded into files (``collect_files``: names only). ``Planner`` then opens them
+in steps, ahead of rendering: opening a file reads its bytes once, and the content hash,
+the page count and the rendering all come from those bytes (``pages.DocumentSource``). For
+each step one Qdrant query says which versions are already stored: a byte-identical copy of a
+file met earlier in the run, or a file whose points are complete in Qdrant for the same
+content and settings, is skipped and closed; a file an interrupted run left half-stored
+keeps the ids of its stored chunks, so only the rest are embedded. What is left is read, in
+order.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..store import COMPLETE_KEY, has_points
+from ..errors import InputError
+from ..pages import DocumentSource
+from ..store import stored_versions
 from .config import PipelineConfig
 from .report import FileReport
+
+log = logging.getLogger("lightocr_ingest")
+
+STEP_FILES = 64  # files opened and looked up in Qdrant together: one query per step instead of two per
+#                  file, and enough pages opened ahead that the OCR window never waits on opening
+STEP_BYTES = 128 << 20  # file bytes a step holds open at most (a step of large PDFs is shorter): files wait
+#                         in memory from opening to rendering, and two steps can be open at once
 
 
 def settings_fingerprint(config: PipelineConfig) -> str:
@@ -24,17 +39,6 @@ def settings_fingerprint(config: PipelineConfig) -> str:
     relevant = {"chunking": config.chunking.model_dump(), "embedding_model": config.embedding.model,
                 "pages": config.input.pages, "detect_rotation": config.ocr.detect_rotation}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def file_sha256(path: str) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def collect_files(paths: Iterable[str], extensions: list[str],
@@ -78,36 +82,86 @@ def collect_files(paths: Iterable[str], extensions: list[str],
 
 
 @dataclass
-class RunPlan:
-    """Every file of a run with its report; ``to_read`` are those that need reading."""
+class PlannedFile:
+    """A file of the run: to read (``source`` open, its pages selected), or already settled
+    (skipped or failed: ``report`` says which and why)."""
 
-    reports: list[FileReport] = field(default_factory=list)  # problems, skipped and read, in order
-    to_read: list[str] = field(default_factory=list)
-    by_path: dict[str, FileReport] = field(default_factory=dict)
+    report: FileReport
+    source: DocumentSource | None = None
+    page_numbers: list[int] = field(default_factory=list)
+    already: dict[str, set[int]] = field(default_factory=dict)  # point id -> pages, stored by an earlier run
 
 
-def plan_run(paths: Iterable[str], config: PipelineConfig, client, collection: str, fingerprint: str) -> RunPlan:
-    """Decide what a run reads (blocking: hashes files and asks Qdrant; run it in a thread)."""
-    plan = RunPlan()
-    files, problems = collect_files(paths, config.input.extensions, config.input.recursive)
-    for path, problem in problems:
-        plan.reports.append(FileReport(path=path, status="failed", error=problem))
-    first_with: dict[str, str] = {}  # content hash -> first path with it in this run
-    for path in files:
-        sha = file_sha256(path)
-        report = FileReport(path=path, sha256=sha)
-        plan.reports.append(report)
-        plan.by_path[path] = report
-        if sha in first_with:  # a byte-identical copy: its points would be the same points
-            report.status, report.duplicate_of = "skipped", first_with[sha]
-            continue
-        if sha:
-            first_with[sha] = path
-            if has_points(client, collection, **version_of(sha, fingerprint), **{COMPLETE_KEY: True}):
-                report.status = "skipped"
+class Planner:
+    """Opens a run's files step by step and decides, per step, which need reading (see the
+    module docstring). ``open_step`` blocks (file reads, PDFium, Qdrant): run it in a thread."""
+
+    def __init__(self, config: PipelineConfig, client, collection: str, fingerprint: str,
+                 password: str | None = None):
+        self.config, self.client, self.collection, self.fingerprint = config, client, collection, fingerprint
+        self.password = password
+        self.first_with: dict[str, str] = {}  # content hash -> first path with it in this run
+
+    @staticmethod
+    def steps(files: list[str]) -> Iterator[list[str]]:
+        """``files`` cut into steps of at most ``STEP_FILES`` files and ``STEP_BYTES`` bytes (at least one file)."""
+        step: list[str] = []
+        size = 0
+        for path in files:
+            try:
+                length = os.stat(path).st_size
+            except OSError:
+                length = 0  # opening will say what is wrong with it
+            if step and (len(step) >= STEP_FILES or size + length > STEP_BYTES):
+                yield step
+                step, size = [], 0
+            step.append(path)
+            size += length
+        if step:
+            yield step
+
+    def open_step(self, paths: list[str]) -> list[PlannedFile]:
+        planned: list[PlannedFile] = []
+        for path in paths:
+            report = FileReport(path=path)
+            planned.append(PlannedFile(report))
+            try:
+                source = DocumentSource(path, password=self.password)
+            except InputError as exc:
+                report.status, report.error = "failed", str(exc)
                 continue
-        plan.to_read.append(path)
-    return plan
+            report.sha256 = source.source.sha256
+            if report.sha256 in self.first_with:  # a byte-identical copy: its points would be the same points
+                report.status, report.duplicate_of = "skipped", self.first_with[report.sha256]
+                source.close()
+                continue
+            self.first_with[report.sha256] = path
+            try:
+                planned[-1].page_numbers = source.page_numbers(self.config.input.pages)
+            except InputError as exc:
+                report.status, report.error = "failed", str(exc)
+                source.close()
+                continue
+            planned[-1].source = source
+        try:
+            stored = stored_versions(self.client, self.collection,
+                                     [p.report.sha256 for p in planned if p.source is not None], self.fingerprint)
+        except BaseException:
+            for item in planned:
+                if item.source is not None:
+                    item.source.close()
+            raise
+        for item in planned:
+            version = stored.get(item.report.sha256) if item.source is not None else None
+            if version is None:
+                continue
+            if version.complete:
+                item.report.status = "skipped"
+                item.source.close()
+                item.source = None
+            else:
+                item.already = version.points
+        return planned
 
 
 def version_of(sha256: str, fingerprint: str) -> dict:

@@ -34,7 +34,7 @@ from ..errors import InputError
 from ..reader import LightOnOCRReader
 from ..store import check_mode, count_points, ensure_payload_indexes, make_client, make_vector_store
 from .config import PipelineConfig
-from .plan import plan_run, settings_fingerprint
+from .plan import STEP_FILES, Planner, collect_files, settings_fingerprint
 from .report import FileReport, PageReport, RunReport
 from .storing import FileEnd, FileStart, StoreStage
 
@@ -102,30 +102,69 @@ class Ingestor:
         started = time.perf_counter()
         cpu_before, loop_cpu_before, process_cpu_before = LEDGER.snapshot(), time.thread_time_ns(), time.process_time_ns()
         report = RunReport(collection=self.collection, points_before=count_points(self.client, self.collection))
-        plan = await asyncio.to_thread(plan_run, list(self.config.input.paths) + extra_paths, self.config,
-                                       self.client, self.collection, self.fingerprint)
-        report.files.extend(plan.reports)
-        for file_report in plan.reports:
-            if file_report.status == "failed":
-                log.warning("%s", file_report.error)
-            elif file_report.status == "skipped" and on_file:
-                on_file(file_report)
-        if plan.to_read:
-            # Before any OCR: a model that cannot load fails the run before GPU time is spent.
-            await asyncio.to_thread(self._load_models)
-        last_pages = await asyncio.to_thread(self._last_pages, plan.to_read)
-        if on_total:
-            on_total(sum(n for n, _ in last_pages.values()))
+        files, problems = await asyncio.to_thread(collect_files, list(self.config.input.paths) + extra_paths,
+                                                  self.config.input.extensions, self.config.input.recursive)
+        for path, problem in problems:
+            report.files.append(FileReport(path=path, status="failed", error=problem))
+            log.warning("%s", problem)
+        by_path: dict[str, FileReport] = {}
+        already: dict[str, dict[str, set[int]]] = {}  # path -> chunks an interrupted run stored (resume)
+        last_pages: dict[str, int | None] = {}  # path -> its last selected page: the file is complete there
+        planner = Planner(self.config, self.client, self.collection, self.fingerprint,
+                          self.reader.password.get_secret_value() if self.reader.password else None)
+        opened: asyncio.Queue = asyncio.Queue(maxsize=STEP_FILES)  # files opened for the reader, in order
+
+        async def plan_ahead() -> None:
+            """Open the files step by step ahead of rendering, and settle those that need no reading."""
+            total, models_loaded = 0, False
+            for step in planner.steps(files):
+                for item in await asyncio.to_thread(planner.open_step, step):
+                    file_report = item.report
+                    report.files.append(file_report)
+                    by_path[file_report.path] = file_report
+                    if item.source is None:
+                        if file_report.status == "failed":
+                            log.warning("%s", file_report.error)
+                        if on_file:
+                            on_file(file_report)
+                        continue
+                    if not models_loaded:
+                        # Before any OCR: a model that cannot load fails the run before GPU time is spent.
+                        await asyncio.to_thread(self._load_models)
+                        models_loaded = True
+                    already[file_report.path] = item.already
+                    last_pages[file_report.path] = item.page_numbers[-1] if item.page_numbers else None
+                    total += len(item.page_numbers)
+                    if on_total:
+                        on_total(total)  # grows as files are opened; final once the last step is planned
+                    await opened.put(item.source)
+            await opened.put(None)
+
+        async def sources():
+            while True:
+                if opened.empty() and planning.done():
+                    planning.result()  # raises what stopped it (a model that cannot load, a Qdrant error)
+                    return
+                getting = asyncio.ensure_future(opened.get())
+                await asyncio.wait({getting, planning}, return_when=asyncio.FIRST_COMPLETED)
+                if not getting.done():
+                    getting.cancel()
+                    continue
+                if (source := getting.result()) is None:
+                    return
+                yield source
+
+        planning = asyncio.create_task(plan_ahead())
 
         def file_failed(error: InputError) -> None:
-            file_report = plan.by_path.get(error.file)
+            file_report = by_path.get(error.file)
             if file_report is not None:
                 file_report.status, file_report.error = "failed", str(error)
                 if on_file:
                     on_file(file_report)
 
         spool: asyncio.Queue = asyncio.Queue(maxsize=SPOOL_PAGES)
-        stage = StoreStage(self, plan.by_path, on_file, self.config.ocr.max_failed_share)
+        stage = StoreStage(self, by_path, already, on_file, self.config.ocr.max_failed_share)
         storing = asyncio.create_task(stage.run(spool))
 
         async def send(item) -> None:
@@ -142,7 +181,7 @@ class Ingestor:
 
         try:
             current = None
-            async for document in self.reader.astream(plan.to_read, on_file_error=file_failed):
+            async for document in self.reader.astream_sources(sources(), on_file_error=file_failed):
                 path = document.metadata["file_path"]
                 if path != current:
                     if current is not None:
@@ -150,13 +189,13 @@ class Ingestor:
                     current = path
                     await send(FileStart(path))
                 page_report = page_report_of(document)
-                plan.by_path[path].pages.append(page_report)
+                by_path[path].pages.append(page_report)
                 if page_report.status != "failed":
                     stamp(document, self.fingerprint)
                     await send(document)
                 if on_page:
-                    on_page(plan.by_path[path], page_report)
-                if page_report.page == last_pages.get(path, (0, None))[1]:
+                    on_page(by_path[path], page_report)
+                if page_report.page == last_pages.get(path):
                     await send(FileEnd(path))  # chunk and store it now, not when the next file starts
                     current = None
                 if storing.done():
@@ -166,11 +205,16 @@ class Ingestor:
             if not storing.done():
                 await send(None)
             await storing
+            await planning  # done by now; raises what stopped it (a Qdrant error, say)
         finally:
-            if not storing.done():
-                storing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await storing
+            for task in (storing, planning):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            while not opened.empty():  # opened ahead but never rendered: let their bytes go
+                if (source := opened.get_nowait()) is not None:
+                    source.close()
         await asyncio.to_thread(ensure_payload_indexes, self.client, self.collection)
         report.points_after = count_points(self.client, self.collection)
         report.elapsed_s = time.perf_counter() - started
@@ -180,22 +224,6 @@ class Ingestor:
         report.cpu_ns = dict(spent.by_stage, requests=loop_cpu - spent.by_thread.get(threading.get_ident(), 0),
                              process=time.process_time_ns() - process_cpu_before)
         yield report
-
-    def _last_pages(self, paths: list[str]) -> dict[str, tuple[int, int | None]]:
-        """Each file's number of selected pages and the last of them (for progress, and to know
-        when a file is complete without waiting for the next one)."""
-        from ..pages import DocumentSource
-
-        found = {}
-        for path in paths:
-            try:
-                with DocumentSource(path, password=self.reader.password.get_secret_value()
-                                    if self.reader.password else None) as source:
-                    numbers = source.page_numbers(self.config.input.pages)
-                    found[path] = (len(numbers), numbers[-1] if numbers else None)
-            except InputError:
-                continue
-        return found
 
 
 def page_report_of(document: PageDocument) -> PageReport:

@@ -25,7 +25,7 @@ from llama_index.core.schema import MetadataMode, TextNode
 from ..cpu_cost import stage_cpu
 from ..documents import PageDocument
 from ..pages.selection import format_page_selection
-from ..store import delete_ids, delete_stale_points, mark_complete, stored_pages
+from ..store import delete_ids, delete_stale_points, mark_complete
 from .memory import release_free_memory
 from .plan import version_of
 from .report import FileReport
@@ -58,10 +58,11 @@ class _FileChunks:
 class StoreStage:
     """Takes pages off the spool until ``None``; see the module docstring."""
 
-    def __init__(self, ingestor, by_path: dict[str, FileReport], on_file: Callable[[FileReport], None] | None,
-                 max_failed_share: float):
+    def __init__(self, ingestor, by_path: dict[str, FileReport], already: dict[str, dict[str, set[int]]],
+                 on_file: Callable[[FileReport], None] | None, max_failed_share: float):
         self.ingestor = ingestor
         self.by_path = by_path
+        self.already = already  # path -> point id -> pages, stored for this version by an earlier run (the plan's)
         self.on_file = on_file
         self.max_failed_share = max_failed_share
         self.pages: dict[str, list[PageDocument]] = {}
@@ -102,7 +103,7 @@ class StoreStage:
         ingestor = self.ingestor
         with stage_cpu("chunking"):
             nodes = ingestor.parser.chunk_file(documents) if documents else []
-        already = stored_pages(ingestor.client, ingestor.collection, self._version(path))
+        already = self.already.pop(path, {})
         chunks = _FileChunks(path, ids={n.node_id for n in nodes}, last_id=nodes[-1].node_id if nodes else None,
                              already=already, failed_pages=set(report.failed_pages))
         report.chunks += len(nodes)

@@ -10,6 +10,8 @@ the embedded default; a server is used when ``url`` is given.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
+
 from qdrant_client import QdrantClient, models
 
 DEFAULT_PATH = ".lightocr/qdrant"
@@ -134,15 +136,6 @@ def delete_stale_points(client: QdrantClient, collection: str, file_path: str, c
         must_not=[models.Filter(must=[_match(k, v) for k, v in current.items()])])), wait=True)
 
 
-def has_points(client: QdrantClient, collection: str, **payload: object) -> bool:
-    """Whether any point's payload holds all the given values."""
-    if not client.collection_exists(collection):
-        return False
-    hits = client.count(collection, count_filter=models.Filter(must=[_match(k, v) for k, v in payload.items()]),
-                        exact=True)
-    return hits.count > 0
-
-
 # A file is complete when all its chunks are stored: its last point then gets ``file_complete``,
 # and a later run skips the file before reading it. A run killed before that re-reads the file
 # (the OCR cache answers its pages), finds the chunks already stored by id, and embeds only
@@ -154,19 +147,37 @@ def mark_complete(client: QdrantClient, collection: str, point_id: str) -> None:
     client.set_payload(collection, payload={COMPLETE_KEY: True}, points=[point_id], wait=True)
 
 
-def stored_pages(client: QdrantClient, collection: str, version: dict) -> dict[str, set[int]]:
-    """Id -> pages of each point stored for ``version`` (payload values: content hash and settings)."""
-    if not client.collection_exists(collection):
+@dataclass
+class StoredVersion:
+    """What a collection holds of one version of a file (its content hash under the run's settings)."""
+
+    points: dict[str, set[int]] = field(default_factory=dict)  # point id -> the pages its chunk covers
+    complete: bool = False  # its last chunk was stored: a run can skip the file
+
+
+def stored_versions(client: QdrantClient, collection: str, sha256s: list[str],
+                    fingerprint: str) -> dict[str, StoredVersion]:
+    """Content hash -> what is stored of that version, for many files in one query.
+
+    One scroll (paged) per run step instead of two queries per file: a run over many small files
+    would otherwise spend more time asking Qdrant than reading them.
+    """
+    if not sha256s or not client.collection_exists(collection):
         return {}
-    found: dict[str, set[int]] = {}
+    found: dict[str, StoredVersion] = {}
+    selected = models.Filter(must=[
+        models.FieldCondition(key="file_sha256", match=models.MatchAny(any=sorted(set(sha256s)))),
+        _match("pipeline_fingerprint", fingerprint)])
     offset = None
-    selected = models.Filter(must=[_match(k, v) for k, v in version.items()])
     while True:
         points, offset = client.scroll(collection, scroll_filter=selected, limit=1024, offset=offset,
-                                       with_payload=["pages", "page"], with_vectors=False)
+                                       with_payload=["file_sha256", "pages", "page", COMPLETE_KEY],
+                                       with_vectors=False)
         for point in points:
             payload = point.payload or {}
-            found[str(point.id)] = set(payload.get("pages") or [payload.get("page")])
+            version = found.setdefault(payload.get("file_sha256"), StoredVersion())
+            version.points[str(point.id)] = set(payload.get("pages") or [payload.get("page")])
+            version.complete |= payload.get(COMPLETE_KEY) is True
         if offset is None:
             return found
 
@@ -184,5 +195,5 @@ def count_points(client: QdrantClient, collection: str) -> int:
 
 __all__ = ["COMPLETE_KEY", "DEFAULT_COLLECTION", "DEFAULT_PATH", "DENSE_VECTOR", "MODES", "SPARSE_VECTOR",
            "UPSERT_BATCH", "check_mode", "collection_mode", "count_points", "delete_ids", "require_mode",
-           "delete_stale_points", "ensure_payload_indexes", "has_points", "make_client", "make_vector_store",
-           "mark_complete", "stored_pages"]
+           "delete_stale_points", "ensure_payload_indexes", "make_client", "make_vector_store",
+           "mark_complete", "StoredVersion", "stored_versions"]

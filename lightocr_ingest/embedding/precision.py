@@ -1,0 +1,96 @@
+"""bfloat16 matrix products for the embedding model where the processor runs them fast.
+
+Intel Xeon processors from the 4th generation (Sapphire Rapids) on have AMX tiles, and oneDNN
+(inside torch) runs bfloat16 matrix products on them at about twice the float32 rate. Under
+``torch.autocast`` only the matrix products (linear layers, attention) take bfloat16 inputs;
+they accumulate in float32, and layer norms, softmax, pooling and normalisation stay float32.
+all-MiniLM-L6-v2's vectors then stay within cosine 0.99995 of float32's on real chunks
+(tests/test_embedding.py; benchmarks/embedding.py gives chunks/s and retrieval both ways).
+
+Measured on 2 cores (benchmarks/embedding.py, chunks of ~256 tokens): AMX: 1.5-2x the chunks/s
+of float32. Without AMX, bfloat16 is slower than float32 (oneDNN limited to AVX512-BF16: 1.3x
+the core-ms, AVX512: 2.8x, AVX2: 6.5x), so ``auto`` keeps float32 there, and on GPUs, where
+embedding is not the bottleneck and float32 keeps the vectors of earlier runs exactly.
+
+The ONNX alternatives were measured too (``benchmarks/embedding.py --onnx``) and not taken:
+onnxruntime float32 runs at 0.8-1.05x torch's float32 (both reach the processor's float32
+rate on 256-token batches), and int8 dynamic quantisation gives 1.4-1.6x at a cosine of 0.983
+to float32 (all-MiniLM's activations have outliers: per-tensor int8 loses them).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from io import BytesIO
+
+from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+from pydantic import PrivateAttr
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_amx() -> bool:
+    """Whether this processor has AMX tiles that oneDNN may use (the OS permits them)."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if isa and isa != "ALL" and "AMX" not in isa:
+        return False  # oneDNN told not to use them
+    try:
+        import torch
+    except ImportError:
+        return False
+    has = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    init = getattr(torch.cpu, "_init_amx", None)  # asks Linux for the tile state; False when refused
+    if has is None or init is None:  # private helpers (torch 2.1-2.13): fall back to the flags
+        return _cpuinfo_flag("amx_bf16")
+    try:
+        return bool(has() and init())
+    except Exception:  # noqa: BLE001 - an unknown build: stay on float32
+        return False
+
+
+def _cpuinfo_flag(flag: str) -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            return any(line.startswith("flags") and flag in line.split() for line in handle)
+    except OSError:
+        return False
+
+
+def pick_precision(precision: str, device: str) -> str:
+    """float32 or bfloat16 for a device that ``pick_device`` chose (``auto``: bfloat16 on an AMX CPU)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"embedding precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    return "bfloat16" if device == "cpu" and cpu_has_amx() else "float32"
+
+
+class PrecisionEmbedding(HuggingFaceEmbedding):
+    """LlamaIndex's ``HuggingFaceEmbedding`` that runs the model under bfloat16 autocast when
+    ``precision`` is ``bfloat16`` (every embedding, text or query, goes through ``_embed``)."""
+
+    _precision: str = PrivateAttr(default="float32")
+
+    @property
+    def precision(self) -> str:
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        if value not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be float32 or bfloat16, got {value!r}")
+        self._precision = value
+
+    def _embed(self, inputs: list[str | BytesIO], prompt_name: str | None = None) -> list[list[float]]:
+        if self._precision == "float32":
+            return super()._embed(inputs, prompt_name)
+        import torch
+
+        # thread-local: the pipeline embeds in a worker thread, and other threads stay float32
+        with torch.autocast(str(self._device).split(":")[0], dtype=torch.bfloat16):
+            return super()._embed(inputs, prompt_name)
+
+
+__all__ = ["PRECISIONS", "PrecisionEmbedding", "cpu_has_amx", "pick_precision"]
