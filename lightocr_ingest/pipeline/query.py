@@ -122,7 +122,7 @@ def build_retriever(config, k: int = 5, mode: str | None = None, client: Any = N
                               f"run `lightocr-ingest ingest PATH` first (with the same --config)")
         check_mode(client, q.collection, mode, writing=False)
         store = make_vector_store(client, q.collection, mode)
-        embed_model = embed_model or make_embed_model(e.model, e.device, e.batch_size)
+        embed_model = embed_model or make_embed_model(e.model, e.device, e.batch_size, e.precision)
         return CollectionRetriever(store, embed_model, k, mode, config.retrieval.prefetch, config.retrieval.rrf_k,
                                    owned_client=owned, filters=filters)
     except Exception:

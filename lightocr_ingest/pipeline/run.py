@@ -69,7 +69,7 @@ class Ingestor:
     def embed_model(self):
         if self._embed_model is None:
             e = self.config.embedding
-            self._embed_model = make_embed_model(e.model, e.device, e.batch_size)
+            self._embed_model = make_embed_model(e.model, e.device, e.batch_size, e.precision)
             limit = max_sequence_tokens(self._embed_model)
             if limit and self.config.chunking.chunk_size > limit:
                 log.warning("chunk_size %d exceeds what %s reads (%d tokens): the ends of long chunks will be "
@@ -270,8 +270,9 @@ def build_pipeline(config: PipelineConfig, client=None, **kwargs):
         if owned:
             client.close()  # local mode locks its folder until closed
         raise
+    embed_model = make_embed_model(e.model, e.device, e.batch_size, e.precision)
     return IngestionPipeline(transformations=[FingerprintStamp(fingerprint=settings_fingerprint(config)),
-                                              make_parser(config), make_embed_model(e.model, e.device, e.batch_size)],
+                                              make_parser(config), embed_model],
                              vector_store=make_vector_store(client, config.qdrant.collection, config.retrieval.mode),
                              **kwargs)
 
