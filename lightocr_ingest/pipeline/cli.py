@@ -196,6 +196,29 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    try:
+        import uvicorn
+
+        from ..service import ServiceSettings, create_app
+    except ImportError as exc:
+        print_error(f"the service needs its extra ({exc.name} is missing): pip install 'lightocr-ingest[service]'")
+        return 2
+    config = _apply_flags(load_config(args.config), args)
+    settings = ServiceSettings(config=config, api_key=args.api_key or os.environ.get("LIGHTOCR_SERVICE_API_KEY") or None,
+                               max_upload_mb=args.max_upload_mb, max_pages=args.max_pages,
+                               concurrency=args.concurrency, queue_size=args.queue_size,
+                               cors_origins=args.cors_origin)
+    stderr.print(f"lightocr-ingest service on http://{args.host}:{args.port}/ (API docs at /docs); "
+                 f"collection '{config.qdrant.collection}' at {config.qdrant.url or config.qdrant.path}; "
+                 f"OCR: {config.ocr.engine}{' ' + str(config.ocr.url) if config.ocr.url else ''}; "
+                 f"API key {'required' if settings.api_key else 'not required'}")
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 def add_pipeline_commands(commands, add_ocr_options) -> None:
     def add_store_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--config", help="pipeline YAML, e.g. pipelines/local.yaml")
@@ -232,6 +255,21 @@ def add_pipeline_commands(commands, add_ocr_options) -> None:
     evaluate.add_argument("--json", action="store_true",
                           help='print {"recall@1", "recall@3", "recall@5", "MRR", "misses": [...]}')
     evaluate.set_defaults(run=cmd_evaluate)
+
+    serve = commands.add_parser("serve", help="run the HTTP API and the web page (needs the [service] extra)")
+    add_store_options(serve)
+    add_ocr_options(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--api-key", default=None,
+                       help="require this key on /v1 routes (default: $LIGHTOCR_SERVICE_API_KEY; none: open)")
+    serve.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload (default 50)")
+    serve.add_argument("--max-pages", type=int, default=500, help="most pages in one uploaded file (default 500)")
+    serve.add_argument("--concurrency", type=int, default=4, help="OCR requests worked on at once (default 4)")
+    serve.add_argument("--queue-size", type=int, default=16,
+                       help="OCR requests waiting beyond those; more get 429 with Retry-After (default 16)")
+    serve.add_argument("--cors-origin", action="append", default=[], help="allow this origin (repeatable; default none)")
+    serve.set_defaults(run=cmd_serve)
 
     schema = commands.add_parser("schema", help="print the JSON schema of pipeline configs (for editors)")
     schema.set_defaults(run=cmd_schema)

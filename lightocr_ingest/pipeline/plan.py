@@ -17,7 +17,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import InputError
@@ -97,9 +97,10 @@ class Planner:
     module docstring). ``open_step`` blocks (file reads, PDFium, Qdrant): run it in a thread."""
 
     def __init__(self, config: PipelineConfig, client, collection: str, fingerprint: str,
-                 password: str | None = None):
+                 password: str | None = None, names: dict[str, str] | None = None):
         self.config, self.client, self.collection, self.fingerprint = config, client, collection, fingerprint
         self.password = password
+        self.names = names or {}  # path read -> the path it is known by (the service's uploads)
         self.first_with: dict[str, str] = {}  # content hash -> first path with it in this run
 
     @staticmethod
@@ -123,13 +124,17 @@ class Planner:
     def open_step(self, paths: list[str]) -> list[PlannedFile]:
         planned: list[PlannedFile] = []
         for path in paths:
-            report = FileReport(path=path)
+            known_as = self.names.get(path, path)
+            report = FileReport(path=known_as)
             planned.append(PlannedFile(report))
             try:
                 source = DocumentSource(path, password=self.password)
             except InputError as exc:
-                report.status, report.error = "failed", str(exc)
+                report.status, report.error = "failed", str(exc).replace(path, known_as)
                 continue
+            if known_as != path:  # its pages, chunks and points carry the name it is known by
+                source.path = known_as
+                source.source = replace(source.source, path=known_as, name=Path(known_as).name)
             report.sha256 = source.source.sha256
             if report.sha256 in self.first_with:  # a byte-identical copy: its points would be the same points
                 report.status, report.duplicate_of = "skipped", self.first_with[report.sha256]

@@ -49,19 +49,23 @@ __all__ = ["FingerprintStamp", "Ingestor", "build_pipeline", "make_parser", "mak
 class Ingestor:
     """Runs one pipeline config; reusable across runs (models and clients are loaded once)."""
 
-    def __init__(self, config: PipelineConfig):
+    def __init__(self, config: PipelineConfig, client=None):
+        """``client``: a Qdrant client to share (local mode allows one per folder); else one is
+        opened from the config, and closed by ``close()``."""
         self.config = config
         self.fingerprint = settings_fingerprint(config)
         self.reader = make_reader(config)
         self._embed_model = None
         self._parser = None
-        self.client = make_client(config.qdrant.path, config.qdrant.url,
-                                  config.qdrant.api_key.get_secret_value() if config.qdrant.api_key else None)
+        self._owns_client = client is None
+        self.client = client or make_client(config.qdrant.path, config.qdrant.url,
+                                            config.qdrant.api_key.get_secret_value() if config.qdrant.api_key else None)
         self.collection = config.qdrant.collection
         try:
             check_mode(self.client, self.collection, config.retrieval.mode, writing=True)  # before any page is read
         except Exception:
-            self.client.close()  # local mode locks its folder until closed
+            if self._owns_client:
+                self.client.close()  # local mode locks its folder until closed
             raise
         self.vector_store = make_vector_store(self.client, self.collection, config.retrieval.mode)
 
@@ -89,16 +93,21 @@ class Ingestor:
         _ = self.parser.counter
 
     def close(self) -> None:
-        self.client.close()
+        if self._owns_client:
+            self.client.close()
 
     # --- one run ------------------------------------------------------------------------
     def run(self, paths: Iterable[str] = (), on_page: Callable[[FileReport, PageReport], None] | None = None,
-            on_file: Callable[[FileReport], None] | None = None, on_total: Callable[[int], None] | None = None) -> RunReport:
-        """Ingest ``paths`` (plus the config's); returns the report. Works inside a running loop."""
-        reports = list(iterate_in_thread(lambda: self._arun(list(paths), on_page, on_file, on_total)))
+            on_file: Callable[[FileReport], None] | None = None, on_total: Callable[[int], None] | None = None,
+            names: dict[str, str] | None = None) -> RunReport:
+        """Ingest ``paths`` (plus the config's); returns the report. Works inside a running loop.
+
+        ``names``: path -> the path a file is known by, in its points and the report (the service
+        saves uploads under names of its own and stores them under the name they came with)."""
+        reports = list(iterate_in_thread(lambda: self._arun(list(paths), on_page, on_file, on_total, names)))
         return reports[-1]
 
-    async def _arun(self, extra_paths, on_page, on_file, on_total):
+    async def _arun(self, extra_paths, on_page, on_file, on_total, names=None):
         started = time.perf_counter()
         cpu_before, loop_cpu_before, process_cpu_before = LEDGER.snapshot(), time.thread_time_ns(), time.process_time_ns()
         report = RunReport(collection=self.collection, points_before=count_points(self.client, self.collection))
@@ -111,7 +120,7 @@ class Ingestor:
         already: dict[str, dict[str, set[int]]] = {}  # path -> chunks an interrupted run stored (resume)
         last_pages: dict[str, int | None] = {}  # path -> its last selected page: the file is complete there
         planner = Planner(self.config, self.client, self.collection, self.fingerprint,
-                          self.reader.password.get_secret_value() if self.reader.password else None)
+                          self.reader.password.get_secret_value() if self.reader.password else None, names)
         opened: asyncio.Queue = asyncio.Queue(maxsize=STEP_FILES)  # files opened for the reader, in order
 
         async def plan_ahead() -> None:

@@ -1,0 +1,535 @@
+"""The FastAPI app: OCR, ingestion jobs, search, health, metrics and the web page.
+
+Heavy work never runs on the event loop: rendering, the CPU engine, chunking and Qdrant run in
+threads, requests to vLLM are async. A bounded number of OCR requests are worked on at once
+(``concurrency``) and a bounded number wait (``queue_size``); beyond that the answer is 429 with
+``Retry-After``, so a burst is told when to come back instead of piling up connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import secrets
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Literal
+
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..errors import ConfigError, InputError
+from ..pages import DocumentSource
+from ..pages.render import IMAGE_SUFFIXES, PDF_SUFFIXES, SUPPORTED_SUFFIXES, sniff
+from .errors import ServiceError, envelope, from_input_error, overloaded
+from .jobs import Job, JobFile, JobRunner, known_names, new_job_id
+from .metrics import Metrics
+from .settings import ServiceSettings
+
+log = logging.getLogger("lightocr_ingest")
+
+STATIC = Path(__file__).parent / "static"
+UPLOAD_CHUNK = 1 << 20  # bytes read from an upload at a time
+COLLECTION_NAME = r"^[A-Za-z0-9_\-]+$"
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")  # a caller's own X-Request-ID is kept when it looks like one
+_SNIFFED_SUFFIX = {"a PDF": ".pdf", "a PNG image": ".png", "a JPEG image": ".jpg", "a TIFF image": ".tif",
+                   "a GIF image": ".gif", "a BMP image": ".bmp", "a WebP image": ".webp"}
+
+
+class QueryRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=4000, examples=["How often are the sondes calibrated?"])
+    k: int = Field(default=5, ge=1, le=100)
+    collection: str | None = Field(default=None, pattern=COLLECTION_NAME)
+    mode: Literal["dense", "hybrid"] | None = Field(default=None, description="default: the config's retrieval.mode")
+
+
+class _TooLarge(StarletteHTTPException):
+    def __init__(self, limit_mb: float):
+        super().__init__(413, f"the upload is over the limit of {limit_mb:g} MB")
+
+
+class BodyLimit:
+    """Refuse a request body over the limit while it streams in, not after: by its
+    Content-Length before reading anything, else by counting what arrives. Past the limit the
+    app is told the client left (so it stops reading), and its answer is replaced by a 413."""
+
+    def __init__(self, app, limit_bytes: int, limit_mb: float):
+        self.app, self.limit, self.limit_mb = app, limit_bytes, limit_mb
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(headers, send)
+        seen, over, started = 0, False, False
+
+        async def counting_receive():
+            nonlocal seen, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    over = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message):
+            nonlocal started
+            if over and not started:
+                return  # the app's answer to a "disconnect": ours replaces it
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            await self._refuse(headers, send)
+
+    async def _refuse(self, headers: dict, send) -> None:
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        body = json.dumps(envelope("too_large", f"the upload is over the limit of {self.limit_mb:g} MB",
+                                   "split the file, or start the service with a larger --max-upload-mb",
+                                   request_id)).encode()
+        await send({"type": "http.response.start", "status": 413, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class Service:
+    """What the routes share: the reader, the Qdrant client, the ingestors, the job runner, limits."""
+
+    def __init__(self, settings: ServiceSettings):
+        self.settings = settings
+        self.config = settings.config
+        self.metrics = Metrics()
+        self.client = None
+        self.reader = None
+        self.ingestors: dict = {}
+        self.runner: JobRunner | None = None
+        self.upload_root = Path(tempfile.mkdtemp(prefix="lightocr-uploads-"))
+        self.ocr_slots = asyncio.Semaphore(settings.concurrency)
+        self.ocr_waiting = 0
+        self.ocr_seconds: deque[float] = deque(maxlen=50)  # recent OCR request times: what Retry-After says
+
+    async def start(self) -> None:
+        from ..pipeline.run import make_reader
+        from ..store import make_client
+
+        q = self.config.qdrant
+        self.client = await asyncio.to_thread(make_client, q.path, q.url,
+                                              q.api_key.get_secret_value() if q.api_key else None)
+        self.reader = make_reader(self.config)
+        self.runner = JobRunner(self.ingestor_for, self.metrics, self.settings.max_jobs_queued)
+        self.runner.start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.stop()
+        if self.client is not None:
+            self.client.close()
+        shutil.rmtree(self.upload_root, ignore_errors=True)
+
+    def config_for(self, collection: str | None):
+        if not collection or collection == self.config.qdrant.collection:
+            return self.config
+        return self.config.model_copy(update={"qdrant": self.config.qdrant.model_copy(update={"collection": collection})})
+
+    def ingestor_for(self, collection: str):
+        from ..pipeline.run import Ingestor
+
+        if collection not in self.ingestors:
+            self.ingestors[collection] = Ingestor(self.config_for(collection), client=self.client)
+        return self.ingestors[collection]
+
+    def retry_after_s(self) -> int:
+        typical = statistics.median(self.ocr_seconds) if self.ocr_seconds else 5.0
+        return max(1, round(typical * (self.ocr_waiting + 1) / self.settings.concurrency))
+
+    @contextlib.asynccontextmanager
+    async def ocr_slot(self) -> AsyncIterator[None]:
+        if self.ocr_slots.locked() and self.ocr_waiting >= self.settings.queue_size:
+            raise overloaded(self.retry_after_s(), "OCR")
+        self.ocr_waiting += 1
+        self.metrics.ocr_queue.set(self.ocr_waiting)
+        try:
+            await self.ocr_slots.acquire()
+        finally:
+            self.ocr_waiting -= 1
+            self.metrics.ocr_queue.set(self.ocr_waiting)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ocr_slots.release()
+            self.ocr_seconds.append(time.perf_counter() - started)
+
+
+def upload_suffix(upload: UploadFile, head: bytes) -> str:
+    """The suffix to save an upload under: from its name when supported, else from its content.
+    The name itself is never used as a path."""
+    suffix = Path(upload.filename or "").suffix.lower()
+    if suffix in SUPPORTED_SUFFIXES:
+        return suffix
+    found = _SNIFFED_SUFFIX.get(sniff(head) or "")
+    if found:
+        return found
+    raise ServiceError(415, "unsupported_type",
+                       f"{upload.filename or 'the upload'}: unsupported file type "
+                       f"{suffix or '(no extension)'}{', ' + sniff(head) if sniff(head) else ''}",
+                       "upload a PDF or an image (" + ", ".join(sorted(PDF_SUFFIXES | IMAGE_SUFFIXES)) + ")")
+
+
+async def save_upload(upload: UploadFile, folder: Path, stem: str, limit: int, limit_mb: float) -> Path:
+    head = await upload.read(UPLOAD_CHUNK)
+    if not head:
+        raise ServiceError(400, "empty_file", f"{upload.filename or 'the upload'}: the upload is empty",
+                           "upload the file again")
+    path = folder / f"{stem}{upload_suffix(upload, head)}"
+    size = 0
+    with open(path, "wb") as out:
+        while head:
+            size += len(head)
+            if size > limit:
+                raise _TooLarge(limit_mb)
+            out.write(head)
+            head = await upload.read(UPLOAD_CHUNK)
+    return path
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    settings = settings or ServiceSettings()
+    service = Service(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(title="lightocr-ingest", version=__version__, lifespan=lifespan,
+                  description="OCR (LightOnOCR-2-1B via vLLM, or the embedded CPU engine), ingestion into Qdrant "
+                              "and search. Errors are `{\"error\": {\"code\", \"message\", \"suggestion\", "
+                              "\"request_id\"}}`; every response carries `X-Request-ID`.")
+    app.state.service = service
+
+    # --- request ids, latency, errors ---------------------------------------------------
+    @app.middleware("http")
+    async def request_id_and_metrics(request: Request, call_next):
+        given = request.headers.get("x-request-id", "")
+        request.state.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        route = request.url.path if request.url.path.startswith(("/v1/", "/healthz", "/readyz", "/metrics")) else "/"
+        route = re.sub(r"^/v1/jobs/.+", "/v1/jobs/{job_id}", route)
+        service.metrics.in_flight.inc()
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+        except Exception:  # noqa: BLE001 - a fault of ours: traceback in the log, request id to the caller
+            log.exception("request %s failed", request.state.request_id)
+            response = _error(request, 500, "internal", "internal error",
+                              "try again; if it persists, report the request id")
+        finally:
+            service.metrics.in_flight.dec()
+            service.metrics.latency.labels(request.method, route, str(status)).observe(time.perf_counter() - started)
+        response.headers["X-Request-ID"] = request.state.request_id
+        return response
+
+    def _error(request: Request, status: int, code: str, message: str, suggestion: str,
+               headers: dict | None = None) -> JSONResponse:
+        request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
+        return JSONResponse(envelope(code, message, suggestion, request_id), status_code=status,
+                            headers={**(headers or {}), "X-Request-ID": request_id})
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError):
+        return _error(request, exc.status, exc.code, exc.message, exc.suggestion, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        if any(e.get("loc", [None, None])[-1] == "file" and e.get("type") == "missing" for e in errors):
+            return _error(request, 422, "missing_file", "no file in the request",
+                          "send the file as multipart form data in a field named 'file'")
+        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}" for e in errors)
+        return _error(request, 422, "invalid_request", f"invalid request: {where}",
+                      "see /docs for the request's fields")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if isinstance(exc, _TooLarge):
+            return _error(request, 413, "too_large", exc.detail,
+                          f"split the file, or start the service with a larger --max-upload-mb")
+        if exc.status_code == 404:
+            return _error(request, 404, "not_found", f"no such route: {request.url.path}", "see /docs")
+        if exc.status_code == 405:
+            return _error(request, 405, "method_not_allowed", f"{request.method} is not allowed here", "see /docs")
+        if exc.status_code == 400:  # a body that cannot be parsed (broken multipart, bad JSON)
+            return _error(request, 422, "invalid_request", str(exc.detail), "see /docs for the request's fields")
+        return _error(request, exc.status_code, "http_error", str(exc.detail), "see /docs")
+
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+                           expose_headers=["X-Request-ID", "Retry-After", "Location"])
+    app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_bytes, limit_mb=settings.max_upload_mb)
+
+    # --- auth -----------------------------------------------------------------------------
+    async def authorised(request: Request) -> None:
+        if settings.api_key is None:
+            return
+        expected = settings.api_key.get_secret_value()
+        given = request.headers.get("x-api-key") or ""
+        bearer = request.headers.get("authorization", "")
+        if bearer.lower().startswith("bearer "):
+            given = given or bearer[7:].strip()
+        if not given or not secrets.compare_digest(given.encode(), expected.encode()):
+            raise ServiceError(401, "unauthorized", "missing or wrong API key",
+                               "send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                               {"WWW-Authenticate": "Bearer"})
+
+    # --- open routes ----------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="The OCR backend and Qdrant are reachable")
+    async def readyz(request: Request):
+        problems = []
+        ocr = await _ocr_ready(settings)
+        if ocr.startswith("unreachable"):
+            problems.append(f"OCR: {ocr}")
+        try:
+            await asyncio.to_thread(service.client.get_collections)
+            qdrant = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            qdrant = f"unreachable: {type(exc).__name__}"
+            problems.append(f"Qdrant: {qdrant}")
+        if problems:
+            return _error(request, 503, "not_ready", "; ".join(problems),
+                          "start the OCR server and Qdrant, or check --ocr-url / --qdrant-url")
+        return {"status": "ready", "ocr": ocr, "qdrant": qdrant}
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    async def metrics():
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # --- /v1 --------------------------------------------------------------------------------
+    from fastapi import APIRouter
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorised)])
+
+    @v1.post("/ocr", tags=["ocr"], summary="OCR one file: each page's Markdown and metadata")
+    async def ocr(file: UploadFile = File(..., description="a PDF or an image"),
+                  pages: str | None = Form(None, description="page selection, e.g. 1-3,7", examples=["1-3"]),
+                  images: bool = Form(False, description="also return each page's image (PNG data URL)"),
+                  chunks: bool = Form(False, description="also return the file's chunks with their regions"),
+                  html: bool = Form(False, description="also return each page as HTML (tables, MathML)")):
+        name = file.filename or "upload"
+        async with service.ocr_slot():
+            folder = Path(tempfile.mkdtemp(dir=service.upload_root))
+            try:
+                path = await save_upload(file, folder, "upload", settings.max_upload_bytes, settings.max_upload_mb)
+                return await _ocr_file(service, path, name, pages, images, chunks, html)
+            finally:
+                await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    @v1.post("/ingest", tags=["ingest"], status_code=202, summary="Queue files for ingestion; poll the job")
+    async def ingest(file: list[UploadFile] = File(..., description="one or more PDFs or images"),
+                     collection: str | None = Form(None, pattern=COLLECTION_NAME)):
+        collection = collection or settings.config.qdrant.collection
+        folder = Path(tempfile.mkdtemp(dir=service.upload_root))
+        try:
+            files = []
+            for index, (upload, known_as) in enumerate(zip(file, known_names([u.filename or "" for u in file]))):
+                path = await save_upload(upload, folder, f"{index:05d}", settings.max_upload_bytes,
+                                         settings.max_upload_mb)
+                files.append(JobFile(file_name=upload.filename or path.name, path=str(path), known_as=known_as))
+            job = Job(job_id=new_job_id(), collection=collection, folder=folder, files=files)
+            try:
+                await asyncio.to_thread(service.ingestor_for, collection)  # a mode mismatch fails now, not later
+                service.runner.submit(job)
+            except asyncio.QueueFull:
+                raise overloaded(30, "ingest jobs") from None
+        except ConfigError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise ServiceError(422, "invalid_request", str(exc), "see the message") from None
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return JSONResponse({"job_id": job.job_id, "status": job.status}, status_code=202,
+                            headers={"Location": f"/v1/jobs/{job.job_id}"})
+
+    @v1.get("/jobs/{job_id}", tags=["ingest"], summary="A job's status, pages and problems")
+    async def job_status(job_id: str):
+        job = service.runner.jobs.get(job_id)
+        if job is None:
+            raise ServiceError(404, "not_found", f"no job {job_id!r}",
+                               "use the job_id that POST /v1/ingest answered; finished jobs are kept for a while")
+        return job.to_dict()
+
+    @v1.post("/query", tags=["search"], summary="The chunks that best answer a question")
+    async def query(body: QueryRequest):
+        from ..pipeline.query import build_retriever, to_hit
+
+        config = service.config_for(body.collection)
+
+        def search():
+            with build_retriever(config, body.k, body.mode, client=service.client,
+                                 embed_model=service.ingestor_for(config.qdrant.collection).embed_model) as retriever:
+                return [to_hit(result) for result in retriever.retrieve(body.text)]
+
+        try:
+            hits = await asyncio.to_thread(search)
+        except ConfigError as exc:
+            if "empty or missing" in str(exc):
+                raise ServiceError(404, "not_found", f"collection '{config.qdrant.collection}' is empty or missing",
+                                   "ingest files into it first (POST /v1/ingest)") from None
+            raise ServiceError(422, "invalid_request", str(exc), "see the message") from None
+        return {"hits": [{"score": h.score, "text": h.text, "file_name": h.file_name, "file_sha256": h.file_sha256,
+                          "page": h.page, "pages": h.pages, "header_path": h.header_path, "regions": h.regions,
+                          "bbox": h.bbox}
+                         for h in hits]}
+
+    app.include_router(v1)
+    return app
+
+
+async def _ocr_ready(settings: ServiceSettings) -> str:
+    """'cpu engine', 'ok (URL)' or 'unreachable: ...' for the configured OCR backend."""
+    ocr = settings.config.ocr
+    if ocr.engine == "cpu":
+        return "cpu engine"
+    import httpx
+
+    from ..ocr.vllm import split_urls
+
+    urls = split_urls(ocr.url) if ocr.url else []
+    if not urls:
+        return "cpu engine" if ocr.engine == "auto" else "unreachable: no ocr.url"
+    down = []
+    async with httpx.AsyncClient(timeout=3.0) as client:
+        for url in urls:
+            try:
+                (await client.get(url + "/models")).raise_for_status()
+            except Exception as exc:  # noqa: BLE001 - unreachable is unreachable
+                down.append(f"{url} ({type(exc).__name__})")
+    if down and (ocr.engine == "vllm" or len(down) == len(urls)):
+        return "unreachable: " + ", ".join(down) if ocr.engine == "vllm" else f"cpu engine (vLLM down: {', '.join(down)})"
+    return "ok (" + ", ".join(urls) + ")"
+
+
+async def _ocr_file(service: Service, path: Path, name: str, pages: str | None, images: bool, chunks: bool,
+                    html: bool) -> dict:
+    import base64
+
+    settings = service.settings
+
+    def open_checked() -> tuple[DocumentSource, int]:
+        try:
+            source = DocumentSource(path, password=None)
+        except InputError as exc:
+            raise from_input_error(exc, name) from None
+        try:
+            numbers = source.page_numbers(pages)
+        except InputError as exc:
+            source.close()
+            raise ServiceError(422, "invalid_request", f"{name}: {exc.cause}",
+                               "pages is a selection such as 1-3,7 within the file's pages") from None
+        if source.source.page_count > settings.max_pages and len(numbers) > settings.max_pages:
+            source.close()
+            raise ServiceError(413, "too_many_pages",
+                               f"{name}: {source.source.page_count} pages, over the limit of {settings.max_pages}",
+                               "send a page selection (pages=1-100), split the file, or raise --max-pages")
+        return source, source.source.page_count
+
+    source, page_count = await asyncio.to_thread(open_checked)
+    reader = service.reader if pages is None else service.reader.model_copy(update={"pages": pages})
+
+    async def one() -> AsyncIterator[DocumentSource]:
+        yield source
+
+    documents = []
+    try:
+        async for document in reader.astream_sources(one()):
+            documents.append(document)
+    except InputError as exc:
+        raise from_input_error(exc, name) from None
+    finally:
+        source.close()
+    for document in documents:
+        run = document.ocr
+        service.metrics.page(run.status, document.metadata.get("ocr_engine"), run.cached)
+    pngs: dict[int, bytes] = {}
+    if images:  # the reader does not keep the PNG it sent: render those pages again (asked by the web page)
+        pngs = await asyncio.to_thread(_page_pngs, path, [d.metadata.get("page") for d in documents], reader)
+    answer: dict = {"file_name": name, "file_sha256": documents[0].metadata.get("file_sha256") if documents else None,
+                    "page_count": page_count, "pages": []}
+    for document in documents:
+        metadata = {k: v for k, v in document.metadata.items() if k != "file_path"}  # the upload's temp path
+        metadata["file_name"] = name
+        entry = {"page": metadata.get("page"), "markdown": document.text, "metadata": metadata}
+        if images and metadata.get("page") in pngs:
+            entry["image"] = "data:image/png;base64," + base64.b64encode(pngs[metadata["page"]]).decode()
+        if html:
+            from .page_html import page_html
+
+            entry["html"] = page_html(document.text)
+        answer["pages"].append(entry)
+    if chunks:
+        answer["chunks"] = await asyncio.to_thread(_chunks, service, documents)
+    return answer
+
+
+def _page_pngs(path: Path, numbers: list, reader) -> dict[int, bytes]:
+    """The upright PNG of each page, as the model was sent it."""
+    out = {}
+    with DocumentSource(path, longest_side=1540, detect_rotation=reader.detect_rotation) as source:
+        for number in numbers:
+            if number:
+                with contextlib.suppress(InputError):
+                    out[number] = source.render_page(number).png
+    return out
+
+
+def _chunks(service: Service, documents) -> list[dict]:
+    parser = service.ingestor_for(service.config.qdrant.collection).parser
+    readable = [d for d in documents if d.metadata.get("ocr_status") != "failed"]
+    return [{"text": node.get_content(), "page": node.metadata.get("page"), "pages": node.metadata.get("pages"),
+             "header_path": node.metadata.get("header_path", ""), "regions": node.metadata.get("regions", []),
+             "bbox": node.metadata.get("bbox")} for node in parser.chunk_file(readable)] if readable else []

@@ -1,0 +1,621 @@
+// lightocr-ingest web page: OCR a file page by page, add it to the collection, search it.
+// Plain JavaScript, no build step, no external resources. API contract: /v1/ocr, /v1/ingest, /v1/jobs/{id},
+// /v1/query; errors are {"error": {"code", "message", "suggestion", "request_id"}}.
+"use strict";
+
+(() => {
+  const KEY_STORAGE = "lightocr-ingest.api-key";
+  const JOB_POLL_MS = 500;
+  const TERMINAL = new Set(["done", "partial", "failed"]);
+  const MAX_429_RETRIES = 30;
+  const MAX_401_PROMPTS = 5;
+  const EXCERPT_CHARS = 320;
+
+  const $ = (id) => document.getElementById(id);
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  // ---------------------------------------------------------------- small DOM helper
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === "class") node.className = value;
+      else if (name === "dataset") Object.assign(node.dataset, value);
+      else if (name === "style") Object.assign(node.style, value);
+      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else node.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function excerpt(text, limit = EXCERPT_CHARS) {
+    // Markdown heading marks say nothing in an excerpt: "## Title" reads "Title".
+    const flat = String(text || "").replace(/^\s{0,3}#{1,6}\s+/gm, "").replace(/\s+/g, " ").trim();
+    return flat.length > limit ? flat.slice(0, limit - 1) + "…" : flat;
+  }
+
+  function headerPath(value) {
+    if (Array.isArray(value)) return value.join(" › ");
+    return String(value || "").split(" > ").filter(Boolean).join(" › ");
+  }
+
+  // ---------------------------------------------------------------- notices and errors
+
+  function notice(text) {
+    const node = $("notice");
+    node.textContent = text || "";
+    node.hidden = !text;
+  }
+
+  class ApiError extends Error {
+    constructor(status, envelope, requestId) {
+      super(envelope.message || `HTTP ${status}`);
+      this.status = status;
+      this.code = envelope.code || (status ? `http_${status}` : "network");
+      this.suggestion = envelope.suggestion || "";
+      this.requestId = envelope.request_id || requestId || "";
+    }
+  }
+
+  async function readEnvelope(response) {
+    const requestId = response.headers.get("X-Request-ID") || "";
+    let text = "";
+    try {
+      text = await response.text();
+      const body = JSON.parse(text);
+      if (body && typeof body.error === "object" && body.error) return {request_id: requestId, ...body.error};
+      if (body && body.detail) return {message: JSON.stringify(body.detail), request_id: requestId};
+    } catch (_) {
+      // Not JSON: a proxy's page, say. Keep its first words.
+    }
+    return {message: excerpt(text, 200) || response.statusText || `HTTP ${response.status}`, request_id: requestId};
+  }
+
+  function showError(error, context) {
+    const box = $("errors");
+    const isApi = error instanceof ApiError;
+    const item = el("div", {class: "error-item", dataset: {code: isApi ? error.code : "client"}},
+      el("p", {class: "error-title"},
+        el("strong", {}, "Error"), context ? ` (${context})` : "", ": ", error.message || String(error)),
+      isApi ? el("p", {class: "error-code"},
+        "Code: ", el("code", {}, error.code), error.status ? ` (HTTP ${error.status})` : "") : null,
+      isApi && error.suggestion ? el("p", {class: "error-suggestion"}, el("strong", {}, "Suggestion: "),
+        error.suggestion) : null,
+      isApi && error.requestId ? el("p", {class: "error-request-id"}, "Request id: ",
+        el("code", {}, error.requestId)) : null,
+      el("button", {type: "button", class: "dismiss", onclick: () => item.remove()}, "Dismiss"));
+    box.prepend(item);
+    while (box.children.length > 5) box.lastElementChild.remove();
+  }
+
+  // ---------------------------------------------------------------- API key (asked for on 401)
+
+  let keyRequest = null;  // one pending prompt shared by every request that got a 401
+
+  function askForKey(message) {
+    if (keyRequest) return keyRequest.promise;
+    let resolve;
+    const promise = new Promise((r) => { resolve = r; });
+    keyRequest = {promise, resolve};
+    $("api-key-message").textContent = message;
+    $("api-key-panel").hidden = false;
+    $("api-key-input").value = "";
+    $("api-key-input").focus();
+    return promise;
+  }
+
+  function onKeySubmit(event) {
+    event.preventDefault();
+    const key = $("api-key-input").value.trim();
+    if (!key) return;
+    sessionStorage.setItem(KEY_STORAGE, key);
+    $("api-key-panel").hidden = true;
+    if (keyRequest) {
+      const {resolve} = keyRequest;
+      keyRequest = null;
+      resolve(key);
+    }
+  }
+
+  // ---------------------------------------------------------------- fetch with 401 / 429 handling
+
+  function retryAfterSeconds(response) {
+    const value = response.headers.get("Retry-After");
+    if (value) {
+      const seconds = Number(value);
+      if (Number.isFinite(seconds)) return Math.min(Math.max(seconds, 0.5), 120);
+      const date = Date.parse(value);
+      if (!Number.isNaN(date)) return Math.min(Math.max((date - Date.now()) / 1000, 0.5), 120);
+    }
+    return 2;
+  }
+
+  // body: a function returning a fresh body for every attempt (FormData), or json: an object to send as JSON.
+  async function api(path, {method = "GET", body = null, json, what = "request"} = {}) {
+    let busyRetries = 0;
+    let keyPrompts = 0;
+    for (;;) {
+      const headers = {Accept: "application/json"};
+      const key = sessionStorage.getItem(KEY_STORAGE);
+      if (key) headers["X-API-Key"] = key;
+      let payload = typeof body === "function" ? body() : body;
+      if (json !== undefined) {
+        headers["Content-Type"] = "application/json";
+        payload = JSON.stringify(json);
+      }
+      let response;
+      try {
+        response = await fetch(path, {method, headers, body: payload});
+      } catch (error) {
+        throw new ApiError(0, {code: "network", message: `the server could not be reached (${error.message})`,
+          suggestion: "Check that the service is running and reachable, then try again."});
+      }
+      if (response.status === 429 && busyRetries < MAX_429_RETRIES) {
+        busyRetries += 1;
+        const wait = retryAfterSeconds(response);
+        await response.body?.cancel();
+        notice(`The server is busy (${what}): trying again in ${wait} s (attempt ${busyRetries + 1}).`);
+        await sleep(wait * 1000);
+        notice("");
+        continue;
+      }
+      if (response.status === 401 && keyPrompts < MAX_401_PROMPTS) {
+        keyPrompts += 1;
+        const envelope = await readEnvelope(response);
+        if (sessionStorage.getItem(KEY_STORAGE) === key) sessionStorage.removeItem(KEY_STORAGE);
+        await askForKey(key ? "The server refused that API key. Enter another one."
+          : `The server asks for an API key (${envelope.message}). It is kept in this browser tab only.`);
+        continue;
+      }
+      if (!response.ok) throw new ApiError(response.status, await readEnvelope(response),
+        response.headers.get("X-Request-ID"));
+      return response.json();
+    }
+  }
+
+  // ---------------------------------------------------------------- HTML from the server, defused
+
+  function sanitize(html) {
+    const template = document.createElement("template");
+    template.innerHTML = html;
+    const content = template.content;
+    content.querySelectorAll("script, iframe, frame, object, embed, style, link, meta, base, form")
+      .forEach((node) => node.remove());
+    for (const node of content.querySelectorAll("*")) {
+      for (const attr of [...node.attributes]) {
+        const name = attr.name.toLowerCase();
+        const value = attr.value.trim().toLowerCase();
+        if (name.startsWith("on")) node.removeAttribute(attr.name);
+        else if (["href", "src", "xlink:href", "action", "formaction", "srcset"].includes(name)) {
+          // Nothing leaves the machine: only data: images and in-page links survive.
+          const keep = name === "href" ? value.startsWith("#") : value.startsWith("data:image/");
+          if (!keep) node.removeAttribute(attr.name);
+        }
+      }
+    }
+    return content;
+  }
+
+  // ---------------------------------------------------------------- pages on screen
+
+  let current = null;   // {generation, file, sha, pageCount, pages: Map(page -> view), done, failed}
+  let generation = 0;
+
+  function setProgress(text, done, total) {
+    const bar = $("progress");
+    if (total) {
+      bar.max = total;
+      bar.value = done;
+    } else {
+      bar.removeAttribute("value");  // indeterminate until the page count is known
+    }
+    $("progress-text").textContent = text;
+  }
+
+  function progressText() {
+    const {done, failed, pageCount} = current;
+    const failedText = failed ? ` (${failed} failed)` : "";
+    if (done >= pageCount) return `Page ${done} of ${pageCount} read${failedText}. Done.`;
+    return `Page ${done} of ${pageCount} read${failedText}; reading page ${done + 1}…`;
+  }
+
+  function chunksOnPage(chunks, page) {
+    return (chunks || []).filter((chunk) =>
+      (chunk.regions || []).some((region) => region.page === page)
+      || chunk.page === page || (chunk.pages || []).includes(page));
+  }
+
+  // The boxes of one chunk (or hit) on one page: its regions there, else its bbox on its first page.
+  function boxesOn(item, page) {
+    const regions = (item.regions || []).filter((region) => region.page === page && Array.isArray(region.bbox));
+    if (regions.length) return regions.map((region) => region.bbox);
+    if (!(item.regions || []).length && item.page === page && Array.isArray(item.bbox) && item.bbox.length === 4) {
+      return [item.bbox];
+    }
+    return [];
+  }
+
+  // Why regions cannot be drawn on this page, or "" when they can.
+  function undrawable(view) {
+    const meta = view.metadata || {};
+    const rotation = Number(meta.rotation || 0);
+    if (rotation) return `This page is stored rotated by ${rotation}°: its regions are not drawn.`;
+    if (!view.hasImage) return "No page image was sent: regions are not drawn.";
+    if (!(meta.page_width > 0 && meta.page_height > 0 && meta.image_width > 0 && meta.image_height > 0)) {
+      return "The page's size is unknown: regions are not drawn.";
+    }
+    return "";
+  }
+
+  // bbox [x0, y0, x1, y1] in PDF points (top-left origin) -> percentages of the image as displayed.
+  function placeBox(node, view, bbox) {
+    const m = view.metadata;
+    const sx = m.image_width / m.page_width;
+    const sy = m.image_height / m.page_height;
+    const [x0, y0, x1, y1] = bbox.map(Number);
+    const left = Math.max(0, Math.min(x0, x1) * sx);
+    const top = Math.max(0, Math.min(y0, y1) * sy);
+    const right = Math.min(m.image_width, Math.max(x0, x1) * sx);
+    const bottom = Math.min(m.image_height, Math.max(y0, y1) * sy);
+    Object.assign(node.style, {
+      left: `${(100 * left) / m.image_width}%`,
+      top: `${(100 * top) / m.image_height}%`,
+      width: `${(100 * Math.max(0, right - left)) / m.image_width}%`,
+      height: `${(100 * Math.max(0, bottom - top)) / m.image_height}%`,
+    });
+  }
+
+  function chunkLabel(chunk, number) {
+    const path = headerPath(chunk.header_path);
+    return `Chunk ${number}${path ? `: ${path}` : ""}. ${excerpt(chunk.text, 160)}`;
+  }
+
+  function showTooltip(target, chunk, number) {
+    const tip = $("tooltip");
+    tip.replaceChildren(
+      el("p", {class: "tooltip-title"}, `Chunk ${number}`),
+      el("p", {class: "tooltip-path"}, headerPath(chunk.header_path) || "(no heading)"),
+      el("p", {class: "tooltip-text"}, excerpt(chunk.text)));
+    tip.hidden = false;
+    const rect = target.getBoundingClientRect();
+    const width = Math.min(420, window.innerWidth - 16);
+    tip.style.maxWidth = `${width}px`;
+    let left = Math.min(Math.max(8, rect.left), window.innerWidth - width - 8);
+    let top = rect.bottom + 6;
+    const height = tip.offsetHeight;
+    if (top + height > window.innerHeight - 8) top = Math.max(8, rect.top - height - 6);
+    tip.style.left = `${left}px`;
+    tip.style.top = `${top}px`;
+    target.setAttribute("aria-describedby", "tooltip");
+  }
+
+  function hideTooltip(target) {
+    $("tooltip").hidden = true;
+    target?.removeAttribute("aria-describedby");
+  }
+
+  function drawChunks(view) {
+    const reason = undrawable(view);
+    view.overlay.replaceChildren();
+    let drawn = 0;
+    if (!reason) {
+      view.chunks.forEach((chunk, index) => {
+        const number = index + 1;
+        for (const bbox of boxesOn(chunk, view.page)) {
+          const box = el("span", {
+            class: "region", tabindex: 0, role: "img", "aria-label": chunkLabel(chunk, number),
+            dataset: {chunk: String(number)},
+            onmouseenter: (event) => showTooltip(event.currentTarget, chunk, number),
+            onmouseleave: (event) => hideTooltip(event.currentTarget),
+            onfocus: (event) => showTooltip(event.currentTarget, chunk, number),
+            onblur: (event) => hideTooltip(event.currentTarget),
+          }, el("span", {class: "region-label", "aria-hidden": "true"}, String(number)));
+          placeBox(box, view, bbox);
+          view.overlay.append(box);
+          drawn += 1;
+        }
+      });
+    }
+    const chunkCount = view.chunks.length;
+    view.caption.textContent = reason
+      || `${chunkCount} chunk${chunkCount === 1 ? "" : "s"}, ${drawn} region${drawn === 1 ? "" : "s"} drawn`
+        + (drawn ? " (numbered outlines; hover or focus one for its heading and text)." : ".");
+    view.section.dataset.regions = String(drawn);
+  }
+
+  function insertSection(section, page) {
+    const container = $("pages");
+    const after = [...container.children].find((node) => Number(node.dataset.page) > page);
+    container.insertBefore(section, after || null);
+  }
+
+  function renderPage(page, chunks) {
+    const number = page.page;
+    const meta = page.metadata || {};
+    const titleId = `page-${number}-title`;
+    const status = [meta.ocr_engine, meta.ocr_status].filter(Boolean).join(", ");
+    const img = page.image
+      ? el("img", {src: page.image, alt: `Image of page ${number}`, class: "page-img",
+        width: meta.image_width || null, height: meta.image_height || null})
+      : el("p", {class: "no-image"}, "(no image)");
+    const overlay = el("div", {class: "overlay"});
+    const caption = el("figcaption", {class: "page-caption"});
+    const text = el("div", {class: "page-html", "aria-label": `Text of page ${number}`});
+    if (page.html !== undefined && page.html !== null) text.append(sanitize(page.html));
+    else text.append(el("pre", {class: "page-markdown"}, page.markdown || ""));
+    if (!text.textContent.trim()) text.append(el("p", {class: "empty"}, "(no text was read on this page)"));
+    const section = el("section", {class: "page", id: `page-${number}`, dataset: {page: String(number)},
+      "aria-labelledby": titleId},
+      el("h3", {id: titleId}, `Page ${number}`, status ? el("span", {class: "page-status"}, ` (${status})`) : null),
+      el("div", {class: "page-body"},
+        el("figure", {class: "page-figure"}, el("div", {class: "page-image"}, img, overlay), caption),
+        el("div", {class: "page-text"}, text)));
+    const view = {page: number, metadata: meta, chunks, hasImage: Boolean(page.image), section, overlay, caption};
+    drawChunks(view);
+    current.pages.get(number)?.section.remove();
+    current.pages.set(number, view);
+    insertSection(section, number);
+  }
+
+  function renderFailedPage(number, error) {
+    const section = el("section", {class: "page page-failed", id: `page-${number}`,
+      dataset: {page: String(number)}},
+      el("h3", {}, `Page ${number}`),
+      el("p", {}, `Not read: ${error.message}${error.code ? ` (${error.code})` : ""}.`));
+    current.pages.get(number)?.section.remove();
+    current.pages.delete(number);
+    insertSection(section, number);
+  }
+
+  function renderAnswer(answer) {
+    for (const page of answer.pages || []) renderPage(page, chunksOnPage(answer.chunks, page.page));
+  }
+
+  function ocrForm(file, page) {
+    return () => {
+      const form = new FormData();
+      form.append("file", file, file.name);
+      form.append("pages", String(page));
+      form.append("images", "true");
+      form.append("html", "true");
+      form.append("chunks", "true");
+      return form;
+    };
+  }
+
+  async function startFile(file) {
+    const mine = ++generation;
+    current = {generation: mine, file, sha: null, pageCount: 0, pages: new Map(), done: 0, failed: 0};
+    $("pages").replaceChildren();
+    clearHits();
+    $("file-name").textContent = `File: ${file.name} (${Math.max(1, Math.round(file.size / 1024))} KiB)`;
+    $("ingest-button").disabled = false;
+    setProgress("Reading page 1…", 0, 0);
+
+    let first;
+    try {
+      first = await api("v1/ocr", {method: "POST", body: ocrForm(file, 1), what: "OCR of page 1"});
+    } catch (error) {
+      if (mine !== generation) return;
+      showError(error, `OCR of ${file.name}, page 1`);
+      setProgress("Could not read the file.", 0, 1);
+      return;
+    }
+    if (mine !== generation) return;
+    current.sha = first.file_sha256;
+    current.pageCount = Math.max(1, Number(first.page_count) || (first.pages || []).length);
+    renderAnswer(first);
+    current.done = 1;
+    setProgress(progressText(), current.done, current.pageCount);
+
+    for (let page = 2; page <= current.pageCount; page += 1) {
+      try {
+        const answer = await api("v1/ocr", {method: "POST", body: ocrForm(file, page), what: `OCR of page ${page}`});
+        if (mine !== generation) return;
+        renderAnswer(answer);
+      } catch (error) {
+        if (mine !== generation) return;
+        showError(error, `OCR of ${file.name}, page ${page}`);
+        renderFailedPage(page, error);
+        current.failed += 1;
+      }
+      current.done = page;
+      setProgress(progressText(), current.done, current.pageCount);
+    }
+  }
+
+  // ---------------------------------------------------------------- ingest job
+
+  function renderJob(job) {
+    const status = job.status || "unknown";
+    const total = job.pages_total === null || job.pages_total === undefined ? "?" : job.pages_total;
+    const parts = [`Job ${job.job_id}: ${status}`];
+    if (job.pages_ingested !== undefined) {
+      parts.push(`pages ingested ${job.pages_ingested} of ${total}`);
+      if (job.pages_failed) parts.push(`${job.pages_failed} failed`);
+    }
+    const node = $("job-status");
+    node.textContent = parts.join(" — ") + (TERMINAL.has(status) ? "." : "…");
+    node.dataset.status = status;
+    $("job-files").replaceChildren(...(job.files || []).map((file) => el("li", {},
+      el("strong", {}, file.file_name), `: ${file.status}`,
+      file.pages !== undefined && file.pages !== null ? `, ${file.pages} page${file.pages === 1 ? "" : "s"}` : "",
+      file.error ? el("span", {class: "job-error"}, ` — problem: ${file.error}`) : "")));
+    $("job-problems").replaceChildren(...(job.problems || []).map((problem) =>
+      el("li", {}, el("strong", {}, "Problem: "), problem)));
+  }
+
+  async function ingest() {
+    if (!current) return;
+    const {file} = current;
+    const button = $("ingest-button");
+    button.disabled = true;
+    $("job-status").textContent = `Sending ${file.name}…`;
+    $("job-status").dataset.status = "sending";
+    $("job-files").replaceChildren();
+    $("job-problems").replaceChildren();
+    try {
+      const form = () => {
+        const data = new FormData();
+        data.append("file", file, file.name);
+        return data;
+      };
+      let job = await api("v1/ingest", {method: "POST", body: form, what: "adding to the collection"});
+      const id = job.job_id;
+      renderJob(job);
+      while (!TERMINAL.has(job.status)) {
+        await sleep(JOB_POLL_MS);
+        job = await api(`v1/jobs/${encodeURIComponent(id)}`, {what: "job status"});
+        renderJob(job);
+      }
+    } catch (error) {
+      showError(error, `adding ${file.name} to the collection`);
+      $("job-status").textContent = `Could not add ${file.name}: ${error.message}`;
+      $("job-status").dataset.status = "error";
+    } finally {
+      button.disabled = !current;
+    }
+  }
+
+  // ---------------------------------------------------------------- search
+
+  function clearHits() {
+    document.querySelectorAll(".hit-region").forEach((node) => node.remove());
+    document.querySelectorAll(".page.has-hit").forEach((node) => {
+      node.classList.remove("has-hit");
+      node.querySelector(".hit-note")?.remove();
+    });
+    document.querySelectorAll("#search-results .hit.is-shown").forEach((node) => {
+      node.classList.remove("is-shown");
+      node.querySelector(".hit-shown")?.remove();
+    });
+  }
+
+  function hitPages(hit) {
+    const pages = new Set([hit.page, ...(hit.pages || []), ...(hit.regions || []).map((r) => r.page)]);
+    return [...pages].filter((page) => Number.isInteger(page)).sort((a, b) => a - b);
+  }
+
+  function shownPagesOf(hit) {
+    if (!current || !current.sha || hit.file_sha256 !== current.sha) return [];
+    return hitPages(hit).filter((page) => current.pages.has(page));
+  }
+
+  function highlightHit(hit, item) {
+    clearHits();
+    const pages = shownPagesOf(hit);
+    let first = null;
+    for (const page of pages) {
+      const view = current.pages.get(page);
+      const reason = undrawable(view);
+      const boxes = reason ? [] : boxesOn(hit, page);
+      for (const bbox of boxes) {
+        const box = el("span", {class: "hit-region", "aria-hidden": "true"},
+          el("span", {class: "hit-label"}, "match"));
+        placeBox(box, view, bbox);
+        view.overlay.append(box);
+      }
+      view.section.classList.add("has-hit");
+      view.caption.after(el("p", {class: "hit-note", role: "status"},
+        boxes.length ? `Search match highlighted (${boxes.length} region${boxes.length === 1 ? "" : "s"}, `
+          + "dashed outline marked “match”)."
+          : `Search match on this page${reason ? ` (${reason})` : " (no regions stored)"}.`));
+      first = first || view;
+    }
+    if (item) {
+      item.classList.add("is-shown");
+      item.append(el("p", {class: "hit-shown"}, `Highlighted on page ${pages.join(", ")} above.`));
+    }
+    first?.section.scrollIntoView({behavior: "smooth", block: "start"});
+  }
+
+  function renderHits(hits) {
+    const list = $("search-results");
+    list.replaceChildren();
+    let highlighted = false;
+    for (const hit of hits) {
+      const pages = hitPages(hit);
+      const item = el("li", {class: "hit", dataset: {fileSha256: hit.file_sha256 || "", page: String(hit.page),
+        fileName: hit.file_name || ""}},
+        el("p", {class: "hit-head"},
+          el("strong", {class: "hit-file"}, hit.file_name || "(unknown file)"),
+          `, page${pages.length > 1 ? "s" : ""} `, el("span", {class: "hit-page"}, pages.join("–") || hit.page),
+          el("span", {class: "hit-score"}, ` — score ${Number(hit.score).toFixed(3)}`)),
+        hit.header_path ? el("p", {class: "hit-path"}, "Section: ", headerPath(hit.header_path)) : null,
+        el("p", {class: "hit-text"}, excerpt(hit.text)));
+      if (shownPagesOf(hit).length) {
+        item.append(el("button", {type: "button", class: "show-hit",
+          onclick: () => highlightHit(hit, item)}, `Show on page ${hit.page}`));
+        if (!highlighted) {
+          highlighted = true;
+          highlightHit(hit, item);
+        }
+      }
+      list.append(item);
+    }
+  }
+
+  async function search(event) {
+    event.preventDefault();
+    const text = $("search-input").value.trim();
+    if (!text) return;
+    const button = $("search-button");
+    button.disabled = true;
+    $("search-status").textContent = "Searching…";
+    clearHits();
+    try {
+      const answer = await api("v1/query", {method: "POST", json: {text, k: 5}, what: "search"});
+      const hits = answer.hits || [];
+      $("search-results").replaceChildren();
+      renderHits(hits);
+      $("search-status").textContent = hits.length
+        ? `${hits.length} hit${hits.length === 1 ? "" : "s"} for “${text}”.` : `No hits for “${text}”.`;
+    } catch (error) {
+      showError(error, "search");
+      $("search-status").textContent = `Search failed: ${error.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  function pickFile(files) {
+    const file = files && files[0];
+    if (file) startFile(file);
+  }
+
+  function init() {
+    $("api-key-form").addEventListener("submit", onKeySubmit);
+    $("file-input").addEventListener("change", (event) => pickFile(event.target.files));
+    $("ingest-button").addEventListener("click", ingest);
+    $("search-form").addEventListener("submit", search);
+
+    const zone = $("drop-zone");
+    for (const name of ["dragenter", "dragover"]) {
+      zone.addEventListener(name, (event) => {
+        event.preventDefault();
+        zone.classList.add("dragging");
+      });
+    }
+    for (const name of ["dragleave", "drop"]) {
+      zone.addEventListener(name, () => zone.classList.remove("dragging"));
+    }
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      pickFile(event.dataTransfer && event.dataTransfer.files);
+    });
+    // A file dropped beside the zone must not make the browser leave the page to open it.
+    window.addEventListener("dragover", (event) => event.preventDefault());
+    window.addEventListener("drop", (event) => event.preventDefault());
+    window.addEventListener("scroll", () => { $("tooltip").hidden = true; }, {passive: true});
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

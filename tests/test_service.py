@@ -1,0 +1,273 @@
+"""The HTTP service: OCR, ingestion jobs, search, errors, auth, metrics (in-process, loopback only)."""
+
+import contextlib
+import hashlib
+import io
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the service extra is not installed: pip install 'lightocr-ingest[service]'")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from lightocr_ingest import LightOnOCRReader  # noqa: E402
+from lightocr_ingest.pipeline import parse_config  # noqa: E402
+from lightocr_ingest.service import ServiceSettings, create_app  # noqa: E402
+from lightocr_ingest.testing import FakeVLLMServer  # noqa: E402
+
+from .documents import encrypted_pdf, one_column_pdf  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def documents(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("documents")
+    one_column_pdf(folder / "report.pdf", pages=3, title="Sediment survey of the Varna basin")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def vllm(documents):
+    """Answers the pages of ``documents`` with their own text layer (so chunks find their regions),
+    any other page as LightOnOCR-style Markdown."""
+    from lightocr_ingest.ocr.postprocess import text_layer_markdown
+    from lightocr_ingest.pages import iter_file_pages
+    from lightocr_ingest.testing.vllm_server import lightonocr_style_page
+
+    answers = {hashlib.sha256(page.png).hexdigest(): text_layer_markdown(page.text_layer or "")
+               for page in iter_file_pages(documents / "report.pdf")}
+    with FakeVLLMServer(responder=lambda r: answers.get(r.image_sha256) or lightonocr_style_page(r.image_sha256)) as server:
+        yield server
+
+
+def settings(tmp_path, url, **limits) -> ServiceSettings:
+    config = parse_config({"ocr": {"engine": "vllm", "url": url, "cache_dir": None},
+                           "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "svc"}})
+    return ServiceSettings(config=config, **limits)
+
+
+@pytest.fixture
+def client(tmp_path, vllm):
+    with TestClient(create_app(settings(tmp_path, vllm.url, max_pages=5, max_upload_mb=1))) as test_client:
+        yield test_client
+
+
+def error_of(response) -> dict:
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "suggestion", "request_id"}
+    assert body["error"]["request_id"] == response.headers["X-Request-ID"]
+    assert body["error"]["suggestion"]
+    return body["error"]
+
+
+def test_ocr_answers_every_page_with_the_readers_metadata(client, documents, vllm):
+    pdf = documents / "report.pdf"
+    response = client.post("/v1/ocr", files={"file": ("report.pdf", pdf.read_bytes(), "application/pdf")},
+                           data={"pages": "2-3", "html": "true", "chunks": "true", "images": "true"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["file_name"] == "report.pdf" and body["page_count"] == 3
+    assert [p["page"] for p in body["pages"]] == [2, 3]
+    expected = LightOnOCRReader(ocr_engine="vllm", ocr_url=vllm.url, pages="2").load_data(pdf)[0]
+    page = body["pages"][0]
+    assert page["markdown"] == expected.text
+    assert set(page["metadata"]) == set(expected.metadata) - {"file_path"}  # the upload's temp path stays inside
+    assert page["metadata"]["file_name"] == "report.pdf" and page["metadata"]["image_width"] > 0
+    assert page["image"].startswith("data:image/png;base64,") and "<p>Sediment survey" in page["html"]
+    assert body["chunks"] and all(c["regions"] for c in body["chunks"]) and {c["page"] for c in body["chunks"]} <= {2, 3}
+
+
+def test_page_html_keeps_tables_and_math_and_drops_scripts():
+    from lightocr_ingest.service.page_html import page_html
+
+    html = page_html("# Costs\n\nWhere $x^2$ holds <script>alert(1)</script>\n\n"
+                     "<table><tr><td onclick='steal()'>4.2</td></tr></table>\n\n$$\n\\frac{a}{b}\n$$")
+    assert "<h1>Costs</h1>" in html and "<td>4.2</td>" in html and "onclick" not in html
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert html.count("<math") == 2 and "<mfrac>" in html
+
+
+@pytest.mark.parametrize("name,content,status,code", [
+    ("broken.pdf", b"%PDF-1.7\n1 0 obj <<", 422, "corrupt_file"),
+    ("notes.docx", b"PK\x03\x04 a zip archive", 415, "unsupported_type"),
+    ("empty.pdf", b"", 400, "empty_file"),
+    ("photo.png", b"\x89PNG\r\n\x1a\n truncated", 422, "corrupt_file"),
+])
+def test_bad_uploads_get_a_clear_error_never_a_500(client, name, content, status, code):
+    response = client.post("/v1/ocr", files={"file": (name, content)})
+    assert response.status_code == status, response.text
+    error = error_of(response)
+    assert error["code"] == code and name in error["message"]
+
+
+def test_encrypted_and_oversized_and_long_files(client, tmp_path):
+    locked = encrypted_pdf(tmp_path / "locked.pdf")
+    response = client.post("/v1/ocr", files={"file": ("locked.pdf", locked.read_bytes())})
+    assert response.status_code == 422 and error_of(response)["code"] == "encrypted"
+    long = one_column_pdf(tmp_path / "long.pdf", pages=7)  # the limit is 5
+    response = client.post("/v1/ocr", files={"file": ("long.pdf", long.read_bytes())})
+    assert response.status_code == 413 and error_of(response)["code"] == "too_many_pages"
+    assert client.post("/v1/ocr", files={"file": ("long.pdf", long.read_bytes())}, data={"pages": "1-2"}).status_code == 200
+    big = b"%PDF-1.7\n" + b"0" * (2 << 20)  # over the 1 MB limit
+    response = client.post("/v1/ocr", files={"file": ("big.pdf", big)})
+    assert response.status_code == 413 and error_of(response)["code"] == "too_large"
+
+
+def test_an_upload_over_the_limit_is_refused_while_it_streams(tmp_path, vllm):
+    """A chunked upload with no Content-Length: the 413 comes back while the client is still sending."""
+    import socket
+
+    with running_server(create_app(settings(tmp_path, vllm.url, max_upload_mb=1))) as base:
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /v1/ocr HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+            head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\n\r\n%PDF-1.7\n'
+            sock.sendall(b"%x\r\n%s\r\n" % (len(head), head))
+            sock.setblocking(False)
+            answer, sent = b"", 0
+            for sent in range(1, 129):  # up to 8 MB in 64 kB pieces; the limit is 1 MB
+                try:
+                    sock.sendall(b"%x\r\n%s\r\n" % (64 << 10, b"0" * (64 << 10)))
+                except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                    pass
+                time.sleep(0.01)
+                try:
+                    answer += sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                if b"\r\n\r\n" in answer:
+                    break
+    assert answer.startswith(b"HTTP/1.1 413") and b'"too_large"' in answer
+    assert sent < 128  # answered while the upload was still coming, not after all of it
+
+
+@contextlib.contextmanager
+def running_server(app):
+    """The app under uvicorn on a free loopback port, in a thread; yields its base URL."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_missing_file_unknown_job_bad_json_and_unknown_route(client):
+    response = client.post("/v1/ocr", data={"pages": "1"})
+    assert response.status_code == 422 and error_of(response)["code"] == "missing_file"
+    response = client.get("/v1/jobs/nope")
+    assert response.status_code == 404 and error_of(response)["code"] == "not_found"
+    response = client.post("/v1/query", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and error_of(response)["code"] == "invalid_request"
+    response = client.post("/v1/query", json={"k": 3})
+    assert response.status_code == 422 and "text" in error_of(response)["message"]
+    assert client.get("/v1/nothing").status_code == 404
+
+
+def test_a_fault_of_the_service_is_a_500_with_a_request_id_and_the_traceback_only_in_the_log(
+        client, tmp_path, monkeypatch, caplog):
+    import lightocr_ingest.service.app as app_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(app_module, "_chunks", broken)
+    pdf = one_column_pdf(tmp_path / "a.pdf")
+    response = client.post("/v1/ocr", files={"file": ("a.pdf", pdf.read_bytes())}, data={"chunks": "true"},
+                           headers={"X-Request-ID": "req-42"})
+    assert response.status_code == 500
+    error = error_of(response)
+    assert error["code"] == "internal" and error["request_id"] == "req-42" and "disk on fire" not in response.text
+    assert "disk on fire" in caplog.text and "req-42" in caplog.text
+
+
+def test_ingest_job_runs_to_done_then_query_finds_the_page_and_uploads_are_removed(client, documents):
+    pdf = documents / "report.pdf"
+    response = client.post("/v1/ingest", files=[("file", ("report.pdf", pdf.read_bytes())),
+                                                ("file", ("bad.pdf", b"%PDF-1.7 broken"))])
+    assert response.status_code == 202
+    job_id = response.json()["job_id"]
+    assert response.headers["Location"] == f"/v1/jobs/{job_id}"
+    job = poll(client, job_id)
+    assert job["status"] == "partial" and job["pages_ingested"] == 3 and job["pages_total"] == 3
+    statuses = {f["file_name"]: f["status"] for f in job["files"]}
+    assert statuses == {"report.pdf": "done", "bad.pdf": "failed"}
+    assert any("bad.pdf" in p for p in job["problems"]) and not any("/tmp" in p for p in job["problems"])
+    uploads = client.app.state.service.upload_root
+    assert list(uploads.iterdir()) == []  # the job's files went when it ended
+    hits = client.post("/v1/query", json={"text": "sediment survey Varna basin", "k": 2}).json()["hits"]
+    assert hits[0]["file_name"] == "report.pdf" and hits[0]["regions"] and hits[0]["file_sha256"]
+
+
+def poll(client, job_id, timeout_s=120.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout_s} s")
+
+
+def test_query_on_an_empty_collection_says_to_ingest_first(client):
+    response = client.post("/v1/query", json={"text": "anything", "collection": "never_filled"})
+    assert response.status_code == 404 and "ingest" in error_of(response)["suggestion"]
+
+
+def test_api_key_guards_v1_but_not_health_metrics_or_the_page(tmp_path, vllm, caplog):
+    caplog.set_level(logging.DEBUG)
+    with TestClient(create_app(settings(tmp_path, vllm.url, api_key="s3cret-key"))) as guarded:
+        response = guarded.post("/v1/query", json={"text": "x"})
+        assert response.status_code == 401 and error_of(response)["code"] == "unauthorized"
+        assert guarded.post("/v1/query", json={"text": "x"}, headers={"X-API-Key": "wrong"}).status_code == 401
+        for headers in ({"Authorization": "Bearer s3cret-key"}, {"X-API-Key": "s3cret-key"}):
+            assert guarded.post("/v1/query", json={"text": "x"}, headers=headers).status_code == 404  # empty: past auth
+        for open_route in ("/healthz", "/metrics", "/", "/openapi.json"):
+            assert guarded.get(open_route).status_code == 200, open_route
+    assert "s3cret-key" not in caplog.text
+
+
+def test_metrics_count_pages_requests_and_latency(client, tmp_path):
+    pdf = one_column_pdf(tmp_path / "a.pdf", pages=2)
+    client.post("/v1/ocr", files={"file": ("a.pdf", pdf.read_bytes())})
+    text = client.get("/metrics").text
+    assert 'lightocr_pages_total{engine="vllm",status="ok"} 2.0' in text
+    assert 'lightocr_request_duration_seconds_count{method="POST",route="/v1/ocr",status="200"} 1.0' in text
+    assert "lightocr_requests_in_flight" in text and "lightocr_ocr_queue_depth" in text
+    assert "lightocr_ocr_cache_hits_total" in text
+
+
+def test_health_and_readiness(client, tmp_path):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["qdrant"] == "ok" and ready.json()["ocr"].startswith("ok")
+    with TestClient(create_app(settings(tmp_path / "down", "http://127.0.0.1:9/v1"))) as down:
+        response = down.get("/readyz")
+        assert response.status_code == 503 and "OCR" in error_of(response)["message"]
+
+
+def test_openapi_documents_the_routes_with_examples(client):
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/ocr", "/v1/ingest", "/v1/jobs/{job_id}", "/v1/query", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
+    assert "How often" in io.StringIO(client.get("/openapi.json").text).read()  # the query example
+    assert client.get("/docs").status_code == 200
+
+
+def test_upload_names_are_never_used_as_paths(client, tmp_path):
+    pdf = one_column_pdf(tmp_path / "a.pdf")
+    response = client.post("/v1/ocr", files={"file": ("../../../etc/evil.pdf", pdf.read_bytes())})
+    assert response.status_code == 200 and response.json()["file_name"] == "../../../etc/evil.pdf"
+    assert not Path("/etc/evil.pdf").exists()

@@ -1,0 +1,293 @@
+"""The service's web page in a real headless browser (Selenium + Debian's chromium), against the real app
+(uvicorn on a loopback port, the CPU OCR engine, a local Qdrant folder): what a user relies on.
+
+- Dropping a 2-page PDF shows both pages with their image and text, the progress reaches "2 of 2", chunk
+  regions are drawn on the page images, and hovering one tells its heading and text.
+- "Add to collection" ends with the job done; a search for a phrase of page 2 lists that file and page first
+  and highlights its region on page 2.
+- With an API key set, a 401 asks for the key and the request goes through with it; a 429 is retried after
+  Retry-After; an API error is shown with its suggestion and request id.
+
+Skipped when chromium or chromedriver is not installed (apt-get install chromium chromium-driver).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the service needs fastapi: pip install 'lightocr-ingest[service]'")
+pytest.importorskip("uvicorn", reason="the service needs uvicorn: pip install 'lightocr-ingest[service]'")
+pytest.importorskip("selenium", reason="the browser test needs selenium: pip install selenium")
+
+import uvicorn  # noqa: E402
+from fpdf import FPDF  # noqa: E402
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import WebDriverException  # noqa: E402
+from selenium.webdriver.chrome.service import Service as ChromeService  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from lightocr_ingest.pipeline import parse_config  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+OCR_TIMEOUT_S = 300  # the CPU engine: seconds a page on a busy 2-core machine, plus loading its models once
+INGEST_TIMEOUT_S = 300  # OCR again (no cache), embedding model load, Qdrant
+
+PAGES = [
+    ("Volcanoes of Hawaii",
+     ["Basaltic lava flows from the shield volcanoes of Hawaii erupt gently and build broad domes over "
+      "thousands of years.",
+      "Geologists measure the tilt of the summit with instruments to forecast the next eruption."]),
+    ("Emperor Penguins",
+     ["Emperor penguins breed on the Antarctic sea ice during the long polar winter.",
+      "The males keep the single egg warm on their feet for two months while the females feed at sea."]),
+]
+QUERY = "Where do emperor penguins breed and keep their egg warm in the polar winter?"
+
+
+def topics_pdf(path: Path, pages: int = 2) -> Path:
+    """A PDF whose pages are about different things, so a search can tell them apart."""
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(False)
+    for title, paragraphs in PAGES[:pages]:
+        pdf.add_page()
+        pdf.set_font("Helvetica", "B", 18)
+        pdf.cell(0, 12, title, new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(3)
+        pdf.set_font("Helvetica", size=11)
+        for text in paragraphs:
+            pdf.multi_cell(0, 6, text)
+            pdf.ln(4)
+    pdf.output(str(path))
+    return path
+
+
+# ------------------------------------------------------------------------------------ server and browser
+
+class LiveServer:
+    """The real app under uvicorn in a thread, on a free loopback port, with its own event loop."""
+
+    def __init__(self, settings):
+        from lightocr_ingest.service.app import create_app
+
+        self.app = create_app(settings)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
+        self.loop = asyncio.new_event_loop()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="web-test-uvicorn", daemon=True)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.server.serve(sockets=[self.sock]))
+        except BaseException as exc:  # noqa: BLE001 - reported by start()
+            self.error = exc
+
+    def start(self, timeout_s: float = 120):
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if self.error is not None or not self.thread.is_alive():
+                raise RuntimeError(f"the service did not start: {self.error!r}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the service did not start within {timeout_s} s")
+            time.sleep(0.05)
+        return self
+
+    def call(self, coroutine, timeout_s: float = 30):
+        """Run a coroutine on the server's own loop (to hold its OCR slot, say)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=60)
+        self.sock.close()
+
+
+def make_settings(tmp_path: Path, **limits):
+    from lightocr_ingest.service.settings import ServiceSettings
+
+    config = parse_config({"ocr": {"engine": "cpu", "cache_dir": None},
+                           "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "web"}})
+    return ServiceSettings(config=config, **limits)
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
+        pytest.skip("chromium not installed: apt-get install chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
+                     "--disable-gpu", "--disable-extensions"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    try:
+        driver = webdriver.Chrome(options=options, service=ChromeService(str(CHROMEDRIVER)))
+    except WebDriverException as exc:
+        pytest.skip(f"chromium would not start ({exc.msg}): apt-get install chromium chromium-driver")
+    driver.set_script_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def wait(driver, timeout_s: float = 30) -> WebDriverWait:
+    return WebDriverWait(driver, timeout_s, poll_frequency=0.2)
+
+
+def errors_shown(driver) -> str:
+    return driver.find_element(By.ID, "errors").text
+
+
+def wait_for(driver, condition, timeout_s: float, what: str):
+    """An explicit wait whose failure says what the page showed (progress, job, errors) at the time."""
+    try:
+        return wait(driver, timeout_s).until(condition)
+    except Exception as exc:
+        state = {name: driver.find_element(By.ID, name).text
+                 for name in ("progress-text", "job-status", "search-status", "notice", "errors")}
+        raise AssertionError(f"{what}: not within {timeout_s} s; the page showed {state}") from exc
+
+
+def page_section(driver, number: int):
+    return driver.find_element(By.CSS_SELECTOR, f'section.page[data-page="{number}"]')
+
+
+def image_loaded(driver, section) -> bool:
+    return driver.execute_script(
+        "const img = arguments[0].querySelector('img.page-img');"
+        "return !!img && img.complete && img.naturalWidth > 0 && img.getBoundingClientRect().width > 0;", section)
+
+
+def box_inside_image(driver, box) -> bool:
+    """The box has a size and lies on its page image (not collapsed, not off the picture)."""
+    return driver.execute_script(
+        "const box = arguments[0].getBoundingClientRect();"
+        "const img = arguments[0].closest('.page-image').querySelector('img').getBoundingClientRect();"
+        "return box.width > 2 && box.height > 2 && box.left >= img.left - 1 && box.top >= img.top - 1"
+        " && box.right <= img.right + 1 && box.bottom <= img.bottom + 1;", box)
+
+
+# ------------------------------------------------------------------------------------ tests
+
+def test_drop_a_pdf_read_it_page_by_page_ingest_it_and_find_page_two(browser, tmp_path):
+    pdf = topics_pdf(tmp_path / "wildlife.pdf")
+    sha256 = hashlib.sha256(pdf.read_bytes()).hexdigest()
+    server = LiveServer(make_settings(tmp_path)).start()
+    try:
+        browser.get(server.url + "/")
+        assert "lightocr-ingest" in browser.title
+        browser.find_element(By.ID, "file-input").send_keys(str(pdf))
+
+        wait_for(browser, EC.text_to_be_present_in_element((By.ID, "progress-text"), "2 of 2"), OCR_TIMEOUT_S,
+                 "the progress reaching page 2 of 2")
+        assert browser.find_element(By.ID, "progress").get_attribute("value") == "2"
+        for number, (title, paragraphs) in enumerate(PAGES, start=1):
+            section = page_section(browser, number)
+            wait_for(browser, lambda d, s=section: image_loaded(d, s), 30, f"page {number}'s image")
+            html = section.find_element(By.CSS_SELECTOR, ".page-html")
+            headings = [h.text for h in html.find_elements(By.CSS_SELECTOR, "h1, h2, h3, h4, h5, h6")]
+            assert any(title in h for h in headings), (number, headings, html.text)
+            assert paragraphs[0].split()[0] in html.text and html.is_displayed()
+        assert [s.get_attribute("data-page") for s in browser.find_elements(By.CSS_SELECTOR, "section.page")] \
+            == ["1", "2"]
+
+        regions = browser.find_elements(By.CSS_SELECTOR, "section.page .page-image .region")
+        assert regions, "no chunk region drawn on any page image: " + " / ".join(
+            c.text for c in browser.find_elements(By.CSS_SELECTOR, ".page-caption"))
+        assert all(box_inside_image(browser, box) for box in regions)
+        region = page_section(browser, 2).find_element(By.CSS_SELECTOR, ".region")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", region)
+        ActionChains(browser).move_to_element(region).perform()
+        tooltip = wait_for(browser, EC.visibility_of_element_located((By.ID, "tooltip")), 10, "the region's tooltip")
+        assert "Emperor Penguins" in tooltip.text and "Antarctic" in tooltip.text, tooltip.text
+
+        browser.find_element(By.ID, "ingest-button").click()
+        status = browser.find_element(By.ID, "job-status")
+        wait_for(browser, lambda d: status.get_attribute("data-status") in ("done", "partial", "failed", "error"),
+                 INGEST_TIMEOUT_S, "the ingest job finishing")
+        assert status.get_attribute("data-status") == "done", status.text
+        assert "pages ingested 2 of 2" in status.text, status.text
+        assert "wildlife.pdf" in browser.find_element(By.ID, "job-files").text
+
+        search = browser.find_element(By.ID, "search-input")
+        search.send_keys(QUERY)
+        browser.find_element(By.ID, "search-button").click()
+        first = wait_for(browser, EC.visibility_of_element_located((By.CSS_SELECTOR, "#search-results li.hit")),
+                         120, "search hits")
+        assert (first.get_attribute("data-file-sha256"), first.get_attribute("data-page")) == (sha256, "2"), \
+            first.text
+        assert "page 2" in first.text and "score" in first.text and "Antarctic" in first.text
+        wait_for(browser, lambda d: page_section(d, 2).find_elements(By.CSS_SELECTOR, ".hit-region"), 10,
+                 "the hit's region highlighted on page 2")
+        page2 = page_section(browser, 2)
+        assert "has-hit" in page2.get_attribute("class")
+        assert all(box_inside_image(browser, box) for box in page2.find_elements(By.CSS_SELECTOR, ".hit-region"))
+        assert not page_section(browser, 1).find_elements(By.CSS_SELECTOR, ".hit-region")
+        wait_for(browser, lambda d: d.execute_script(
+            "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight;",
+            page2.find_element(By.CSS_SELECTOR, ".hit-region")), 10, "the highlighted region scrolled into view")
+
+        assert errors_shown(browser) == ""
+        console = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+        assert console == [], console
+        # The hit names the file as the user uploaded it, not as the service saved it.
+        assert first.get_attribute("data-file-name") == "wildlife.pdf", first.text
+    finally:
+        server.stop()
+
+
+def test_asks_for_the_api_key_retries_when_busy_and_explains_errors(browser, tmp_path):
+    pdf = topics_pdf(tmp_path / "volcanoes.pdf", pages=1)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("plain text is not a document the service reads\n")
+    server = LiveServer(make_settings(tmp_path, api_key="web-test-key", concurrency=1, queue_size=0)).start()
+    service = server.app.state.service
+    try:
+        browser.get(server.url + "/")
+        # The one OCR slot is taken (as by another user's long request) and nothing may wait: the next is a 429.
+        server.call(service.ocr_slots.acquire())
+        browser.find_element(By.ID, "file-input").send_keys(str(pdf))
+
+        key_input = wait_for(browser, EC.visibility_of_element_located((By.ID, "api-key-input")), 30,
+                             "the API key prompt after a 401")
+        assert browser.find_element(By.CSS_SELECTOR, "label[for=api-key-input]").is_displayed()
+        key_input.send_keys("web-test-key")
+        browser.find_element(By.ID, "api-key-submit").click()
+        wait_for(browser, EC.invisibility_of_element_located((By.ID, "api-key-panel")), 10, "the prompt closing")
+        assert browser.execute_script("return sessionStorage.getItem('lightocr-ingest.api-key')") == "web-test-key"
+
+        notice = wait_for(browser, EC.visibility_of_element_located((By.ID, "notice")), 30,
+                          "the busy notice after a 429")
+        assert "busy" in notice.text and "trying again" in notice.text, notice.text
+        server.loop.call_soon_threadsafe(service.ocr_slots.release)
+        wait_for(browser, EC.text_to_be_present_in_element((By.ID, "progress-text"), "1 of 1"), OCR_TIMEOUT_S,
+                 "page 1 read once the slot was free")
+        assert "Volcanoes of Hawaii" in page_section(browser, 1).find_element(By.CSS_SELECTOR, ".page-html").text
+        assert errors_shown(browser) == "", "a 401 or 429 answered by a retry is not an error to show"
+
+        browser.find_element(By.ID, "file-input").send_keys(str(notes))
+        error = wait_for(browser, EC.visibility_of_element_located((By.CSS_SELECTOR, "#errors .error-item")), 60,
+                         "the error for an unsupported file")
+        assert error.get_attribute("data-code") == "unsupported_type", error.text
+        assert "notes.txt" in error.text and "HTTP 415" in error.text
+        assert "Suggestion: upload a PDF or an image" in error.text, error.text
+        request_id = error.find_element(By.CSS_SELECTOR, ".error-request-id code").text
+        assert len(request_id) >= 8, error.text
+        assert not browser.find_element(By.ID, "api-key-panel").is_displayed(), "the stored key is sent again"
+    finally:
+        server.stop()
