@@ -271,3 +271,109 @@ def test_upload_names_are_never_used_as_paths(client, tmp_path):
     response = client.post("/v1/ocr", files={"file": ("../../../etc/evil.pdf", pdf.read_bytes())})
     assert response.status_code == 200 and response.json()["file_name"] == "../../../etc/evil.pdf"
     assert not Path("/etc/evil.pdf").exists()
+
+
+def race(client, batches: int = 120) -> list[str]:
+    """One thread upserting and deleting while two query: the errors the queries met."""
+    import threading
+
+    import numpy as np
+    from qdrant_client import models
+
+    client.create_collection("c", vectors_config=models.VectorParams(size=16, distance=models.Distance.COSINE))
+    client.upsert("c", [models.PointStruct(id=i, vector=np.random.rand(16).tolist(), payload={"f": "a"})
+                        for i in range(10)])
+    errors: list[str] = []
+    done = threading.Event()
+
+    def writer():
+        for batch in range(batches):
+            client.upsert("c", [models.PointStruct(id=10 + batch * 20 + i, vector=np.random.rand(16).tolist(),
+                                                   payload={"f": f"f{batch}"}) for i in range(20)])
+            if batch % 5 == 0:
+                client.delete("c", points_selector=models.FilterSelector(filter=models.Filter(
+                    must=[models.FieldCondition(key="f", match=models.MatchValue(value=f"f{batch - 1}"))])))
+        done.set()
+
+    def reader():
+        while not done.is_set():
+            try:
+                client.query_points("c", query=np.random.rand(16).tolist(), limit=5)
+                client.count("c")
+            except Exception as exc:  # noqa: BLE001 - what a query during an upsert can meet
+                errors.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_local_mode_queries_during_upserts_are_safe_through_the_serialised_client(tmp_path):
+    from qdrant_client import QdrantClient
+
+    from lightocr_ingest.store import SerialisedClient, is_local
+
+    raw = QdrantClient(path=str(tmp_path / "raw"))
+    raw_errors = race(raw)
+    raw.close()
+    if not raw_errors:
+        pytest.skip("this run could not provoke local mode's race (the check below would prove nothing)")
+    shared = SerialisedClient(QdrantClient(path=str(tmp_path / "shared")))
+    assert is_local(shared)
+    assert race(shared) == []
+    shared.close()
+
+
+def test_a_config_with_input_paths_serves_uploads_only(tmp_path, vllm, documents):
+    config = parse_config({"input": {"paths": [str(documents)]},
+                           "ocr": {"engine": "vllm", "url": vllm.url, "cache_dir": None},
+                           "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "svc"}})
+    with TestClient(create_app(ServiceSettings(config=config))) as client:
+        pdf = one_column_pdf(tmp_path / "upload.pdf", pages=1)
+        job = poll(client, client.post("/v1/ingest", files={"file": ("upload.pdf", pdf.read_bytes())}).json()["job_id"])
+    assert job["status"] == "done" and job["pages_total"] == 1 and job["pages_ingested"] == 1
+    assert [f["file_name"] for f in job["files"]] == ["upload.pdf"]  # the config's own folder was not read
+
+
+def test_ingest_refuses_a_file_over_the_page_limit_and_keeps_nothing(client, tmp_path):
+    long = one_column_pdf(tmp_path / "long.pdf", pages=7)  # the limit is 5
+    response = client.post("/v1/ingest", files={"file": ("long.pdf", long.read_bytes())})
+    assert response.status_code == 413 and error_of(response)["code"] == "too_many_pages"
+    assert list(client.app.state.service.upload_root.iterdir()) == []
+
+
+def test_without_the_key_the_body_is_not_even_read(tmp_path, vllm):
+    with TestClient(create_app(settings(tmp_path, vllm.url, api_key="k"))) as guarded:
+        broken = guarded.post("/v1/ocr", content=b"--x\r\nnot multipart",
+                              headers={"Content-Type": "multipart/form-data; boundary=b"})
+        assert broken.status_code == 401 and error_of(broken)["code"] == "unauthorized"
+
+
+def test_callers_cannot_mint_metric_series(client):
+    for n in range(5):
+        client.get(f"/v1/random-{n}")
+        client.request("FOO", "/healthz")
+    text = client.get("/metrics").text
+    assert "random-" not in text and "FOO" not in text
+    assert 'route="unmatched"' in text and 'method="other"' in text
+
+
+def test_names_in_a_job_are_unique_and_never_paths():
+    from lightocr_ingest.service.jobs import known_names
+
+    assert known_names(["r.pdf", "r.pdf", "r (2).pdf", "../../x/r.pdf", "C:\\docs\\a.png", ""]) == \
+        ["r.pdf", "r (2).pdf", "r (2) (2).pdf", "r (3).pdf", "a.png", "upload"]
+
+
+def test_request_ids_and_cors(tmp_path, vllm, client):
+    ok = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
+    assert ok.headers["X-Request-ID"] != "bad id with spaces" and len(ok.headers["X-Request-ID"]) == 32
+    assert client.get("/healthz", headers={"X-Request-ID": "trace-7"}).headers["X-Request-ID"] == "trace-7"
+    assert "access-control-allow-origin" not in client.get("/healthz", headers={"Origin": "https://a.example"}).headers
+    with TestClient(create_app(settings(tmp_path / "cors", vllm.url, cors_origins=["https://a.example"]))) as open_:
+        response = open_.get("/healthz", headers={"Origin": "https://a.example"})
+        assert response.headers["access-control-allow-origin"] == "https://a.example"
+        assert "X-Request-ID" in response.headers["access-control-expose-headers"]

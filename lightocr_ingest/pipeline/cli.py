@@ -206,11 +206,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print_error(f"the service needs its extra ({exc.name} is missing): pip install 'lightocr-ingest[service]'")
         return 2
+    from pydantic import ValidationError
+
     config = _apply_flags(load_config(args.config), args)
-    settings = ServiceSettings(config=config, api_key=args.api_key or os.environ.get("LIGHTOCR_SERVICE_API_KEY") or None,
-                               max_upload_mb=args.max_upload_mb, max_pages=args.max_pages,
-                               concurrency=args.concurrency, queue_size=args.queue_size,
-                               cors_origins=args.cors_origin)
+    try:
+        settings = ServiceSettings(config=config,
+                                   api_key=args.api_key or os.environ.get("LIGHTOCR_SERVICE_API_KEY") or None,
+                                   max_upload_mb=args.max_upload_mb, max_pages=args.max_pages,
+                                   concurrency=args.concurrency, queue_size=args.queue_size,
+                                   cors_origins=args.cors_origin)
+    except ValidationError as exc:
+        problems = "; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+                             for e in exc.errors())
+        print_error(f"serve: {problems}")
+        return 2
     stderr.print(f"lightocr-ingest service on http://{args.host}:{args.port}/ (API docs at /docs); "
                  f"collection '{config.qdrant.collection}' at {config.qdrant.url or config.qdrant.path}; "
                  f"OCR: {config.ocr.engine}{' ' + str(config.ocr.url) if config.ocr.url else ''}; "

@@ -17,6 +17,7 @@ import secrets
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from collections import deque
@@ -32,7 +33,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, OCRServerError
 from ..pages import DocumentSource
 from ..pages.render import IMAGE_SUFFIXES, PDF_SUFFIXES, SUPPORTED_SUFFIXES, sniff
 from .errors import ServiceError, envelope, from_input_error, overloaded
@@ -45,6 +46,7 @@ log = logging.getLogger("lightocr_ingest")
 STATIC = Path(__file__).parent / "static"
 UPLOAD_CHUNK = 1 << 20  # bytes read from an upload at a time
 COLLECTION_NAME = r"^[A-Za-z0-9_\-]+$"
+KNOWN_METHODS = {"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"}
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")  # a caller's own X-Request-ID is kept when it looks like one
 _SNIFFED_SUFFIX = {"a PDF": ".pdf", "a PNG image": ".png", "a JPEG image": ".jpg", "a TIFF image": ".tif",
                    "a GIF image": ".gif", "a BMP image": ".bmp", "a WebP image": ".webp"}
@@ -53,7 +55,7 @@ _SNIFFED_SUFFIX = {"a PDF": ".pdf", "a PNG image": ".png", "a JPEG image": ".jpg
 class QueryRequest(BaseModel):
     text: str = Field(min_length=1, max_length=4000, examples=["How often are the sondes calibrated?"])
     k: int = Field(default=5, ge=1, le=100)
-    collection: str | None = Field(default=None, pattern=COLLECTION_NAME)
+    collection: str | None = Field(default=None, pattern=COLLECTION_NAME, max_length=64)
     mode: Literal["dense", "hybrid"] | None = Field(default=None, description="default: the config's retrieval.mode")
 
 
@@ -76,7 +78,7 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
-            return await self._refuse(headers, send)
+            return await self._refuse(scope, headers, send)
         seen, over, started = 0, False, False
 
         async def counting_receive():
@@ -104,11 +106,12 @@ class BodyLimit:
             if not over:
                 raise
         if over and not started:
-            await self._refuse(headers, send)
+            await self._refuse(scope, headers, send)
 
-    async def _refuse(self, headers: dict, send) -> None:
+    async def _refuse(self, scope, headers: dict, send) -> None:
         given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = (scope.get("state") or {}).get("request_id") or (given if REQUEST_ID.match(given) else
+                                                                      uuid.uuid4().hex)
         body = json.dumps(envelope("too_large", f"the upload is over the limit of {self.limit_mb:g} MB",
                                    "split the file, or start the service with a larger --max-upload-mb",
                                    request_id)).encode()
@@ -128,6 +131,7 @@ class Service:
         self.client = None
         self.reader = None
         self.ingestors: dict = {}
+        self._ingestors_lock = threading.Lock()
         self.runner: JobRunner | None = None
         self.upload_root = Path(tempfile.mkdtemp(prefix="lightocr-uploads-"))
         self.ocr_slots = asyncio.Semaphore(settings.concurrency)
@@ -136,33 +140,39 @@ class Service:
 
     async def start(self) -> None:
         from ..pipeline.run import make_reader
-        from ..store import make_client
+        from ..store import SerialisedClient, is_local, make_client
 
         q = self.config.qdrant
-        self.client = await asyncio.to_thread(make_client, q.path, q.url,
-                                              q.api_key.get_secret_value() if q.api_key else None)
+        client = await asyncio.to_thread(make_client, q.path, q.url, q.api_key.get_secret_value() if q.api_key else None)
+        # Queries and the job thread share it: local mode must see one call at a time.
+        self.client = SerialisedClient(client) if is_local(client) else client
         self.reader = make_reader(self.config)
         self.runner = JobRunner(self.ingestor_for, self.metrics, self.settings.max_jobs_queued)
         self.runner.start()
 
     async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.stop()
+        finished = await self.runner.stop() if self.runner is not None else True
+        if not finished:
+            return  # a job's thread still uses the client and its uploads; the process ending ends it
         if self.client is not None:
             self.client.close()
         shutil.rmtree(self.upload_root, ignore_errors=True)
 
     def config_for(self, collection: str | None):
-        if not collection or collection == self.config.qdrant.collection:
-            return self.config
-        return self.config.model_copy(update={"qdrant": self.config.qdrant.model_copy(update={"collection": collection})})
+        """The pipeline config for a collection. A job reads its uploads only: the config's own
+        ``input.paths`` (a server folder) are not the service's to read."""
+        collection = collection or self.config.qdrant.collection
+        return self.config.model_copy(update={
+            "qdrant": self.config.qdrant.model_copy(update={"collection": collection}),
+            "input": self.config.input.model_copy(update={"paths": []})})
 
     def ingestor_for(self, collection: str):
         from ..pipeline.run import Ingestor
 
-        if collection not in self.ingestors:
-            self.ingestors[collection] = Ingestor(self.config_for(collection), client=self.client)
-        return self.ingestors[collection]
+        with self._ingestors_lock:  # requests and the job thread ask at once
+            if collection not in self.ingestors:
+                self.ingestors[collection] = Ingestor(self.config_for(collection), client=self.client)
+            return self.ingestors[collection]
 
     def retry_after_s(self) -> int:
         typical = statistics.median(self.ocr_seconds) if self.ocr_seconds else 5.0
@@ -238,17 +248,20 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.service = service
 
     # --- request ids, latency, errors ---------------------------------------------------
-    @app.middleware("http")
     async def request_id_and_metrics(request: Request, call_next):
         given = request.headers.get("x-request-id", "")
         request.state.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
-        route = request.url.path if request.url.path.startswith(("/v1/", "/healthz", "/readyz", "/metrics")) else "/"
-        route = re.sub(r"^/v1/jobs/.+", "/v1/jobs/{job_id}", route)
         service.metrics.in_flight.inc()
         started = time.perf_counter()
         status = 500
         try:
-            response = await call_next(request)
+            if request.url.path.startswith("/v1/") and not authorised(request):
+                # Before the body is read: an unauthorised client cannot make the service take an upload.
+                response = _error(request, 401, "unauthorized", "missing or wrong API key",
+                                  "send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                                  {"WWW-Authenticate": "Bearer"})
+            else:
+                response = await call_next(request)
             status = response.status_code
         except Exception:  # noqa: BLE001 - a fault of ours: traceback in the log, request id to the caller
             log.exception("request %s failed", request.state.request_id)
@@ -256,7 +269,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                               "try again; if it persists, report the request id")
         finally:
             service.metrics.in_flight.dec()
-            service.metrics.latency.labels(request.method, route, str(status)).observe(time.perf_counter() - started)
+            route = request.scope.get("route")
+            # Label values from the app's own routes and methods only: a caller must not mint series.
+            label = getattr(route, "path", None) or "unmatched"
+            method = request.method if request.method in KNOWN_METHODS else "other"
+            service.metrics.latency.labels(method, label, str(status)).observe(time.perf_counter() - started)
         response.headers["X-Request-ID"] = request.state.request_id
         return response
 
@@ -293,27 +310,27 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             return _error(request, 422, "invalid_request", str(exc.detail), "see /docs for the request's fields")
         return _error(request, exc.status_code, "http_error", str(exc.detail), "see /docs")
 
+    # Outermost first: CORS, then request ids, metrics and the API key, then the body limit (its
+    # 413 gets the request id and is counted like any answer).
+    app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_bytes, limit_mb=settings.max_upload_mb)
+    app.middleware("http")(request_id_and_metrics)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
                            expose_headers=["X-Request-ID", "Retry-After", "Location"])
-    app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_bytes, limit_mb=settings.max_upload_mb)
 
     # --- auth -----------------------------------------------------------------------------
-    async def authorised(request: Request) -> None:
+    def authorised(request: Request) -> bool:
         if settings.api_key is None:
-            return
+            return True
         expected = settings.api_key.get_secret_value()
         given = request.headers.get("x-api-key") or ""
         bearer = request.headers.get("authorization", "")
         if bearer.lower().startswith("bearer "):
             given = given or bearer[7:].strip()
-        if not given or not secrets.compare_digest(given.encode(), expected.encode()):
-            raise ServiceError(401, "unauthorized", "missing or wrong API key",
-                               "send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
-                               {"WWW-Authenticate": "Bearer"})
+        return bool(given) and secrets.compare_digest(given.encode(), expected.encode())
 
     # --- open routes ----------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -352,7 +369,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     # --- /v1 --------------------------------------------------------------------------------
     from fastapi import APIRouter
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorised)])
+    v1 = APIRouter(prefix="/v1")  # the API key is checked by the middleware, before the body is read
 
     @v1.post("/ocr", tags=["ocr"], summary="OCR one file: each page's Markdown and metadata")
     async def ocr(file: UploadFile = File(..., description="a PDF or an image"),
@@ -371,14 +388,17 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @v1.post("/ingest", tags=["ingest"], status_code=202, summary="Queue files for ingestion; poll the job")
     async def ingest(file: list[UploadFile] = File(..., description="one or more PDFs or images"),
-                     collection: str | None = Form(None, pattern=COLLECTION_NAME)):
+                     collection: str | None = Form(None, pattern=COLLECTION_NAME, max_length=64)):
         collection = collection or settings.config.qdrant.collection
+        if service.runner.queue.full():  # before taking the uploads in
+            raise overloaded(30, "ingest jobs")
         folder = Path(tempfile.mkdtemp(dir=service.upload_root))
         try:
             files = []
             for index, (upload, known_as) in enumerate(zip(file, known_names([u.filename or "" for u in file]))):
                 path = await save_upload(upload, folder, f"{index:05d}", settings.max_upload_bytes,
                                          settings.max_upload_mb)
+                await asyncio.to_thread(_check_page_count, path, upload.filename or known_as, settings.max_pages)
                 files.append(JobFile(file_name=upload.filename or path.name, path=str(path), known_as=known_as))
             job = Job(job_id=new_job_id(), collection=collection, folder=folder, files=files)
             try:
@@ -428,6 +448,18 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     app.include_router(v1)
     return app
+
+
+def _check_page_count(path: Path, name: str, max_pages: int) -> None:
+    """413 for a file over the page limit; a file that cannot be opened is the job's to report."""
+    try:
+        with DocumentSource(path) as source:
+            pages = source.source.page_count
+    except InputError:
+        return
+    if pages > max_pages:
+        raise ServiceError(413, "too_many_pages", f"{name}: {pages} pages, over the limit of {max_pages}",
+                           "split the file, or start the service with a larger --max-pages")
 
 
 async def _ocr_ready(settings: ServiceSettings) -> str:
@@ -490,6 +522,10 @@ async def _ocr_file(service: Service, path: Path, name: str, pages: str | None, 
             documents.append(document)
     except InputError as exc:
         raise from_input_error(exc, name) from None
+    except OCRServerError as exc:
+        raise ServiceError(503, "ocr_unavailable", f"the OCR server cannot be used: {exc}",
+                           "retry later; check the vLLM server (GET /readyz says what is down)",
+                           {"Retry-After": "30"}) from None
     finally:
         source.close()
     for document in documents:
@@ -498,21 +534,29 @@ async def _ocr_file(service: Service, path: Path, name: str, pages: str | None, 
     pngs: dict[int, bytes] = {}
     if images:  # the reader does not keep the PNG it sent: render those pages again (asked by the web page)
         pngs = await asyncio.to_thread(_page_pngs, path, [d.metadata.get("page") for d in documents], reader)
+    answer = await asyncio.to_thread(_answer, documents, name, page_count, pngs, html)
+    if chunks:
+        answer["chunks"] = await asyncio.to_thread(_chunks, service, documents)
+    return answer
+
+
+def _answer(documents, name: str, page_count: int, pngs: dict[int, bytes], html: bool) -> dict:
+    """The JSON of /v1/ocr's pages (encoding images and rendering HTML: CPU work, off the loop)."""
+    import base64
+
     answer: dict = {"file_name": name, "file_sha256": documents[0].metadata.get("file_sha256") if documents else None,
                     "page_count": page_count, "pages": []}
     for document in documents:
         metadata = {k: v for k, v in document.metadata.items() if k != "file_path"}  # the upload's temp path
         metadata["file_name"] = name
         entry = {"page": metadata.get("page"), "markdown": document.text, "metadata": metadata}
-        if images and metadata.get("page") in pngs:
+        if metadata.get("page") in pngs:
             entry["image"] = "data:image/png;base64," + base64.b64encode(pngs[metadata["page"]]).decode()
         if html:
             from .page_html import page_html
 
             entry["html"] = page_html(document.text)
         answer["pages"].append(entry)
-    if chunks:
-        answer["chunks"] = await asyncio.to_thread(_chunks, service, documents)
     return answer
 
 

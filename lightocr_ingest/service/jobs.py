@@ -18,6 +18,7 @@ from pathlib import Path
 log = logging.getLogger("lightocr_ingest")
 
 FINISHED_JOBS_KEPT = 1000  # finished jobs remembered for polling; the oldest are forgotten first
+STOP_WAIT_S = 60.0  # at shutdown, how long the running job may take to finish
 
 
 @dataclass
@@ -66,19 +67,34 @@ class JobRunner:
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max_queued)
         self.jobs: dict[str, Job] = {}
         self._task: asyncio.Task | None = None
+        self._running: asyncio.Future | None = None  # the running job's thread
+        self._current: Job | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._work())
 
-    async def stop(self) -> None:
+    async def stop(self) -> bool:
+        """Stop taking jobs; wait up to ``STOP_WAIT_S`` for the one running (its thread cannot be
+        interrupted). Returns False when it is still running: its client must stay open."""
+        while not self.queue.empty():
+            job = self.queue.get_nowait()
+            job.status = "failed"
+            job.problems.append("the service stopped before this job ran; submit it again")
+            shutil.rmtree(job.folder, ignore_errors=True)
+        if self._running is not None:
+            done, _ = await asyncio.wait({self._running}, timeout=STOP_WAIT_S)
+            if not done:
+                log.warning("job %s still running at shutdown; it is abandoned", self._current.job_id)
+                self._current.status = "failed"
+                self._current.problems.append("the service stopped while this job ran; submit it again")
+                return False
         if self._task is not None:
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        while not self.queue.empty():
-            shutil.rmtree(self.queue.get_nowait().folder, ignore_errors=True)
+        return True
 
     def submit(self, job: Job) -> None:
         """Queue ``job`` (``asyncio.QueueFull`` when the queue is full)."""
@@ -93,15 +109,24 @@ class JobRunner:
         while True:
             job = await self.queue.get()
             self.metrics.jobs_queued.set(self.queue.qsize())
+            self._current = job
+            self._running = asyncio.ensure_future(asyncio.to_thread(self._run, job))
             try:
-                await asyncio.to_thread(self._run, job)
+                await asyncio.shield(self._running)
+            except asyncio.CancelledError:
+                raise
             except Exception as exc:  # a job's failure is the job's, never the service's
                 log.exception("job %s failed", job.job_id)
                 job.status = "failed"
                 job.problems.append(f"{type(exc).__name__}: {exc}")
+                for item in job.files:
+                    if item.status in ("queued", "running"):
+                        item.status = "failed"
             finally:
-                shutil.rmtree(job.folder, ignore_errors=True)  # uploads go once the job ends
-                self.metrics.jobs.labels(status=job.status).inc()
+                if self._running.done():
+                    shutil.rmtree(job.folder, ignore_errors=True)  # uploads go once the job ends
+                    self.metrics.jobs.labels(status=job.status).inc()
+                    self._running = self._current = None
 
     def _run(self, job: Job) -> None:
         job.status = "running"
@@ -114,8 +139,10 @@ class JobRunner:
                 job.pages_failed += 1
             else:
                 job.pages_ingested += 1
-            by_path[file_report.path].pages += 1
-            by_path[file_report.path].status = "running"
+            item = by_path.get(file_report.path)
+            if item is not None:
+                item.pages += 1
+                item.status = "running"
             self.metrics.page(page_report.status, page_report.engine, page_report.cached)
 
         def on_file(file_report) -> None:
@@ -148,11 +175,14 @@ def _named(error: str | None, item: JobFile) -> str | None:
 
 def known_names(uploads: list[str]) -> list[str]:
     """Each upload's name as a file_path, made unique within a job ("a.pdf", "a (2).pdf")."""
-    seen: dict[str, int] = {}
+    taken: set[str] = set()
     names = []
     for name in uploads:
         base = Path(name.replace("\\", "/")).name or "upload"  # a name, never a path
-        seen[base] = seen.get(base, 0) + 1
-        stem, suffix = Path(base).stem, Path(base).suffix
-        names.append(base if seen[base] == 1 else f"{stem} ({seen[base]}){suffix}")
+        stem, suffix, number, candidate = Path(base).stem, Path(base).suffix, 1, base
+        while candidate in taken:
+            number += 1
+            candidate = f"{stem} ({number}){suffix}"
+        taken.add(candidate)
+        names.append(candidate)
     return names

@@ -10,6 +10,7 @@ the embedded default; a server is used when ``url`` is given.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 
 from qdrant_client import QdrantClient, models
@@ -36,6 +37,32 @@ def make_client(path: str | None = None, url: str | None = None, api_key: str | 
             raise RuntimeError(f"the local Qdrant folder {path} is open in another process (local mode allows "
                                f"one at a time); close it, or run a Qdrant server and use --qdrant-url") from None
         raise
+
+
+class SerialisedClient:
+    """A Qdrant client whose calls run one at a time. Local mode's in-process store is not safe
+    from two threads at once (a query during an upsert can fail with an IndexError), and a
+    local folder allows one client, so a process that searches while it ingests (the service)
+    shares one client through this. A server client needs none of it."""
+
+    def __init__(self, client: QdrantClient):
+        self._inner = client
+        self._lock = threading.RLock()
+
+    @property
+    def _client(self):  # what ``is_local`` and LlamaIndex look at
+        return self._inner._client
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def serialised(*args, **kwargs):
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return serialised
 
 
 def is_local(client: QdrantClient) -> bool:
