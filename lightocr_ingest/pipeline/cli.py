@@ -29,6 +29,9 @@ def _apply_flags(config: PipelineConfig, args: argparse.Namespace) -> PipelineCo
             data[section][key] = value
     if getattr(args, "qdrant_path", None):
         data["qdrant"]["url"] = None
+    for key in ("runner", "ray_address"):
+        if (value := getattr(args, key, None)) is not None:
+            data[key] = value
     return PipelineConfig.model_validate(data)  # model_dump keeps SecretStr values as they are
 
 
@@ -39,7 +42,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not args.paths and not config.input.paths:
         print_error("nothing to ingest: give PATH arguments or input.paths in the config")
         return 2
-    ingestor = Ingestor(config)
+    if config.runner == "ray":
+        try:
+            from .ray_runner import RayIngestor
+        except ImportError as exc:
+            print_error(f"--runner ray needs its extra ({exc.name} is missing): pip install 'lightocr-ingest[ray]'")
+            return 2
+        ingestor = RayIngestor(config)
+    else:
+        ingestor = Ingestor(config)
     started = time.perf_counter()
     files: dict[str, object] = {}  # path -> FileReport, as they appear
     counts = {"pages": 0, "failed": 0, "fallback": 0, "shown": 0.0}
@@ -245,6 +256,9 @@ def add_pipeline_commands(commands, add_ocr_options) -> None:
                         help="place chunks on their pages: auto (text layer, CPU engine lines), locate (also run "
                              "the embedded detector on scans read by vLLM: about 9 CPU-seconds a page on 2 cores), off")
     ingest.add_argument("--report", help="write a JSON report of every file and page here")
+    ingest.add_argument("--runner", choices=["local", "ray"],
+                        help="local: one process (default: the config's runner); ray: the same pipeline on Ray Data")
+    ingest.add_argument("--ray-address", help="--runner ray: the Ray cluster to join (default: start a local one)")
     ingest.set_defaults(run=cmd_ingest)
 
     query = commands.add_parser("query", help="search a collection")

@@ -121,6 +121,13 @@ class PipelineConfig(_Section):
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     qdrant: QdrantConfig = Field(default_factory=QdrantConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    runner: Literal["local", "ray"] = Field(default="local", description=(
+        "local: one process (rendering, OCR requests, chunking, embedding and upserts on one event loop); ray: the "
+        "same pipeline as Ray Data operations (pip install 'lightocr-ingest[ray]'), storing the same points. Not "
+        "part of the settings fingerprint."))
+    ray_address: str | None = Field(default=None, description=(
+        "runner ray: the cluster to join, e.g. 'auto' or 'ray://head:10001'; unset: a local Ray instance is started "
+        "for the run (or the one already started in this process is used)."))
 
 
 def _expand(value: Any, where: str, source: str) -> Any:

@@ -100,9 +100,7 @@ class StoreStage:
     def _chunk_file(self, path: str) -> None:
         documents = self.pages.pop(path, [])
         report = self.by_path[path]
-        ingestor = self.ingestor
-        with stage_cpu("chunking"):
-            nodes = ingestor.parser.chunk_file(documents) if documents else []
+        nodes = self._chunks_of(path, documents)
         already = self.already.pop(path, {})
         chunks = _FileChunks(path, ids={n.node_id for n in nodes}, last_id=nodes[-1].node_id if nodes else None,
                              already=already, failed_pages=set(report.failed_pages))
@@ -121,14 +119,21 @@ class StoreStage:
                 self.queue.append((chunks, node))
         self.files[path] = chunks
 
+    def _chunks_of(self, path: str, documents: list[PageDocument]) -> list[TextNode]:
+        """The file's chunks, cut from its pages in order (the Ray runner hands in its own, cut by workers)."""
+        with stage_cpu("chunking"):
+            return self.ingestor.parser.chunk_file(documents) if documents else []
+
     def _store(self, batch: list[tuple[_FileChunks, TextNode]]) -> None:
         ingestor = self.ingestor
         nodes = [node for _, node in batch]
-        with stage_cpu("chunking"):
-            texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
-        vectors = ingestor.embed_model.get_text_embedding_batch(texts)
-        for node, vector in zip(nodes, vectors):
-            node.embedding = vector
+        todo = [node for node in nodes if node.embedding is None]  # the Ray runner's come embedded
+        if todo:
+            with stage_cpu("chunking"):
+                texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in todo]
+            vectors = ingestor.embed_model.get_text_embedding_batch(texts)
+            for node, vector in zip(todo, vectors):
+                node.embedding = vector
         with stage_cpu("upsert"):
             ingestor.vector_store.add(nodes)
             release_free_memory()  # the batch's clean-up: hand freed heap back to the OS

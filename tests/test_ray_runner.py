@@ -1,0 +1,204 @@
+"""``--runner ray`` on a local Ray instance against the test vLLM server: the local runner's points, exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from lightocr_ingest.cli import main
+from lightocr_ingest.pipeline import Ingestor, parse_config
+from lightocr_ingest.pipeline.cli import _apply_flags
+from lightocr_ingest.testing import FAULT_KINDS, FakeVLLMServer, FaultPlan
+
+from .documents import one_column_pdf, two_column_pdf
+
+ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'lightocr-ingest[ray]' to test --runner ray")
+pytest.importorskip("ray.data", reason="ray[data] is not installed: pip install 'lightocr-ingest[ray]'")
+
+from lightocr_ingest.pipeline.ray_runner import RayIngestor  # noqa: E402
+
+# What differs from run to run.
+TIMING_KEYS = {"ocr_latency_s", "locate_s", "latency_s", "elapsed_s", "pages_per_s", "cpu_ms_per_page"}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One Ray instance for the module (starting one takes seconds); the runner uses it and leaves it running."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ray-pdfs")
+    one_column_pdf(folder / "report.pdf", pages=3)
+    two_column_pdf(folder / "columns.pdf")
+    one_column_pdf(folder / "notes.pdf", pages=2, title="Field Notes on Soil Erosion")
+    return folder
+
+
+def config(tmp_path, url, name, **ocr):
+    return parse_config({"ocr": {"engine": "vllm", "url": url, "cache_dir": str(tmp_path / name / "cache"),
+                                 "backoff_base_s": 0.01, "request_timeout_s": 0.5, **ocr},
+                         "chunking": {"chunk_size": 64},
+                         "qdrant": {"path": str(tmp_path / name / "qdrant"), "collection": "test"}})
+
+
+def points(ingestor) -> dict:
+    """id -> payload (text and metadata) without timings."""
+    found, _ = ingestor.client.scroll(ingestor.collection, limit=10_000, with_payload=True)
+    return {p.id: _without_timings(p.payload) for p in found}
+
+
+def vectors(ingestor) -> dict:
+    found, _ = ingestor.client.scroll(ingestor.collection, limit=10_000, with_vectors=True)
+    return {p.id: _dense(p.vector) for p in found}
+
+
+def assert_same_vectors(ours: dict, theirs: dict) -> None:
+    """Embedded in other batches (other padding; bfloat16 where the CPU has AMX): not bit for bit, but within
+    cosine 0.9999, what the embedding precision itself allows."""
+    assert ours.keys() == theirs.keys()
+    for key, vector in ours.items():
+        other = theirs[key]
+        norms = (sum(a * a for a in vector) * sum(b * b for b in other)) ** 0.5
+        cosine = sum(a * b for a, b in zip(vector, other)) / norms
+        assert cosine > 0.9999, key
+
+
+def _dense(vector):
+    return vector if isinstance(vector, list) else next(iter(vector.values()))
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+def summary(report) -> list:
+    """The report apart from timings: every file and page, in order."""
+    return [(f.path, f.status, f.sha256, f.chunks, f.chunks_already_stored, f.error, f.duplicate_of, f.regions,
+             [(p.page, p.status, p.engine, p.attempts, p.cached, p.chunks, p.error, p.warning) for p in f.pages])
+            for f in report.files]
+
+
+def totals(report) -> dict:
+    return {k: v for k, v in report.totals().items() if k not in TIMING_KEYS}
+
+
+def run_local(tmp_path, url, paths, **ocr):
+    ingestor = Ingestor(config(tmp_path, url, "local", **ocr))
+    try:
+        report = ingestor.run(paths)
+        return report, points(ingestor), vectors(ingestor)
+    finally:
+        ingestor.close()
+
+
+def test_ray_runner_stores_the_local_runners_points_and_a_rerun_does_nothing(local_ray, files, tmp_path):
+    paths = [str(files)]
+    with FakeVLLMServer() as server:
+        local_report, local_points, local_vectors = run_local(tmp_path, server.url, paths)
+        sent_by_local = len(server.requests)
+        ingestor = RayIngestor(config(tmp_path, server.url, "ray"))
+        try:
+            report = ingestor.run(paths)
+            assert len(server.requests) - sent_by_local == sent_by_local == 6  # every page once
+            assert points(ingestor) == local_points
+            assert_same_vectors(vectors(ingestor), local_vectors)
+            assert summary(report) == summary(local_report) and totals(report) == totals(local_report)
+            assert report.ok and report.totals()["chunks"] == len(local_points) > 0
+
+            sent = len(server.requests)
+            again = ingestor.run(paths)
+            assert len(server.requests) == sent
+            assert again.totals()["files_skipped"] == 3 and again.points_after == again.points_before
+            assert points(ingestor) == local_points
+        finally:
+            ingestor.close()
+    assert server.violations == []
+
+
+def test_a_corrupt_file_fails_and_the_rest_is_stored(local_ray, files, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj <<>> garbage")
+    (folder / "report.pdf").write_bytes((files / "report.pdf").read_bytes())
+    (folder / "copy.pdf").write_bytes((files / "report.pdf").read_bytes())  # a duplicate: skipped
+    with FakeVLLMServer() as server:
+        local_report, local_points, _ = run_local(tmp_path, server.url, [str(folder)])
+        ingestor = RayIngestor(config(tmp_path, server.url, "ray"))
+        try:
+            report = ingestor.run([str(folder)])
+            assert points(ingestor) == local_points
+        finally:
+            ingestor.close()
+    assert summary(report) == summary(local_report)
+    statuses = {f.path.rsplit("/", 1)[-1]: f.status for f in report.files}
+    assert statuses == {"broken.pdf": "failed", "copy.pdf": "ok", "report.pdf": "skipped"}
+    assert not report.ok and report.totals()["pages_ingested"] == 3
+
+
+def test_faults_injected_give_the_same_points(local_ray, files, tmp_path):
+    paths = [str(files / "report.pdf"), str(files / "columns.pdf")]
+    with FakeVLLMServer() as clean:
+        _, local_points, _ = run_local(tmp_path, clean.url, paths)
+    plan = FaultPlan(rate=0.6, kinds=FAULT_KINDS, max_in_a_row=2, stall_s=1.0)
+    with FakeVLLMServer(faults=plan) as server:
+        ingestor = RayIngestor(config(tmp_path, server.url, "ray"))
+        try:
+            report = ingestor.run(paths)
+            assert points(ingestor) == local_points
+        finally:
+            ingestor.close()
+    assert sum(server.faults_injected.values()) > 0 and report.ok
+    assert report.totals()["pages_by_status"]["retried"] > 0
+
+
+def test_runner_and_address_from_flags_and_yaml(tmp_path):
+    data = parse_config({"runner": "ray", "ray_address": "auto"})
+    assert (data.runner, data.ray_address) == ("ray", "auto")
+    assert parse_config({}).runner == "local"
+    with pytest.raises(Exception, match="runner"):
+        parse_config({"runner": "spark"})
+
+    class Args:
+        runner, ray_address = "ray", "ray://head:10001"
+
+    flagged = _apply_flags(parse_config({}), Args())
+    assert (flagged.runner, flagged.ray_address) == ("ray", "ray://head:10001")
+
+
+def test_cli_ingest_with_runner_ray(local_ray, files, tmp_path, capsys):
+    with FakeVLLMServer() as server:
+        code = main(["ingest", str(files / "columns.pdf"), "--runner", "ray", "--ocr-engine", "vllm",
+                     "--ocr-url", server.url, "--qdrant-path", str(tmp_path / "q"), "--collection", "cli"])
+        assert code == 0 and len(server.requests) == 1
+
+
+def test_a_half_stored_file_resumes_to_the_same_points_without_ocr(local_ray, files, tmp_path):
+    from lightocr_ingest.store import COMPLETE_KEY
+
+    with FakeVLLMServer() as server:
+        ingestor = RayIngestor(config(tmp_path, server.url, "ray"))
+        try:
+            first = ingestor.run([str(files / "report.pdf")])
+            whole = points(ingestor)
+            ids = sorted(whole, key=lambda i: (whole[i]["page"], i))
+            # As if killed mid-way: the last chunks never stored, the completion mark never set.
+            ingestor.client.delete_payload(ingestor.collection, keys=[COMPLETE_KEY], points=ids)
+            ingestor.client.delete(ingestor.collection, points_selector=ids[len(ids) // 2:])
+            requests = len(server.requests)
+            resumed = ingestor.run([str(files / "report.pdf")])
+            assert points(ingestor) == whole and len(server.requests) == requests  # pages from the OCR cache
+        finally:
+            ingestor.close()
+    (file,) = resumed.files
+    assert file.status == "ok" and file.chunks == first.files[0].chunks
+    assert file.chunks_already_stored == len(ids) // 2 > 0 and all(p.cached for p in file.pages)
