@@ -114,11 +114,22 @@ def pipeline_config(paths: list[str], urls: list[str], qdrant_path: str, collect
     }, "benchmark")
 
 
-def run_once(paths: list[str], urls: list[str], workdir: Path, name: str, max_in_flight: int | None) -> dict:
+def ingestor_class(runner: str):
+    """The Ingestor of ``--runner``: ``local`` (one process) or ``ray`` (Ray Data; a local Ray instance started
+    once for the whole benchmark, see ``main``)."""
+    if runner == "ray":
+        from lightocr_ingest.pipeline.ray_runner import RayIngestor
+
+        return RayIngestor
     from lightocr_ingest.pipeline.run import Ingestor
 
+    return Ingestor
+
+
+def run_once(paths: list[str], urls: list[str], workdir: Path, name: str, max_in_flight: int | None,
+             runner: str = "local") -> dict:
     reset_servers(urls)
-    ingestor = Ingestor(pipeline_config(paths, urls, str(workdir / name), "bench", max_in_flight))
+    ingestor = ingestor_class(runner)(pipeline_config(paths, urls, str(workdir / name), "bench", max_in_flight))
     try:
         started = time.perf_counter()
         report = ingestor.run()
@@ -336,6 +347,9 @@ def main() -> None:
                         help="the pipeline's window per server in the default runs (default: the pipeline's own)")
     parser.add_argument("--windows", type=int, nargs="*", default=list(COMPARE_WINDOWS),
                         help="other windows per server measured beside the default one")
+    parser.add_argument("--runner", choices=("local", "ray"), default="local",
+                        help="the pipeline's runner; ray: a local Ray instance on this machine's cores, started once "
+                             "(CPU ms/page then counts the driver only)")
     parser.add_argument("--no-rss", action="store_true", help="skip the 1,000-page PDF")
     parser.add_argument("--quick", action="store_true", help="smoke run: 12 scans, one 8-page PDF, one run")
     parser.add_argument("--work", default=".bench", help="corpus and scratch folder (kept between runs)")
@@ -362,21 +376,28 @@ def main() -> None:
     windows = list(dict.fromkeys([main_window, *args.windows]))
     service = ServiceModel(pages_per_s=args.gpu_pages_per_s, max_num_seqs=args.max_num_seqs,
                            half_batch=args.half_batch)
-    results: dict = {"runs": args.runs, "cores": cores, "machine": platform.node(), "settings": {},
+    results: dict = {"runs": args.runs, "cores": cores, "runner": args.runner, "machine": platform.node(),
+                     "settings": {},
                      "corpora": {str(spec.pages): spec.describe() for spec in specs},
                      "default_window": main_window,
                      "gpu": f"{args.gpu_pages_per_s:g} pages/s at a full batch of {args.max_num_seqs}, "
                             f"half batch {args.half_batch:g}"}
     with ExitStack() as stack, tempfile.TemporaryDirectory(dir=work) as scratch:
         scratch_path = Path(scratch)
-        from lightocr_ingest.pipeline.run import Ingestor  # noqa: F401  (import cost outside the timings)
+        ingestor_class(args.runner)  # import cost outside the timings
+        if args.runner == "ray":
+            import ray
+
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            stack.callback(ray.shutdown)
 
         last_store = None
         for gpus in args.gpus:
             urls = start_servers(stack, gpus, service)
-            base = f"{gpus} GPU{'s' if gpus > 1 else ''} x {args.gpu_pages_per_s:g} pages/s"
+            base = f"{gpus} GPU{'s' if gpus > 1 else ''} x {args.gpu_pages_per_s:g} pages/s" \
+                + (", ray" if args.runner == "ray" else "")
             run_once([str(next((folders[0] / "scans").iterdir()))], urls, scratch_path, f"warm-{gpus}",
-                     args.max_in_flight)  # loads the embedding model and tokenizer
+                     args.max_in_flight, args.runner)  # loads the embedding model and tokenizer
             for spec, folder in zip(specs, folders):
                 for window in windows:
                     is_default = window == main_window
@@ -389,7 +410,7 @@ def main() -> None:
                               flush=True)
                         store = f"run-{gpus}-{spec.pages}-{window}-{number}"
                         runs.append(run_once([str(folder)], urls, scratch_path, store,
-                                             args.max_in_flight if is_default else window))
+                                             args.max_in_flight if is_default else window, args.runner))
                         last_store = scratch_path / store
                         print(f"  {runs[-1]['pages']} pages in {runs[-1]['wall_s']:.1f} s, efficiency "
                               f"{runs[-1]['efficiency']:.3f}, slot use {runs[-1]['slot_use']:.3f}, "

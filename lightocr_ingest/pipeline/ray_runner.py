@@ -6,10 +6,11 @@ allows one process, so the points are upserted, stale versions deleted and files
 complete by the driver, through the local runner's own ``StoreStage``. The files to read
 then flow through Ray Data, one row per file:
 
-1. ``_OcrFiles`` (an actor pool): opens each file of a batch (``DocumentSource``), renders its
-   pages in threads and sends them to the OCR engine (the reader's window of requests in
-   flight over all the vLLM URLs, with its retries, temperature ladder, fallbacks and cache)
-   on an event loop the actor keeps, so the pages of all the files of a batch share the window.
+1. ``_OcrFiles`` (one actor, called from many threads at once): each call queues the files of
+   its batch; one stream on the actor's event loop opens them (``DocumentSource``), renders
+   their pages in threads and sends them to the OCR engine (the reader's window of requests in
+   flight over all the vLLM URLs, with its retries, temperature ladder, fallbacks and cache), so
+   the window stays full across files and batches as in the local runner.
    Out: the file's page Documents, in page order, stamped with the settings fingerprint.
 2. ``_chunk_files`` (CPU tasks): ``chunk_file`` of each whole file, as the local runner cuts it.
 3. ``_EmbedChunks`` (an actor pool, one GPU each when the cluster has GPUs): embeds the chunks
@@ -47,7 +48,9 @@ log = logging.getLogger("lightocr_ingest")
 
 __all__ = ["RayIngestor"]
 
-OCR_FILES_PER_BATCH = 16  # files an OCR actor reads together: their pages share its window of requests
+OCR_FILES_PER_BATCH = 8  # files per call into the OCR actor (calls run concurrently: see _OcrFiles)
+OCR_MAX_CALLS = 256  # at most this many calls (threads) at once in the OCR actor
+OCR_IDLE_S = 0.25  # the OCR actor's stream of pages ends when no file was queued for this long
 OCR_ACTORS = 1  # each holds the whole window over every URL (max_in_flight per server): more would overload them
 EMBED_FILES_PER_BATCH = 8  # files whose chunks are embedded together
 OCR_ACTOR_CPUS = 0.5  # rendering threads and an event loop; mostly waiting on the servers
@@ -111,7 +114,7 @@ class RayIngestor(Ingestor):
                 item.source.close()  # a worker opens it again (it may be on another machine)
                 already[file_report.path] = item.already
                 to_read.append({"read": os.path.abspath(path), "known_as": file_report.path,
-                                "already": sorted(item.already)})
+                                "pages": len(item.page_numbers), "already": sorted(item.already)})
                 total += len(item.page_numbers)
         if on_total:
             on_total(total)
@@ -197,12 +200,15 @@ def _dataset(config: PipelineConfig, to_read: list[dict]):
     e = config.embedding
     gpus = ray.cluster_resources().get("GPU", 0)
     embed_on_gpu = e.device.startswith("cuda") or (e.device == "auto" and gpus > 0)
-    dataset = ray.data.from_items([{"read": r["read"], "known_as": r["known_as"], "already": "\n".join(r["already"])}
-                                   for r in to_read])
+    calls = _ocr_calls(config)
+    dataset = ray.data.from_items([{"read": r["read"], "known_as": r["known_as"], "pages_planned": r["pages"],
+                                    "already": "\n".join(r["already"])} for r in to_read])
     return (dataset
             .map_batches(_OcrFiles, fn_constructor_kwargs={"config": worker_config}, batch_size=OCR_FILES_PER_BATCH,
-                         batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=OCR_ACTORS),
-                         num_cpus=OCR_ACTOR_CPUS)
+                         batch_format="pandas", num_cpus=OCR_ACTOR_CPUS,
+                         compute=ray.data.ActorPoolStrategy(size=OCR_ACTORS, max_tasks_in_flight_per_actor=calls,
+                                                            max_concurrent_calls_per_actor=calls,
+                                                            enable_true_multi_threading=True))
             .map_batches(_chunk_files, fn_kwargs={"config": worker_config}, batch_size=1, batch_format="pandas",
                          num_cpus=CHUNK_TASK_CPUS)
             .map_batches(_EmbedChunks, fn_constructor_kwargs={"config": worker_config},
@@ -221,7 +227,17 @@ def _for_workers(config: PipelineConfig) -> PipelineConfig:
 
 
 class _OcrFiles:
-    """Renders and OCRs whole files; keeps one engine (its window, retries and cache) across batches."""
+    """Renders and OCRs whole files through one stream of pages that outlives batches.
+
+    Ray Data calls the actor from up to ``_ocr_calls(config)`` threads at once (batches of
+    ``OCR_FILES_PER_BATCH`` files). Each call queues its files and waits for their pages; one
+    ``astream_sources`` on the actor's event loop reads the queued files one after the other, as
+    the local runner reads its files: the reader's window of requests stays full across files and
+    batches, and its look-ahead (twice the window) bounds the rendered pages held. A file is done
+    when its planned pages have come back (or it failed to open). When no file has been queued
+    for ``OCR_IDLE_S``, the stream ends (the window drains: the run's tail) and the next call
+    starts another on the same engine.
+    """
 
     def __init__(self, config: PipelineConfig):
         self.reader = make_reader(config)
@@ -231,6 +247,11 @@ class _OcrFiles:
         threading.Thread(target=self.loop.run_forever, name="ocr-loop", daemon=True).start()
         self._release: asyncio.Event | None = None
         self._holding = None
+        self._queue: asyncio.Queue | None = None  # (read, known_as) to read, on self.loop
+        self._pending: dict[str, _PendingFile] = {}  # known_as -> its pages so far and its waiter
+        self._accepting = False  # a stream is taking queued files
+        self._streams: set[asyncio.Task] = set()
+        self._renamed: dict[str, str] = {}  # read -> known_as
 
     async def _hold_engine(self, ready: asyncio.Future) -> None:
         """Lease the reader's engine for the actor's life: every batch then shares it."""
@@ -244,45 +265,120 @@ class _OcrFiles:
                 ready.set_exception(exc)
             raise
 
-    async def _read(self, rows: list[tuple[str, str]]) -> tuple[dict[str, list], dict[str, str]]:
+    async def _read(self, rows: list[tuple[str, str, int]]) -> tuple[dict[str, list], dict[str, str]]:
         if self._holding is None:
             ready = self.loop.create_future()
             self._holding = asyncio.ensure_future(self._hold_engine(ready))
             try:
                 await ready
             except Exception:
-                self._holding = None  # the reader raises it again below, as the local runner would
-        documents: dict[str, list] = {known_as: [] for _, known_as in rows}
-        errors: dict[str, str] = {}
-        renamed = {read: known_as for read, known_as in rows}
+                self._holding = None  # the reader raises it again in the stream, as the local runner would
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        waiting = []
+        for read, known_as, expected in rows:
+            pending = self._pending[known_as] = _PendingFile(expected, self.loop.create_future())
+            waiting.append(pending.done)
+            if expected == 0:
+                self._finish(known_as)
+            else:
+                self._queue.put_nowait((read, known_as))
+        if not self._accepting:  # the last stream stopped taking files (it may still be draining)
+            self._accepting = True
+            self._streams.add(stream := asyncio.ensure_future(self._stream()))
+            stream.add_done_callback(self._streams.discard)
+        await asyncio.gather(*waiting)
+        documents, errors = {}, {}
+        for _, known_as, _ in rows:
+            pending = self._pending.pop(known_as)
+            documents[known_as] = pending.documents
+            if pending.error:
+                errors[known_as] = pending.error
+        return documents, errors
+
+    def _finish(self, known_as: str, error: str = "") -> None:
+        pending = self._pending.get(known_as)
+        if pending is not None and not pending.done.done():
+            pending.error = pending.error or error
+            pending.done.set_result(None)
+
+    async def _stream(self) -> None:
+        """One stream over queued files, until none is queued for ``OCR_IDLE_S``; then it drains
+        while a later call may start the next."""
+        taken: list[str] = []
 
         async def sources():
-            for read, known_as in rows:
+            while True:
+                try:
+                    read, known_as = await asyncio.wait_for(self._queue.get(), OCR_IDLE_S)
+                except TimeoutError:
+                    if self._queue.empty():  # one thread runs the loop: no file is queued between here and return
+                        self._accepting = False
+                        return
+                    continue
+                taken.append(known_as)
                 try:
                     source = await asyncio.to_thread(DocumentSource, read, password=self.password)
                 except InputError as exc:
-                    errors[known_as] = str(exc).replace(read, known_as)
+                    self._finish(known_as, str(exc).replace(read, known_as))
                     continue
                 _rename(source, known_as)
+                self._renamed[read] = known_as
                 yield source
 
         def failed(error: InputError) -> None:
-            known_as = renamed.get(error.file, error.file)
-            errors[known_as] = str(error).replace(error.file, known_as)
+            known_as = self._renamed.get(error.file, error.file)
+            self._finish(known_as, str(error).replace(error.file, known_as))
 
-        async for document in self.reader.astream_sources(sources(), on_file_error=failed):
-            if document.ocr.status != "failed":
-                stamp(document, self.fingerprint)
-            documents[document.metadata["file_path"]].append(document)
-        return documents, errors
+        try:
+            async for document in self.reader.astream_sources(sources(), on_file_error=failed):
+                if document.ocr.status != "failed":
+                    stamp(document, self.fingerprint)
+                known_as = document.metadata["file_path"]
+                pending = self._pending.get(known_as)
+                if pending is None or pending.done.done():
+                    log.warning("%s: page %s came back after the file was done", known_as,
+                                document.metadata.get("page"))
+                    continue
+                pending.documents.append(document)
+                if len(pending.documents) >= pending.expected:
+                    self._finish(known_as)
+        except BaseException as exc:
+            self._accepting = False
+            for pending in self._pending.values():  # every waiting call fails with it, as a batch did
+                if not pending.done.done():
+                    pending.done.set_exception(exc)
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            return
+        for known_as in taken:  # fewer pages than planned: what came back is the file's
+            pending = self._pending.get(known_as)
+            if pending is not None and not pending.done.done():
+                log.warning("%s: %d of %d planned pages read", known_as, len(pending.documents), pending.expected)
+                self._finish(known_as)
 
     def __call__(self, batch):
-        rows = list(zip(batch["read"], batch["known_as"]))
+        rows = list(zip(batch["read"], batch["known_as"], (int(n) for n in batch["pages_planned"])))
         documents, errors = asyncio.run_coroutine_threadsafe(self._read(rows), self.loop).result()
         out = batch.copy()
-        out["pages"] = [pickle.dumps(documents[known_as]) for _, known_as in rows]
-        out["error"] = [errors.get(known_as, "") for _, known_as in rows]
+        out["pages"] = [pickle.dumps(documents[known_as]) for _, known_as, _ in rows]
+        out["error"] = [errors.get(known_as, "") for _, known_as, _ in rows]
         return out
+
+
+class _PendingFile:
+    __slots__ = ("expected", "done", "documents", "error")
+
+    def __init__(self, expected: int, done: asyncio.Future):
+        self.expected, self.done, self.documents, self.error = expected, done, [], ""
+
+
+def _ocr_calls(config: PipelineConfig) -> int:
+    """Concurrent calls into the OCR actor: enough queued files to cover the reader's look-ahead
+    (twice the window over every URL) were each file one page."""
+    urls = config.ocr.url if isinstance(config.ocr.url, list) else [config.ocr.url]
+    window = config.ocr.max_in_flight * max(1, len(urls))
+    return max(2, min(OCR_MAX_CALLS, -(-2 * window // OCR_FILES_PER_BATCH)))
 
 
 def _rename(source: DocumentSource, known_as: str) -> None:
