@@ -556,14 +556,16 @@ async def _ocr_events(service: Service, path: Path, source: DocumentSource, name
 
     yield {"file": {"file_name": name, "file_sha256": source.source.sha256, "page_count": source.source.page_count}}
     documents = []
+    # The reader does not keep the PNG it sent: the web page's images are rendered again, from a
+    # second handle opened once (the reader renders from the first meanwhile).
+    images_from = await asyncio.to_thread(DocumentSource, path, detect_rotation=reader.detect_rotation) \
+        if images else None
     try:
         async for document in reader.astream_sources(one()):
             documents.append(document)
             run = document.ocr
             service.metrics.page(run.status, document.metadata.get("ocr_engine"), run.cached)
-            number = document.metadata.get("page")
-            pngs = await asyncio.to_thread(_page_pngs, path, [number], reader) if images else {}
-            yield {"page": (await asyncio.to_thread(_answer, [document], name, 0, pngs, html))["pages"][0]}
+            yield {"page": await asyncio.to_thread(_page_entry, document, name, images_from, html)}
     except InputError as exc:
         raise from_input_error(exc, name) from None
     except OCRServerError as exc:
@@ -572,6 +574,8 @@ async def _ocr_events(service: Service, path: Path, source: DocumentSource, name
                            {"Retry-After": "30"}) from None
     finally:
         source.close()
+        if images_from is not None:
+            images_from.close()
     if chunks:
         yield {"chunks": await asyncio.to_thread(_chunks, service, documents)}
 
@@ -590,35 +594,22 @@ async def _ocr_file(service: Service, path: Path, name: str, pages: str | None, 
     return answer
 
 
-def _answer(documents, name: str, page_count: int, pngs: dict[int, bytes], html: bool) -> dict:
-    """The JSON of /v1/ocr's pages (encoding images and rendering HTML: CPU work, off the loop)."""
+def _page_entry(document, name: str, images_from: DocumentSource | None, html: bool) -> dict:
+    """One page of /v1/ocr's answer (rendering its image and HTML is CPU work: run it off the loop)."""
     import base64
 
-    answer: dict = {"file_name": name, "file_sha256": documents[0].metadata.get("file_sha256") if documents else None,
-                    "page_count": page_count, "pages": []}
-    for document in documents:
-        metadata = {k: v for k, v in document.metadata.items() if k != "file_path"}  # the upload's temp path
-        metadata["file_name"] = name
-        entry = {"page": metadata.get("page"), "markdown": document.text, "metadata": metadata}
-        if metadata.get("page") in pngs:
-            entry["image"] = "data:image/png;base64," + base64.b64encode(pngs[metadata["page"]]).decode()
-        if html:
-            from .page_html import page_html
+    metadata = {k: v for k, v in document.metadata.items() if k != "file_path"}  # the upload's temp path
+    metadata["file_name"] = name
+    entry = {"page": metadata.get("page"), "markdown": document.text, "metadata": metadata}
+    if images_from is not None and metadata.get("page"):
+        with contextlib.suppress(InputError):  # a page that cannot be rendered is shown without its image
+            png = images_from.render_page(metadata["page"]).png
+            entry["image"] = "data:image/png;base64," + base64.b64encode(png).decode()
+    if html:
+        from .page_html import page_html
 
-            entry["html"] = page_html(document.text)
-        answer["pages"].append(entry)
-    return answer
-
-
-def _page_pngs(path: Path, numbers: list, reader) -> dict[int, bytes]:
-    """The upright PNG of each page, as the model was sent it."""
-    out = {}
-    with DocumentSource(path, longest_side=1540, detect_rotation=reader.detect_rotation) as source:
-        for number in numbers:
-            if number:
-                with contextlib.suppress(InputError):
-                    out[number] = source.render_page(number).png
-    return out
+        entry["html"] = page_html(document.text)
+    return entry
 
 
 def _chunks(service: Service, documents) -> list[dict]:
