@@ -298,6 +298,34 @@ def test_plain_scans_are_decoded_as_pillow_decodes_them(tmp_path, mode, suffix, 
         assert red[0] > 150 and red[2] < 80  # RGB order, not OpenCV's BGR
 
 
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_plain_png_scans_are_decoded_by_libspng_to_opencvs_pixels(tmp_path, mode):
+    """libspng decodes plain PNGs (faster; a dependency); where it is missing OpenCV does. Same pages."""
+    path = tmp_path / "scan.png"
+    textured(mode, (1654, 2339)).save(path, dpi=(200, 200))
+    with mock.patch.object(render._spng, "load", wraps=render._spng.load) as spng_load:
+        fast = next(iter_file_pages(path))
+    assert spng_load.call_count == 1
+    with mock.patch.object(render, "_spng", None):
+        reference = next(iter_file_pages(path))
+    assert fast.pixels_sha256 == reference.pixels_sha256
+    assert np.array_equal(np.asarray(decode(fast)), np.asarray(decode(reference)))
+    if mode == "RGB":
+        assert np.asarray(decode(fast))[5, 5][0] > 150  # RGB order: libspng's, where OpenCV's needs swapping
+
+
+def test_a_corrupt_png_falls_back_to_pillows_explanation(tmp_path):
+    """libspng refuses it; Pillow then names the cause, page by page, as for any image."""
+    path = tmp_path / "cut.png"
+    buffer = io.BytesIO()
+    textured("L", (800, 1000)).save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with mock.patch.object(render._spng, "load", wraps=render._spng.load) as spng_load:
+        page = next(iter_file_pages(path))
+    assert spng_load.call_count == 1
+    assert isinstance(page, InputError) and page.page == 1 and "truncated" in str(page)
+
+
 @pytest.mark.parametrize("orientation", [2, 3, 4, 5, 6, 7, 8])
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
 def test_exif_orientation_turns_the_page_as_viewers_do(tmp_path, orientation, suffix):

@@ -377,3 +377,25 @@ def test_request_ids_and_cors(tmp_path, vllm, client):
         response = open_.get("/healthz", headers={"Origin": "https://a.example"})
         assert response.headers["access-control-allow-origin"] == "https://a.example"
         assert "X-Request-ID" in response.headers["access-control-expose-headers"]
+
+
+def test_ocr_streams_a_line_per_page_as_it_is_read_then_the_files_chunks(client, documents):
+    import json as json_module
+
+    pdf = documents / "report.pdf"
+    with client.stream("POST", "/v1/ocr", files={"file": ("report.pdf", pdf.read_bytes())},
+                       data={"stream": "true", "chunks": "true", "html": "true"}) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("application/x-ndjson")
+        events = [json_module.loads(line) for line in response.iter_lines() if line]
+    assert events[0]["file"]["file_name"] == "report.pdf" and events[0]["file"]["page_count"] == 3
+    assert [e["page"]["page"] for e in events[1:4]] == [1, 2, 3] and "<p>" in events[1]["page"]["html"]
+    whole = client.post("/v1/ocr", files={"file": ("report.pdf", pdf.read_bytes())}, data={"chunks": "true"}).json()
+    # The same chunks as the plain answer: cut over the whole file, as the collection cuts them.
+    assert events[4]["chunks"] == whole["chunks"] and len(events) == 5
+    assert [p["markdown"] for p in whole["pages"]] == [e["page"]["markdown"] for e in events[1:4]]
+
+
+def test_a_streamed_upload_is_refused_before_the_first_line(client):
+    response = client.post("/v1/ocr", files={"file": ("broken.pdf", b"%PDF-1.7\n1 0 obj <<")}, data={"stream": "true"})
+    assert response.status_code == 422 and error_of(response)["code"] == "corrupt_file"
+    assert list(client.app.state.service.upload_root.iterdir()) == []

@@ -105,10 +105,6 @@ def _session():
     return onnxruntime.InferenceSession(str(_model_path()), options, providers=["CPUExecutionProvider"])
 
 
-def _as_rgb(pixels: np.ndarray) -> np.ndarray:
-    return np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels
-
-
 def _views(pixels: np.ndarray) -> np.ndarray:
     """The two 224 x 224 views of a page, normalised, as a (2, 3, 224, 224) batch."""
     from .render import downscale
@@ -123,8 +119,21 @@ def _views(pixels: np.ndarray) -> np.ndarray:
     padded = np.full((MODEL_INPUT, MODEL_INPUT) + whole.shape[2:], 255, dtype=np.uint8)
     top, left = (MODEL_INPUT - whole.shape[0]) // 2, (MODEL_INPUT - whole.shape[1]) // 2
     padded[top:top + whole.shape[0], left:left + whole.shape[1]] = whole
-    batch = np.stack([_as_rgb(crop), _as_rgb(padded)]).astype(np.float32)
-    return ((batch - _IMAGENET_MEAN) / _IMAGENET_STD).transpose(0, 3, 1, 2)
+    return _normalised(np.stack([crop, padded]))
+
+
+def _normalised(views: np.ndarray) -> np.ndarray:
+    """Views (N, H, W) grey or (N, H, W, 3) RGB as the model's (N, 3, H, W) float input. A grey
+    page is normalised channel by channel straight from its one plane (the same floats as
+    from an RGB copy, without making one: 1.5 of a scan's 5 ms here went on that copy)."""
+    if views.ndim == 4:
+        return ((views.astype(np.float32) - _IMAGENET_MEAN) / _IMAGENET_STD).transpose(0, 3, 1, 2)
+    grey = views.astype(np.float32)
+    batch = np.empty((len(views), 3) + views.shape[1:], dtype=np.float32)
+    for channel in range(3):
+        np.divide(np.subtract(grey, _IMAGENET_MEAN[channel], out=batch[:, channel]), _IMAGENET_STD[channel],
+                  out=batch[:, channel])
+    return batch
 
 
 def page_ink(grey: np.ndarray, paper: float | None = None) -> np.ndarray:

@@ -220,12 +220,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     config = _apply_flags(load_config(args.config), args)
+    given = {"max_upload_mb": args.max_upload_mb, "max_pages": args.max_pages, "concurrency": args.concurrency,
+             "queue_size": args.queue_size}  # unset flags keep ServiceSettings' defaults
     try:
         settings = ServiceSettings(config=config,
                                    api_key=args.api_key or os.environ.get("LIGHTOCR_SERVICE_API_KEY") or None,
-                                   max_upload_mb=args.max_upload_mb, max_pages=args.max_pages,
-                                   concurrency=args.concurrency, queue_size=args.queue_size,
-                                   cors_origins=args.cors_origin)
+                                   cors_origins=args.cors_origin,
+                                   **{name: value for name, value in given.items() if value is not None})
     except ValidationError as exc:
         problems = "; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
                              for e in exc.errors())
@@ -286,11 +287,15 @@ def add_pipeline_commands(commands, add_ocr_options) -> None:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--api-key", default=None,
                        help="require this key on /v1 routes (default: $LIGHTOCR_SERVICE_API_KEY; none: open)")
-    serve.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload (default 50)")
-    serve.add_argument("--max-pages", type=int, default=500, help="most pages in one uploaded file (default 500)")
-    serve.add_argument("--concurrency", type=int, default=4, help="OCR requests worked on at once (default 4)")
-    serve.add_argument("--queue-size", type=int, default=16,
-                       help="OCR requests waiting beyond those; more get 429 with Retry-After (default 16)")
+    from ..service.settings import ServiceSettings  # its defaults, shown in the help (no service extra needed)
+
+    default = {name: field.default for name, field in ServiceSettings.model_fields.items()}
+    serve.add_argument("--max-upload-mb", type=float,
+                       help=f"largest upload, per request (default {default['max_upload_mb']:g})")
+    serve.add_argument("--max-pages", type=int, help=f"most pages in one uploaded file (default {default['max_pages']})")
+    serve.add_argument("--concurrency", type=int, help=f"OCR requests worked on at once (default {default['concurrency']})")
+    serve.add_argument("--queue-size", type=int, help="OCR requests waiting beyond those; more get 429 with "
+                                                      f"Retry-After (default {default['queue_size']})")
     serve.add_argument("--cors-origin", action="append", default=[], help="allow this origin (repeatable; default none)")
     serve.set_defaults(run=cmd_serve)
 

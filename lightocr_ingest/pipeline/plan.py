@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -25,8 +24,6 @@ from ..pages import DocumentSource
 from ..store import stored_versions
 from .config import PipelineConfig
 from .report import FileReport
-
-log = logging.getLogger("lightocr_ingest")
 
 STEP_FILES = 64  # files opened and looked up in Qdrant together: one query per step instead of two per
 #                  file, and enough pages opened ahead that the OCR window never waits on opening

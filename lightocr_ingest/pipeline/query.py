@@ -135,7 +135,8 @@ def build_retriever(config, k: int = 5, mode: str | None = None, client: Any = N
 def to_hit(result: NodeWithScore) -> Hit:
     meta = result.node.metadata
     return Hit(score=round(float(result.score or 0.0), 4), file_name=meta.get("file_name", ""),
-               file_path=meta.get("file_path", ""), file_sha256=meta.get("file_sha256", ""), page=meta.get("page", 0), pages=meta.get("pages", []),
+               file_path=meta.get("file_path", ""), file_sha256=meta.get("file_sha256", ""),
+               page=meta.get("page", 0), pages=meta.get("pages", []),
                header_path=meta.get("header_path", ""), text=result.node.get_content(),
                bbox=meta.get("bbox"), regions=meta.get("regions", []),
                bbox_source=meta.get("bbox_source", "none"), node_id=result.node.node_id)

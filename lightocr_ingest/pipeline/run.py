@@ -151,15 +151,10 @@ class Ingestor:
 
         async def sources():
             while True:
-                if opened.empty() and planning.done():
-                    planning.result()  # raises what stopped it (a model that cannot load, a Qdrant error)
-                    return
-                getting = asyncio.ensure_future(opened.get())
-                await asyncio.wait({getting, planning}, return_when=asyncio.FIRST_COMPLETED)
-                if not getting.done():
-                    getting.cancel()
-                    continue
-                if (source := getting.result()) is None:
+                # Planning ends with None; if it stops first, what stopped it is raised here.
+                source = opened.get_nowait() if not opened.empty() else \
+                    await _unless_stopped(opened.get(), planning, "planning")
+                if source is None:
                     return
                 yield source
 
@@ -181,12 +176,7 @@ class Ingestor:
             if not spool.full():
                 spool.put_nowait(item)
                 return
-            putting = asyncio.ensure_future(spool.put(item))
-            await asyncio.wait({putting, storing}, return_when=asyncio.FIRST_COMPLETED)
-            if not putting.done():
-                putting.cancel()
-                storing.result()  # raises what stopped it
-                raise RuntimeError("the store stage ended before the run did")
+            await _unless_stopped(spool.put(item), storing, "the store stage")
 
         try:
             current = None
@@ -233,6 +223,18 @@ class Ingestor:
         report.cpu_ns = dict(spent.by_stage, requests=loop_cpu - spent.by_thread.get(threading.get_ident(), 0),
                              process=time.process_time_ns() - process_cpu_before)
         yield report
+
+
+async def _unless_stopped(operation, worker: asyncio.Task, what: str):
+    """Await ``operation`` (a queue's put or get) unless ``worker``, the task at the other end of
+    the queue, stops first: then raise what stopped it, rather than wait forever."""
+    pending = asyncio.ensure_future(operation)
+    await asyncio.wait({pending, worker}, return_when=asyncio.FIRST_COMPLETED)
+    if pending.done():
+        return pending.result()
+    pending.cancel()
+    worker.result()  # raises what stopped it
+    raise RuntimeError(f"{what} ended before the run did")
 
 
 def page_report_of(document: PageDocument) -> PageReport:

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Literal
 
-from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -372,12 +372,18 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     v1 = APIRouter(prefix="/v1")  # the API key is checked by the middleware, before the body is read
 
     @v1.post("/ocr", tags=["ocr"], summary="OCR one file: each page's Markdown and metadata")
-    async def ocr(file: UploadFile = File(..., description="a PDF or an image"),
+    async def ocr(request: Request, file: UploadFile = File(..., description="a PDF or an image"),
                   pages: str | None = Form(None, description="page selection, e.g. 1-3,7", examples=["1-3"]),
                   images: bool = Form(False, description="also return each page's image (PNG data URL)"),
                   chunks: bool = Form(False, description="also return the file's chunks with their regions"),
-                  html: bool = Form(False, description="also return each page as HTML (tables, MathML)")):
+                  html: bool = Form(False, description="also return each page as HTML (tables, MathML)"),
+                  stream: bool = Form(False, description=(
+                      "answer as NDJSON, a line per event as it happens: {\"file\": {...}}, then {\"page\": {...}} "
+                      "for each page as it is read, then {\"chunks\": [...]}; an error after the first line "
+                      "comes as a line {\"error\": {...}}. One upload, progress page by page."))):
         name = file.filename or "upload"
+        if stream:
+            return await _ocr_stream(service, file, name, pages, images, chunks, html, request.state.request_id)
         async with service.ocr_slot():
             folder = Path(tempfile.mkdtemp(dir=service.upload_root))
             try:
@@ -486,40 +492,80 @@ async def _ocr_ready(settings: ServiceSettings) -> str:
     return "ok (" + ", ".join(urls) + ")"
 
 
-async def _ocr_file(service: Service, path: Path, name: str, pages: str | None, images: bool, chunks: bool,
-                    html: bool) -> dict:
-    import base64
+async def _ocr_stream(service: Service, upload: UploadFile, name: str, pages: str | None, images: bool,
+                      chunks: bool, html: bool, request_id: str):
+    """/v1/ocr as NDJSON. Everything that can be refused (the queue, the upload, the file) is
+    refused before the first line, with the usual status; the slot and the upload are held
+    until the last line is sent or the client goes."""
+    from fastapi.responses import StreamingResponse
 
+    slot = service.ocr_slot()
+    await slot.__aenter__()
+    folder = Path(tempfile.mkdtemp(dir=service.upload_root))
+    try:
+        path = await save_upload(upload, folder, "upload", service.settings.max_upload_bytes,
+                                 service.settings.max_upload_mb)
+        source = await asyncio.to_thread(_open_checked, service, path, name, pages)
+    except BaseException:
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+        await slot.__aexit__(None, None, None)
+        raise
+
+    async def lines() -> AsyncIterator[bytes]:
+        try:
+            async for event in _ocr_events(service, path, source, name, pages, images, chunks, html):
+                yield (json.dumps(event) + "\n").encode()
+        except ServiceError as exc:
+            yield (json.dumps(envelope(exc.code, exc.message, exc.suggestion, request_id)) + "\n").encode()
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+            await slot.__aexit__(None, None, None)
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+def _open_checked(service: Service, path: Path, name: str, pages: str | None) -> DocumentSource:
+    """The upload opened (once), or the API error that says why it cannot be read."""
     settings = service.settings
+    try:
+        source = DocumentSource(path, password=None)
+    except InputError as exc:
+        raise from_input_error(exc, name) from None
+    try:
+        numbers = source.page_numbers(pages)
+    except InputError as exc:
+        source.close()
+        raise ServiceError(422, "invalid_request", f"{name}: {exc.cause}",
+                           "pages is a selection such as 1-3,7 within the file's pages") from None
+    if source.source.page_count > settings.max_pages and len(numbers) > settings.max_pages:
+        source.close()
+        raise ServiceError(413, "too_many_pages",
+                           f"{name}: {source.source.page_count} pages, over the limit of {settings.max_pages}",
+                           "send a page selection (pages=1-100), split the file, or raise --max-pages")
+    return source
 
-    def open_checked() -> tuple[DocumentSource, int]:
-        try:
-            source = DocumentSource(path, password=None)
-        except InputError as exc:
-            raise from_input_error(exc, name) from None
-        try:
-            numbers = source.page_numbers(pages)
-        except InputError as exc:
-            source.close()
-            raise ServiceError(422, "invalid_request", f"{name}: {exc.cause}",
-                               "pages is a selection such as 1-3,7 within the file's pages") from None
-        if source.source.page_count > settings.max_pages and len(numbers) > settings.max_pages:
-            source.close()
-            raise ServiceError(413, "too_many_pages",
-                               f"{name}: {source.source.page_count} pages, over the limit of {settings.max_pages}",
-                               "send a page selection (pages=1-100), split the file, or raise --max-pages")
-        return source, source.source.page_count
 
-    source, page_count = await asyncio.to_thread(open_checked)
+async def _ocr_events(service: Service, path: Path, source: DocumentSource, name: str, pages: str | None,
+                      images: bool, chunks: bool, html: bool) -> AsyncIterator[dict]:
+    """``{"file": ...}``, then ``{"page": ...}`` for each page as it is read, then ``{"chunks": [...]}``
+    (the file's chunks, cut over all its pages read) when asked. Closes ``source``."""
     reader = service.reader if pages is None else service.reader.model_copy(update={"pages": pages})
 
     async def one() -> AsyncIterator[DocumentSource]:
         yield source
 
+    yield {"file": {"file_name": name, "file_sha256": source.source.sha256, "page_count": source.source.page_count}}
     documents = []
+    # The reader does not keep the PNG it sent: the web page's images are rendered again, from a
+    # second handle opened once (the reader renders from the first meanwhile).
+    images_from = await asyncio.to_thread(DocumentSource, path, detect_rotation=reader.detect_rotation) \
+        if images else None
     try:
         async for document in reader.astream_sources(one()):
             documents.append(document)
+            run = document.ocr
+            service.metrics.page(run.status, document.metadata.get("ocr_engine"), run.cached)
+            yield {"page": await asyncio.to_thread(_page_entry, document, name, images_from, html)}
     except InputError as exc:
         raise from_input_error(exc, name) from None
     except OCRServerError as exc:
@@ -528,47 +574,42 @@ async def _ocr_file(service: Service, path: Path, name: str, pages: str | None, 
                            {"Retry-After": "30"}) from None
     finally:
         source.close()
-    for document in documents:
-        run = document.ocr
-        service.metrics.page(run.status, document.metadata.get("ocr_engine"), run.cached)
-    pngs: dict[int, bytes] = {}
-    if images:  # the reader does not keep the PNG it sent: render those pages again (asked by the web page)
-        pngs = await asyncio.to_thread(_page_pngs, path, [d.metadata.get("page") for d in documents], reader)
-    answer = await asyncio.to_thread(_answer, documents, name, page_count, pngs, html)
+        if images_from is not None:
+            images_from.close()
     if chunks:
-        answer["chunks"] = await asyncio.to_thread(_chunks, service, documents)
+        yield {"chunks": await asyncio.to_thread(_chunks, service, documents)}
+
+
+async def _ocr_file(service: Service, path: Path, name: str, pages: str | None, images: bool, chunks: bool,
+                    html: bool) -> dict:
+    source = await asyncio.to_thread(_open_checked, service, path, name, pages)
+    answer: dict = {"pages": []}
+    async for event in _ocr_events(service, path, source, name, pages, images, chunks, html):
+        if "file" in event:
+            answer.update(event["file"])
+        elif "page" in event:
+            answer["pages"].append(event["page"])
+        else:
+            answer["chunks"] = event["chunks"]
     return answer
 
 
-def _answer(documents, name: str, page_count: int, pngs: dict[int, bytes], html: bool) -> dict:
-    """The JSON of /v1/ocr's pages (encoding images and rendering HTML: CPU work, off the loop)."""
+def _page_entry(document, name: str, images_from: DocumentSource | None, html: bool) -> dict:
+    """One page of /v1/ocr's answer (rendering its image and HTML is CPU work: run it off the loop)."""
     import base64
 
-    answer: dict = {"file_name": name, "file_sha256": documents[0].metadata.get("file_sha256") if documents else None,
-                    "page_count": page_count, "pages": []}
-    for document in documents:
-        metadata = {k: v for k, v in document.metadata.items() if k != "file_path"}  # the upload's temp path
-        metadata["file_name"] = name
-        entry = {"page": metadata.get("page"), "markdown": document.text, "metadata": metadata}
-        if metadata.get("page") in pngs:
-            entry["image"] = "data:image/png;base64," + base64.b64encode(pngs[metadata["page"]]).decode()
-        if html:
-            from .page_html import page_html
+    metadata = {k: v for k, v in document.metadata.items() if k != "file_path"}  # the upload's temp path
+    metadata["file_name"] = name
+    entry = {"page": metadata.get("page"), "markdown": document.text, "metadata": metadata}
+    if images_from is not None and metadata.get("page"):
+        with contextlib.suppress(InputError):  # a page that cannot be rendered is shown without its image
+            png = images_from.render_page(metadata["page"]).png
+            entry["image"] = "data:image/png;base64," + base64.b64encode(png).decode()
+    if html:
+        from .page_html import page_html
 
-            entry["html"] = page_html(document.text)
-        answer["pages"].append(entry)
-    return answer
-
-
-def _page_pngs(path: Path, numbers: list, reader) -> dict[int, bytes]:
-    """The upright PNG of each page, as the model was sent it."""
-    out = {}
-    with DocumentSource(path, longest_side=1540, detect_rotation=reader.detect_rotation) as source:
-        for number in numbers:
-            if number:
-                with contextlib.suppress(InputError):
-                    out[number] = source.render_page(number).png
-    return out
+        entry["html"] = page_html(document.text)
+    return entry
 
 
 def _chunks(service: Service, documents) -> list[dict]:

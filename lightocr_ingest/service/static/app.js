@@ -136,7 +136,8 @@
   }
 
   // body: a function returning a fresh body for every attempt (FormData), or json: an object to send as JSON.
-  async function api(path, {method = "GET", body = null, json, what = "request"} = {}) {
+  // raw: hand back the response itself (a stream) once it is known to be a success.
+  async function api(path, {method = "GET", body = null, json, what = "request", raw = false} = {}) {
     let busyRetries = 0;
     let keyPrompts = 0;
     for (;;) {
@@ -174,7 +175,7 @@
       }
       if (!response.ok) throw new ApiError(response.status, await readEnvelope(response),
         response.headers.get("X-Request-ID"));
-      return response.json();
+      return raw ? response : response.json();
     }
   }
 
@@ -362,30 +363,34 @@
     insertSection(section, number);
   }
 
-  function renderFailedPage(number, error) {
-    const section = el("section", {class: "page page-failed", id: `page-${number}`,
-      dataset: {page: String(number)}},
-      el("h3", {}, `Page ${number}`),
-      el("p", {}, `Not read: ${error.message}${error.code ? ` (${error.code})` : ""}.`));
-    current.pages.get(number)?.section.remove();
-    current.pages.delete(number);
-    insertSection(section, number);
-  }
-
-  function renderAnswer(answer) {
-    for (const page of answer.pages || []) renderPage(page, chunksOnPage(answer.chunks, page.page));
-  }
-
-  function ocrForm(file, page) {
+  // One upload, read as it goes: /v1/ocr with stream=true answers a JSON line per event:
+  // {"file": {...}}, then {"page": {...}} as each page is read, then {"chunks": [...]} (the file's
+  // chunks, cut over all its pages as the collection cuts them), or {"error": {...}}.
+  function ocrForm(file) {
     return () => {
       const form = new FormData();
       form.append("file", file, file.name);
-      form.append("pages", String(page));
-      form.append("images", "true");
-      form.append("html", "true");
-      form.append("chunks", "true");
+      for (const flag of ["stream", "images", "html", "chunks"]) form.append(flag, "true");
       return form;
     };
+  }
+
+  async function* ndjsonLines(response) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffered = "";
+    for (;;) {
+      const {value, done} = await reader.read();
+      buffered += decoder.decode(value || new Uint8Array(), {stream: !done});
+      let newline;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, newline).trim();
+        buffered = buffered.slice(newline + 1);
+        if (line) yield JSON.parse(line);
+      }
+      if (done) break;
+    }
+    if (buffered.trim()) yield JSON.parse(buffered);
   }
 
   async function startFile(file) {
@@ -396,36 +401,34 @@
     $("file-name").textContent = `File: ${file.name} (${Math.max(1, Math.round(file.size / 1024))} KiB)`;
     $("ingest-button").disabled = false;
     setProgress("Reading page 1…", 0, 0);
-
-    let first;
     try {
-      first = await api("v1/ocr", {method: "POST", body: ocrForm(file, 1), what: "OCR of page 1"});
+      const response = await api("v1/ocr", {method: "POST", body: ocrForm(file), what: "OCR", raw: true});
+      for await (const event of ndjsonLines(response)) {
+        if (mine !== generation) return;
+        if (event.file) {
+          current.sha = event.file.file_sha256;
+          current.pageCount = Math.max(1, Number(event.file.page_count) || 1);
+          const count = current.pageCount;
+          setProgress(`${count} page${count === 1 ? "" : "s"} to read; reading the first…`, 0, count);
+        } else if (event.page) {
+          renderPage(event.page, []);
+          if ((event.page.metadata || {}).ocr_status === "failed") current.failed += 1;
+          current.done += 1;
+          setProgress(progressText(), current.done, current.pageCount);
+        } else if (event.chunks) {
+          for (const view of current.pages.values()) {
+            view.chunks = chunksOnPage(event.chunks, view.page);
+            drawChunks(view);
+          }
+        } else if (event.error) {
+          throw new ApiError(0, event.error, event.error.request_id);
+        }
+      }
     } catch (error) {
       if (mine !== generation) return;
-      showError(error, `OCR of ${file.name}, page 1`);
-      setProgress("Could not read the file.", 0, 1);
-      return;
-    }
-    if (mine !== generation) return;
-    current.sha = first.file_sha256;
-    current.pageCount = Math.max(1, Number(first.page_count) || (first.pages || []).length);
-    renderAnswer(first);
-    current.done = 1;
-    setProgress(progressText(), current.done, current.pageCount);
-
-    for (let page = 2; page <= current.pageCount; page += 1) {
-      try {
-        const answer = await api("v1/ocr", {method: "POST", body: ocrForm(file, page), what: `OCR of page ${page}`});
-        if (mine !== generation) return;
-        renderAnswer(answer);
-      } catch (error) {
-        if (mine !== generation) return;
-        showError(error, `OCR of ${file.name}, page ${page}`);
-        renderFailedPage(page, error);
-        current.failed += 1;
-      }
-      current.done = page;
-      setProgress(progressText(), current.done, current.pageCount);
+      showError(error, `OCR of ${file.name}`);
+      setProgress(current.done ? progressText() : "Could not read the file.", current.done,
+        Math.max(current.pageCount, 1));
     }
   }
 
