@@ -280,6 +280,25 @@ class LightOnOCRReader(BasePydanticReader):
                 for _, task in running:
                     task.cancel()
 
+        async for document in self._read_pages(engine, rendered_pages(), extra_info):
+            yield document
+
+    async def astream_pages(self, pages: AsyncIterator[PageImage | InputError],
+                            extra_info: dict | None = None) -> AsyncIterator[Document]:
+        """OCR pages rendered elsewhere (the Ray runner renders them in CPU tasks): one Document
+        per item, in the order given, an ``InputError`` (a page that could not be rendered)
+        giving a failed page's Document."""
+        async with self._lease_engine() as engine:
+            async for document in self._read_pages(engine, pages, extra_info):
+                yield document
+
+    async def rendering_size(self) -> int:
+        """The longest side pages are rendered at for this reader's engine (its model's profile)."""
+        async with self._lease_engine() as engine:
+            return engine.longest_side
+
+    async def _read_pages(self, engine, pages: AsyncIterator[PageImage | InputError],
+                          extra_info: dict | None) -> AsyncIterator[Document]:
         # Look ahead twice the window (all servers' together): enough to keep it full while the
         # head page finishes.
         window = max(self.max_in_flight, engine.window)
@@ -287,7 +306,7 @@ class LightOnOCRReader(BasePydanticReader):
         # yielded in order; at most LOCATE_AHEAD wait, so a slow detector bounds memory.
         waiting: deque[tuple[PageImage | InputError, Any, asyncio.Task | None]] = deque()
         try:
-            async for item, result in ocr_in_order(rendered_pages(), engine, lookahead=2 * window):
+            async for item, result in ocr_in_order(pages, engine, lookahead=2 * window):
                 locating = None
                 if self.regions == "locate" and isinstance(item, PageImage) and isinstance(result, OcrResult) \
                         and read_by_the_model(result):

@@ -4,18 +4,22 @@ The driver plans exactly as the local runner does (``plan.Planner``: skipped, du
 resumed and failed files are settled before any OCR) and owns Qdrant: Qdrant's local mode
 allows one process, so the points are upserted, stale versions deleted and files marked
 complete by the driver, through the local runner's own ``StoreStage``. The files to read
-then flow through Ray Data, one row per file:
+then flow through Ray Data:
 
-1. ``_OcrFiles`` (one actor, called from many threads at once): each call queues the files of
-   its batch; one stream on the actor's event loop opens them (``DocumentSource``), renders
-   their pages in threads and sends them to the OCR engine (the reader's window of requests in
-   flight over all the vLLM URLs, with its retries, temperature ladder, fallbacks and cache), so
-   the window stays full across files and batches as in the local runner.
-   Out: the file's page Documents, in page order, stamped with the settings fingerprint.
-2. ``_chunk_files`` (CPU tasks): ``chunk_file`` of each whole file, as the local runner cuts it.
-3. ``_EmbedChunks`` (an actor pool, one GPU each when the cluster has GPUs): embeds the chunks
+1. ``_render_files`` (CPU tasks, one file each, one core): the file opened once
+   (``DocumentSource``), its pages rendered, turned upright and encoded, and passed on in rows
+   of ``RENDER_PAGES_PER_ROW`` as they come (a long PDF streams; a file that cannot be opened
+   is one row with its error). These spread over every CPU of the cluster.
+2. ``_OcrPages`` (one actor, called from many threads at once): each call queues its pages;
+   one stream on the actor's event loop sends them to the OCR engine (the reader's window of
+   requests in flight over all the vLLM URLs, with its retries, temperature ladder, fallbacks
+   and cache), so the window stays full across files and batches as in the local runner.
+   Out: one row per file, once all its pages are back: its page Documents in page order,
+   stamped with the settings fingerprint.
+3. ``_chunk_files`` (CPU tasks): ``chunk_file`` of each whole file, as the local runner cuts it.
+4. ``_EmbedChunks`` (an actor pool, one GPU each when the cluster has GPUs): embeds the chunks
    an interrupted run has not stored already.
-4. The driver: page reports, then the chunks into ``StoreStage`` (upserts in batches of
+5. The driver: page reports, then the chunks into ``StoreStage`` (upserts in batches of
    ``CHUNKS_PER_BATCH``, stale deletions, completion marks), and the same ``RunReport``.
 
 Rows carry pickled Documents and nodes (Arrow holds them as bytes). Ray Data's streaming
@@ -25,6 +29,7 @@ executor bounds what each operator may hold, so files are not all read before st
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import pickle
@@ -37,6 +42,7 @@ from llama_index.core.schema import MetadataMode
 from ..cpu_cost import LEDGER
 from ..errors import InputError
 from ..pages import DocumentSource
+from ..pages.orientation import ensure_classifier
 from ..store import count_points, ensure_payload_indexes
 from .config import PipelineConfig
 from .plan import Planner, collect_files, settings_fingerprint
@@ -48,12 +54,17 @@ log = logging.getLogger("lightocr_ingest")
 
 __all__ = ["RayIngestor"]
 
-OCR_FILES_PER_BATCH = 8  # files per call into the OCR actor (calls run concurrently: see _OcrFiles)
+RENDER_PAGES_PER_ROW = 8  # rendered pages per row out of a render task (~150 kB of PNG each): a long
+#                           file flows on in small rows, and a single-page scan is one row
+# Logical CPUs each stage asks Ray for (scheduling only). They add up to 2 with one of each, so the
+# whole pipeline runs on a 2-core machine; on a cluster, render tasks take the spare cores.
+RENDER_TASK_CPUS = 0.5  # rendering, orientation and PNG encoding: CPU work, one thread a task
+OCR_ROWS_PER_BATCH = 4  # rows of rendered pages per call into the OCR actor (calls run concurrently: see _OcrPages)
 OCR_MAX_CALLS = 256  # at most this many calls (threads) at once in the OCR actor
-OCR_IDLE_S = 0.25  # the OCR actor's stream of pages ends when no file was queued for this long
+OCR_IDLE_S = 0.25  # the OCR actor's stream of pages ends when no page was queued for this long
 OCR_ACTORS = 1  # each holds the whole window over every URL (max_in_flight per server): more would overload them
+OCR_ACTOR_CPUS = 0.25  # an event loop and its requests; mostly waiting on the servers
 EMBED_FILES_PER_BATCH = 8  # files whose chunks are embedded together
-OCR_ACTOR_CPUS = 0.5  # rendering threads and an event loop; mostly waiting on the servers
 CHUNK_TASK_CPUS = 0.25
 
 
@@ -114,7 +125,7 @@ class RayIngestor(Ingestor):
                 item.source.close()  # a worker opens it again (it may be on another machine)
                 already[file_report.path] = item.already
                 to_read.append({"read": os.path.abspath(path), "known_as": file_report.path,
-                                "pages": len(item.page_numbers), "already": sorted(item.already)})
+                                "already": sorted(item.already)})
                 total += len(item.page_numbers)
         if on_total:
             on_total(total)
@@ -140,7 +151,10 @@ class RayIngestor(Ingestor):
 
         try:
             if to_read:
-                rows = iter(_dataset(self.config, to_read).iter_rows())
+                if self.reader.detect_rotation:
+                    await asyncio.to_thread(ensure_classifier)  # a missing model stops here, with the fix
+                longest_side = await self.reader.rendering_size()  # the model's, asked once for every render task
+                rows = iter(_dataset(self.config, to_read, longest_side).iter_rows())
                 while (row := await asyncio.to_thread(next, rows, None)) is not None:
                     path = row["known_as"]
                     documents = pickle.loads(row["pages"])
@@ -188,7 +202,7 @@ class _EmbeddedStage(StoreStage):
         return self.chunked.pop(path, [])
 
 
-def _dataset(config: PipelineConfig, to_read: list[dict]):
+def _dataset(config: PipelineConfig, to_read: list[dict], longest_side: int):
     """The Ray Data plan over the files to read (see the module docstring); lazy until iterated."""
     import ray
     import ray.data
@@ -201,10 +215,12 @@ def _dataset(config: PipelineConfig, to_read: list[dict]):
     gpus = ray.cluster_resources().get("GPU", 0)
     embed_on_gpu = e.device.startswith("cuda") or (e.device == "auto" and gpus > 0)
     calls = _ocr_calls(config)
-    dataset = ray.data.from_items([{"read": r["read"], "known_as": r["known_as"], "pages_planned": r["pages"],
+    dataset = ray.data.from_items([{"read": r["read"], "known_as": r["known_as"],
                                     "already": "\n".join(r["already"])} for r in to_read])
     return (dataset
-            .map_batches(_OcrFiles, fn_constructor_kwargs={"config": worker_config}, batch_size=OCR_FILES_PER_BATCH,
+            .map_batches(_render_files, fn_kwargs={"config": worker_config, "longest_side": longest_side},
+                         batch_size=1, batch_format="pandas", num_cpus=RENDER_TASK_CPUS)
+            .map_batches(_OcrPages, fn_constructor_kwargs={"config": worker_config}, batch_size=OCR_ROWS_PER_BATCH,
                          batch_format="pandas", num_cpus=OCR_ACTOR_CPUS,
                          compute=ray.data.ActorPoolStrategy(size=OCR_ACTORS, max_tasks_in_flight_per_actor=calls,
                                                             max_concurrent_calls_per_actor=calls,
@@ -226,32 +242,62 @@ def _for_workers(config: PipelineConfig) -> PipelineConfig:
     return config
 
 
-class _OcrFiles:
-    """Renders and OCRs whole files through one stream of pages that outlives batches.
+def _render_files(batch, config: PipelineConfig, longest_side: int):
+    """Renders each file of the batch (one open, one read) and yields its pages in rows of up
+    to ``RENDER_PAGES_PER_ROW``, as they are rendered: a 1,000-page PDF streams on, never held
+    whole. A file that cannot be opened gives one row with its error and no pages; a page that
+    cannot be rendered travels as its ``InputError`` (the OCR stage makes it a failed page)."""
+    import pandas as pd
 
-    Ray Data calls the actor from up to ``_ocr_calls(config)`` threads at once (batches of
-    ``OCR_FILES_PER_BATCH`` files). Each call queues its files and waits for their pages; one
-    ``astream_sources`` on the actor's event loop reads the queued files one after the other, as
-    the local runner reads its files: the reader's window of requests stays full across files and
-    batches, and its look-ahead (twice the window) bounds the rendered pages held. A file is done
-    when its planned pages have come back (or it failed to open). When no file has been queued
-    for ``OCR_IDLE_S``, the stream ends (the window drains: the run's tail) and the next call
-    starts another on the same engine.
+    reader = make_reader(config)
+    password = config.input.password.get_secret_value() if config.input.password else None
+    for read, known_as, already in zip(batch["read"], batch["known_as"], batch["already"]):
+        def row(items: list, error: str = "", last: bool = False) -> "pd.DataFrame":
+            return pd.DataFrame({"read": [read], "known_as": [known_as], "already": [already],
+                                 "items": [pickle.dumps(items)], "error": [error], "last": [last]})
+
+        try:
+            source = DocumentSource(read, password=password, longest_side=longest_side,
+                                    text_words=reader.regions != "off", detect_rotation=reader.detect_rotation)
+        except InputError as exc:
+            yield row([], str(exc).replace(read, known_as), last=True)
+            continue
+        with source:
+            _rename(source, known_as)
+            items: list = []
+            for item in source.iter_pages(reader.pages):
+                if len(items) == RENDER_PAGES_PER_ROW:
+                    yield row(items)
+                    items = []
+                items.append(item)
+            yield row(items, last=True)
+
+
+class _OcrPages:
+    """Reads rendered pages through one stream that outlives batches, and hands files on whole.
+
+    Ray Data calls the actor from up to ``_ocr_calls(config)`` threads at once, each with a few
+    rows of rendered pages. Each call queues its pages and waits for them; one ``astream_pages``
+    on the actor's event loop reads the queued pages in turn, so the reader's window of requests
+    stays full across files and batches, as in the local runner. Documents come back in the
+    order pages were queued (``ocr_in_order``), which says whose each is. A file is handed on,
+    its pages in page order, by the call whose pages completed it (its last row seen, every page
+    queued back); the others return nothing. When no page has been queued for ``OCR_IDLE_S``
+    the stream ends (the window drains: the run's tail) and the next call starts another.
     """
 
     def __init__(self, config: PipelineConfig):
         self.reader = make_reader(config)
         self.fingerprint = settings_fingerprint(config)
-        self.password = config.input.password.get_secret_value() if config.input.password else None
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, name="ocr-loop", daemon=True).start()
         self._release: asyncio.Event | None = None
         self._holding = None
-        self._queue: asyncio.Queue | None = None  # (read, known_as) to read, on self.loop
-        self._pending: dict[str, _PendingFile] = {}  # known_as -> its pages so far and its waiter
-        self._accepting = False  # a stream is taking queued files
+        self._queue: asyncio.Queue | None = None  # pages to read, on self.loop
+        self._owners: collections.deque = collections.deque()  # (call, file) of each queued page, in order
+        self._files: dict[str, _PendingFile] = {}  # known_as -> its pages so far
+        self._accepting = False  # a stream is taking queued pages
         self._streams: set[asyncio.Task] = set()
-        self._renamed: dict[str, str] = {}  # read -> known_as
 
     async def _hold_engine(self, ready: asyncio.Future) -> None:
         """Lease the reader's engine for the actor's life: every batch then shares it."""
@@ -265,7 +311,7 @@ class _OcrFiles:
                 ready.set_exception(exc)
             raise
 
-    async def _read(self, rows: list[tuple[str, str, int]]) -> tuple[dict[str, list], dict[str, str]]:
+    async def _read(self, rows: list[tuple[str, str, str, list, str, bool]]) -> list[_PendingFile]:
         if self._holding is None:
             ready = self.loop.create_future()
             self._holding = asyncio.ensure_future(self._hold_engine(ready))
@@ -275,110 +321,106 @@ class _OcrFiles:
                 self._holding = None  # the reader raises it again in the stream, as the local runner would
         if self._queue is None:
             self._queue = asyncio.Queue()
-        waiting = []
-        for read, known_as, expected in rows:
-            pending = self._pending[known_as] = _PendingFile(expected, self.loop.create_future())
-            waiting.append(pending.done)
-            if expected == 0:
-                self._finish(known_as)
-            else:
-                self._queue.put_nowait((read, known_as))
-        if not self._accepting:  # the last stream stopped taking files (it may still be draining)
+        call = _Call(self.loop.create_future())
+        for read, known_as, already, items, error, last in rows:
+            file = self._files.get(known_as)
+            if file is None:
+                file = self._files[known_as] = _PendingFile(read, known_as, already)
+            file.error = file.error or error
+            file.last_seen = file.last_seen or last
+            for item in items:
+                file.queued += 1
+                call.waiting += 1
+                self._owners.append((call, file))
+                self._queue.put_nowait(item)
+            self._check_done(file, call)
+        if call.waiting == 0:
+            call.done.set_result(None)
+        elif not self._accepting:  # the last stream stopped taking pages (it may still be draining)
             self._accepting = True
             self._streams.add(stream := asyncio.ensure_future(self._stream()))
             stream.add_done_callback(self._streams.discard)
-        await asyncio.gather(*waiting)
-        documents, errors = {}, {}
-        for _, known_as, _ in rows:
-            pending = self._pending.pop(known_as)
-            documents[known_as] = pending.documents
-            if pending.error:
-                errors[known_as] = pending.error
-        return documents, errors
+        await call.done
+        return call.files
 
-    def _finish(self, known_as: str, error: str = "") -> None:
-        pending = self._pending.get(known_as)
-        if pending is not None and not pending.done.done():
-            pending.error = pending.error or error
-            pending.done.set_result(None)
+    def _check_done(self, file: _PendingFile, call: _Call) -> None:
+        """Hand ``file`` to ``call`` once its last row is in and every page it queued is back."""
+        if file.last_seen and len(file.documents) == file.queued and self._files.get(file.known_as) is file:
+            del self._files[file.known_as]
+            file.documents.sort(key=lambda document: document.metadata.get("page") or 0)
+            call.files.append(file)
 
     async def _stream(self) -> None:
-        """One stream over queued files, until none is queued for ``OCR_IDLE_S``; then it drains
+        """One stream over queued pages, until none is queued for ``OCR_IDLE_S``; then it drains
         while a later call may start the next."""
-        taken: list[str] = []
-
-        async def sources():
+        async def pages():
             while True:
                 try:
-                    read, known_as = await asyncio.wait_for(self._queue.get(), OCR_IDLE_S)
+                    yield await asyncio.wait_for(self._queue.get(), OCR_IDLE_S)
                 except TimeoutError:
-                    if self._queue.empty():  # one thread runs the loop: no file is queued between here and return
+                    if self._queue.empty():  # one thread runs the loop: no page is queued between here and return
                         self._accepting = False
                         return
-                    continue
-                taken.append(known_as)
-                try:
-                    source = await asyncio.to_thread(DocumentSource, read, password=self.password)
-                except InputError as exc:
-                    self._finish(known_as, str(exc).replace(read, known_as))
-                    continue
-                _rename(source, known_as)
-                self._renamed[read] = known_as
-                yield source
-
-        def failed(error: InputError) -> None:
-            known_as = self._renamed.get(error.file, error.file)
-            self._finish(known_as, str(error).replace(error.file, known_as))
 
         try:
-            async for document in self.reader.astream_sources(sources(), on_file_error=failed):
+            async for document in self.reader.astream_pages(pages()):
                 if document.ocr.status != "failed":
                     stamp(document, self.fingerprint)
-                known_as = document.metadata["file_path"]
-                pending = self._pending.get(known_as)
-                if pending is None or pending.done.done():
-                    log.warning("%s: page %s came back after the file was done", known_as,
-                                document.metadata.get("page"))
-                    continue
-                pending.documents.append(document)
-                if len(pending.documents) >= pending.expected:
-                    self._finish(known_as)
+                call, file = self._owners.popleft()
+                file.documents.append(document)
+                call.waiting -= 1
+                self._check_done(file, call)
+                if call.waiting == 0 and not call.done.done():
+                    call.done.set_result(None)
         except BaseException as exc:
             self._accepting = False
-            for pending in self._pending.values():  # every waiting call fails with it, as a batch did
-                if not pending.done.done():
-                    pending.done.set_exception(exc)
+            for call, _ in self._owners:  # every waiting call fails with it, as a batch did
+                if not call.done.done():
+                    call.done.set_exception(exc)
+            self._owners.clear()
+            self._files.clear()
             while not self._queue.empty():
                 self._queue.get_nowait()
-            return
-        for known_as in taken:  # fewer pages than planned: what came back is the file's
-            pending = self._pending.get(known_as)
-            if pending is not None and not pending.done.done():
-                log.warning("%s: %d of %d planned pages read", known_as, len(pending.documents), pending.expected)
-                self._finish(known_as)
 
     def __call__(self, batch):
-        rows = list(zip(batch["read"], batch["known_as"], (int(n) for n in batch["pages_planned"])))
-        documents, errors = asyncio.run_coroutine_threadsafe(self._read(rows), self.loop).result()
-        out = batch.copy()
-        out["pages"] = [pickle.dumps(documents[known_as]) for _, known_as, _ in rows]
-        out["error"] = [errors.get(known_as, "") for _, known_as, _ in rows]
-        return out
+        import pandas as pd
+
+        rows = [(read, known_as, already, pickle.loads(items), error, bool(last))
+                for read, known_as, already, items, error, last
+                in zip(batch["read"], batch["known_as"], batch["already"], batch["items"], batch["error"], batch["last"])]
+        files = asyncio.run_coroutine_threadsafe(self._read(rows), self.loop).result()
+        return pd.DataFrame({"read": [f.read for f in files], "known_as": [f.known_as for f in files],
+                             "already": [f.already for f in files],
+                             "pages": [pickle.dumps(f.documents) for f in files],
+                             "error": [f.error for f in files]},
+                            columns=["read", "known_as", "already", "pages", "error"])
 
 
 class _PendingFile:
-    __slots__ = ("expected", "done", "documents", "error")
+    """A file whose pages are being read: done when its last row is in and every page is back."""
 
-    def __init__(self, expected: int, done: asyncio.Future):
-        self.expected, self.done, self.documents, self.error = expected, done, [], ""
+    __slots__ = ("read", "known_as", "already", "queued", "documents", "error", "last_seen")
+
+    def __init__(self, read: str, known_as: str, already: str):
+        self.read, self.known_as, self.already = read, known_as, already
+        self.queued, self.documents, self.error, self.last_seen = 0, [], "", False
+
+
+class _Call:
+    """One call into the OCR actor: its pages still out, and the files it hands on."""
+
+    __slots__ = ("done", "waiting", "files")
+
+    def __init__(self, done: asyncio.Future):
+        self.done, self.waiting, self.files = done, 0, []
 
 
 def _ocr_calls(config: PipelineConfig) -> int:
-    """Concurrent calls into the OCR actor: enough queued files to cover the reader's look-ahead
-    (twice the window over every URL) were each file one page."""
+    """Concurrent calls into the OCR actor: enough rows queued to cover the reader's look-ahead
+    (twice the window over every URL) were each row one page."""
     urls = config.ocr.url if isinstance(config.ocr.url, list) else [config.ocr.url]
     window = config.ocr.max_in_flight * max(1, len(urls))
-    return max(2, min(OCR_MAX_CALLS, -(-2 * window // OCR_FILES_PER_BATCH)))
+    return max(2, min(OCR_MAX_CALLS, -(-2 * window // OCR_ROWS_PER_BATCH)))
 
 
 def _rename(source: DocumentSource, known_as: str) -> None:
