@@ -14,7 +14,10 @@ from .documents import one_column_pdf, two_column_pdf
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'lightocr-ingest[ray]' to test --runner ray")
 pytest.importorskip("ray.data", reason="ray[data] is not installed: pip install 'lightocr-ingest[ray]'")
 
-from lightocr_ingest.pipeline.ray_runner import RayIngestor  # noqa: E402
+from lightocr_ingest.pipeline.ray_runner import RENDER_PAGES_PER_ROW, RayIngestor  # noqa: E402
+
+LONG_PAGES = RENDER_PAGES_PER_ROW * 2 + 3  # a file that reaches the OCR actor in three rows
+PAGES = 3 + 1 + 2 + LONG_PAGES  # in the files fixture
 
 # What differs from run to run.
 TIMING_KEYS = {"ocr_latency_s", "locate_s", "latency_s", "elapsed_s", "pages_per_s", "cpu_ms_per_page"}
@@ -37,6 +40,9 @@ def files(tmp_path_factory):
     one_column_pdf(folder / "report.pdf", pages=3)
     two_column_pdf(folder / "columns.pdf")
     one_column_pdf(folder / "notes.pdf", pages=2, title="Field Notes on Soil Erosion")
+    # Rendered in rows of RENDER_PAGES_PER_ROW pages that reach the OCR actor in separate calls: the file's
+    # chunks must still be cut from all its pages in order.
+    one_column_pdf(folder / "long.pdf", pages=LONG_PAGES, title="Annual Sediment Survey")
     return folder
 
 
@@ -109,7 +115,7 @@ def test_ray_runner_stores_the_local_runners_points_and_a_rerun_does_nothing(loc
         ingestor = RayIngestor(config(tmp_path, server.url, "ray"))
         try:
             report = ingestor.run(paths)
-            assert len(server.requests) - sent_by_local == sent_by_local == 6  # every page once
+            assert len(server.requests) - sent_by_local == sent_by_local == PAGES  # every page once
             assert points(ingestor) == local_points
             assert_same_vectors(vectors(ingestor), local_vectors)
             assert summary(report) == summary(local_report) and totals(report) == totals(local_report)
@@ -118,7 +124,7 @@ def test_ray_runner_stores_the_local_runners_points_and_a_rerun_does_nothing(loc
             sent = len(server.requests)
             again = ingestor.run(paths)
             assert len(server.requests) == sent
-            assert again.totals()["files_skipped"] == 3 and again.points_after == again.points_before
+            assert again.totals()["files_skipped"] == 4 and again.points_after == again.points_before
             assert points(ingestor) == local_points
         finally:
             ingestor.close()
@@ -202,3 +208,39 @@ def test_a_half_stored_file_resumes_to_the_same_points_without_ocr(local_ray, fi
     (file,) = resumed.files
     assert file.status == "ok" and file.chunks == first.files[0].chunks
     assert file.chunks_already_stored == len(ids) // 2 > 0 and all(p.cached for p in file.pages)
+
+
+def test_a_files_pages_read_in_several_calls_come_back_once_as_the_whole_file_in_page_order(files, tmp_path):
+    """The OCR actor without Ray: rows of rendered pages, the long file's three out of order and in
+    concurrent calls, as Ray Data may deliver them. Each file comes out once, whole, pages in order,
+    from the call that completed it; a file that could no longer be opened comes out with its error."""
+    import concurrent.futures
+
+    import pandas as pd
+
+    from lightocr_ingest.pipeline.ray_runner import _OcrPages, _render_files
+
+    with FakeVLLMServer() as server:
+        cfg = config(tmp_path, server.url, "unit")
+        batch = pd.DataFrame({"read": [str(files / "long.pdf"), str(files / "report.pdf"), str(tmp_path / "gone.pdf")],
+                              "known_as": ["long.pdf", "report.pdf", "gone.pdf"], "already": ["", "", ""]})
+        rows = [row for i in range(3) for row in _render_files(batch.iloc[i:i + 1], cfg, 1540)]
+        assert [(r["known_as"][0], bool(r["last"][0])) for r in rows] == [
+            ("long.pdf", False), ("long.pdf", False), ("long.pdf", True), ("report.pdf", True), ("gone.pdf", True)]
+        assert "gone.pdf" in rows[-1]["error"][0] and "/" not in rows[-1]["error"][0].split(":")[0]
+        actor = _OcrPages(cfg)
+        order = [rows[2], rows[4], rows[0], rows[3], rows[1]]  # the long file's last row first
+        try:
+            with concurrent.futures.ThreadPoolExecutor(len(order)) as pool:
+                outputs = list(pool.map(actor, order))
+        finally:
+            actor.close()
+    handed_on = pd.concat(outputs)
+    assert sorted(handed_on["known_as"]) == ["gone.pdf", "long.pdf", "report.pdf"]  # each file once
+    import pickle
+
+    by_file = {name: pickle.loads(pages) for name, pages in zip(handed_on["known_as"], handed_on["pages"])}
+    assert [d.metadata["page"] for d in by_file["long.pdf"]] == list(range(1, LONG_PAGES + 1))
+    assert [d.metadata["page"] for d in by_file["report.pdf"]] == [1, 2, 3]
+    assert by_file["gone.pdf"] == [] and handed_on.set_index("known_as")["error"]["gone.pdf"] == "gone.pdf: file not found"
+    assert len(server.requests) == LONG_PAGES + 3  # each page once

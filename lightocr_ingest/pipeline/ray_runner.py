@@ -382,6 +382,17 @@ class _OcrPages:
             while not self._queue.empty():
                 self._queue.get_nowait()
 
+    def close(self) -> None:
+        """Give the engine back and stop the loop (Ray ends the actor's process without it)."""
+        async def release():
+            if self._release is not None:
+                self._release.set()
+            if self._holding is not None:
+                await asyncio.gather(self._holding, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(release(), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
     def __call__(self, batch):
         import pandas as pd
 
