@@ -120,6 +120,10 @@ def test_ray_runner_stores_the_local_runners_points_and_a_rerun_does_nothing(loc
             assert_same_vectors(vectors(ingestor), local_vectors)
             assert summary(report) == summary(local_report) and totals(report) == totals(local_report)
             assert report.ok and report.totals()["chunks"] == len(local_points) > 0
+            # The report counts the workers' CPU (rendering, requests, chunking are theirs), not the driver's alone.
+            worked = {stage for stage, ns in report.cpu_ns.items() if ns > 0}
+            assert {"open", "render", "encode", "requests", "chunking", "upsert", "process"} <= worked
+            assert report.cpu_ns["process"] > sum(ns for stage, ns in report.cpu_ns.items() if stage != "process")
 
             sent = len(server.requests)
             again = ingestor.run(paths)

@@ -39,7 +39,7 @@ from collections.abc import Iterable
 
 from llama_index.core.schema import MetadataMode
 
-from ..cpu_cost import LEDGER
+from ..cpu_cost import LEDGER, stage_cpu
 from ..errors import InputError
 from ..pages import DocumentSource
 from ..pages.orientation import ensure_classifier
@@ -149,6 +149,7 @@ class RayIngestor(Ingestor):
                 storing.result()
                 raise RuntimeError("the store stage ended before the run did")
 
+        workers_cpu: dict[str, int] = {}
         try:
             if to_read:
                 if self.reader.detect_rotation:
@@ -157,6 +158,7 @@ class RayIngestor(Ingestor):
                 rows = iter(_dataset(self.config, to_read, longest_side).iter_rows())
                 while (row := await asyncio.to_thread(next, rows, None)) is not None:
                     path = row["known_as"]
+                    workers_cpu = _summed([workers_cpu] + [pickle.loads(row[column]) for column in CPU_COLUMNS])
                     documents = pickle.loads(row["pages"])
                     if row["error"]:
                         file_failed(path, row["error"])
@@ -186,8 +188,9 @@ class RayIngestor(Ingestor):
         await asyncio.to_thread(ensure_payload_indexes, self.client, self.collection)
         report.points_after = count_points(self.client, self.collection)
         report.elapsed_s = time.perf_counter() - started
-        spent = LEDGER.snapshot().minus(cpu_before)  # the driver's share only: the workers' is not gathered
-        report.cpu_ns = dict(spent.by_stage, process=time.process_time_ns() - process_cpu_before)
+        spent = LEDGER.snapshot().minus(cpu_before)
+        report.cpu_ns = _summed([dict(spent.by_stage, process=time.process_time_ns() - process_cpu_before),
+                                 workers_cpu])
         yield report
 
 
@@ -254,11 +257,13 @@ def _render_files(batch, config: PipelineConfig, longest_side: int):
     for read, known_as, already in zip(batch["read"], batch["known_as"], batch["already"]):
         def row(items: list, error: str = "", last: bool = False) -> "pd.DataFrame":
             return pd.DataFrame({"read": [read], "known_as": [known_as], "already": [already],
-                                 "items": [pickle.dumps(items)], "error": [error], "last": [last]})
+                                 "items": [pickle.dumps(items)], "error": [error], "last": [last],
+                                 "cpu_render": [_PROCESS_CPU.take()]})
 
         try:
-            source = DocumentSource(read, password=password, longest_side=longest_side,
-                                    text_words=reader.regions != "off", detect_rotation=reader.detect_rotation)
+            with stage_cpu("open"):
+                source = DocumentSource(read, password=password, longest_side=longest_side,
+                                        text_words=reader.regions != "off", detect_rotation=reader.detect_rotation)
         except InputError as exc:
             yield row([], str(exc).replace(read, known_as), last=True)
             continue
@@ -298,6 +303,9 @@ class _OcrPages:
         self._files: dict[str, _PendingFile] = {}  # known_as -> its pages so far
         self._accepting = False  # a stream is taking queued pages
         self._streams: set[asyncio.Task] = set()
+        self._loop_cpu: int | None = None  # the loop thread's CPU and its timed stages when last asked
+        self._loop_staged = 0
+        self._requests_ns = 0  # the loop's not yet handed on (calls that hand no file on leave theirs here)
 
     async def _hold_engine(self, ready: asyncio.Future) -> None:
         """Lease the reader's engine for the actor's life: every batch then shares it."""
@@ -311,7 +319,10 @@ class _OcrPages:
                 ready.set_exception(exc)
             raise
 
-    async def _read(self, rows: list[tuple[str, str, str, list, str, bool]]) -> list[_PendingFile]:
+    async def _read(self, rows: list[tuple[str, str, str, list, str, bool, dict]]) -> tuple[list[_PendingFile], int]:
+        if self._loop_cpu is None:
+            self._loop_cpu, self._loop_staged = time.thread_time_ns(), LEDGER.snapshot().by_thread.get(
+                threading.get_ident(), 0)
         if self._holding is None:
             ready = self.loop.create_future()
             self._holding = asyncio.ensure_future(self._hold_engine(ready))
@@ -322,10 +333,11 @@ class _OcrPages:
         if self._queue is None:
             self._queue = asyncio.Queue()
         call = _Call(self.loop.create_future())
-        for read, known_as, already, items, error, last in rows:
+        for read, known_as, already, items, error, last, render_cpu in rows:
             file = self._files.get(known_as)
             if file is None:
                 file = self._files[known_as] = _PendingFile(read, known_as, already)
+            file.render_cpu = _summed([file.render_cpu, render_cpu])
             file.error = file.error or error
             file.last_seen = file.last_seen or last
             for item in items:
@@ -341,7 +353,19 @@ class _OcrPages:
             self._streams.add(stream := asyncio.ensure_future(self._stream()))
             stream.add_done_callback(self._streams.discard)
         await call.done
-        return call.files
+        return call.files, self._requests_cpu(handing_on=bool(call.files))
+
+    def _requests_cpu(self, handing_on: bool) -> int:
+        """The event loop's CPU, less the stages timed on it: sending requests and taking answers,
+        as the local runner's ``requests``. Kept until a call hands a file on (on the loop)."""
+        loop_now = time.thread_time_ns()
+        staged_now = LEDGER.snapshot().by_thread.get(threading.get_ident(), 0)
+        self._requests_ns += max(0, (loop_now - self._loop_cpu) - (staged_now - self._loop_staged))
+        self._loop_cpu, self._loop_staged = loop_now, staged_now
+        if not handing_on:
+            return 0
+        spent, self._requests_ns = self._requests_ns, 0
+        return spent
 
     def _check_done(self, file: _PendingFile, call: _Call) -> None:
         """Hand ``file`` to ``call`` once its last row is in and every page it queued is back."""
@@ -396,25 +420,31 @@ class _OcrPages:
     def __call__(self, batch):
         import pandas as pd
 
-        rows = [(read, known_as, already, pickle.loads(items), error, bool(last))
-                for read, known_as, already, items, error, last
-                in zip(batch["read"], batch["known_as"], batch["already"], batch["items"], batch["error"], batch["last"])]
-        files = asyncio.run_coroutine_threadsafe(self._read(rows), self.loop).result()
+        rows = [(read, known_as, already, pickle.loads(items), error, bool(last), pickle.loads(cpu))
+                for read, known_as, already, items, error, last, cpu
+                in zip(batch["read"], batch["known_as"], batch["already"], batch["items"], batch["error"], batch["last"],
+                       batch["cpu_render"])]
+        files, requests_ns = asyncio.run_coroutine_threadsafe(self._read(rows), self.loop).result()
+        own = _PROCESS_CPU.column(len(files))
+        if files:
+            own[0] = pickle.dumps(dict(pickle.loads(own[0]), requests=requests_ns))
         return pd.DataFrame({"read": [f.read for f in files], "known_as": [f.known_as for f in files],
                              "already": [f.already for f in files],
                              "pages": [pickle.dumps(f.documents) for f in files],
-                             "error": [f.error for f in files]},
-                            columns=["read", "known_as", "already", "pages", "error"])
+                             "error": [f.error for f in files],
+                             "cpu_render": [pickle.dumps(f.render_cpu) for f in files], "cpu_ocr": own},
+                            columns=["read", "known_as", "already", "pages", "error", "cpu_render", "cpu_ocr"])
 
 
 class _PendingFile:
     """A file whose pages are being read: done when its last row is in and every page is back."""
 
-    __slots__ = ("read", "known_as", "already", "queued", "documents", "error", "last_seen")
+    __slots__ = ("read", "known_as", "already", "queued", "documents", "error", "last_seen", "render_cpu")
 
     def __init__(self, read: str, known_as: str, already: str):
         self.read, self.known_as, self.already = read, known_as, already
         self.queued, self.documents, self.error, self.last_seen = 0, [], "", False
+        self.render_cpu: dict[str, int] = {}
 
 
 class _Call:
@@ -454,9 +484,11 @@ def _chunk_files(batch, config: PipelineConfig):
     nodes = []
     for pages in batch["pages"]:
         documents = [d for d in pickle.loads(pages) if d.ocr.status != "failed"]
-        nodes.append(pickle.dumps(parser.chunk_file(documents) if documents else []))
+        with stage_cpu("chunking"):
+            nodes.append(pickle.dumps(parser.chunk_file(documents) if documents else []))
     out = batch.copy()
     out["nodes"] = nodes
+    out["cpu_chunk"] = _PROCESS_CPU.column(len(nodes))
     return out
 
 
@@ -474,13 +506,53 @@ class _EmbedChunks:
         stored = [set(ids.split("\n")) for ids in batch["already"]]
         todo = [node for nodes, done in zip(files, stored) for node in nodes if node.node_id not in done]
         if todo:
-            vectors = self.model.get_text_embedding_batch(
-                [node.get_content(metadata_mode=MetadataMode.EMBED) for node in todo])
+            with stage_cpu("chunking"):  # where the local runner counts it
+                texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in todo]
+            vectors = self.model.get_text_embedding_batch(texts)
             for node, vector in zip(todo, vectors):
                 node.embedding = vector
         out = batch.copy()
         out["nodes"] = [pickle.dumps(nodes) for nodes in files]
+        out["cpu_embed"] = _PROCESS_CPU.column(len(files))
         return out
+
+
+CPU_COLUMNS = ("cpu_render", "cpu_ocr", "cpu_chunk", "cpu_embed")  # each stage's CPU, gathered by the driver
+
+
+class _ProcessCpu:
+    """This worker process's CPU by stage (``cpu_cost``) and in all, since it was last taken.
+
+    Each Ray stage adds what its process spent to the rows it hands on, and the driver sums
+    them into the report: the report's ``cpu_ms_per_page`` then counts the cluster, not the
+    driver alone (a worker's first share includes loading its models)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stages, self._process = LEDGER.snapshot(), time.process_time_ns()
+
+    def take(self) -> bytes:
+        with self._lock:
+            stages, process = LEDGER.snapshot(), time.process_time_ns()
+            spent = dict(stages.minus(self._stages).by_stage, process=process - self._process)
+            self._stages, self._process = stages, process
+        return pickle.dumps({stage: ns for stage, ns in spent.items() if ns})
+
+    def column(self, rows: int) -> list[bytes]:
+        """A column for ``rows`` rows: what was spent, on the first (none when there are no rows:
+        it is taken with the next)."""
+        return [self.take()] + [pickle.dumps({})] * (rows - 1) if rows else []
+
+
+_PROCESS_CPU = _ProcessCpu()
+
+
+def _summed(parts: list[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in parts:
+        for stage, ns in part.items():
+            total[stage] = total.get(stage, 0) + ns
+    return total
 
 
 def ray_available() -> bool:
