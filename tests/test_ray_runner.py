@@ -248,3 +248,40 @@ def test_a_files_pages_read_in_several_calls_come_back_once_as_the_whole_file_in
     assert [d.metadata["page"] for d in by_file["report.pdf"]] == [1, 2, 3]
     assert by_file["gone.pdf"] == [] and handed_on.set_index("known_as")["error"]["gone.pdf"] == "gone.pdf: file not found"
     assert len(server.requests) == LONG_PAGES + 3  # each page once
+
+
+def test_a_draining_stream_and_the_next_one_hand_each_page_to_its_own_file(files, tmp_path):
+    """The OCR actor's stream stops taking pages after OCR_IDLE_S without any, and drains while
+    the next call starts another: pages of the new stream answered first must still go to their
+    own file (a single queue of owners for both streams gave them to the draining file)."""
+    import concurrent.futures
+    import pickle
+    import time
+
+    import pandas as pd
+
+    from lightocr_ingest.pipeline.ray_runner import OCR_IDLE_S, _OcrPages, _render_files
+
+    with FakeVLLMServer(latency_s=1.0) as server:
+        cfg = config(tmp_path, server.url, "drain")
+        batch = pd.DataFrame({"read": [str(files / "long.pdf"), str(files / "report.pdf")],
+                              "known_as": ["long.pdf", "report.pdf"], "already": ["", ""]})
+        long_rows = pd.concat(list(_render_files(batch.iloc[:1], cfg, 1540)))
+        report_rows = pd.concat(list(_render_files(batch.iloc[1:], cfg, 1540)))
+        actor = _OcrPages(cfg)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                slow = pool.submit(actor, long_rows)  # every page answered after 1 s
+                time.sleep(OCR_IDLE_S + 0.4)  # its stream has stopped taking pages and is draining
+                server.latency_s = 0.0
+                fast = pool.submit(actor, report_rows)  # a new stream, answered at once
+                first_done = next(concurrent.futures.as_completed([slow, fast]))
+                outputs = {"slow": slow.result(), "fast": fast.result()}
+        finally:
+            actor.close()
+    assert first_done is fast  # the new stream's pages did come back before the draining one's
+    for name, output in outputs.items():
+        assert len(output) == 1, name
+        documents = pickle.loads(output["pages"].iloc[0])
+        assert {d.metadata["file_path"] for d in documents} == {output["known_as"].iloc[0]}
+    assert [d.metadata["page"] for d in pickle.loads(outputs["slow"]["pages"].iloc[0])] == list(range(1, LONG_PAGES + 1))

@@ -284,8 +284,8 @@ class _OcrPages:
     Ray Data calls the actor from up to ``_ocr_calls(config)`` threads at once, each with a few
     rows of rendered pages. Each call queues its pages and waits for them; one ``astream_pages``
     on the actor's event loop reads the queued pages in turn, so the reader's window of requests
-    stays full across files and batches, as in the local runner. Documents come back in the
-    order pages were queued (``ocr_in_order``), which says whose each is. A file is handed on,
+    stays full across files and batches, as in the local runner. A stream's Documents come back
+    in the order it took the pages (``ocr_in_order``), which says whose each is. A file is handed on,
     its pages in page order, by the call whose pages completed it (its last row seen, every page
     queued back); the others return nothing. When no page has been queued for ``OCR_IDLE_S``
     the stream ends (the window drains: the run's tail) and the next call starts another.
@@ -298,8 +298,7 @@ class _OcrPages:
         threading.Thread(target=self.loop.run_forever, name="ocr-loop", daemon=True).start()
         self._release: asyncio.Event | None = None
         self._holding = None
-        self._queue: asyncio.Queue | None = None  # pages to read, on self.loop
-        self._owners: collections.deque = collections.deque()  # (call, file) of each queued page, in order
+        self._queue: asyncio.Queue | None = None  # (page, call, file) to read, on self.loop
         self._files: dict[str, _PendingFile] = {}  # known_as -> its pages so far
         self._accepting = False  # a stream is taking queued pages
         self._streams: set[asyncio.Task] = set()
@@ -343,8 +342,7 @@ class _OcrPages:
             for item in items:
                 file.queued += 1
                 call.waiting += 1
-                self._owners.append((call, file))
-                self._queue.put_nowait(item)
+                self._queue.put_nowait((item, call, file))
             self._check_done(file, call)
         if call.waiting == 0:
             call.done.set_result(None)
@@ -377,20 +375,27 @@ class _OcrPages:
     async def _stream(self) -> None:
         """One stream over queued pages, until none is queued for ``OCR_IDLE_S``; then it drains
         while a later call may start the next."""
+        owners: collections.deque = collections.deque()  # (call, file) of each page taken, in order
+
         async def pages():
             while True:
                 try:
-                    yield await asyncio.wait_for(self._queue.get(), OCR_IDLE_S)
+                    item, call, file = await asyncio.wait_for(self._queue.get(), OCR_IDLE_S)
                 except TimeoutError:
                     if self._queue.empty():  # one thread runs the loop: no page is queued between here and return
                         self._accepting = False
                         return
+                    continue
+                owners.append((call, file))
+                yield item
 
         try:
+            # In the order taken (``ocr_in_order``), so ``owners`` says whose each is; a draining
+            # stream and the next one run side by side, each with its own.
             async for document in self.reader.astream_pages(pages()):
                 if document.ocr.status != "failed":
                     stamp(document, self.fingerprint)
-                call, file = self._owners.popleft()
+                call, file = owners.popleft()
                 file.documents.append(document)
                 call.waiting -= 1
                 self._check_done(file, call)
@@ -398,13 +403,13 @@ class _OcrPages:
                     call.done.set_result(None)
         except BaseException as exc:
             self._accepting = False
-            for call, _ in self._owners:  # every waiting call fails with it, as a batch did
+            waiting = [call for call, _ in owners]
+            while not self._queue.empty():
+                waiting.append(self._queue.get_nowait()[1])
+            for call in waiting:  # every waiting call fails with it, as a batch did
                 if not call.done.done():
                     call.done.set_exception(exc)
-            self._owners.clear()
             self._files.clear()
-            while not self._queue.empty():
-                self._queue.get_nowait()
 
     def close(self) -> None:
         """Give the engine back and stop the loop (Ray ends the actor's process without it)."""
