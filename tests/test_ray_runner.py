@@ -219,6 +219,7 @@ def test_a_files_pages_read_in_several_calls_come_back_once_as_the_whole_file_in
     concurrent calls, as Ray Data may deliver them. Each file comes out once, whole, pages in order,
     from the call that completed it; a file that could no longer be opened comes out with its error."""
     import concurrent.futures
+    import pickle
 
     import pandas as pd
 
@@ -227,11 +228,21 @@ def test_a_files_pages_read_in_several_calls_come_back_once_as_the_whole_file_in
     with FakeVLLMServer() as server:
         cfg = config(tmp_path, server.url, "unit")
         batch = pd.DataFrame({"read": [str(files / "long.pdf"), str(files / "report.pdf"), str(tmp_path / "gone.pdf")],
-                              "known_as": ["long.pdf", "report.pdf", "gone.pdf"], "already": ["", "", ""]})
+                              "known_as": ["long.pdf", "report.pdf", "gone.pdf"], "sha256": ["", "", ""],
+                              "already": ["", "", ""]})
         rows = [row for i in range(3) for row in _render_files(batch.iloc[i:i + 1], cfg, 1540)]
-        assert [(r["known_as"][0], bool(r["last"][0])) for r in rows] == [
-            ("long.pdf", False), ("long.pdf", False), ("long.pdf", True), ("report.pdf", True), ("gone.pdf", True)]
+        assert [(r["known_as"][0], r["first"][0], r["total"][0]) for r in rows] == [
+            ("long.pdf", 0, -1), ("long.pdf", 8, -1), ("long.pdf", 16, LONG_PAGES), ("report.pdf", 0, 3),
+            ("gone.pdf", 0, 0)]
         assert "gone.pdf" in rows[-1]["error"][0] and "/" not in rows[-1]["error"][0].split(":")[0]
+        actor = _OcrPages(cfg)
+        try:  # one after the other, the last row before the middle one: the file is not handed on short
+            assert len(actor(rows[0])) == 0 and len(actor(rows[2])) == 0
+            whole = actor(rows[1])
+        finally:
+            actor.close()
+        assert list(whole["known_as"]) == ["long.pdf"]
+        assert [d.metadata["page"] for d in pickle.loads(whole["pages"].iloc[0])] == list(range(1, LONG_PAGES + 1))
         actor = _OcrPages(cfg)
         order = [rows[2], rows[4], rows[0], rows[3], rows[1]]  # the long file's last row first
         try:
@@ -241,13 +252,11 @@ def test_a_files_pages_read_in_several_calls_come_back_once_as_the_whole_file_in
             actor.close()
     handed_on = pd.concat(outputs)
     assert sorted(handed_on["known_as"]) == ["gone.pdf", "long.pdf", "report.pdf"]  # each file once
-    import pickle
-
     by_file = {name: pickle.loads(pages) for name, pages in zip(handed_on["known_as"], handed_on["pages"])}
     assert [d.metadata["page"] for d in by_file["long.pdf"]] == list(range(1, LONG_PAGES + 1))
     assert [d.metadata["page"] for d in by_file["report.pdf"]] == [1, 2, 3]
     assert by_file["gone.pdf"] == [] and handed_on.set_index("known_as")["error"]["gone.pdf"] == "gone.pdf: file not found"
-    assert len(server.requests) == LONG_PAGES + 3  # each page once
+    assert len(server.requests) == LONG_PAGES + 3  # each page once (the second pass has the long file cached)
 
 
 def test_a_draining_stream_and_the_next_one_hand_each_page_to_its_own_file(files, tmp_path):
@@ -265,7 +274,7 @@ def test_a_draining_stream_and_the_next_one_hand_each_page_to_its_own_file(files
     with FakeVLLMServer(latency_s=1.0) as server:
         cfg = config(tmp_path, server.url, "drain")
         batch = pd.DataFrame({"read": [str(files / "long.pdf"), str(files / "report.pdf")],
-                              "known_as": ["long.pdf", "report.pdf"], "already": ["", ""]})
+                              "known_as": ["long.pdf", "report.pdf"], "sha256": ["", ""], "already": ["", ""]})
         long_rows = pd.concat(list(_render_files(batch.iloc[:1], cfg, 1540)))
         report_rows = pd.concat(list(_render_files(batch.iloc[1:], cfg, 1540)))
         actor = _OcrPages(cfg)

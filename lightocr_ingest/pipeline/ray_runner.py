@@ -36,6 +36,7 @@ import pickle
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from llama_index.core.schema import MetadataMode
 
@@ -58,6 +59,7 @@ RENDER_PAGES_PER_ROW = 8  # rendered pages per row out of a render task (~150 kB
 #                           file flows on in small rows, and a single-page scan is one row
 # Logical CPUs each stage asks Ray for (scheduling only). They add up to 2 with one of each, so the
 # whole pipeline runs on a 2-core machine; on a cluster, render tasks take the spare cores.
+RENDER_BLOCK_BYTES = 1 << 20  # blocks this small leave a task about a row (8 pages of PNG) at a time
 RENDER_TASK_CPUS = 0.5  # rendering, orientation and PNG encoding: CPU work, one thread a task
 OCR_ROWS_PER_BATCH = 4  # rows of rendered pages per call into the OCR actor (calls run concurrently: see _OcrPages)
 OCR_MAX_CALLS = 256  # at most this many calls (threads) at once in the OCR actor
@@ -125,7 +127,7 @@ class RayIngestor(Ingestor):
                 item.source.close()  # a worker opens it again (it may be on another machine)
                 already[file_report.path] = item.already
                 to_read.append({"read": os.path.abspath(path), "known_as": file_report.path,
-                                "already": sorted(item.already)})
+                                "sha256": file_report.sha256 or "", "already": sorted(item.already)})
                 total += len(item.page_numbers)
         if on_total:
             on_total(total)
@@ -150,11 +152,13 @@ class RayIngestor(Ingestor):
                 raise RuntimeError("the store stage ended before the run did")
 
         workers_cpu: dict[str, int] = {}
+        rows, data_context = None, None
         try:
             if to_read:
                 if self.reader.detect_rotation:
                     await asyncio.to_thread(ensure_classifier)  # a missing model stops here, with the fix
                 longest_side = await self.reader.rendering_size()  # the model's, asked once for every render task
+                data_context = _set_data_context()
                 rows = iter(_dataset(self.config, to_read, longest_side).iter_rows())
                 while (row := await asyncio.to_thread(next, rows, None)) is not None:
                     path = row["known_as"]
@@ -179,6 +183,9 @@ class RayIngestor(Ingestor):
                 await send(None)
             await storing
         finally:
+            if rows is not None and hasattr(rows, "close"):
+                await asyncio.to_thread(rows.close)  # stops the dataset: no more rendering or requests
+            _restore_data_context(data_context)
             if not storing.done():
                 storing.cancel()
                 try:
@@ -210,15 +217,12 @@ def _dataset(config: PipelineConfig, to_read: list[dict], longest_side: int):
     import ray
     import ray.data
 
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.execution_options.preserve_order = False  # the report is kept in plan order by the driver
     worker_config = _for_workers(config)
     e = config.embedding
     gpus = ray.cluster_resources().get("GPU", 0)
     embed_on_gpu = e.device.startswith("cuda") or (e.device == "auto" and gpus > 0)
     calls = _ocr_calls(config)
-    dataset = ray.data.from_items([{"read": r["read"], "known_as": r["known_as"],
+    dataset = ray.data.from_items([{"read": r["read"], "known_as": r["known_as"], "sha256": r["sha256"],
                                     "already": "\n".join(r["already"])} for r in to_read])
     return (dataset
             .map_batches(_render_files, fn_kwargs={"config": worker_config, "longest_side": longest_side},
@@ -234,6 +238,44 @@ def _dataset(config: PipelineConfig, to_read: list[dict], longest_side: int):
                          batch_size=EMBED_FILES_PER_BATCH, batch_format="pandas",
                          compute=ray.data.ActorPoolStrategy(size=max(1, int(gpus)) if embed_on_gpu else 1),
                          num_gpus=1 if embed_on_gpu else 0, num_cpus=1 if not embed_on_gpu else 0.5))
+
+
+_DATA_SETTINGS = {  # DataContext attribute path -> value for this runner's datasets (restored after the run)
+    "enable_progress_bars": False,  # the CLI draws its own
+    "execution_options.preserve_order": False,  # the driver keeps the report in plan order
+    # Rows leave a render task as they are made: with Ray's default blocks (128 MiB) a long PDF
+    # would be rendered whole inside its task before any page reached the OCR actor.
+    "target_max_block_size": RENDER_BLOCK_BYTES,
+}
+
+
+def _set_data_context() -> dict:
+    """Set ``_DATA_SETTINGS`` on the current DataContext; returns what they were."""
+    import ray.data
+
+    context, before = ray.data.DataContext.get_current(), {}
+    for path, value in _DATA_SETTINGS.items():
+        *parents, name = path.split(".")
+        owner = context
+        for parent in parents:
+            owner = getattr(owner, parent)
+        before[path] = getattr(owner, name)
+        setattr(owner, name, value)
+    return before
+
+
+def _restore_data_context(before: dict | None) -> None:
+    if not before:
+        return
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    for path, value in before.items():
+        *parents, name = path.split(".")
+        owner = context
+        for parent in parents:
+            owner = getattr(owner, parent)
+        setattr(owner, name, value)
 
 
 def _for_workers(config: PipelineConfig) -> PipelineConfig:
@@ -254,28 +296,36 @@ def _render_files(batch, config: PipelineConfig, longest_side: int):
 
     reader = make_reader(config)
     password = config.input.password.get_secret_value() if config.input.password else None
-    for read, known_as, already in zip(batch["read"], batch["known_as"], batch["already"]):
-        def row(items: list, error: str = "", last: bool = False) -> "pd.DataFrame":
+    for read, known_as, sha256, already in zip(batch["read"], batch["known_as"], batch["sha256"], batch["already"]):
+        def row(items: list, first: int, error: str = "", total: int = -1) -> "pd.DataFrame":
+            """``items`` are the file's pages ``first``, ``first`` + 1...; ``total`` (on its last
+            row only) how many it has in all."""
             return pd.DataFrame({"read": [read], "known_as": [known_as], "already": [already],
-                                 "items": [pickle.dumps(items)], "error": [error], "last": [last],
-                                 "cpu_render": [_PROCESS_CPU.take()]})
+                                 "items": [pickle.dumps(items)], "first": [first], "error": [error],
+                                 "total": [total], "cpu_render": [_PROCESS_CPU.take()]})
 
         try:
             with stage_cpu("open"):
                 source = DocumentSource(read, password=password, longest_side=longest_side,
                                         text_words=reader.regions != "off", detect_rotation=reader.detect_rotation)
         except InputError as exc:
-            yield row([], str(exc).replace(read, known_as), last=True)
+            yield row([], 0, str(exc).replace(read, known_as), total=0)
             continue
         with source:
+            if sha256 and source.source.sha256 != sha256:
+                yield row([], 0, f"{known_as}: changed since it was planned (its bytes differ); run again to read "
+                                 "the new version", total=0)
+                continue
             _rename(source, known_as)
             items: list = []
+            sent = 0
             for item in source.iter_pages(reader.pages):
                 if len(items) == RENDER_PAGES_PER_ROW:
-                    yield row(items)
+                    yield row(items, sent)
+                    sent += len(items)
                     items = []
                 items.append(item)
-            yield row(items, last=True)
+            yield row(items, sent, total=sent + len(items))
 
 
 class _OcrPages:
@@ -285,15 +335,16 @@ class _OcrPages:
     rows of rendered pages. Each call queues its pages and waits for them; one ``astream_pages``
     on the actor's event loop reads the queued pages in turn, so the reader's window of requests
     stays full across files and batches, as in the local runner. A stream's Documents come back
-    in the order it took the pages (``ocr_in_order``), which says whose each is. A file is handed on,
-    its pages in page order, by the call whose pages completed it (its last row seen, every page
-    queued back); the others return nothing. When no page has been queued for ``OCR_IDLE_S``
+    in the order it took the pages (``ocr_in_order``), which says whose each is. A file is handed
+    on, its pages in page order, by the call whose pages completed it (its last row says how many
+    it has, and every one is back: rows may arrive in any order); the others return nothing. When no page has been queued for ``OCR_IDLE_S``
     the stream ends (the window drains: the run's tail) and the next call starts another.
     """
 
     def __init__(self, config: PipelineConfig):
         self.reader = make_reader(config)
         self.fingerprint = settings_fingerprint(config)
+        self.restarted = _restarted_actor()
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, name="ocr-loop", daemon=True).start()
         self._release: asyncio.Event | None = None
@@ -318,7 +369,7 @@ class _OcrPages:
                 ready.set_exception(exc)
             raise
 
-    async def _read(self, rows: list[tuple[str, str, str, list, str, bool, dict]]) -> tuple[list[_PendingFile], int]:
+    async def _read(self, rows: list[_Row]) -> tuple[list[_PendingFile], int]:
         if self._loop_cpu is None:
             self._loop_cpu, self._loop_staged = time.thread_time_ns(), LEDGER.snapshot().by_thread.get(
                 threading.get_ident(), 0)
@@ -332,17 +383,17 @@ class _OcrPages:
         if self._queue is None:
             self._queue = asyncio.Queue()
         call = _Call(self.loop.create_future())
-        for read, known_as, already, items, error, last, render_cpu in rows:
-            file = self._files.get(known_as)
+        for row in rows:
+            file = self._files.get(row.known_as)
             if file is None:
-                file = self._files[known_as] = _PendingFile(read, known_as, already)
-            file.render_cpu = _summed([file.render_cpu, render_cpu])
-            file.error = file.error or error
-            file.last_seen = file.last_seen or last
-            for item in items:
-                file.queued += 1
+                file = self._files[row.known_as] = _PendingFile(row.read, row.known_as, row.already)
+            file.render_cpu = _summed([file.render_cpu, row.render_cpu])
+            file.error = file.error or row.error
+            if row.total >= 0:
+                file.total = row.total
+            for index, item in enumerate(row.items, start=row.first):
                 call.waiting += 1
-                self._queue.put_nowait((item, call, file))
+                self._queue.put_nowait((item, call, file, index))
             self._check_done(file, call)
         if call.waiting == 0:
             call.done.set_result(None)
@@ -366,27 +417,29 @@ class _OcrPages:
         return spent
 
     def _check_done(self, file: _PendingFile, call: _Call) -> None:
-        """Hand ``file`` to ``call`` once its last row is in and every page it queued is back."""
-        if file.last_seen and len(file.documents) == file.queued and self._files.get(file.known_as) is file:
+        """Hand ``file`` to ``call`` once every one of its pages is back: its last row says how
+        many it has, and rows may come in any order (Ray Data runs an actor's tasks out of order)."""
+        if 0 <= file.total == len(file.documents) and self._files.get(file.known_as) is file:
             del self._files[file.known_as]
-            file.documents.sort(key=lambda document: document.metadata.get("page") or 0)
             call.files.append(file)
 
     async def _stream(self) -> None:
         """One stream over queued pages, until none is queued for ``OCR_IDLE_S``; then it drains
         while a later call may start the next."""
-        owners: collections.deque = collections.deque()  # (call, file) of each page taken, in order
+        owners: collections.deque = collections.deque()  # (call, file, index) of each page taken, in order
+        taking = True
 
         async def pages():
+            nonlocal taking
             while True:
                 try:
-                    item, call, file = await asyncio.wait_for(self._queue.get(), OCR_IDLE_S)
-                except TimeoutError:
+                    item, call, file, index = await asyncio.wait_for(self._queue.get(), OCR_IDLE_S)
+                except asyncio.TimeoutError:  # not the builtin before Python 3.11
                     if self._queue.empty():  # one thread runs the loop: no page is queued between here and return
-                        self._accepting = False
+                        taking = self._accepting = False
                         return
                     continue
-                owners.append((call, file))
+                owners.append((call, file, index))
                 yield item
 
         try:
@@ -395,21 +448,23 @@ class _OcrPages:
             async for document in self.reader.astream_pages(pages()):
                 if document.ocr.status != "failed":
                     stamp(document, self.fingerprint)
-                call, file = owners.popleft()
-                file.documents.append(document)
+                call, file, index = owners.popleft()
+                file.documents[index] = document
                 call.waiting -= 1
                 self._check_done(file, call)
                 if call.waiting == 0 and not call.done.done():
                     call.done.set_result(None)
         except BaseException as exc:
-            self._accepting = False
-            waiting = [call for call, _ in owners]
-            while not self._queue.empty():
-                waiting.append(self._queue.get_nowait()[1])
-            for call in waiting:  # every waiting call fails with it, as a batch did
+            # The calls waiting on this stream's pages fail with it (their tasks, and so the run,
+            # fail; a new run resumes). A draining stream leaves the queue to the stream taking it.
+            waiting = [call for call, _, _ in owners]
+            if taking:
+                self._accepting = False
+                while not self._queue.empty():
+                    waiting.append(self._queue.get_nowait()[1])
+            for call in waiting:
                 if not call.done.done():
                     call.done.set_exception(exc)
-            self._files.clear()
 
     def close(self) -> None:
         """Give the engine back and stop the loop (Ray ends the actor's process without it)."""
@@ -425,30 +480,51 @@ class _OcrPages:
     def __call__(self, batch):
         import pandas as pd
 
-        rows = [(read, known_as, already, pickle.loads(items), error, bool(last), pickle.loads(cpu))
-                for read, known_as, already, items, error, last, cpu
-                in zip(batch["read"], batch["known_as"], batch["already"], batch["items"], batch["error"], batch["last"],
-                       batch["cpu_render"])]
+        if self.restarted:
+            # Ray restarts a dead actor and retries the calls it had; the pages of files that
+            # earlier calls left here are gone, so those files could never be handed on.
+            raise RuntimeError("the OCR actor was restarted after its process died, losing the pages it held; the "
+                               "run stops here: run it again to resume (stored files are skipped)")
+        rows = [_Row(read, known_as, already, pickle.loads(items), int(first), error, int(total), pickle.loads(cpu))
+                for read, known_as, already, items, first, error, total, cpu
+                in zip(batch["read"], batch["known_as"], batch["already"], batch["items"], batch["first"],
+                       batch["error"], batch["total"], batch["cpu_render"])]
         files, requests_ns = asyncio.run_coroutine_threadsafe(self._read(rows), self.loop).result()
         own = _PROCESS_CPU.column(len(files))
         if files:
             own[0] = pickle.dumps(dict(pickle.loads(own[0]), requests=requests_ns))
         return pd.DataFrame({"read": [f.read for f in files], "known_as": [f.known_as for f in files],
                              "already": [f.already for f in files],
-                             "pages": [pickle.dumps(f.documents) for f in files],
+                             "pages": [pickle.dumps([f.documents[i] for i in sorted(f.documents)]) for f in files],
                              "error": [f.error for f in files],
                              "cpu_render": [pickle.dumps(f.render_cpu) for f in files], "cpu_ocr": own},
                             columns=["read", "known_as", "already", "pages", "error", "cpu_render", "cpu_ocr"])
 
 
-class _PendingFile:
-    """A file whose pages are being read: done when its last row is in and every page is back."""
+@dataclass(frozen=True)
+class _Row:
+    """A row out of a render task: ``items`` are its file's pages ``first``, ``first`` + 1...;
+    ``total`` is the file's page count on its last row, -1 on the others."""
 
-    __slots__ = ("read", "known_as", "already", "queued", "documents", "error", "last_seen", "render_cpu")
+    read: str
+    known_as: str
+    already: str
+    items: list
+    first: int
+    error: str
+    total: int
+    render_cpu: dict
+
+
+class _PendingFile:
+    """A file whose pages are being read: done when ``total`` is known and every page is back."""
+
+    __slots__ = ("read", "known_as", "already", "total", "documents", "error", "render_cpu")
 
     def __init__(self, read: str, known_as: str, already: str):
         self.read, self.known_as, self.already = read, known_as, already
-        self.queued, self.documents, self.error, self.last_seen = 0, [], "", False
+        self.total, self.error = -1, ""
+        self.documents: dict[int, object] = {}  # index in the file -> its Document (a retried row overwrites)
         self.render_cpu: dict[str, int] = {}
 
 
@@ -505,6 +581,12 @@ class _EmbedChunks:
 
         e = config.embedding
         self.model = make_embed_model(e.model, e.device, e.batch_size, e.precision)
+        if e.device == "cpu" or (e.device == "auto" and not _has_gpu()):
+            import torch
+
+            # Ray sets OMP_NUM_THREADS to the actor's logical CPUs (1): torch would embed on one
+            # core. The local runner's embedder uses every core of its machine; so does this one.
+            torch.set_num_threads(os.cpu_count() or 1)
 
     def __call__(self, batch):
         files = [pickle.loads(nodes) for nodes in batch["nodes"]]
@@ -520,6 +602,21 @@ class _EmbedChunks:
         out["nodes"] = [pickle.dumps(nodes) for nodes in files]
         out["cpu_embed"] = _PROCESS_CPU.column(len(files))
         return out
+
+
+def _restarted_actor() -> bool:
+    try:
+        import ray
+
+        return ray.get_runtime_context().was_current_actor_reconstructed
+    except Exception:  # not in a Ray actor (the tests call it directly)
+        return False
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 CPU_COLUMNS = ("cpu_render", "cpu_ocr", "cpu_chunk", "cpu_embed")  # each stage's CPU, gathered by the driver
