@@ -294,3 +294,54 @@ def test_a_draining_stream_and_the_next_one_hand_each_page_to_its_own_file(files
         documents = pickle.loads(output["pages"].iloc[0])
         assert {d.metadata["file_path"] for d in documents} == {output["known_as"].iloc[0]}
     assert [d.metadata["page"] for d in pickle.loads(outputs["slow"]["pages"].iloc[0])] == list(range(1, LONG_PAGES + 1))
+
+
+_TWO_NODES = r"""
+import json, sys
+import ray, ray.cluster_utils
+from lightocr_ingest.pipeline.ray_runner import RayIngestor
+from tests.test_ray_runner import config, points, summary
+from pathlib import Path
+
+tmp, url, folder, out = sys.argv[1:5]
+cluster = ray.cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+cluster.add_node(num_cpus=1)
+try:
+    ingestor = RayIngestor(config(Path(tmp), url, "two-nodes"), address=cluster.address)
+    try:
+        report = ingestor.run([folder])
+        Path(out).write_text(json.dumps({"points": points(ingestor), "summary": summary(report), "ok": report.ok}))
+    finally:
+        ingestor.close()
+finally:
+    cluster.shutdown()
+"""
+
+
+def test_the_ray_runner_joins_a_two_node_cluster_by_address(files, tmp_path):
+    """``--ray-address``: a cluster of two nodes (two raylets on this machine, one CPU each), joined
+    by its address from a process of its own. The stages ask for 2 CPUs in all, more than one
+    node has, so the work runs on both; the points are the local runner's."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("report.pdf", "columns.pdf"):
+        (folder / name).write_bytes((files / name).read_bytes())
+    with FakeVLLMServer() as server:
+        local_report, local_points, _ = run_local(tmp_path, server.url, [str(folder)])
+        out = tmp_path / "two-nodes.json"
+        root = Path(__file__).resolve().parents[1]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+        done = subprocess.run([sys.executable, "-c", _TWO_NODES, str(tmp_path), server.url, str(folder), str(out)],
+                              cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        sent = len(server.requests)
+    result = json.loads(out.read_text())
+    assert result["ok"] and sent == 2 * 4  # each page once by each runner
+    assert result["points"] == json.loads(json.dumps(local_points))
+    assert result["summary"] == json.loads(json.dumps(summary(local_report)))

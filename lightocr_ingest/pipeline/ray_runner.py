@@ -16,7 +16,8 @@ then flow through Ray Data:
    and cache), so the window stays full across files and batches as in the local runner.
    Out: one row per file, once all its pages are back: its page Documents in page order,
    stamped with the settings fingerprint.
-3. ``_chunk_files`` (CPU tasks): ``chunk_file`` of each whole file, as the local runner cuts it.
+3. ``_ChunkFiles`` (an actor pool, growing while files wait): ``chunk_file`` of each whole file, as
+   the local runner cuts it.
 4. ``_EmbedChunks`` (an actor pool, one GPU each when the cluster has GPUs): embeds the chunks
    an interrupted run has not stored already.
 5. The driver: page reports, then the chunks into ``StoreStage`` (upserts in batches of
@@ -57,17 +58,25 @@ __all__ = ["RayIngestor"]
 
 RENDER_PAGES_PER_ROW = 8  # rendered pages per row out of a render task (~150 kB of PNG each): a long
 #                           file flows on in small rows, and a single-page scan is one row
-# Logical CPUs each stage asks Ray for (scheduling only). They add up to 2 with one of each, so the
-# whole pipeline runs on a 2-core machine; on a cluster, render tasks take the spare cores.
+# Logical CPUs each stage asks Ray for (scheduling only: they bound how many run at once, not the CPU
+# they use). One of each adds up to 1.2, so the pipeline runs on a 2-core machine with three render
+# tasks at once; on a cluster, render tasks take the spare cores.
 RENDER_BLOCK_BYTES = 1 << 20  # blocks this small leave a task about a row (8 pages of PNG) at a time
-RENDER_TASK_CPUS = 0.5  # rendering, orientation and PNG encoding: CPU work, one thread a task
+RENDER_TASK_CPUS = 0.25  # rendering, orientation and PNG encoding: CPU work, one thread a task
+RENDER_FILES_PER_TASK = 4  # a Ray task costs milliseconds to start: single-page scans go four to a task
 OCR_ROWS_PER_BATCH = 4  # rows of rendered pages per call into the OCR actor (calls run concurrently: see _OcrPages)
 OCR_MAX_CALLS = 256  # at most this many calls (threads) at once in the OCR actor
 OCR_IDLE_S = 0.25  # the OCR actor's stream of pages ends when no page was queued for this long
 OCR_ACTORS = 1  # each holds the whole window over every URL (max_in_flight per server): more would overload them
-OCR_ACTOR_CPUS = 0.25  # an event loop and its requests; mostly waiting on the servers
+OCR_ACTOR_CPUS = 0.2  # an event loop and its requests, mostly waiting on the servers. Not the render
+#                      tasks' share: Ray Data fuses operations that ask for the same, and rendering
+#                      would run inside the actor again, one file at a time per call
 EMBED_FILES_PER_BATCH = 8  # files whose chunks are embedded together
-CHUNK_TASK_CPUS = 0.25
+EMBED_ACTOR_CPUS = 0.5  # on CPU torch uses every core of the machine whatever this says; asking for less
+#                         leaves render tasks room to run meanwhile
+CHUNK_FILES_PER_BATCH = 4  # files cut per call
+CHUNK_ACTOR_CPUS = 0.25
+CHUNK_ACTORS_MAX = 8  # Ray Data adds chunking actors while files wait for one (a cluster's spare cores)
 
 
 class RayIngestor(Ingestor):
@@ -226,18 +235,19 @@ def _dataset(config: PipelineConfig, to_read: list[dict], longest_side: int):
                                     "already": "\n".join(r["already"])} for r in to_read])
     return (dataset
             .map_batches(_render_files, fn_kwargs={"config": worker_config, "longest_side": longest_side},
-                         batch_size=1, batch_format="pandas", num_cpus=RENDER_TASK_CPUS)
+                         batch_size=RENDER_FILES_PER_TASK, batch_format="pandas", num_cpus=RENDER_TASK_CPUS)
             .map_batches(_OcrPages, fn_constructor_kwargs={"config": worker_config}, batch_size=OCR_ROWS_PER_BATCH,
                          batch_format="pandas", num_cpus=OCR_ACTOR_CPUS,
                          compute=ray.data.ActorPoolStrategy(size=OCR_ACTORS, max_tasks_in_flight_per_actor=calls,
                                                             max_concurrent_calls_per_actor=calls,
                                                             enable_true_multi_threading=True))
-            .map_batches(_chunk_files, fn_kwargs={"config": worker_config}, batch_size=1, batch_format="pandas",
-                         num_cpus=CHUNK_TASK_CPUS)
+            .map_batches(_ChunkFiles, fn_constructor_kwargs={"config": worker_config}, batch_size=CHUNK_FILES_PER_BATCH,
+                         batch_format="pandas", num_cpus=CHUNK_ACTOR_CPUS,
+                         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=CHUNK_ACTORS_MAX))
             .map_batches(_EmbedChunks, fn_constructor_kwargs={"config": worker_config},
                          batch_size=EMBED_FILES_PER_BATCH, batch_format="pandas",
                          compute=ray.data.ActorPoolStrategy(size=max(1, int(gpus)) if embed_on_gpu else 1),
-                         num_gpus=1 if embed_on_gpu else 0, num_cpus=1 if not embed_on_gpu else 0.5))
+                         num_gpus=1 if embed_on_gpu else 0, num_cpus=EMBED_ACTOR_CPUS))
 
 
 _DATA_SETTINGS = {  # DataContext attribute path -> value for this runner's datasets (restored after the run)
@@ -555,22 +565,23 @@ def _rename(source: DocumentSource, known_as: str) -> None:
         source.source = replace(source.source, path=known_as, name=Path(known_as).name)
 
 
-_parsers: dict[str, object] = {}  # per worker process: settings -> parser (its tokenizer loads once)
+class _ChunkFiles:
+    """Cuts each whole file of the batch as the local runner does (``chunk_file``, pages in order).
+    An actor, so that its tokenizer loads once, not in every worker process a task lands on."""
 
+    def __init__(self, config: PipelineConfig):
+        self.parser = make_parser(config)
 
-def _chunk_files(batch, config: PipelineConfig):
-    key = settings_fingerprint(config)
-    if (parser := _parsers.get(key)) is None:
-        parser = _parsers[key] = make_parser(config)
-    nodes = []
-    for pages in batch["pages"]:
-        documents = [d for d in pickle.loads(pages) if d.ocr.status != "failed"]
-        with stage_cpu("chunking"):
-            nodes.append(pickle.dumps(parser.chunk_file(documents) if documents else []))
-    out = batch.copy()
-    out["nodes"] = nodes
-    out["cpu_chunk"] = _PROCESS_CPU.column(len(nodes))
-    return out
+    def __call__(self, batch):
+        nodes = []
+        for pages in batch["pages"]:
+            documents = [d for d in pickle.loads(pages) if d.ocr.status != "failed"]
+            with stage_cpu("chunking"):
+                nodes.append(pickle.dumps(self.parser.chunk_file(documents) if documents else []))
+        out = batch.copy()
+        out["nodes"] = nodes
+        out["cpu_chunk"] = _PROCESS_CPU.column(len(nodes))
+        return out
 
 
 class _EmbedChunks:
