@@ -16,7 +16,7 @@ then flow through Ray Data:
    and cache), so the window stays full across files and batches as in the local runner.
    Out: one row per file, once all its pages are back: its page Documents in page order,
    stamped with the settings fingerprint.
-3. ``_ChunkFiles`` (an actor pool, growing while files wait): ``chunk_file`` of each whole file, as
+3. ``_ChunkFiles`` (one actor): ``chunk_file`` of each whole file, as
    the local runner cuts it.
 4. ``_EmbedChunks`` (an actor pool, one GPU each when the cluster has GPUs): embeds the chunks
    an interrupted run has not stored already.
@@ -76,7 +76,8 @@ EMBED_ACTOR_CPUS = 0.5  # on CPU torch uses every core of the machine whatever t
 #                         leaves render tasks room to run meanwhile
 CHUNK_FILES_PER_BATCH = 4  # files cut per call
 CHUNK_ACTOR_CPUS = 0.25
-CHUNK_ACTORS_MAX = 8  # Ray Data adds chunking actors while files wait for one (a cluster's spare cores)
+CHUNK_ACTORS = 1  # one cuts about 300 pages a second (3 core-ms a page), more than 40 GPUs read; each
+#                  more actor loads its own tokenizer (a pool growing to 8 cost 30 core-ms a page here)
 
 
 class RayIngestor(Ingestor):
@@ -243,7 +244,7 @@ def _dataset(config: PipelineConfig, to_read: list[dict], longest_side: int):
                                                             enable_true_multi_threading=True))
             .map_batches(_ChunkFiles, fn_constructor_kwargs={"config": worker_config}, batch_size=CHUNK_FILES_PER_BATCH,
                          batch_format="pandas", num_cpus=CHUNK_ACTOR_CPUS,
-                         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=CHUNK_ACTORS_MAX))
+                         compute=ray.data.ActorPoolStrategy(size=CHUNK_ACTORS))
             .map_batches(_EmbedChunks, fn_constructor_kwargs={"config": worker_config},
                          batch_size=EMBED_FILES_PER_BATCH, batch_format="pandas",
                          compute=ray.data.ActorPoolStrategy(size=max(1, int(gpus)) if embed_on_gpu else 1),
