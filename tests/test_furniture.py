@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import event, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from lightocr_ingest.chunking import PageText, chunk_pages, parse_blocks
@@ -151,6 +151,9 @@ def files(draw):
 
 @settings(max_examples=150, deadline=None)
 @given(files(), st.sampled_from([32, 64, 512]))
+@example(file=([PageText(1, "## III\n\nriver river baq.\n\ni"), PageText(2, "## IV\n\nriver river caq.\n\nii")],
+               ["## III", "river river baq.", "## IV", "river river caq."], None, "roman", ["i", "ii"]),
+         budget=32)  # found by this property: section headings III, IV read as a run of page numbers
 def test_no_text_is_lost_with_furniture_detection_on(file, budget):
     pages, body, header, numbering, stated = file
     chunks = chunk_pages(pages, max_tokens=budget, drop_page_furniture=True)

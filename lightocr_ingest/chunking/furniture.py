@@ -124,7 +124,9 @@ def find_furniture(pages: list[list[Block]], numbers: list[int] | None = None) -
     for page_index, blocks in enumerate(pages):
         for i, edge in _edge_positions(blocks):
             key = _key(blocks[i])
-            value = number_value(blocks[i])
+            # A heading is never a page number: "## III" then "## IV" on consecutive pages are
+            # sections, however much they read like a run of numbers.
+            value = number_value(blocks[i]) if blocks[i].kind != "heading" else None
             if value is not None:  # a page number, or text that reads as one ("IV", "Mix"): only
                 #                    the page sequence below may drop it, never a repeat of its letters
                 by_offset[value - numbers[page_index]].setdefault(page_index, []).append(i)
