@@ -349,7 +349,7 @@ def main() -> None:
                         help="other windows per server measured beside the default one")
     parser.add_argument("--runner", choices=("local", "ray"), default="local",
                         help="the pipeline's runner; ray: a local Ray instance on this machine's cores, started once "
-                             "(CPU ms/page then counts the driver only)")
+                             "(CPU ms/page then counts the driver and Ray's worker processes, not Ray's own daemons)")
     parser.add_argument("--no-rss", action="store_true", help="skip the 1,000-page PDF")
     parser.add_argument("--quick", action="store_true", help="smoke run: 12 scans, one 8-page PDF, one run")
     parser.add_argument("--work", default=".bench", help="corpus and scratch folder (kept between runs)")

@@ -345,3 +345,13 @@ def test_the_ray_runner_joins_a_two_node_cluster_by_address(files, tmp_path):
     assert result["ok"] and sent == 2 * 4  # each page once by each runner
     assert result["points"] == json.loads(json.dumps(local_points))
     assert result["summary"] == json.loads(json.dumps(summary(local_report)))
+
+
+def test_the_ocr_actor_takes_calls_for_every_url_of_a_comma_separated_list():
+    """Its concurrent calls cover twice the window of every server, however the URLs are given."""
+    from lightocr_ingest.pipeline.ray_runner import _ocr_calls
+
+    one = _ocr_calls(parse_config({"ocr": {"url": "http://a:8000/v1"}}))
+    two = _ocr_calls(parse_config({"ocr": {"url": "http://a:8000/v1,http://b:8000/v1"}}))
+    listed = _ocr_calls(parse_config({"ocr": {"url": ["http://a:8000/v1", "http://b:8000/v1"]}}))
+    assert two == listed == 2 * one

@@ -259,7 +259,8 @@ def add_pipeline_commands(commands, add_ocr_options) -> None:
     ingest.add_argument("--report", help="write a JSON report of every file and page here")
     ingest.add_argument("--runner", choices=["local", "ray"],
                         help="local: one process (default: the config's runner); ray: the same pipeline on Ray Data")
-    ingest.add_argument("--ray-address", help="--runner ray: the Ray cluster to join (default: start a local one)")
+    ingest.add_argument("--ray-address", help="--runner ray: the Ray cluster to join (default: RAY_ADDRESS, else a "
+                        "cluster started on this machine, else a local instance for the run)")
     ingest.set_defaults(run=cmd_ingest)
 
     query = commands.add_parser("query", help="search a collection")

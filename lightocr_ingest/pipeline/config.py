@@ -126,8 +126,9 @@ class PipelineConfig(_Section):
         "same pipeline as Ray Data operations (pip install 'lightocr-ingest[ray]'), storing the same points. Not "
         "part of the settings fingerprint."))
     ray_address: str | None = Field(default=None, description=(
-        "runner ray: the cluster to join, e.g. 'auto' or 'ray://head:10001'; unset: a local Ray instance is started "
-        "for the run (or the one already started in this process is used)."))
+        "runner ray: the cluster to join, e.g. 'auto' or 'ray://head:10001'; unset: the one in RAY_ADDRESS, else one "
+        "started with 'ray start' on this machine, else a local Ray instance started for the run (or the one already "
+        "initialised in this process)."))
 
 
 def _expand(value: Any, where: str, source: str) -> Any:

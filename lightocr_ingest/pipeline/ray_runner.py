@@ -6,7 +6,7 @@ allows one process, so the points are upserted, stale versions deleted and files
 complete by the driver, through the local runner's own ``StoreStage``. The files to read
 then flow through Ray Data:
 
-1. ``_render_files`` (CPU tasks, one file each, one core): the file opened once
+1. ``_render_files`` (CPU tasks, ``RENDER_FILES_PER_TASK`` files each): each file opened once
    (``DocumentSource``), its pages rendered, turned upright and encoded, and passed on in rows
    of ``RENDER_PAGES_PER_ROW`` as they come (a long PDF streams; a file that cannot be opened
    is one row with its error). These spread over every CPU of the cluster.
@@ -43,6 +43,7 @@ from llama_index.core.schema import MetadataMode
 
 from ..cpu_cost import LEDGER, stage_cpu
 from ..errors import InputError
+from ..ocr.vllm import split_urls
 from ..pages import DocumentSource
 from ..pages.orientation import ensure_classifier
 from ..store import count_points, ensure_payload_indexes
@@ -551,8 +552,7 @@ class _Call:
 def _ocr_calls(config: PipelineConfig) -> int:
     """Concurrent calls into the OCR actor: enough rows queued to cover the reader's look-ahead
     (twice the window over every URL) were each row one page."""
-    urls = config.ocr.url if isinstance(config.ocr.url, list) else [config.ocr.url]
-    window = config.ocr.max_in_flight * max(1, len(urls))
+    window = config.ocr.max_in_flight * max(1, len(split_urls(config.ocr.url or "")))
     return max(2, min(OCR_MAX_CALLS, -(-2 * window // OCR_ROWS_PER_BATCH)))
 
 
