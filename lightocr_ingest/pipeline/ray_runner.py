@@ -48,7 +48,7 @@ from ..pages import DocumentSource
 from ..pages.orientation import ensure_classifier
 from ..store import count_points, ensure_payload_indexes
 from .config import PipelineConfig
-from .plan import Planner, collect_files, settings_fingerprint
+from .plan import Planner, settings_fingerprint
 from .report import FileReport, RunReport
 from .run import SPOOL_PAGES, Ingestor, make_parser, make_reader, page_report_of, stamp
 from .storing import FileEnd, FileStart, StoreStage
@@ -112,12 +112,7 @@ class RayIngestor(Ingestor):
     async def _arun(self, extra_paths, on_page, on_file, on_total, names=None):
         started = time.perf_counter()
         cpu_before, process_cpu_before = LEDGER.snapshot(), time.process_time_ns()
-        report = RunReport(collection=self.collection, points_before=count_points(self.client, self.collection))
-        files, problems = await asyncio.to_thread(collect_files, list(self.config.input.paths) + extra_paths,
-                                                  self.config.input.extensions, self.config.input.recursive)
-        for path, problem in problems:
-            report.files.append(FileReport(path=path, status="failed", error=problem))
-            log.warning("%s", problem)
+        report, files = await self._start_report(extra_paths)
         by_path: dict[str, FileReport] = {}
         already: dict[str, dict[str, set[int]]] = {}
         password = self.reader.password.get_secret_value() if self.reader.password else None
@@ -126,15 +121,9 @@ class RayIngestor(Ingestor):
         total = 0
         for step in planner.steps(files):
             for path, item in zip(step, await asyncio.to_thread(planner.open_step, step)):
-                file_report = item.report
-                report.files.append(file_report)
-                by_path[file_report.path] = file_report
-                if item.source is None:
-                    if file_report.status == "failed":
-                        log.warning("%s", file_report.error)
-                    if on_file:
-                        on_file(file_report)
+                if not self._record_planned(item, report, by_path, on_file):
                     continue
+                file_report = item.report
                 item.source.close()  # a worker opens it again (it may be on another machine)
                 already[file_report.path] = item.already
                 to_read.append({"read": os.path.abspath(path), "known_as": file_report.path,

@@ -107,15 +107,36 @@ class Ingestor:
         reports = list(iterate_in_thread(lambda: self._arun(list(paths), on_page, on_file, on_total, names)))
         return reports[-1]
 
-    async def _arun(self, extra_paths, on_page, on_file, on_total, names=None):
-        started = time.perf_counter()
-        cpu_before, loop_cpu_before, process_cpu_before = LEDGER.snapshot(), time.thread_time_ns(), time.process_time_ns()
+    async def _start_report(self, extra_paths) -> tuple[RunReport, list]:
+        """The run's report, with the paths that name no readable file already in it as failed,
+        and the files to plan."""
         report = RunReport(collection=self.collection, points_before=count_points(self.client, self.collection))
         files, problems = await asyncio.to_thread(collect_files, list(self.config.input.paths) + extra_paths,
                                                   self.config.input.extensions, self.config.input.recursive)
         for path, problem in problems:
             report.files.append(FileReport(path=path, status="failed", error=problem))
             log.warning("%s", problem)
+        return report, files
+
+    @staticmethod
+    def _record_planned(item, report: RunReport, by_path: dict[str, FileReport], on_file) -> bool:
+        """Put a planned file in the report; True when it is to be read, False when planning
+        settled it (skipped, a duplicate, or failed to open: said here)."""
+        file_report = item.report
+        report.files.append(file_report)
+        by_path[file_report.path] = file_report
+        if item.source is None:
+            if file_report.status == "failed":
+                log.warning("%s", file_report.error)
+            if on_file:
+                on_file(file_report)
+            return False
+        return True
+
+    async def _arun(self, extra_paths, on_page, on_file, on_total, names=None):
+        started = time.perf_counter()
+        cpu_before, loop_cpu_before, process_cpu_before = LEDGER.snapshot(), time.thread_time_ns(), time.process_time_ns()
+        report, files = await self._start_report(extra_paths)
         by_path: dict[str, FileReport] = {}
         already: dict[str, dict[str, set[int]]] = {}  # path -> chunks an interrupted run stored (resume)
         last_pages: dict[str, int | None] = {}  # path -> its last selected page: the file is complete there
@@ -128,15 +149,9 @@ class Ingestor:
             total, models_loaded = 0, False
             for step in planner.steps(files):
                 for item in await asyncio.to_thread(planner.open_step, step):
-                    file_report = item.report
-                    report.files.append(file_report)
-                    by_path[file_report.path] = file_report
-                    if item.source is None:
-                        if file_report.status == "failed":
-                            log.warning("%s", file_report.error)
-                        if on_file:
-                            on_file(file_report)
+                    if not self._record_planned(item, report, by_path, on_file):
                         continue
+                    file_report = item.report
                     if not models_loaded:
                         # Before any OCR: a model that cannot load fails the run before GPU time is spent.
                         await asyncio.to_thread(self._load_models)
