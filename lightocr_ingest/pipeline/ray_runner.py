@@ -46,11 +46,10 @@ from ..errors import InputError
 from ..ocr.vllm import split_urls
 from ..pages import DocumentSource
 from ..pages.orientation import ensure_classifier
-from ..store import count_points, ensure_payload_indexes
 from .config import PipelineConfig
 from .plan import Planner, settings_fingerprint
 from .report import FileReport, RunReport
-from .run import SPOOL_PAGES, Ingestor, make_parser, make_reader, page_report_of, stamp
+from .run import SPOOL_PAGES, Ingestor, hand_on, make_parser, make_reader, page_report_of, stamp, stop_tasks
 from .storing import FileEnd, FileStart, StoreStage
 
 log = logging.getLogger("lightocr_ingest")
@@ -144,12 +143,7 @@ class RayIngestor(Ingestor):
         storing = asyncio.create_task(stage.run(spool))
 
         async def send(item) -> None:
-            putting = asyncio.ensure_future(spool.put(item))
-            await asyncio.wait({putting, storing}, return_when=asyncio.FIRST_COMPLETED)
-            if not putting.done():
-                putting.cancel()
-                storing.result()
-                raise RuntimeError("the store stage ended before the run did")
+            await hand_on(spool, storing, item)
 
         workers_cpu: dict[str, int] = {}
         rows, data_context = None, None
@@ -158,7 +152,7 @@ class RayIngestor(Ingestor):
                 if self.reader.detect_rotation:
                     await asyncio.to_thread(ensure_classifier)  # a missing model stops here, with the fix
                 longest_side = await self.reader.rendering_size()  # the model's, asked once for every render task
-                data_context = _set_data_context()
+                data_context = _apply_data_settings(_DATA_SETTINGS)
                 rows = iter(_dataset(self.config, to_read, longest_side).iter_rows())
                 while (row := await asyncio.to_thread(next, rows, None)) is not None:
                     path = row["known_as"]
@@ -185,16 +179,10 @@ class RayIngestor(Ingestor):
         finally:
             if rows is not None and hasattr(rows, "close"):
                 await asyncio.to_thread(rows.close)  # stops the dataset: no more rendering or requests
-            _restore_data_context(data_context)
-            if not storing.done():
-                storing.cancel()
-                try:
-                    await storing
-                except asyncio.CancelledError:
-                    pass
-        await asyncio.to_thread(ensure_payload_indexes, self.client, self.collection)
-        report.points_after = count_points(self.client, self.collection)
-        report.elapsed_s = time.perf_counter() - started
+            if data_context is not None:
+                _apply_data_settings(data_context)
+            await stop_tasks(storing)
+        await self._close_report(report, started)
         spent = LEDGER.snapshot().minus(cpu_before)
         report.cpu_ns = _summed([dict(spent.by_stage, process=time.process_time_ns() - process_cpu_before),
                                  workers_cpu])
@@ -250,33 +238,20 @@ _DATA_SETTINGS = {  # DataContext attribute path -> value for this runner's data
 }
 
 
-def _set_data_context() -> dict:
-    """Set ``_DATA_SETTINGS`` on the current DataContext; returns what they were."""
+def _apply_data_settings(settings: dict) -> dict:
+    """Set DataContext attributes (``"execution_options.preserve_order"``: a path) to these
+    values; returns what they were, which applied in turn restores them."""
     import ray.data
 
-    context, before = ray.data.DataContext.get_current(), {}
-    for path, value in _DATA_SETTINGS.items():
+    before = {}
+    for path, value in settings.items():
         *parents, name = path.split(".")
-        owner = context
+        owner = ray.data.DataContext.get_current()
         for parent in parents:
             owner = getattr(owner, parent)
         before[path] = getattr(owner, name)
         setattr(owner, name, value)
     return before
-
-
-def _restore_data_context(before: dict | None) -> None:
-    if not before:
-        return
-    import ray.data
-
-    context = ray.data.DataContext.get_current()
-    for path, value in before.items():
-        *parents, name = path.split(".")
-        owner = context
-        for parent in parents:
-            owner = getattr(owner, parent)
-        setattr(owner, name, value)
 
 
 def _for_workers(config: PipelineConfig) -> PipelineConfig:

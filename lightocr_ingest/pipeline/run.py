@@ -118,6 +118,12 @@ class Ingestor:
             log.warning("%s", problem)
         return report, files
 
+    async def _close_report(self, report: RunReport, started: float) -> None:
+        """Payload indexes made sure of, then the points after the run and its time."""
+        await asyncio.to_thread(ensure_payload_indexes, self.client, self.collection)
+        report.points_after = count_points(self.client, self.collection)
+        report.elapsed_s = time.perf_counter() - started
+
     @staticmethod
     def _record_planned(item, report: RunReport, by_path: dict[str, FileReport], on_file) -> bool:
         """Put a planned file in the report; True when it is to be read, False when planning
@@ -187,11 +193,7 @@ class Ingestor:
         storing = asyncio.create_task(stage.run(spool))
 
         async def send(item) -> None:
-            """Hand an item to the store stage; fail at once if it has died rather than wait forever."""
-            if not spool.full():
-                spool.put_nowait(item)
-                return
-            await _unless_stopped(spool.put(item), storing, "the store stage")
+            await hand_on(spool, storing, item)
 
         try:
             current = None
@@ -221,23 +223,34 @@ class Ingestor:
             await storing
             await planning  # done by now; raises what stopped it (a Qdrant error, say)
         finally:
-            for task in (storing, planning):
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            await stop_tasks(storing, planning)
             while not opened.empty():  # opened ahead but never rendered: let their bytes go
                 if (source := opened.get_nowait()) is not None:
                     source.close()
-        await asyncio.to_thread(ensure_payload_indexes, self.client, self.collection)
-        report.points_after = count_points(self.client, self.collection)
-        report.elapsed_s = time.perf_counter() - started
+        await self._close_report(report, started)
         spent = LEDGER.snapshot().minus(cpu_before)
         loop_cpu = time.thread_time_ns() - loop_cpu_before
         # What the event loop did besides the stages timed on it: requests, responses, bookkeeping.
         report.cpu_ns = dict(spent.by_stage, requests=loop_cpu - spent.by_thread.get(threading.get_ident(), 0),
                              process=time.process_time_ns() - process_cpu_before)
         yield report
+
+
+async def hand_on(spool: asyncio.Queue, storing: asyncio.Task, item) -> None:
+    """Hand an item to the store stage; fail at once if it has died rather than wait forever."""
+    if not spool.full():
+        spool.put_nowait(item)
+        return
+    await _unless_stopped(spool.put(item), storing, "the store stage")
+
+
+async def stop_tasks(*tasks: asyncio.Task) -> None:
+    """Cancel the tasks still running and wait for them to end."""
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _unless_stopped(operation, worker: asyncio.Task, what: str):
