@@ -6,9 +6,14 @@ The stages, in the order data flows through them::
     -> embedding -> store (Qdrant) -> pipeline (orchestration, reports) -> cli
 """
 
-from .chunking import MarkdownBlockNodeParser
+import importlib
+
 from .errors import ConfigError, InputError, LightOCRError, OCRServerError
-from .reader import LightOnOCRReader, page_document_id
+
+# Imported on first use (PEP 562): the reader and the chunker pull in LlamaIndex, the OpenAI
+# client and Qdrant's models, which a process that only renders pages (a Ray render worker)
+# does not need; importing them cost it about 2 core-seconds.
+_LAZY = {"LightOnOCRReader": ".reader", "page_document_id": ".reader", "MarkdownBlockNodeParser": ".chunking"}
 
 __version__ = "0.1.0"
 
@@ -21,3 +26,11 @@ __all__ = [
     "OCRServerError",
     "page_document_id",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from lightocr_ingest.cli import main
@@ -14,7 +17,8 @@ from .documents import one_column_pdf, two_column_pdf
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'lightocr-ingest[ray]' to test --runner ray")
 pytest.importorskip("ray.data", reason="ray[data] is not installed: pip install 'lightocr-ingest[ray]'")
 
-from lightocr_ingest.pipeline.ray_runner import RENDER_PAGES_PER_ROW, RayIngestor  # noqa: E402
+from lightocr_ingest.pipeline.ray_render import RENDER_PAGES_PER_ROW, render_files  # noqa: E402
+from lightocr_ingest.pipeline.ray_runner import RayIngestor, _render_settings  # noqa: E402
 
 LONG_PAGES = RENDER_PAGES_PER_ROW * 2 + 3  # a file that reaches the OCR actor in three rows
 PAGES = 3 + 1 + 2 + LONG_PAGES  # in the files fixture
@@ -51,6 +55,20 @@ def config(tmp_path, url, name, **ocr):
                                  "backoff_base_s": 0.01, "request_timeout_s": 0.5, **ocr},
                          "chunking": {"chunk_size": 64},
                          "qdrant": {"path": str(tmp_path / name / "qdrant"), "collection": "test"}})
+
+
+def rendered(batch, cfg) -> list:
+    """The rows a render task makes of ``batch`` (files), rendered at 1,540 px."""
+    return list(render_files(batch, _render_settings(cfg, 1540)))
+
+
+def test_a_render_worker_imports_only_what_rendering_needs():
+    """Render tasks run in every worker process of a cluster: importing their module must not
+    pull in LlamaIndex, Qdrant, the OpenAI client or torch (about 2 core-seconds a process)."""
+    code = ("import sys, lightocr_ingest.pipeline.ray_render\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'llama_index', 'qdrant_client', 'openai', 'torch'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def points(ingestor) -> dict:
@@ -223,14 +241,14 @@ def test_a_files_pages_read_in_several_calls_come_back_once_as_the_whole_file_in
 
     import pandas as pd
 
-    from lightocr_ingest.pipeline.ray_runner import _OcrPages, _render_files
+    from lightocr_ingest.pipeline.ray_runner import _OcrPages
 
     with FakeVLLMServer() as server:
         cfg = config(tmp_path, server.url, "unit")
         batch = pd.DataFrame({"read": [str(files / "long.pdf"), str(files / "report.pdf"), str(tmp_path / "gone.pdf")],
                               "known_as": ["long.pdf", "report.pdf", "gone.pdf"], "sha256": ["", "", ""],
                               "already": ["", "", ""]})
-        rows = [row for i in range(3) for row in _render_files(batch.iloc[i:i + 1], cfg, 1540)]
+        rows = [row for i in range(3) for row in rendered(batch.iloc[i:i + 1], cfg)]
         assert [(r["known_as"][0], r["first"][0], r["total"][0]) for r in rows] == [
             ("long.pdf", 0, -1), ("long.pdf", 8, -1), ("long.pdf", 16, LONG_PAGES), ("report.pdf", 0, 3),
             ("gone.pdf", 0, 0)]
@@ -269,14 +287,14 @@ def test_a_draining_stream_and_the_next_one_hand_each_page_to_its_own_file(files
 
     import pandas as pd
 
-    from lightocr_ingest.pipeline.ray_runner import OCR_IDLE_S, _OcrPages, _render_files
+    from lightocr_ingest.pipeline.ray_runner import OCR_IDLE_S, _OcrPages
 
     with FakeVLLMServer(latency_s=1.0) as server:
         cfg = config(tmp_path, server.url, "drain")
         batch = pd.DataFrame({"read": [str(files / "long.pdf"), str(files / "report.pdf")],
                               "known_as": ["long.pdf", "report.pdf"], "sha256": ["", ""], "already": ["", ""]})
-        long_rows = pd.concat(list(_render_files(batch.iloc[:1], cfg, 1540)))
-        report_rows = pd.concat(list(_render_files(batch.iloc[1:], cfg, 1540)))
+        long_rows = pd.concat(list(rendered(batch.iloc[:1], cfg)))
+        report_rows = pd.concat(list(rendered(batch.iloc[1:], cfg)))
         actor = _OcrPages(cfg)
         try:
             with concurrent.futures.ThreadPoolExecutor(2) as pool:

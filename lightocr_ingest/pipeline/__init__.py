@@ -1,11 +1,33 @@
 """Stage 6 - pipeline: orchestration of all stages from a YAML config, with a run report."""
 
-from .config import PipelineConfig, json_schema, load_config, parse_config
-from .evaluate import LabelledQuery, RetrievalScores, evaluate_collection, evaluate_retriever, load_queries
-from .query import CollectionRetriever, Hit, build_retriever, search, search_collection
-from .report import FileReport, PageReport, RunReport
-from .plan import collect_files
-from .run import Ingestor, build_pipeline, make_parser, make_reader
+import importlib
+
+# Imported on first use (PEP 562): a Ray render worker imports ``pipeline.ray_render`` and must
+# not pay for LlamaIndex and Qdrant that the rest of the pipeline imports.
+_LAZY = {
+    "PipelineConfig": ".config",
+    "json_schema": ".config",
+    "load_config": ".config",
+    "parse_config": ".config",
+    "LabelledQuery": ".evaluate",
+    "RetrievalScores": ".evaluate",
+    "evaluate_collection": ".evaluate",
+    "evaluate_retriever": ".evaluate",
+    "load_queries": ".evaluate",
+    "CollectionRetriever": ".query",
+    "Hit": ".query",
+    "build_retriever": ".query",
+    "search": ".query",
+    "search_collection": ".query",
+    "FileReport": ".report",
+    "PageReport": ".report",
+    "RunReport": ".report",
+    "collect_files": ".plan",
+    "Ingestor": ".run",
+    "build_pipeline": ".run",
+    "make_parser": ".run",
+    "make_reader": ".run",
+}
 
 __all__ = [
     "CollectionRetriever",
@@ -31,3 +53,11 @@ __all__ = [
     "search",
     "search_collection",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,9 +6,9 @@ allows one process, so the points are upserted, stale versions deleted and files
 complete by the driver, through the local runner's own ``StoreStage``. The files to read
 then flow through Ray Data:
 
-1. ``_render_files`` (CPU tasks, ``RENDER_FILES_PER_TASK`` files each): each file opened once
+1. ``ray_render.render_files`` (CPU tasks, ``RENDER_FILES_PER_TASK`` files each): each file opened once
    (``DocumentSource``), its pages rendered, turned upright and encoded, and passed on in rows
-   of ``RENDER_PAGES_PER_ROW`` as they come (a long PDF streams; a file that cannot be opened
+   of ``ray_render.RENDER_PAGES_PER_ROW`` as they come (a long PDF streams; a file that cannot be opened
    is one row with its error). These spread over every CPU of the cluster.
 2. ``_OcrPages`` (one actor, called from many threads at once): each call queues its pages;
    one stream on the actor's event loop sends them to the OCR engine (the reader's window of
@@ -42,12 +42,11 @@ from dataclasses import dataclass
 from llama_index.core.schema import MetadataMode
 
 from ..cpu_cost import LEDGER, stage_cpu
-from ..errors import InputError
 from ..ocr.vllm import split_urls
-from ..pages import DocumentSource
 from ..pages.orientation import ensure_classifier
 from .config import PipelineConfig
 from .plan import Planner, settings_fingerprint
+from .ray_render import CPU_COLUMNS, PROCESS_CPU, RenderSettings, render_files, summed
 from .report import FileReport, RunReport
 from .run import SPOOL_PAGES, Ingestor, hand_on, make_parser, make_reader, page_report_of, stamp, stop_tasks
 from .storing import FileEnd, FileStart, StoreStage
@@ -56,8 +55,6 @@ log = logging.getLogger("lightocr_ingest")
 
 __all__ = ["RayIngestor"]
 
-RENDER_PAGES_PER_ROW = 8  # rendered pages per row out of a render task (~150 kB of PNG each): a long
-#                           file flows on in small rows, and a single-page scan is one row
 # Logical CPUs each stage asks Ray for (scheduling only: they bound how many run at once, not the CPU
 # they use). One of each adds up to 1.2, so the pipeline runs on a 2-core machine with three render
 # tasks at once; on a cluster, render tasks take the spare cores.
@@ -156,7 +153,7 @@ class RayIngestor(Ingestor):
                 rows = iter(_dataset(self.config, to_read, longest_side).iter_rows())
                 while (row := await asyncio.to_thread(next, rows, None)) is not None:
                     path = row["known_as"]
-                    workers_cpu = _summed([workers_cpu] + [pickle.loads(row[column]) for column in CPU_COLUMNS])
+                    workers_cpu = summed([workers_cpu] + [pickle.loads(row[column]) for column in CPU_COLUMNS])
                     documents = pickle.loads(row["pages"])
                     if row["error"]:
                         file_failed(path, row["error"])
@@ -184,7 +181,7 @@ class RayIngestor(Ingestor):
             await stop_tasks(storing)
         await self._close_report(report, started)
         spent = LEDGER.snapshot().minus(cpu_before)
-        report.cpu_ns = _summed([dict(spent.by_stage, process=time.process_time_ns() - process_cpu_before),
+        report.cpu_ns = summed([dict(spent.by_stage, process=time.process_time_ns() - process_cpu_before),
                                  workers_cpu])
         yield report
 
@@ -213,7 +210,7 @@ def _dataset(config: PipelineConfig, to_read: list[dict], longest_side: int):
     dataset = ray.data.from_items([{"read": r["read"], "known_as": r["known_as"], "sha256": r["sha256"],
                                     "already": "\n".join(r["already"])} for r in to_read])
     return (dataset
-            .map_batches(_render_files, fn_kwargs={"config": worker_config, "longest_side": longest_side},
+            .map_batches(render_files, fn_kwargs={"settings": _render_settings(config, longest_side)},
                          batch_size=RENDER_FILES_PER_TASK, batch_format="pandas", num_cpus=RENDER_TASK_CPUS)
             .map_batches(_OcrPages, fn_constructor_kwargs={"config": worker_config}, batch_size=OCR_ROWS_PER_BATCH,
                          batch_format="pandas", num_cpus=OCR_ACTOR_CPUS,
@@ -254,6 +251,13 @@ def _apply_data_settings(settings: dict) -> dict:
     return before
 
 
+def _render_settings(config: PipelineConfig, longest_side: int) -> RenderSettings:
+    reader = make_reader(config)
+    return RenderSettings(longest_side, reader.password.get_secret_value() if reader.password else None,
+                          text_words=reader.regions != "off", detect_rotation=reader.detect_rotation,
+                          pages=reader.pages)
+
+
 def _for_workers(config: PipelineConfig) -> PipelineConfig:
     """The config with relative folders made absolute: workers do not share the driver's working directory."""
     cache_dir = config.ocr.cache_dir
@@ -261,47 +265,6 @@ def _for_workers(config: PipelineConfig) -> PipelineConfig:
         ocr = config.ocr.model_copy(update={"cache_dir": os.path.abspath(cache_dir)})
         return config.model_copy(update={"ocr": ocr})
     return config
-
-
-def _render_files(batch, config: PipelineConfig, longest_side: int):
-    """Renders each file of the batch (one open, one read) and yields its pages in rows of up
-    to ``RENDER_PAGES_PER_ROW``, as they are rendered: a 1,000-page PDF streams on, never held
-    whole. A file that cannot be opened gives one row with its error and no pages; a page that
-    cannot be rendered travels as its ``InputError`` (the OCR stage makes it a failed page)."""
-    import pandas as pd
-
-    reader = make_reader(config)
-    password = config.input.password.get_secret_value() if config.input.password else None
-    for read, known_as, sha256, already in zip(batch["read"], batch["known_as"], batch["sha256"], batch["already"]):
-        def row(items: list, first: int, error: str = "", total: int = -1) -> "pd.DataFrame":
-            """``items`` are the file's pages ``first``, ``first`` + 1...; ``total`` (on its last
-            row only) how many it has in all."""
-            return pd.DataFrame({"read": [read], "known_as": [known_as], "already": [already],
-                                 "items": [pickle.dumps(items)], "first": [first], "error": [error],
-                                 "total": [total], "cpu_render": [_PROCESS_CPU.take()]})
-
-        try:
-            with stage_cpu("open"):
-                source = DocumentSource(read, password=password, longest_side=longest_side,
-                                        text_words=reader.regions != "off", detect_rotation=reader.detect_rotation)
-        except InputError as exc:
-            yield row([], 0, str(exc).replace(read, known_as), total=0)
-            continue
-        with source:
-            if sha256 and source.source.sha256 != sha256:
-                yield row([], 0, f"{known_as}: changed since it was planned (its bytes differ); run again to read "
-                                 "the new version", total=0)
-                continue
-            _rename(source, known_as)
-            items: list = []
-            sent = 0
-            for item in source.iter_pages(reader.pages):
-                if len(items) == RENDER_PAGES_PER_ROW:
-                    yield row(items, sent)
-                    sent += len(items)
-                    items = []
-                items.append(item)
-            yield row(items, sent, total=sent + len(items))
 
 
 class _OcrPages:
@@ -363,7 +326,7 @@ class _OcrPages:
             file = self._files.get(row.known_as)
             if file is None:
                 file = self._files[row.known_as] = _PendingFile(row.read, row.known_as, row.already)
-            file.render_cpu = _summed([file.render_cpu, row.render_cpu])
+            file.render_cpu = summed([file.render_cpu, row.render_cpu])
             file.error = file.error or row.error
             if row.total >= 0:
                 file.total = row.total
@@ -466,7 +429,7 @@ class _OcrPages:
                 in zip(batch["read"], batch["known_as"], batch["already"], batch["items"], batch["first"],
                        batch["error"], batch["total"], batch["cpu_render"])]
         files, requests_ns = asyncio.run_coroutine_threadsafe(self._read(rows), self.loop).result()
-        own = _PROCESS_CPU.column(len(files))
+        own = PROCESS_CPU.column(len(files))
         if files:
             own[0] = pickle.dumps(dict(pickle.loads(own[0]), requests=requests_ns))
         return pd.DataFrame({"read": [f.read for f in files], "known_as": [f.known_as for f in files],
@@ -520,16 +483,6 @@ def _ocr_calls(config: PipelineConfig) -> int:
     return max(2, min(OCR_MAX_CALLS, -(-2 * window // OCR_ROWS_PER_BATCH)))
 
 
-def _rename(source: DocumentSource, known_as: str) -> None:
-    """Read from an absolute path, known by the path the driver planned it under (as ``Planner`` renames)."""
-    from dataclasses import replace
-    from pathlib import Path
-
-    if source.path != known_as:
-        source.path = known_as
-        source.source = replace(source.source, path=known_as, name=Path(known_as).name)
-
-
 class _ChunkFiles:
     """Cuts each whole file of the batch as the local runner does (``chunk_file``, pages in order).
     An actor, so that its tokenizer loads once, not in every worker process a task lands on."""
@@ -545,7 +498,7 @@ class _ChunkFiles:
                 nodes.append(pickle.dumps(self.parser.chunk_file(documents) if documents else []))
         out = batch.copy()
         out["nodes"] = nodes
-        out["cpu_chunk"] = _PROCESS_CPU.column(len(nodes))
+        out["cpu_chunk"] = PROCESS_CPU.column(len(nodes))
         return out
 
 
@@ -576,7 +529,7 @@ class _EmbedChunks:
                 node.embedding = vector
         out = batch.copy()
         out["nodes"] = [pickle.dumps(nodes) for nodes in files]
-        out["cpu_embed"] = _PROCESS_CPU.column(len(files))
+        out["cpu_embed"] = PROCESS_CPU.column(len(files))
         return out
 
 
@@ -593,44 +546,6 @@ def _has_gpu() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-CPU_COLUMNS = ("cpu_render", "cpu_ocr", "cpu_chunk", "cpu_embed")  # each stage's CPU, gathered by the driver
-
-
-class _ProcessCpu:
-    """This worker process's CPU by stage (``cpu_cost``) and in all, since it was last taken.
-
-    Each Ray stage adds what its process spent to the rows it hands on, and the driver sums
-    them into the report: the report's ``cpu_ms_per_page`` then counts the cluster, not the
-    driver alone (a worker's first share includes loading its models)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._stages, self._process = LEDGER.snapshot(), time.process_time_ns()
-
-    def take(self) -> bytes:
-        with self._lock:
-            stages, process = LEDGER.snapshot(), time.process_time_ns()
-            spent = dict(stages.minus(self._stages).by_stage, process=process - self._process)
-            self._stages, self._process = stages, process
-        return pickle.dumps({stage: ns for stage, ns in spent.items() if ns})
-
-    def column(self, rows: int) -> list[bytes]:
-        """A column for ``rows`` rows: what was spent, on the first (none when there are no rows:
-        it is taken with the next)."""
-        return [self.take()] + [pickle.dumps({})] * (rows - 1) if rows else []
-
-
-_PROCESS_CPU = _ProcessCpu()
-
-
-def _summed(parts: list[dict[str, int]]) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for part in parts:
-        for stage, ns in part.items():
-            total[stage] = total.get(stage, 0) + ns
-    return total
 
 
 def ray_available() -> bool:
