@@ -28,6 +28,9 @@ Figures:
   233-page run, >= 0.95 on 1,000 pages;
 - CPU per page of each stage in core-milliseconds (``lightocr_ingest.cpu_cost``) on the first
   corpus at the default window, and how many cores a host needs to feed each capacity;
+- per run, where the wall time outside the GPUs' busy window went: how long the first request took
+  to reach a GPU (``lead_s``) and how long the run went on after the last answer (``tail_s``:
+  chunking, embedding and storing what came back last);
 - embedding chunks/s and Qdrant upsert points/s, each measured alone;
 - peak RSS while ingesting one 1,000-page PDF (in a child process of its own, default window).
 """
@@ -131,9 +134,9 @@ def run_once(paths: list[str], urls: list[str], workdir: Path, name: str, max_in
     reset_servers(urls)
     ingestor = ingestor_class(runner)(pipeline_config(paths, urls, str(workdir / name), "bench", max_in_flight))
     try:
-        started = time.perf_counter()
+        started, started_clock = time.perf_counter(), time.monotonic()  # the servers' clock: monotonic
         report = ingestor.run()
-        wall = time.perf_counter() - started
+        wall, ended_clock = time.perf_counter() - started, time.monotonic()
     finally:
         ingestor.close()
     totals = report.totals()
@@ -149,6 +152,13 @@ def run_once(paths: list[str], urls: list[str], workdir: Path, name: str, max_in
         "slot_use": sum((s["slot_use"] or 0.0) * s["max_num_seqs"] * s["window_s"] for s in stats) / slot_time
         if slot_time else 0.0,
         "gpu_busy_s": max(s["window_s"] for s in stats),
+        # Where the rest of the wall time went: before the first request reached a GPU, and after
+        # the last answer (chunking, embedding and storing what came back last).
+        # (A server that was sent nothing has no window: a quick run's pages can all go to one.)
+        "lead_s": min((s["window_start"] for s in stats if s["window_start"] is not None),
+                      default=started_clock) - started_clock,
+        "tail_s": ended_clock - max((s["window_end"] for s in stats if s["window_end"] is not None),
+                                    default=ended_clock),
         "capacity_pages_per_s": sum(s["capacity_pages_per_s"] for s in stats),
         "cpu_ms_per_page": {stage: ns / 1e6 / pages for stage, ns in report.cpu_ns.items()},
         "cpu_busy_share": report.cpu_ns["process"] / 1e9 / (wall * os.cpu_count()),
@@ -414,7 +424,8 @@ def main() -> None:
                         last_store = scratch_path / store
                         print(f"  {runs[-1]['pages']} pages in {runs[-1]['wall_s']:.1f} s, efficiency "
                               f"{runs[-1]['efficiency']:.3f}, slot use {runs[-1]['slot_use']:.3f}, "
-                              f"GPU busy {runs[-1]['gpu_busy_s']:.1f} s", flush=True)
+                              f"GPU busy {runs[-1]['gpu_busy_s']:.1f} s (first request after {runs[-1]['lead_s']:.1f} s, "
+                              f"done {runs[-1]['tail_s']:.1f} s after the last answer)", flush=True)
                     results["settings"][name] = {
                         "capacity_pages_per_s": runs[0]["capacity_pages_per_s"], "pages": spec.pages,
                         "gpus": gpus, "window": window, "default_window": is_default,

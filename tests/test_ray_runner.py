@@ -17,7 +17,7 @@ from .documents import one_column_pdf, two_column_pdf
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'lightocr-ingest[ray]' to test --runner ray")
 pytest.importorskip("ray.data", reason="ray[data] is not installed: pip install 'lightocr-ingest[ray]'")
 
-from lightocr_ingest.pipeline.ray_render import RENDER_PAGES_PER_ROW, render_files  # noqa: E402
+from lightocr_ingest.pipeline.ray_workers import RENDER_PAGES_PER_ROW, render_files  # noqa: E402
 from lightocr_ingest.pipeline.ray_runner import RayIngestor, _render_settings  # noqa: E402
 
 LONG_PAGES = RENDER_PAGES_PER_ROW * 2 + 3  # a file that reaches the OCR actor in three rows
@@ -65,7 +65,7 @@ def rendered(batch, cfg) -> list:
 def test_a_render_worker_imports_only_what_rendering_needs():
     """Render tasks run in every worker process of a cluster: importing their module must not
     pull in LlamaIndex, Qdrant, the OpenAI client or torch (about 2 core-seconds a process)."""
-    code = ("import sys, lightocr_ingest.pipeline.ray_render\n"
+    code = ("import sys, lightocr_ingest.pipeline.ray_workers\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'llama_index', 'qdrant_client', 'openai', 'torch'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -373,3 +373,26 @@ def test_the_ocr_actor_takes_calls_for_every_url_of_a_comma_separated_list():
     two = _ocr_calls(parse_config({"ocr": {"url": "http://a:8000/v1,http://b:8000/v1"}}))
     listed = _ocr_calls(parse_config({"ocr": {"url": ["http://a:8000/v1", "http://b:8000/v1"]}}))
     assert two == listed == 2 * one
+
+
+def test_the_chunking_and_embedding_actors_load_in_the_background_and_their_first_call_fails_if_loading_did(tmp_path):
+    """The actors are ready before their models load (the loading overlaps the first pages), and
+    a model that cannot load fails the first call with its own error instead of being lost."""
+    import pickle
+
+    import pandas as pd
+
+    from lightocr_ingest.pipeline.ray_workers import ChunkFiles, EmbedChunks
+
+    missing = str(tmp_path / "no-such-model")
+    cfg = parse_config({"embedding": {"model": missing}, "chunking": {"tokenizer": "embedding"}})
+    chunker = ChunkFiles(pickle.dumps(cfg))  # no error yet
+    with pytest.raises(Exception, match="no-such-model"):
+        chunker(pd.DataFrame({"pages": [pickle.dumps([])]}))
+    embedder = EmbedChunks(pickle.dumps(cfg))  # (one at a time: in Ray each is its own process)
+    with pytest.raises(Exception, match="no-such-model"):
+        embedder(pd.DataFrame({"nodes": [pickle.dumps([])], "already": [""]}))
+    # and with the model there, both work
+    good = parse_config({})
+    chunked = ChunkFiles(pickle.dumps(good))(pd.DataFrame({"pages": [pickle.dumps([])]}))
+    assert pickle.loads(chunked["nodes"].iloc[0]) == []

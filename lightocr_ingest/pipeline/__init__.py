@@ -2,7 +2,7 @@
 
 import importlib
 
-# Imported on first use (PEP 562): a Ray render worker imports ``pipeline.ray_render`` and must
+# Imported on first use (PEP 562): a Ray worker process imports ``pipeline.ray_workers`` and must
 # not pay for LlamaIndex and Qdrant that the rest of the pipeline imports.
 _LAZY = {
     "PipelineConfig": ".config",

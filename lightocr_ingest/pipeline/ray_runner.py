@@ -6,9 +6,9 @@ allows one process, so the points are upserted, stale versions deleted and files
 complete by the driver, through the local runner's own ``StoreStage``. The files to read
 then flow through Ray Data:
 
-1. ``ray_render.render_files`` (CPU tasks, ``RENDER_FILES_PER_TASK`` files each): each file opened once
+1. ``ray_workers.render_files`` (CPU tasks, ``RENDER_FILES_PER_TASK`` files each): each file opened once
    (``DocumentSource``), its pages rendered, turned upright and encoded, and passed on in rows
-   of ``ray_render.RENDER_PAGES_PER_ROW`` as they come (a long PDF streams; a file that cannot be opened
+   of ``ray_workers.RENDER_PAGES_PER_ROW`` as they come (a long PDF streams; a file that cannot be opened
    is one row with its error). These spread over every CPU of the cluster.
 2. ``_OcrPages`` (one actor, called from many threads at once): each call queues its pages;
    one stream on the actor's event loop sends them to the OCR engine (the reader's window of
@@ -16,9 +16,9 @@ then flow through Ray Data:
    and cache), so the window stays full across files and batches as in the local runner.
    Out: one row per file, once all its pages are back: its page Documents in page order,
    stamped with the settings fingerprint.
-3. ``_ChunkFiles`` (one actor): ``chunk_file`` of each whole file, as
+3. ``ray_workers.ChunkFiles`` (one actor): ``chunk_file`` of each whole file, as
    the local runner cuts it.
-4. ``_EmbedChunks`` (an actor pool, one GPU each when the cluster has GPUs): embeds the chunks
+4. ``ray_workers.EmbedChunks`` (an actor pool, one GPU each when the cluster has GPUs): embeds the chunks
    an interrupted run has not stored already.
 5. The driver: page reports, then the chunks into ``StoreStage`` (upserts in batches of
    ``CHUNKS_PER_BATCH``, stale deletions, completion marks), and the same ``RunReport``.
@@ -39,16 +39,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from llama_index.core.schema import MetadataMode
-
-from ..cpu_cost import LEDGER, stage_cpu
+from ..cpu_cost import LEDGER
 from ..ocr.vllm import split_urls
 from ..pages.orientation import ensure_classifier
 from .config import PipelineConfig
 from .plan import Planner, settings_fingerprint
-from .ray_render import CPU_COLUMNS, PROCESS_CPU, RenderSettings, render_files, summed
+from .ray_workers import CPU_COLUMNS, PROCESS_CPU, ChunkFiles, EmbedChunks, RenderSettings, render_files, summed
 from .report import FileReport, RunReport
-from .run import SPOOL_PAGES, Ingestor, hand_on, make_parser, make_reader, page_report_of, stamp, stop_tasks
+from .run import SPOOL_PAGES, Ingestor, hand_on, make_reader, page_report_of, stamp, stop_tasks
 from .storing import FileEnd, FileStart, StoreStage
 
 log = logging.getLogger("lightocr_ingest")
@@ -56,10 +54,13 @@ log = logging.getLogger("lightocr_ingest")
 __all__ = ["RayIngestor"]
 
 # Logical CPUs each stage asks Ray for (scheduling only: they bound how many run at once, not the CPU
-# they use). One of each adds up to 1.2, so the pipeline runs on a 2-core machine with three render
-# tasks at once; on a cluster, render tasks take the spare cores.
+# they use). The actors add up to 0.95, so on a 2-core machine two render tasks run beside them; on a
+# cluster, render tasks take the spare cores.
 RENDER_BLOCK_BYTES = 1 << 20  # blocks this small leave a task about a row (8 pages of PNG) at a time
-RENDER_TASK_CPUS = 0.25  # rendering, orientation and PNG encoding: CPU work, one thread a task
+RENDER_TASK_CPUS = 0.5  # rendering, orientation and PNG encoding: CPU work, one thread a task. Each new
+#                        worker process costs about a core-second to start (Python, Ray, onnxruntime):
+#                        fewer, busier workers fill the GPUs' first batch sooner (a quarter core: slot
+#                        use 0.44 against 0.49 on 2 cores, one run each)
 RENDER_FILES_PER_TASK = 4  # a Ray task costs milliseconds to start: single-page scans go four to a task
 OCR_ROWS_PER_BATCH = 4  # rows of rendered pages per call into the OCR actor (calls run concurrently: see _OcrPages)
 OCR_MAX_CALLS = 256  # at most this many calls (threads) at once in the OCR actor
@@ -75,6 +76,7 @@ CHUNK_FILES_PER_BATCH = 4  # files cut per call
 CHUNK_ACTOR_CPUS = 0.25
 CHUNK_ACTORS = 1  # one cuts about 300 pages a second (3 core-ms a page), more than 40 GPUs read; each
 #                  more actor loads its own tokenizer (a pool growing to 8 cost 30 core-ms a page here)
+ACTORS_START_S = 600  # the longest the actors may take to start (an autoscaling cluster may add nodes for them)
 
 
 class RayIngestor(Ingestor):
@@ -207,6 +209,7 @@ def _dataset(config: PipelineConfig, to_read: list[dict], longest_side: int):
     gpus = ray.cluster_resources().get("GPU", 0)
     embed_on_gpu = e.device.startswith("cuda") or (e.device == "auto" and gpus > 0)
     calls = _ocr_calls(config)
+    packed = pickle.dumps(worker_config)  # what the chunking and embedding actors unpickle as they load
     dataset = ray.data.from_items([{"read": r["read"], "known_as": r["known_as"], "sha256": r["sha256"],
                                     "already": "\n".join(r["already"])} for r in to_read])
     return (dataset
@@ -217,10 +220,10 @@ def _dataset(config: PipelineConfig, to_read: list[dict], longest_side: int):
                          compute=ray.data.ActorPoolStrategy(size=OCR_ACTORS, max_tasks_in_flight_per_actor=calls,
                                                             max_concurrent_calls_per_actor=calls,
                                                             enable_true_multi_threading=True))
-            .map_batches(_ChunkFiles, fn_constructor_kwargs={"config": worker_config}, batch_size=CHUNK_FILES_PER_BATCH,
+            .map_batches(ChunkFiles, fn_constructor_kwargs={"config": packed}, batch_size=CHUNK_FILES_PER_BATCH,
                          batch_format="pandas", num_cpus=CHUNK_ACTOR_CPUS,
                          compute=ray.data.ActorPoolStrategy(size=CHUNK_ACTORS))
-            .map_batches(_EmbedChunks, fn_constructor_kwargs={"config": worker_config},
+            .map_batches(EmbedChunks, fn_constructor_kwargs={"config": packed},
                          batch_size=EMBED_FILES_PER_BATCH, batch_format="pandas",
                          compute=ray.data.ActorPoolStrategy(size=max(1, int(gpus)) if embed_on_gpu else 1),
                          num_gpus=1 if embed_on_gpu else 0, num_cpus=EMBED_ACTOR_CPUS))
@@ -232,6 +235,10 @@ _DATA_SETTINGS = {  # DataContext attribute path -> value for this runner's data
     # Rows leave a render task as they are made: with Ray's default blocks (128 MiB) a long PDF
     # would be rendered whole inside its task before any page reached the OCR actor.
     "target_max_block_size": RENDER_BLOCK_BYTES,
+    # The actors start before the first render task: otherwise render tasks take every CPU and
+    # the OCR actor waits for one while rendered pages pile up (on 2 cores the first request
+    # reached the GPU 13 s into a 73 s run; now 5 s). They start light (``ray_workers``).
+    "wait_for_min_actors_s": ACTORS_START_S,
 }
 
 
@@ -483,56 +490,6 @@ def _ocr_calls(config: PipelineConfig) -> int:
     return max(2, min(OCR_MAX_CALLS, -(-2 * window // OCR_ROWS_PER_BATCH)))
 
 
-class _ChunkFiles:
-    """Cuts each whole file of the batch as the local runner does (``chunk_file``, pages in order).
-    An actor, so that its tokenizer loads once, not in every worker process a task lands on."""
-
-    def __init__(self, config: PipelineConfig):
-        self.parser = make_parser(config)
-
-    def __call__(self, batch):
-        nodes = []
-        for pages in batch["pages"]:
-            documents = [d for d in pickle.loads(pages) if d.ocr.status != "failed"]
-            with stage_cpu("chunking"):
-                nodes.append(pickle.dumps(self.parser.chunk_file(documents) if documents else []))
-        out = batch.copy()
-        out["nodes"] = nodes
-        out["cpu_chunk"] = PROCESS_CPU.column(len(nodes))
-        return out
-
-
-class _EmbedChunks:
-    """Embeds the chunks of a batch of files together (those an earlier run stored are left out)."""
-
-    def __init__(self, config: PipelineConfig):
-        from ..embedding import make_embed_model
-
-        e = config.embedding
-        self.model = make_embed_model(e.model, e.device, e.batch_size, e.precision)
-        if e.device == "cpu" or (e.device == "auto" and not _has_gpu()):
-            import torch
-
-            # Ray sets OMP_NUM_THREADS to the actor's logical CPUs (1): torch would embed on one
-            # core. The local runner's embedder uses every core of its machine; so does this one.
-            torch.set_num_threads(os.cpu_count() or 1)
-
-    def __call__(self, batch):
-        files = [pickle.loads(nodes) for nodes in batch["nodes"]]
-        stored = [set(ids.split("\n")) for ids in batch["already"]]
-        todo = [node for nodes, done in zip(files, stored) for node in nodes if node.node_id not in done]
-        if todo:
-            with stage_cpu("chunking"):  # where the local runner counts it
-                texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in todo]
-            vectors = self.model.get_text_embedding_batch(texts)
-            for node, vector in zip(todo, vectors):
-                node.embedding = vector
-        out = batch.copy()
-        out["nodes"] = [pickle.dumps(nodes) for nodes in files]
-        out["cpu_embed"] = PROCESS_CPU.column(len(files))
-        return out
-
-
 def _restarted_actor() -> bool:
     try:
         import ray
@@ -540,12 +497,6 @@ def _restarted_actor() -> bool:
         return ray.get_runtime_context().was_current_actor_reconstructed
     except Exception:  # not in a Ray actor (the tests call it directly)
         return False
-
-
-def _has_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def ray_available() -> bool:

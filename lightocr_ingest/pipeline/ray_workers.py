@@ -1,0 +1,225 @@
+"""The Ray runner's stages that run in worker processes apart from the OCR actor: rendering,
+chunking and embedding (and the CPU bookkeeping every Ray stage shares).
+
+A Ray worker process imports the module of what it runs before its first task, and the actors
+of a run start one after another before the first page is rendered (``wait_for_min_actors_s``
+in ``ray_runner``). So this module imports only what rendering needs (``pages``: not
+LlamaIndex, Qdrant, the OpenAI client or the pipeline's config, about 2 core-seconds a
+process), render settings arrive as a small dataclass, and the chunking and embedding actors
+take the config pickled and load their tokenizer and model in a background thread: the actors
+are ready at once, and the loading overlaps the rendering and the OCR of the first pages
+instead of holding them back (measured on 2 cores: the first request reached the GPU 13 s
+into a 73 s run, with the actors importing and loading one after another).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import pickle
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..cpu_cost import LEDGER, stage_cpu
+from ..errors import InputError
+from ..pages import DocumentSource
+
+RENDER_PAGES_PER_ROW = 8  # rendered pages per row out of a render task (~150 kB of PNG each): a long
+#                           file flows on in small rows, and a single-page scan is one row
+LOADING_NICE = 19  # the loading thread's nice value (Linux): it runs on CPU that nothing else wants
+CPU_COLUMNS = ("cpu_render", "cpu_ocr", "cpu_chunk", "cpu_embed")  # each stage's CPU, gathered by the driver
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """What a render task needs of the run's config (the reader's page settings)."""
+
+    longest_side: int
+    password: str | None = None
+    text_words: bool = True
+    detect_rotation: bool = True
+    pages: str | None = None
+
+
+def render_files(batch, settings: RenderSettings):
+    """Renders each file of the batch (one open, one read) and yields its pages in rows of up
+    to ``RENDER_PAGES_PER_ROW``, as they are rendered: a 1,000-page PDF streams on, never held
+    whole. A file that cannot be opened gives one row with its error and no pages; a page that
+    cannot be rendered travels as its ``InputError`` (the OCR stage makes it a failed page)."""
+    import pandas as pd
+
+    for read, known_as, sha256, already in zip(batch["read"], batch["known_as"], batch["sha256"], batch["already"]):
+        def row(items: list, first: int, error: str = "", total: int = -1) -> "pd.DataFrame":
+            """``items`` are the file's pages ``first``, ``first`` + 1...; ``total`` (on its last
+            row only) how many it has in all."""
+            return pd.DataFrame({"read": [read], "known_as": [known_as], "already": [already],
+                                 "items": [pickle.dumps(items)], "first": [first], "error": [error],
+                                 "total": [total], "cpu_render": [PROCESS_CPU.take()]})
+
+        try:
+            with stage_cpu("open"):
+                source = DocumentSource(read, password=settings.password, longest_side=settings.longest_side,
+                                        text_words=settings.text_words, detect_rotation=settings.detect_rotation)
+        except InputError as exc:
+            yield row([], 0, str(exc).replace(read, known_as), total=0)
+            continue
+        with source:
+            if sha256 and source.source.sha256 != sha256:
+                yield row([], 0, f"{known_as}: changed since it was planned (its bytes differ); run again to read "
+                                 "the new version", total=0)
+                continue
+            rename(source, known_as)
+            items: list = []
+            sent = 0
+            for item in source.iter_pages(settings.pages):
+                if len(items) == RENDER_PAGES_PER_ROW:
+                    yield row(items, sent)
+                    sent += len(items)
+                    items = []
+                items.append(item)
+            yield row(items, sent, total=sent + len(items))
+
+
+def rename(source: DocumentSource, known_as: str) -> None:
+    """Read from an absolute path, known by the path the driver planned it under (as ``Planner`` renames)."""
+    if source.path != known_as:
+        source.path = known_as
+        source.source = replace(source.source, path=known_as, name=Path(known_as).name)
+
+
+class _Loading:
+    """Something built in a background thread at the lowest CPU priority; ``result()`` waits for
+    it (and raises its error). On Linux a thread's nice value is its own, so the loading takes
+    only CPU that the render tasks filling the GPUs' first batch leave idle (the OCR of that
+    batch leaves plenty), and the threads that later embed run at the normal priority: each
+    calling thread gets its own OpenMP team."""
+
+    def __init__(self, build):
+        self._future: concurrent.futures.Future = concurrent.futures.Future()
+        threading.Thread(target=self._build, args=(build,), name="loading", daemon=True).start()
+
+    def _build(self, build) -> None:
+        _lowest_priority()
+        try:
+            self._future.set_result(build())
+        except BaseException as exc:  # handed to the first call, which fails the run with it
+            self._future.set_exception(exc)
+
+    def result(self):
+        return self._future.result()
+
+
+def _lowest_priority() -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOADING_NICE)
+        except OSError:  # not allowed here: load at the normal priority
+            pass
+
+
+class ChunkFiles:
+    """Cuts each whole file of the batch as the local runner does (``chunk_file``, pages in order).
+    An actor, so that its tokenizer loads once, not in every worker process a task lands on.
+    ``config``: the run's ``PipelineConfig``, pickled (see the module notes)."""
+
+    def __init__(self, config: bytes):
+        self._parser = _Loading(lambda: _parser(pickle.loads(config)))
+
+    def __call__(self, batch):
+        parser = self._parser.result()
+        nodes = []
+        for pages in batch["pages"]:
+            documents = [d for d in pickle.loads(pages) if d.ocr.status != "failed"]
+            with stage_cpu("chunking"):
+                nodes.append(pickle.dumps(parser.chunk_file(documents) if documents else []))
+        out = batch.copy()
+        out["nodes"] = nodes
+        out["cpu_chunk"] = PROCESS_CPU.column(len(nodes))
+        return out
+
+
+def _parser(config):
+    from .run import make_parser
+
+    parser = make_parser(config)
+    parser.count_tokens("warm")  # loads the tokenizer now, not at the first file
+    return parser
+
+
+class EmbedChunks:
+    """Embeds the chunks of a batch of files together (those an earlier run stored are left out).
+    ``config``: the run's ``PipelineConfig``, pickled (see the module notes)."""
+
+    def __init__(self, config: bytes):
+        self._model = _Loading(lambda: _embed_model(pickle.loads(config)))
+
+    def __call__(self, batch):
+        model = self._model.result()  # first: importing LlamaIndex while the loading thread does could fail
+        from llama_index.core.schema import MetadataMode
+
+        files = [pickle.loads(nodes) for nodes in batch["nodes"]]
+        stored = [set(ids.split("\n")) for ids in batch["already"]]
+        todo = [node for nodes, done in zip(files, stored) for node in nodes if node.node_id not in done]
+        if todo:
+            with stage_cpu("chunking"):  # where the local runner counts it
+                texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in todo]
+            vectors = model.get_text_embedding_batch(texts)
+            for node, vector in zip(todo, vectors):
+                node.embedding = vector
+        out = batch.copy()
+        out["nodes"] = [pickle.dumps(nodes) for nodes in files]
+        out["cpu_embed"] = PROCESS_CPU.column(len(files))
+        return out
+
+
+def _embed_model(config):
+    from ..embedding import make_embed_model, pick_device
+
+    e = config.embedding
+    model = make_embed_model(e.model, e.device, e.batch_size, e.precision)
+    if pick_device(e.device) == "cpu":
+        import torch
+
+        # Ray sets OMP_NUM_THREADS to the actor's logical CPUs (1): torch would embed on one
+        # core. The local runner's embedder uses every core of its machine; so does this one.
+        # (The setting is torch's, for every thread: calls run in another thread than this.)
+        torch.set_num_threads(os.cpu_count() or 1)
+    return model
+
+
+class ProcessCpu:
+    """This worker process's CPU by stage (``cpu_cost``) and in all, since it was last taken.
+
+    Each Ray stage adds what its process spent to the rows it hands on, and the driver sums
+    them into the report: the report's ``cpu_ms_per_page`` then counts the cluster, not the
+    driver alone (a worker's first share includes loading its models)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stages, self._process = LEDGER.snapshot(), time.process_time_ns()
+
+    def take(self) -> bytes:
+        with self._lock:
+            stages, process = LEDGER.snapshot(), time.process_time_ns()
+            spent = dict(stages.minus(self._stages).by_stage, process=process - self._process)
+            self._stages, self._process = stages, process
+        return pickle.dumps({stage: ns for stage, ns in spent.items() if ns})
+
+    def column(self, rows: int) -> list[bytes]:
+        """A column for ``rows`` rows: what was spent, on the first (none when there are no rows:
+        it is taken with the next)."""
+        return [self.take()] + [pickle.dumps({})] * (rows - 1) if rows else []
+
+
+PROCESS_CPU = ProcessCpu()
+
+
+def summed(parts: list[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in parts:
+        for stage, ns in part.items():
+            total[stage] = total.get(stage, 0) + ns
+    return total
