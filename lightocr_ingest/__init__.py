@@ -7,8 +7,13 @@ The stages, in the order data flows through them::
 """
 
 import importlib
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError, InputError, LightOCRError, OCRServerError
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, ``__getattr__`` below
+    from .chunking import MarkdownBlockNodeParser
+    from .reader import LightOnOCRReader, page_document_id
 
 # Imported on first use (PEP 562): the reader and the chunker pull in LlamaIndex, the OpenAI
 # client and Qdrant's models, which a process that only renders pages (a Ray render worker)
@@ -31,6 +36,16 @@ __all__ = [
 def __getattr__(name: str):
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    else:  # a submodule (``lightocr_ingest.reader``), as an eager import used to leave it
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise  # the submodule is there, but something it imports is missing
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

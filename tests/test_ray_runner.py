@@ -131,8 +131,13 @@ def test_ray_runner_stores_the_local_runners_points_and_a_rerun_does_nothing(loc
         local_report, local_points, local_vectors = run_local(tmp_path, server.url, paths)
         sent_by_local = len(server.requests)
         ingestor = RayIngestor(config(tmp_path, server.url, "ray"))
+        context = ray.data.DataContext.get_current()
+        settings_before = (context.wait_for_min_actors_s, context.target_max_block_size, context.enable_progress_bars)
         try:
             report = ingestor.run(paths)
+            # the run's Ray Data settings are given back to the process after it
+            assert (context.wait_for_min_actors_s, context.target_max_block_size,
+                    context.enable_progress_bars) == settings_before
             assert len(server.requests) - sent_by_local == sent_by_local == PAGES  # every page once
             assert points(ingestor) == local_points
             assert_same_vectors(vectors(ingestor), local_vectors)
@@ -392,7 +397,65 @@ def test_the_chunking_and_embedding_actors_load_in_the_background_and_their_firs
     embedder = EmbedChunks(pickle.dumps(cfg))  # (one at a time: in Ray each is its own process)
     with pytest.raises(Exception, match="no-such-model"):
         embedder(pd.DataFrame({"nodes": [pickle.dumps([])], "already": [""]}))
-    # and with the model there, both work
-    good = parse_config({})
-    chunked = ChunkFiles(pickle.dumps(good))(pd.DataFrame({"pages": [pickle.dumps([])]}))
+    # and with the models there, both work
+    good = pickle.dumps(parse_config({}))
+    chunked = ChunkFiles(good)(pd.DataFrame({"pages": [pickle.dumps([])]}))
     assert pickle.loads(chunked["nodes"].iloc[0]) == []
+    embedded = EmbedChunks(good)(pd.DataFrame({"nodes": [pickle.dumps([])], "already": [""]}))
+    assert pickle.loads(embedded["nodes"].iloc[0]) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux's")
+def test_models_load_at_the_lowest_priority_and_embedding_runs_at_the_normal_one():
+    """The loading thread runs at nice 19 (it takes only idle CPU), and none of that leaks into
+    the threads that embed afterwards (torch's worker threads, the tokenizer's)."""
+    import os
+    import pickle
+    import threading
+
+    import pandas as pd
+    from llama_index.core.schema import TextNode
+
+    from lightocr_ingest.pipeline import ray_workers
+
+    seen = ray_workers._Loading(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+    assert seen == ray_workers.LOADING_NICE == 19
+
+    def threads() -> dict[str, tuple[int, int]]:
+        """thread id -> (nice, CPU ticks)"""
+        out = {}
+        for tid in os.listdir("/proc/self/task"):
+            fields = open(f"/proc/self/task/{tid}/stat").read().rpartition(")")[2].split()
+            out[tid] = (int(fields[16]), int(fields[11]) + int(fields[12]))
+        return out
+
+    embedder = ray_workers.EmbedChunks(pickle.dumps(parse_config({})))
+    embedder._model.result()
+    before = threads()
+    nodes = [TextNode(text="The quarterly report shows revenue growth. " * 40, id_=str(i)) for i in range(48)]
+    embedder(pd.DataFrame({"nodes": [pickle.dumps(nodes)], "already": [""]}))
+    after = threads()
+    worked = {tid: nice for tid, (nice, ticks) in after.items() if ticks > before.get(tid, (0, 0))[1]}
+    assert worked and set(worked.values()) == {0}, worked
+
+
+def test_actors_the_cluster_cannot_start_give_an_error_that_names_them():
+    from lightocr_ingest.errors import ConfigError
+    from lightocr_ingest.pipeline.ray_runner import _next_row
+
+    def rows():
+        raise ray.exceptions.GetTimeoutError("Timed out while starting actors. This may mean that the cluster "
+                                             "does not have enough resources for the requested actor pool.")
+        yield
+
+    with pytest.raises(ConfigError, match=r"embedding: 1 x 1 GPU.*embedding.device: cpu"):
+        _next_row(rows(), "OCR: 1 x 0.2 CPU; chunking: 1 x 0.25 CPU; embedding: 1 x 1 GPU")
+
+
+def test_render_tasks_get_the_readers_page_settings(tmp_path):
+    cfg = parse_config({"input": {"pages": "1-3", "password": "s3cret"}, "chunking": {"regions": "off"},
+                        "ocr": {"detect_rotation": False}})
+    settings = _render_settings(cfg, 1540)
+    assert (settings.longest_side, settings.password, settings.pages, settings.text_words,
+            settings.detect_rotation) == (1540, "s3cret", "1-3", False, False)
+    assert "s3cret" not in repr(settings)

@@ -1,6 +1,15 @@
 """Stage 6 - pipeline: orchestration of all stages from a YAML config, with a run report."""
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, ``__getattr__`` below
+    from .config import PipelineConfig, json_schema, load_config, parse_config
+    from .evaluate import LabelledQuery, RetrievalScores, evaluate_collection, evaluate_retriever, load_queries
+    from .query import CollectionRetriever, Hit, build_retriever, search, search_collection
+    from .report import FileReport, PageReport, RunReport
+    from .plan import collect_files
+    from .run import Ingestor, build_pipeline, make_parser, make_reader
 
 # Imported on first use (PEP 562): a Ray worker process imports ``pipeline.ray_workers`` and must
 # not pay for LlamaIndex and Qdrant that the rest of the pipeline imports.
@@ -58,6 +67,16 @@ __all__ = [
 def __getattr__(name: str):
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    else:  # a submodule (``pipeline.run``), as an eager import used to leave it
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise  # the submodule is there, but something it imports is missing
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..cpu_cost import LEDGER
+from ..errors import ConfigError
 from ..ocr.vllm import split_urls
 from ..pages.orientation import ensure_classifier
 from .config import PipelineConfig
@@ -76,7 +77,7 @@ CHUNK_FILES_PER_BATCH = 4  # files cut per call
 CHUNK_ACTOR_CPUS = 0.25
 CHUNK_ACTORS = 1  # one cuts about 300 pages a second (3 core-ms a page), more than 40 GPUs read; each
 #                  more actor loads its own tokenizer (a pool growing to 8 cost 30 core-ms a page here)
-ACTORS_START_S = 600  # the longest the actors may take to start (an autoscaling cluster may add nodes for them)
+ACTORS_START_S = 600  # the longest each stage's actors may take to start (an autoscaling cluster may add nodes)
 
 
 class RayIngestor(Ingestor):
@@ -152,8 +153,9 @@ class RayIngestor(Ingestor):
                     await asyncio.to_thread(ensure_classifier)  # a missing model stops here, with the fix
                 longest_side = await self.reader.rendering_size()  # the model's, asked once for every render task
                 data_context = _apply_data_settings(_DATA_SETTINGS)
-                rows = iter(_dataset(self.config, to_read, longest_side).iter_rows())
-                while (row := await asyncio.to_thread(next, rows, None)) is not None:
+                dataset, actors = _dataset(self.config, to_read, longest_side)
+                rows = iter(dataset.iter_rows())
+                while (row := await asyncio.to_thread(_next_row, rows, actors)) is not None:
                     path = row["known_as"]
                     workers_cpu = summed([workers_cpu] + [pickle.loads(row[column]) for column in CPU_COLUMNS])
                     documents = pickle.loads(row["pages"])
@@ -200,7 +202,8 @@ class _EmbeddedStage(StoreStage):
 
 
 def _dataset(config: PipelineConfig, to_read: list[dict], longest_side: int):
-    """The Ray Data plan over the files to read (see the module docstring); lazy until iterated."""
+    """The Ray Data plan over the files to read (see the module docstring), lazy until iterated,
+    and what its actors ask the cluster for (for an error that says so)."""
     import ray
     import ray.data
 
@@ -212,6 +215,9 @@ def _dataset(config: PipelineConfig, to_read: list[dict], longest_side: int):
     packed = pickle.dumps(worker_config)  # what the chunking and embedding actors unpickle as they load
     dataset = ray.data.from_items([{"read": r["read"], "known_as": r["known_as"], "sha256": r["sha256"],
                                     "already": "\n".join(r["already"])} for r in to_read])
+    actors = (f"OCR: {OCR_ACTORS} x {OCR_ACTOR_CPUS} CPU; chunking: {CHUNK_ACTORS} x {CHUNK_ACTOR_CPUS} CPU; "
+              f"embedding: {max(1, int(gpus)) if embed_on_gpu else 1} x "
+              + ("1 GPU" if embed_on_gpu else f"{EMBED_ACTOR_CPUS} CPU"))
     return (dataset
             .map_batches(render_files, fn_kwargs={"settings": _render_settings(config, longest_side)},
                          batch_size=RENDER_FILES_PER_TASK, batch_format="pandas", num_cpus=RENDER_TASK_CPUS)
@@ -226,7 +232,22 @@ def _dataset(config: PipelineConfig, to_read: list[dict], longest_side: int):
             .map_batches(EmbedChunks, fn_constructor_kwargs={"config": packed},
                          batch_size=EMBED_FILES_PER_BATCH, batch_format="pandas",
                          compute=ray.data.ActorPoolStrategy(size=max(1, int(gpus)) if embed_on_gpu else 1),
-                         num_gpus=1 if embed_on_gpu else 0, num_cpus=EMBED_ACTOR_CPUS))
+                         num_gpus=1 if embed_on_gpu else 0, num_cpus=EMBED_ACTOR_CPUS)), actors
+
+
+def _next_row(rows, actors: str):
+    """The next row out of the dataset (None at the end); a cluster that cannot start the
+    actors says which and what they ask for, instead of Ray's bare timeout."""
+    import ray.exceptions
+
+    try:
+        return next(rows, None)
+    except ray.exceptions.GetTimeoutError as exc:
+        if "starting actors" not in str(exc):
+            raise
+        raise ConfigError(f"the Ray cluster did not start the pipeline's actors within {ACTORS_START_S} s "
+                          f"({actors}): add nodes with those resources, or set embedding.device: cpu where the "
+                          "cluster has no GPU") from exc
 
 
 _DATA_SETTINGS = {  # DataContext attribute path -> value for this runner's datasets (restored after the run)

@@ -20,7 +20,7 @@ import pickle
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..cpu_cost import LEDGER, stage_cpu
@@ -38,7 +38,7 @@ class RenderSettings:
     """What a render task needs of the run's config (the reader's page settings)."""
 
     longest_side: int
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # the PDFs' password: not for logs
     text_words: bool = True
     detect_rotation: bool = True
     pages: str | None = None
