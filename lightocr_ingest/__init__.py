@@ -6,9 +6,9 @@ The stages, in the order data flows through them::
     -> embedding -> store (Qdrant) -> pipeline (orchestration, reports) -> cli
 """
 
-import importlib
 from typing import TYPE_CHECKING
 
+from ._lazy import lazy_members
 from .errors import ConfigError, InputError, LightOCRError, OCRServerError
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, ``__getattr__`` below
@@ -33,19 +33,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    else:  # a submodule (``lightocr_ingest.reader``), as an eager import used to leave it
-        try:
-            value = importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise  # the submodule is there, but something it imports is missing
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_members(__name__, _LAZY, __all__)

@@ -1,7 +1,8 @@
 """Stage 6 - pipeline: orchestration of all stages from a YAML config, with a run report."""
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .._lazy import lazy_members
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, ``__getattr__`` below
     from .config import PipelineConfig, json_schema, load_config, parse_config
@@ -64,19 +65,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    else:  # a submodule (``pipeline.run``), as an eager import used to leave it
-        try:
-            value = importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise  # the submodule is there, but something it imports is missing
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_members(__name__, _LAZY, __all__)
