@@ -178,6 +178,19 @@ def test_a_corrupt_file_fails_and_the_rest_is_stored(local_ray, files, tmp_path)
     assert not report.ok and report.totals()["pages_ingested"] == 3
 
 
+def test_an_embedding_model_that_cannot_load_fails_the_run_with_its_error(local_ray, files, tmp_path):
+    """The model loads in the embedding actor's background; its error must still stop the run."""
+    with FakeVLLMServer() as server:
+        cfg = config(tmp_path, server.url, "no-model").model_copy(deep=True)
+        cfg.embedding.model = str(tmp_path / "no-such-model")
+        ingestor = RayIngestor(cfg)
+        try:
+            with pytest.raises(Exception, match="no-such-model"):
+                ingestor.run([str(files / "report.pdf")])
+        finally:
+            ingestor.close()
+
+
 def test_faults_injected_give_the_same_points(local_ray, files, tmp_path):
     paths = [str(files / "report.pdf"), str(files / "columns.pdf")]
     with FakeVLLMServer() as clean:
