@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from lightocr_ingest.cli import main
-from lightocr_ingest.pipeline import Ingestor, parse_config
+from lightocr_ingest.pipeline import Ingestor, make_reader, parse_config
 from lightocr_ingest.pipeline.cli import _apply_flags
 from lightocr_ingest.testing import FAULT_KINDS, FakeVLLMServer, FaultPlan
 
@@ -59,7 +59,7 @@ def config(tmp_path, url, name, **ocr):
 
 def rendered(batch, cfg) -> list:
     """The rows a render task makes of ``batch`` (files), rendered at 1,540 px."""
-    return list(render_files(batch, _render_settings(cfg, 1540)))
+    return list(render_files(batch, _render_settings(make_reader(cfg), 1540)))
 
 
 def test_a_render_worker_imports_only_what_rendering_needs():
@@ -468,7 +468,7 @@ def test_actors_the_cluster_cannot_start_give_an_error_that_names_them():
 def test_render_tasks_get_the_readers_page_settings(tmp_path):
     cfg = parse_config({"input": {"pages": "1-3", "password": "s3cret"}, "chunking": {"regions": "off"},
                         "ocr": {"detect_rotation": False}})
-    settings = _render_settings(cfg, 1540)
+    settings = _render_settings(make_reader(cfg), 1540)
     assert (settings.longest_side, settings.password, settings.pages, settings.text_words,
             settings.detect_rotation) == (1540, "s3cret", "1-3", False, False)
     assert "s3cret" not in repr(settings)

@@ -43,6 +43,7 @@ from ..cpu_cost import LEDGER
 from ..errors import ConfigError
 from ..ocr.vllm import split_urls
 from ..pages.orientation import ensure_classifier
+from ..reader import LightOnOCRReader
 from .config import PipelineConfig
 from .plan import Planner, settings_fingerprint
 from .ray_workers import CPU_COLUMNS, PROCESS_CPU, ChunkFiles, EmbedChunks, RenderSettings, render_files, summed
@@ -153,7 +154,7 @@ class RayIngestor(Ingestor):
                     await asyncio.to_thread(ensure_classifier)  # a missing model stops here, with the fix
                 longest_side = await self.reader.rendering_size()  # the model's, asked once for every render task
                 data_context = _apply_data_settings(_DATA_SETTINGS)
-                dataset, actors = _dataset(self.config, to_read, longest_side)
+                dataset, actors = _dataset(self.config, to_read, _render_settings(self.reader, longest_side))
                 rows = iter(dataset.iter_rows())
                 while (row := await asyncio.to_thread(_next_row, rows, actors)) is not None:
                     path = row["known_as"]
@@ -201,7 +202,7 @@ class _EmbeddedStage(StoreStage):
         return self.chunked.pop(path, [])
 
 
-def _dataset(config: PipelineConfig, to_read: list[dict], longest_side: int):
+def _dataset(config: PipelineConfig, to_read: list[dict], render: RenderSettings):
     """The Ray Data plan over the files to read (see the module docstring), lazy until iterated,
     and what its actors ask the cluster for (for an error that says so)."""
     import ray
@@ -219,7 +220,7 @@ def _dataset(config: PipelineConfig, to_read: list[dict], longest_side: int):
               f"embedding: {max(1, int(gpus)) if embed_on_gpu else 1} x "
               + ("1 GPU" if embed_on_gpu else f"{EMBED_ACTOR_CPUS} CPU"))
     return (dataset
-            .map_batches(render_files, fn_kwargs={"settings": _render_settings(config, longest_side)},
+            .map_batches(render_files, fn_kwargs={"settings": render},
                          batch_size=RENDER_FILES_PER_TASK, batch_format="pandas", num_cpus=RENDER_TASK_CPUS)
             .map_batches(_OcrPages, fn_constructor_kwargs={"config": worker_config}, batch_size=OCR_ROWS_PER_BATCH,
                          batch_format="pandas", num_cpus=OCR_ACTOR_CPUS,
@@ -279,8 +280,8 @@ def _apply_data_settings(settings: dict) -> dict:
     return before
 
 
-def _render_settings(config: PipelineConfig, longest_side: int) -> RenderSettings:
-    reader = make_reader(config)
+def _render_settings(reader: LightOnOCRReader, longest_side: int) -> RenderSettings:
+    """What the render tasks need of the driver's reader (built from the run's config)."""
     return RenderSettings(longest_side, reader.password.get_secret_value() if reader.password else None,
                           text_words=reader.regions != "off", detect_rotation=reader.detect_rotation,
                           pages=reader.pages)
