@@ -159,6 +159,8 @@ def run_once(paths: list[str], urls: list[str], workdir: Path, name: str, max_in
                       default=started_clock) - started_clock,
         "tail_s": ended_clock - max((s["window_end"] for s in stats if s["window_end"] is not None),
                                     default=ended_clock),
+        # How long after the first request the last page reached a GPU: the client's feeding time.
+        "fed_s": max((s["last_request_s"] for s in stats if s["last_request_s"] is not None), default=0.0),
         "capacity_pages_per_s": sum(s["capacity_pages_per_s"] for s in stats),
         "cpu_ms_per_page": {stage: ns / 1e6 / pages for stage, ns in report.cpu_ns.items()},
         "cpu_busy_share": report.cpu_ns["process"] / 1e9 / (wall * os.cpu_count()),
@@ -425,6 +427,7 @@ def main() -> None:
                         print(f"  {runs[-1]['pages']} pages in {runs[-1]['wall_s']:.1f} s, efficiency "
                               f"{runs[-1]['efficiency']:.3f}, slot use {runs[-1]['slot_use']:.3f}, "
                               f"GPU busy {runs[-1]['gpu_busy_s']:.1f} s (first request after {runs[-1]['lead_s']:.1f} s, "
+                              f"the last {runs[-1]['fed_s']:.1f} s after that, "
                               f"done {runs[-1]['tail_s']:.1f} s after the last answer)", flush=True)
                     results["settings"][name] = {
                         "capacity_pages_per_s": runs[0]["capacity_pages_per_s"], "pages": spec.pages,

@@ -387,10 +387,27 @@ def test_the_ocr_actor_takes_calls_for_every_url_of_a_comma_separated_list():
     """Its concurrent calls cover twice the window of every server, however the URLs are given."""
     from lightocr_ingest.pipeline.ray_runner import _ocr_calls
 
-    one = _ocr_calls(parse_config({"ocr": {"url": "http://a:8000/v1"}}))
-    two = _ocr_calls(parse_config({"ocr": {"url": "http://a:8000/v1,http://b:8000/v1"}}))
-    listed = _ocr_calls(parse_config({"ocr": {"url": ["http://a:8000/v1", "http://b:8000/v1"]}}))
-    assert two == listed == 2 * one
+    one = _ocr_calls(parse_config({"ocr": {"url": "http://a:8000/v1", "max_in_flight": 64}}))
+    two = _ocr_calls(parse_config({"ocr": {"url": "http://a:8000/v1,http://b:8000/v1", "max_in_flight": 64}}))
+    listed = _ocr_calls(parse_config({"ocr": {"url": ["http://a:8000/v1", "http://b:8000/v1"], "max_in_flight": 64}}))
+    assert two == listed == 2 * one >= 2 * 2 * 64
+
+
+def test_render_tasks_take_whole_files_of_about_sixteen_pages_in_order():
+    """Single-page scans go sixteen to a task, a long PDF is a task of its own, and every file
+    is in exactly one task, in the planned order (tasks that start take ~ms: few, busy ones)."""
+    from lightocr_ingest.pipeline.ray_runner import RENDER_PAGES_PER_TASK, _task_groups
+
+    def file(name, pages):
+        return {"read": f"/data/{name}", "known_as": name, "sha256": "", "already": [], "pages": pages}
+
+    to_read = [file(f"scan-{i}.png", 1) for i in range(20)] + [file("report.pdf", 60), file("memo.pdf", 3),
+                                                                file("letter.pdf", 2)]
+    groups = _task_groups(to_read)
+    assert [len(group) for group in groups] == [RENDER_PAGES_PER_TASK, 4, 1, 2]
+    assert [f["known_as"] for group in groups for f in group] == [f["known_as"] for f in to_read]
+    assert "pages" not in groups[0][0]  # what a render task needs, and no more
+    assert _task_groups([]) == []
 
 
 def test_the_chunking_and_embedding_actors_load_in_the_background_and_their_first_call_fails_if_loading_did(tmp_path):

@@ -6,7 +6,7 @@ allows one process, so the points are upserted, stale versions deleted and files
 complete by the driver, through the local runner's own ``StoreStage``. The files to read
 then flow through Ray Data:
 
-1. ``ray_workers.render_files`` (CPU tasks, ``RENDER_FILES_PER_TASK`` files each): each file opened once
+1. ``ray_workers.render_files`` (CPU tasks, whole files of about ``RENDER_PAGES_PER_TASK`` pages each): each file opened once
    (``DocumentSource``), its pages rendered, turned upright and encoded, and passed on in rows
    of ``ray_workers.RENDER_PAGES_PER_ROW`` as they come (a long PDF streams; a file that cannot be opened
    is one row with its error). These spread over every CPU of the cluster.
@@ -63,9 +63,16 @@ RENDER_TASK_CPUS = 0.5  # rendering, orientation and PNG encoding: CPU work, one
 #                        worker process costs about a core-second to start (Python, Ray, onnxruntime):
 #                        fewer, busier workers fill the GPUs' first batch sooner (a quarter core: slot
 #                        use 0.44 against 0.49 on 2 cores, one run each)
-RENDER_FILES_PER_TASK = 4  # a Ray task costs milliseconds to start: single-page scans go four to a task
-OCR_ROWS_PER_BATCH = 4  # rows of rendered pages per call into the OCR actor (calls run concurrently: see _OcrPages)
-OCR_MAX_CALLS = 256  # at most this many calls (threads) at once in the OCR actor
+RENDER_PAGES_PER_TASK = 16  # pages a render task takes on (whole files: a longer one is a task of its own, and
+#                             streams). Starting a task costs tens of milliseconds and only a few run at once
+#                             (their CPU ask), so small tasks leave the workers waiting between them: at 4
+#                             files a task the 233-page run's last page reached the GPU 11.8 s after the
+#                             first, at 16 pages 10.0 s (local runner: 5.0)
+# Each call into the OCR actor takes one block of rendered rows as the render task made it
+# (``batch_size=None``; calls run concurrently: see _OcrPages). A batch size in rows would have
+# Ray Data cut blocks into bundles of that many rows, and the rows left over waited for later
+# blocks: on the 233-page run the last of them reached the GPU 41 s after the first page, not 12.
+OCR_MAX_CALLS = 1024  # at most this many calls (threads, most of them waiting) at once in the OCR actor
 OCR_IDLE_S = 0.25  # the OCR actor's stream of pages ends when no page was queued for this long
 OCR_ACTORS = 1  # each holds the whole window over every URL (max_in_flight per server): more would overload them
 OCR_ACTOR_CPUS = 0.2  # an event loop and its requests, mostly waiting on the servers. Not the render
@@ -127,7 +134,8 @@ class RayIngestor(Ingestor):
                 item.source.close()  # a worker opens it again (it may be on another machine)
                 already[file_report.path] = item.already
                 to_read.append({"read": os.path.abspath(path), "known_as": file_report.path,
-                                "sha256": file_report.sha256 or "", "already": sorted(item.already)})
+                                "sha256": file_report.sha256 or "", "already": sorted(item.already),
+                                "pages": len(item.page_numbers)})
                 total += len(item.page_numbers)
         if on_total:
             on_total(total)
@@ -214,15 +222,14 @@ def _dataset(config: PipelineConfig, to_read: list[dict], render: RenderSettings
     embed_on_gpu = e.device.startswith("cuda") or (e.device == "auto" and gpus > 0)
     calls = _ocr_calls(config)
     packed = pickle.dumps(worker_config)  # what the chunking and embedding actors unpickle as they load
-    dataset = ray.data.from_items([{"read": r["read"], "known_as": r["known_as"], "sha256": r["sha256"],
-                                    "already": "\n".join(r["already"])} for r in to_read])
+    dataset = ray.data.from_items([{"files": pickle.dumps(group)} for group in _task_groups(to_read)])
     actors = (f"OCR: {OCR_ACTORS} x {OCR_ACTOR_CPUS} CPU; chunking: {CHUNK_ACTORS} x {CHUNK_ACTOR_CPUS} CPU; "
               f"embedding: {max(1, int(gpus)) if embed_on_gpu else 1} x "
               + ("1 GPU" if embed_on_gpu else f"{EMBED_ACTOR_CPUS} CPU"))
     return (dataset
-            .map_batches(render_files, fn_kwargs={"settings": render},
-                         batch_size=RENDER_FILES_PER_TASK, batch_format="pandas", num_cpus=RENDER_TASK_CPUS)
-            .map_batches(_OcrPages, fn_constructor_kwargs={"config": worker_config}, batch_size=OCR_ROWS_PER_BATCH,
+            .map_batches(_render_group, fn_kwargs={"settings": render},
+                         batch_size=1, batch_format="pandas", num_cpus=RENDER_TASK_CPUS)
+            .map_batches(_OcrPages, fn_constructor_kwargs={"config": worker_config}, batch_size=None,
                          batch_format="pandas", num_cpus=OCR_ACTOR_CPUS,
                          compute=ray.data.ActorPoolStrategy(size=OCR_ACTORS, max_tasks_in_flight_per_actor=calls,
                                                             max_concurrent_calls_per_actor=calls,
@@ -234,6 +241,32 @@ def _dataset(config: PipelineConfig, to_read: list[dict], render: RenderSettings
                          batch_size=EMBED_FILES_PER_BATCH, batch_format="pandas",
                          compute=ray.data.ActorPoolStrategy(size=max(1, int(gpus)) if embed_on_gpu else 1),
                          num_gpus=1 if embed_on_gpu else 0, num_cpus=EMBED_ACTOR_CPUS)), actors
+
+
+def _task_groups(to_read: list[dict], pages_per_task: int = RENDER_PAGES_PER_TASK) -> list[list[dict]]:
+    """The files to read, in order, cut into render tasks of about ``pages_per_task`` pages
+    (``pages``: a file's pages to read): sixteen single-page scans go together, a long PDF alone."""
+    groups: list[list[dict]] = []
+    pages = 0
+    for file in to_read:
+        if not groups or (groups[-1] and pages + file["pages"] > pages_per_task):
+            groups.append([])
+            pages = 0
+        groups[-1].append({key: file[key] for key in ("read", "known_as", "sha256", "already")})
+        pages += file["pages"]
+    return groups
+
+
+def _render_group(batch, settings: RenderSettings):
+    """``render_files`` over one task's files (a row: their pickled list)."""
+    import pandas as pd
+
+    for files in batch["files"]:
+        files = pickle.loads(files)
+        yield from render_files(pd.DataFrame({"read": [f["read"] for f in files],
+                                              "known_as": [f["known_as"] for f in files],
+                                              "sha256": [f["sha256"] for f in files],
+                                              "already": ["\n".join(f["already"]) for f in files]}), settings)
 
 
 def _next_row(rows, actors: str):
@@ -506,10 +539,10 @@ class _Call:
 
 
 def _ocr_calls(config: PipelineConfig) -> int:
-    """Concurrent calls into the OCR actor: enough rows queued to cover the reader's look-ahead
-    (twice the window over every URL) were each row one page."""
+    """Concurrent calls into the OCR actor: enough blocks queued to cover the reader's look-ahead
+    (twice the window over every URL) were each block one page."""
     window = config.ocr.max_in_flight * max(1, len(split_urls(config.ocr.url or "")))
-    return max(2, min(OCR_MAX_CALLS, -(-2 * window // OCR_ROWS_PER_BATCH)))
+    return max(2, min(OCR_MAX_CALLS, 2 * window))
 
 
 def _restarted_actor() -> bool:

@@ -148,6 +148,7 @@ class Batch:
         self.tokens_served = 0.0  # decoded in the window, running sequences' partial answers included
         self.sequence_s = 0.0  # integral of the running sequences over time
         self.max_active, self.max_waiting = len(self.running), len(self.waiting)
+        self.last_arrival: float | None = None  # when the window's latest request came: how fast the client fed it
 
     def _next_finish(self) -> float | None:
         while self._heap:
@@ -204,6 +205,7 @@ class Batch:
         """A request of ``tokens`` output tokens at ``now``; returns the requests done by then."""
         done = self.advance(now)
         self.requests += 1
+        self.last_arrival = now
         if self.started is None:
             self.started = now
         self.waiting.append((key, tokens))
@@ -237,6 +239,7 @@ class Batch:
             "efficiency": self.tokens_served / (peak * window) if window > 0 else None,
             "slot_use": self.sequence_s / (self.service.max_num_seqs * window) if window > 0 else None,
             "max_active": self.max_active, "max_waiting": self.max_waiting,
+            "last_request_s": self.last_arrival - start if start is not None else None,
             "max_num_seqs": self.service.max_num_seqs, "half_batch": self.service.half_batch,
             "capacity_pages_per_s": self.service.pages_per_s,
         }
