@@ -29,7 +29,8 @@ Figures:
 - CPU per page of each stage in core-milliseconds (``lightocr_ingest.cpu_cost``) on the first
   corpus at the default window, and how many cores a host needs to feed each capacity;
 - per run, where the wall time outside the GPUs' busy window went: how long the first request took
-  to reach a GPU (``lead_s``) and how long the run went on after the last answer (``tail_s``:
+  to reach a GPU (``lead_s``), how long after it the last page did (``fed_s``: how fast the client
+  filled the window) and how long the run went on after the last answer (``tail_s``:
   chunking, embedding and storing what came back last);
 - embedding chunks/s and Qdrant upsert points/s, each measured alone;
 - peak RSS while ingesting one 1,000-page PDF (in a child process of its own, default window).
