@@ -101,6 +101,19 @@ def test_simulated_batch_shares_the_gpu_and_queues_beyond_max_num_seqs():
     assert stats["tokens_served"] == pytest.approx(40)
     assert stats["efficiency"] == pytest.approx(40 / (30 * 2.0))  # 2 of 3 "halves": b / (b + h) = 2/3
     assert stats["slot_use"] == pytest.approx(1.0)
+    assert stats["last_request_s"] == 0.0  # all three came at once
+
+
+def test_simulated_batch_says_how_long_after_the_first_request_the_last_came():
+    """What the benchmark reports as ``fed_s``: how fast a client filled the window."""
+    batch = Batch(ServiceModel(pages_per_s=1.0, max_num_seqs=4, tokens_min=100, tokens_max=100, half_batch=1))
+    assert batch.stats()["last_request_s"] is None  # nothing sent yet
+    batch.arrive(2.0, "a", 100)
+    batch.arrive(2.5, "b", 100)
+    batch.arrive(7.0, "c", 100)
+    assert batch.stats()["last_request_s"] == pytest.approx(5.0)
+    batch.reset_stats(7.0)  # a new window while requests still run: none came in it yet
+    assert batch.stats()["last_request_s"] is None
 
 
 def test_simulated_perfect_client_with_a_full_window_beats_a_quarter_window():

@@ -239,7 +239,7 @@ class Batch:
             "efficiency": self.tokens_served / (peak * window) if window > 0 else None,
             "slot_use": self.sequence_s / (self.service.max_num_seqs * window) if window > 0 else None,
             "max_active": self.max_active, "max_waiting": self.max_waiting,
-            "last_request_s": self.last_arrival - start if start is not None else None,
+            "last_request_s": self.last_arrival - start if start is not None and self.last_arrival is not None else None,
             "max_num_seqs": self.service.max_num_seqs, "half_batch": self.service.half_batch,
             "capacity_pages_per_s": self.service.pages_per_s,
         }
