@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 
@@ -18,6 +19,7 @@ ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'ligh
 pytest.importorskip("ray.data", reason="ray[data] is not installed: pip install 'lightocr-ingest[ray]'")
 
 from lightocr_ingest.pipeline.ray_workers import RENDER_PAGES_PER_ROW, render_files  # noqa: E402
+from lightocr_ingest.pipeline import ray_runner  # noqa: E402
 from lightocr_ingest.pipeline.ray_runner import RayIngestor, _render_settings  # noqa: E402
 
 LONG_PAGES = RENDER_PAGES_PER_ROW * 2 + 3  # a file that reaches the OCR actor in three rows
@@ -62,13 +64,22 @@ def rendered(batch, cfg) -> list:
     return list(render_files(batch, _render_settings(make_reader(cfg), 1540)))
 
 
-def test_a_render_worker_imports_only_what_rendering_needs():
-    """Render tasks run in every worker process of a cluster: importing their module must not
-    pull in LlamaIndex, Qdrant, the OpenAI client or torch (about 2 core-seconds a process)."""
-    code = ("import sys, lightocr_ingest.pipeline.ray_workers\n"
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'llama_index', 'qdrant_client', 'openai', 'torch'}))")
+def test_a_render_worker_imports_only_what_rendering_needs(tmp_path):
+    """Render tasks run in every worker process of a cluster: the function the dataset maps for
+    rendering, imported from its module and run on a task's files, must not pull in LlamaIndex,
+    Qdrant, the OpenAI client or torch (about 2 core-seconds a process)."""
+    from lightocr_ingest.pipeline.ray_runner import _task_groups
+
+    pdf = one_column_pdf(tmp_path / "a.pdf", pages=2)
+    group = _task_groups([{"read": str(pdf), "known_as": str(pdf), "sha256": "", "already": [], "pages": 2}])[0]
+    assert ray_runner.render_group.__module__ == "lightocr_ingest.pipeline.ray_workers"  # what the dataset maps
+    code = ("import pickle, sys\n"
+            "from lightocr_ingest.pipeline.ray_workers import RenderSettings, render_group\n"
+            f"rows = list(render_group({{'files': [{pickle.dumps(group)!r}]}}, RenderSettings(1540)))\n"
+            "print(sum(len(pickle.loads(row['items'][0])) for row in rows), "
+            "sorted({m.split('.')[0] for m in sys.modules} & {'llama_index', 'qdrant_client', 'openai', 'torch'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert out.strip() == "2 []"  # both pages rendered, nothing heavy imported
 
 
 def points(ingestor) -> dict:
@@ -407,6 +418,8 @@ def test_render_tasks_take_whole_files_of_about_sixteen_pages_in_order():
     assert [len(group) for group in groups] == [RENDER_PAGES_PER_TASK, 4, 1, 2]
     assert [f["known_as"] for group in groups for f in group] == [f["known_as"] for f in to_read]
     assert "pages" not in groups[0][0]  # what a render task needs, and no more
+    resumed = _task_groups([{**file("half.pdf", 4), "already": ["id-1", "id-2"]}])
+    assert resumed[0][0]["already"] == "id-1\nid-2"  # the ids a resumed file keeps, a line each
     assert _task_groups([]) == []
 
 

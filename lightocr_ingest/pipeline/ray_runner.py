@@ -6,7 +6,7 @@ allows one process, so the points are upserted, stale versions deleted and files
 complete by the driver, through the local runner's own ``StoreStage``. The files to read
 then flow through Ray Data:
 
-1. ``ray_workers.render_files`` (CPU tasks, whole files of about ``RENDER_PAGES_PER_TASK`` pages each): each file opened once
+1. ``ray_workers.render_group`` (CPU tasks, whole files of about ``RENDER_PAGES_PER_TASK`` pages each): each file opened once
    (``DocumentSource``), its pages rendered, turned upright and encoded, and passed on in rows
    of ``ray_workers.RENDER_PAGES_PER_ROW`` as they come (a long PDF streams; a file that cannot be opened
    is one row with its error). These spread over every CPU of the cluster.
@@ -46,7 +46,7 @@ from ..pages.orientation import ensure_classifier
 from ..reader import LightOnOCRReader
 from .config import PipelineConfig
 from .plan import Planner, settings_fingerprint
-from .ray_workers import CPU_COLUMNS, PROCESS_CPU, ChunkFiles, EmbedChunks, RenderSettings, render_files, summed
+from .ray_workers import CPU_COLUMNS, PROCESS_CPU, ChunkFiles, EmbedChunks, RenderSettings, render_group, summed
 from .report import FileReport, RunReport
 from .run import SPOOL_PAGES, Ingestor, hand_on, make_reader, page_report_of, stamp, stop_tasks
 from .storing import FileEnd, FileStart, StoreStage
@@ -67,7 +67,7 @@ RENDER_PAGES_PER_TASK = 16  # pages a render task takes on (whole files: a longe
 #                             streams). Starting a task costs tens of milliseconds and only a few run at once
 #                             (their CPU ask), so small tasks leave the workers waiting between them: at 4
 #                             files a task the 233-page run's last page reached the GPU 11.8 s after the
-#                             first, at 16 pages 10.0 s (local runner: 5.0)
+#                             first, at 16 pages 10.0 s (one run each; 10.7 s the median of 3; local: 5.0)
 # Each call into the OCR actor takes one block of rendered rows as the render task made it
 # (``batch_size=None``; calls run concurrently: see _OcrPages). A batch size in rows would have
 # Ray Data cut blocks into bundles of that many rows, and the rows left over waited for later
@@ -227,7 +227,7 @@ def _dataset(config: PipelineConfig, to_read: list[dict], render: RenderSettings
               f"embedding: {max(1, int(gpus)) if embed_on_gpu else 1} x "
               + ("1 GPU" if embed_on_gpu else f"{EMBED_ACTOR_CPUS} CPU"))
     return (dataset
-            .map_batches(_render_group, fn_kwargs={"settings": render},
+            .map_batches(render_group, fn_kwargs={"settings": render},
                          batch_size=1, batch_format="pandas", num_cpus=RENDER_TASK_CPUS)
             .map_batches(_OcrPages, fn_constructor_kwargs={"config": worker_config}, batch_size=None,
                          batch_format="pandas", num_cpus=OCR_ACTOR_CPUS,
@@ -245,28 +245,18 @@ def _dataset(config: PipelineConfig, to_read: list[dict], render: RenderSettings
 
 def _task_groups(to_read: list[dict], pages_per_task: int = RENDER_PAGES_PER_TASK) -> list[list[dict]]:
     """The files to read, in order, cut into render tasks of about ``pages_per_task`` pages
-    (``pages``: a file's pages to read): sixteen single-page scans go together, a long PDF alone."""
+    (``pages``: a file's pages to read): sixteen single-page scans go together, a long PDF alone.
+    Each file as ``render_group`` takes it (its stored ids one string, a line each)."""
     groups: list[list[dict]] = []
     pages = 0
     for file in to_read:
         if not groups or (groups[-1] and pages + file["pages"] > pages_per_task):
             groups.append([])
             pages = 0
-        groups[-1].append({key: file[key] for key in ("read", "known_as", "sha256", "already")})
+        groups[-1].append({"read": file["read"], "known_as": file["known_as"], "sha256": file["sha256"],
+                           "already": "\n".join(file["already"])})
         pages += file["pages"]
     return groups
-
-
-def _render_group(batch, settings: RenderSettings):
-    """``render_files`` over one task's files (a row: their pickled list)."""
-    import pandas as pd
-
-    for files in batch["files"]:
-        files = pickle.loads(files)
-        yield from render_files(pd.DataFrame({"read": [f["read"] for f in files],
-                                              "known_as": [f["known_as"] for f in files],
-                                              "sha256": [f["sha256"] for f in files],
-                                              "already": ["\n".join(f["already"]) for f in files]}), settings)
 
 
 def _next_row(rows, actors: str):

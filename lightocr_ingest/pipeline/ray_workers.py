@@ -83,6 +83,16 @@ def render_files(batch, settings: RenderSettings):
             yield row(items, sent, total=sent + len(items))
 
 
+def render_group(batch, settings: RenderSettings):
+    """``render_files`` over the files of each row (``files``: a pickled list of one render task's
+    files, as ``ray_runner`` groups them by pages). Here, not in ``ray_runner``: a function a task
+    runs is imported by its module in every worker process, and that one imports the whole reader."""
+    for files in batch["files"]:
+        files = pickle.loads(files)
+        yield from render_files({key: [file[key] for file in files] for key in ("read", "known_as", "sha256", "already")},
+                                settings)
+
+
 def rename(source: DocumentSource, known_as: str) -> None:
     """Read from an absolute path, known by the path the driver planned it under (as ``Planner`` renames)."""
     if source.path != known_as:
