@@ -29,7 +29,7 @@ from ..pages import DocumentSource
 
 RENDER_PAGES_PER_ROW = 8  # rendered pages per row out of a render task (~150 kB of PNG each): a long
 #                           file flows on in small rows, and a single-page scan is one row
-LOADING_NICE = 19  # the loading thread's nice value (Linux): it runs on CPU that nothing else wants
+LOADING_NICE = 19  # the loading thread's nice value (Linux), where SCHED_IDLE is refused
 CPU_COLUMNS = ("cpu_render", "cpu_ocr", "cpu_chunk", "cpu_embed")  # each stage's CPU, gathered by the driver
 
 
@@ -102,10 +102,15 @@ def rename(source: DocumentSource, known_as: str) -> None:
 
 class _Loading:
     """Something built in a background thread at the lowest CPU priority; ``result()`` waits for
-    it (and raises its error). On Linux a thread's nice value is its own, so the loading takes
+    it (and raises its error). On Linux a thread's scheduling is its own, so the loading takes
     only CPU that the render tasks filling the GPUs' first batch leave idle (the OCR of that
     batch leaves plenty), and the threads that later embed run at the normal priority: each
-    calling thread gets its own OpenMP team."""
+    calling thread gets its own OpenMP team.
+
+    The lowest priority is SCHED_IDLE, not nice 19: Ray starts its workers at nice 15
+    (``worker_niceness``), only four steps above, where a nice-19 thread still takes about a
+    third of a core from a render task beside it (measured: two loaders took 0.8 of the 2 cores
+    while two render tasks rendered at half a core each)."""
 
     def __init__(self, build):
         self._future: concurrent.futures.Future = concurrent.futures.Future()
@@ -123,11 +128,18 @@ class _Loading:
 
 
 def _lowest_priority() -> None:
-    if sys.platform.startswith("linux"):
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOADING_NICE)
-        except OSError:  # not allowed here: load at the normal priority
-            pass
+    """This thread (and the threads it starts) on CPU that nothing else wants: SCHED_IDLE, else nice 19."""
+    if not sys.platform.startswith("linux"):
+        return
+    thread = threading.get_native_id()
+    try:
+        os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+    except OSError:  # refused (a seccomp or container policy): the lowest nice value instead
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread, LOADING_NICE)
+    except OSError:  # not allowed here: load at the normal priority
+        pass
 
 
 class ChunkFiles:
