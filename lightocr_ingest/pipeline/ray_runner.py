@@ -67,7 +67,7 @@ RENDER_PAGES_PER_TASK = 16  # pages a render task takes on (whole files: a longe
 #                             streams). Starting a task costs tens of milliseconds and only a few run at once
 #                             (their CPU ask), so small tasks leave the workers waiting between them: at 4
 #                             files a task the 233-page run's last page reached the GPU 11.8 s after the
-#                             first, at 16 pages 10.0 s (one run each; 10.7 s the median of 3; local: 5.0)
+#                             first, at 16 pages 10.0 s (one run each; local: 5.0)
 # Each call into the OCR actor takes one block of rendered rows as the render task made it
 # (``batch_size=None``; calls run concurrently: see _OcrPages). A batch size in rows would have
 # Ray Data cut blocks into bundles of that many rows, and the rows left over waited for later
