@@ -160,8 +160,7 @@ def run_once(paths: list[str], urls: list[str], workdir: Path, name: str, max_in
                       default=started_clock) - started_clock,
         "tail_s": ended_clock - max((s["window_end"] for s in stats if s["window_end"] is not None),
                                     default=ended_clock),
-        # How long after the first request the last page reached a GPU: the client's feeding time.
-        "fed_s": max((s["last_request_s"] for s in stats if s["last_request_s"] is not None), default=0.0),
+        "fed_s": fed_s(stats),  # how fast the client filled the GPUs' windows
         "capacity_pages_per_s": sum(s["capacity_pages_per_s"] for s in stats),
         "cpu_ms_per_page": {stage: ns / 1e6 / pages for stage, ns in report.cpu_ns.items()},
         "cpu_busy_share": report.cpu_ns["process"] / 1e9 / (wall * os.cpu_count()),
@@ -169,6 +168,14 @@ def run_once(paths: list[str], urls: list[str], workdir: Path, name: str, max_in
         "max_active": max(s["max_active"] for s in stats), "max_waiting": max(s["max_waiting"] for s in stats),
         "pages_by_server": [s["answered"] for s in stats],
     }
+
+
+def fed_s(stats: list[dict]) -> float:
+    """How long after the first request to any GPU the last page reached one (0 when none did).
+    The servers run on this machine: their monotonic clocks are one clock."""
+    last = [s["window_start"] + s["last_request_s"] for s in stats if s["last_request_s"] is not None]
+    first = [s["window_start"] for s in stats if s["window_start"] is not None]
+    return max(last) - min(first) if last and first else 0.0
 
 
 def median_of(runs: list[dict], key: str) -> float:

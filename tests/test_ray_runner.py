@@ -60,8 +60,8 @@ def config(tmp_path, url, name, **ocr):
 
 
 def rendered(batch, cfg) -> list:
-    """The rows a render task makes of ``batch`` (files), rendered at 1,540 px."""
-    return list(render_files(batch, _render_settings(make_reader(cfg), 1540)))
+    """The rows a render task makes of ``batch`` (files, a row each), rendered at 1,540 px."""
+    return list(render_files(batch.to_dict("records"), _render_settings(make_reader(cfg), 1540)))
 
 
 def test_a_render_worker_imports_only_what_rendering_needs(tmp_path):
@@ -76,7 +76,8 @@ def test_a_render_worker_imports_only_what_rendering_needs(tmp_path):
     code = ("import pickle, sys\n"
             "from lightocr_ingest.pipeline.ray_workers import RenderSettings, render_group\n"
             f"rows = list(render_group({{'files': [{pickle.dumps(group)!r}]}}, RenderSettings(1540)))\n"
-            "print(sum(len(pickle.loads(row['items'][0])) for row in rows), "
+            "from lightocr_ingest.records import PageImage\n"
+            "print(sum(isinstance(page, PageImage) for row in rows for page in pickle.loads(row['items'][0])), "
             "sorted({m.split('.')[0] for m in sys.modules} & {'llama_index', 'qdrant_client', 'openai', 'torch'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "2 []"  # both pages rendered, nothing heavy imported
@@ -407,7 +408,7 @@ def test_the_ocr_actor_takes_calls_for_every_url_of_a_comma_separated_list():
 def test_render_tasks_take_whole_files_of_about_sixteen_pages_in_order():
     """Single-page scans go sixteen to a task, a long PDF is a task of its own, and every file
     is in exactly one task, in the planned order (tasks that start take ~ms: few, busy ones)."""
-    from lightocr_ingest.pipeline.ray_runner import RENDER_PAGES_PER_TASK, _task_groups
+    from lightocr_ingest.pipeline.ray_runner import RENDER_PAGES_PER_TASK, _pages_per_task, _task_groups
 
     def file(name, pages):
         return {"read": f"/data/{name}", "known_as": name, "sha256": "", "already": [], "pages": pages}
@@ -416,6 +417,9 @@ def test_render_tasks_take_whole_files_of_about_sixteen_pages_in_order():
                                                                 file("letter.pdf", 2)]
     groups = _task_groups(to_read)
     assert [len(group) for group in groups] == [RENDER_PAGES_PER_TASK, 4, 1, 2]
+    # A cluster with more render slots than that gives tasks gets smaller ones, down to a page.
+    assert _pages_per_task(85, slots=4) == RENDER_PAGES_PER_TASK and _pages_per_task(1000, slots=128) == 8
+    assert _pages_per_task(3, slots=4) == 1 and [len(g) for g in _task_groups(to_read[:3], 1)] == [1, 1, 1]
     assert [f["known_as"] for group in groups for f in group] == [f["known_as"] for f in to_read]
     assert "pages" not in groups[0][0]  # what a render task needs, and no more
     resumed = _task_groups([{**file("half.pdf", 4), "already": ["id-1", "id-2"]}])
@@ -451,14 +455,11 @@ def test_the_chunking_and_embedding_actors_load_in_the_background_and_their_firs
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux's")
 def test_models_load_at_the_lowest_priority_and_embedding_runs_at_the_normal_one():
     """The loading thread runs under SCHED_IDLE at nice 19 (it takes only idle CPU, even beside
-    Ray's workers at nice 15), and none of that leaks into the threads that embed afterwards
-    (torch's worker threads, the tokenizer's)."""
+    Ray's workers at nice 15), and none of that leaks into the threads that chunk and embed
+    afterwards (torch's worker threads, the tokenizer's). In a fresh process: the embedding
+    model is cached per process, and loaded earlier by another test it would not load here."""
     import os
-    import pickle
     import threading
-
-    import pandas as pd
-    from llama_index.core.schema import TextNode
 
     from lightocr_ingest.pipeline import ray_workers
 
@@ -466,22 +467,38 @@ def test_models_load_at_the_lowest_priority_and_embedding_runs_at_the_normal_one
                                          os.sched_getscheduler(threading.get_native_id()))).result()
     assert seen == (ray_workers.LOADING_NICE, os.SCHED_IDLE) == (19, os.SCHED_IDLE)
 
-    def threads() -> dict[str, tuple[tuple[int, int], int]]:
-        """thread id -> ((nice, scheduling policy), CPU ticks)"""
-        out = {}
-        for tid in os.listdir("/proc/self/task"):
-            fields = open(f"/proc/self/task/{tid}/stat").read().rpartition(")")[2].split()
-            out[tid] = ((int(fields[16]), int(fields[38])), int(fields[11]) + int(fields[12]))
-        return out
+    code = """
+import os, pickle
+import pandas as pd
+from llama_index.core.schema import TextNode
+from lightocr_ingest.pipeline import parse_config, ray_workers
 
-    embedder = ray_workers.EmbedChunks(pickle.dumps(parse_config({})))
-    embedder._model.result()
-    before = threads()
-    nodes = [TextNode(text="The quarterly report shows revenue growth. " * 40, id_=str(i)) for i in range(48)]
-    embedder(pd.DataFrame({"nodes": [pickle.dumps(nodes)], "already": [""]}))
-    after = threads()
-    worked = {tid: nice for tid, (nice, ticks) in after.items() if ticks > before.get(tid, (0, 0))[1]}
-    assert worked and set(worked.values()) == {(0, os.SCHED_OTHER)}, worked
+def threads():  # thread id -> ((nice, scheduling policy), CPU ticks)
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            fields = open(f"/proc/self/task/{tid}/stat").read().rpartition(")")[2].split()
+        except FileNotFoundError:  # ended meanwhile
+            continue
+        out[tid] = ((int(fields[16]), int(fields[38])), int(fields[11]) + int(fields[12]))
+    return out
+
+config = pickle.dumps(parse_config({}))
+chunker = ray_workers.ChunkFiles(config)
+parser = chunker._parser.result()  # one after the other: two imports of transformers at once can fail
+embedder = ray_workers.EmbedChunks(config)
+embedder._model.result()
+before = threads()
+nodes = [TextNode(text="The quarterly report shows revenue growth. " * 40, id_=str(i)) for i in range(96)]
+embedder(pd.DataFrame({"nodes": [pickle.dumps(nodes)], "already": [""]}))
+for _ in range(200):
+    parser.count_tokens("Sediment survey of the river basin, station by station. " * 20)
+after = threads()
+worked = sorted({policy for tid, (policy, ticks) in after.items() if ticks > before.get(tid, (0, 0))[1]})
+print(worked)
+"""
+    worked = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert worked == f"[(0, {os.SCHED_OTHER})]", worked  # every thread that chunked or embedded: normal priority
 
 
 def test_actors_the_cluster_cannot_start_give_an_error_that_names_them():

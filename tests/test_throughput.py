@@ -116,6 +116,16 @@ def test_simulated_batch_says_how_long_after_the_first_request_the_last_came():
     assert batch.stats()["last_request_s"] is None
 
 
+def test_benchmark_fed_time_runs_from_the_first_request_to_any_gpu_to_the_last():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import throughput
+
+    servers = [{"window_start": 10.0, "last_request_s": 2.0}, {"window_start": 11.0, "last_request_s": 3.0},
+               {"window_start": None, "last_request_s": None}]  # a server that was sent nothing
+    assert throughput.fed_s(servers) == pytest.approx(4.0)  # from 10.0 to 14.0, not either server's own 2 or 3
+    assert throughput.fed_s(servers[2:]) == 0.0
+
+
 def test_simulated_perfect_client_with_a_full_window_beats_a_quarter_window():
     service = ServiceModel(pages_per_s=6.0, max_num_seqs=64)
     tokens = [service.tokens_for(seed) for seed in range(400)]

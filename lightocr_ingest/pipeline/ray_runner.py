@@ -222,7 +222,12 @@ def _dataset(config: PipelineConfig, to_read: list[dict], render: RenderSettings
     embed_on_gpu = e.device.startswith("cuda") or (e.device == "auto" and gpus > 0)
     calls = _ocr_calls(config)
     packed = pickle.dumps(worker_config)  # what the chunking and embedding actors unpickle as they load
-    dataset = ray.data.from_items([{"files": pickle.dumps(group)} for group in _task_groups(to_read)])
+    # Small enough that every render slot of the cluster gets a task, at most RENDER_PAGES_PER_TASK.
+    slots = max(1, int(ray.cluster_resources().get("CPU", 1) / RENDER_TASK_CPUS))
+    groups = _task_groups(to_read, _pages_per_task(sum(r["pages"] for r in to_read), slots))
+    # One block a group: batch_size=1 then makes a task of each (from_items would put several in a block).
+    dataset = ray.data.from_items([{"files": pickle.dumps(group)} for group in groups],
+                                  override_num_blocks=max(1, len(groups)))
     actors = (f"OCR: {OCR_ACTORS} x {OCR_ACTOR_CPUS} CPU; chunking: {CHUNK_ACTORS} x {CHUNK_ACTOR_CPUS} CPU; "
               f"embedding: {max(1, int(gpus)) if embed_on_gpu else 1} x "
               + ("1 GPU" if embed_on_gpu else f"{EMBED_ACTOR_CPUS} CPU"))
@@ -243,6 +248,12 @@ def _dataset(config: PipelineConfig, to_read: list[dict], render: RenderSettings
                          num_gpus=1 if embed_on_gpu else 0, num_cpus=EMBED_ACTOR_CPUS)), actors
 
 
+def _pages_per_task(pages: int, slots: int) -> int:
+    """Pages a render task takes on: ``RENDER_PAGES_PER_TASK``, or fewer where a cluster has more
+    render slots (its CPUs over what a task asks) than that would give tasks."""
+    return max(1, min(RENDER_PAGES_PER_TASK, -(-pages // slots)))
+
+
 def _task_groups(to_read: list[dict], pages_per_task: int = RENDER_PAGES_PER_TASK) -> list[list[dict]]:
     """The files to read, in order, cut into render tasks of about ``pages_per_task`` pages
     (``pages``: a file's pages to read): sixteen single-page scans go together, a long PDF alone.
@@ -250,7 +261,7 @@ def _task_groups(to_read: list[dict], pages_per_task: int = RENDER_PAGES_PER_TAS
     groups: list[list[dict]] = []
     pages = 0
     for file in to_read:
-        if not groups or (groups[-1] and pages + file["pages"] > pages_per_task):
+        if not groups or pages + file["pages"] > pages_per_task:
             groups.append([])
             pages = 0
         groups[-1].append({"read": file["read"], "known_as": file["known_as"], "sha256": file["sha256"],

@@ -29,7 +29,7 @@ from ..pages import DocumentSource
 
 RENDER_PAGES_PER_ROW = 8  # rendered pages per row out of a render task (~150 kB of PNG each): a long
 #                           file flows on in small rows, and a single-page scan is one row
-LOADING_NICE = 19  # the loading thread's nice value (Linux), where SCHED_IDLE is refused
+LOADING_NICE = 19  # the loading thread's nice value (Linux): what is left where SCHED_IDLE is refused
 CPU_COLUMNS = ("cpu_render", "cpu_ocr", "cpu_chunk", "cpu_embed")  # each stage's CPU, gathered by the driver
 
 
@@ -44,14 +44,18 @@ class RenderSettings:
     pages: str | None = None
 
 
-def render_files(batch, settings: RenderSettings):
-    """Renders each file of the batch (one open, one read) and yields its pages in rows of up
-    to ``RENDER_PAGES_PER_ROW``, as they are rendered: a 1,000-page PDF streams on, never held
+def render_files(files: list[dict], settings: RenderSettings):
+    """Renders each file (one open, one read) and yields its pages in rows of up to
+    ``RENDER_PAGES_PER_ROW``, as they are rendered: a 1,000-page PDF streams on, never held
     whole. A file that cannot be opened gives one row with its error and no pages; a page that
-    cannot be rendered travels as its ``InputError`` (the OCR stage makes it a failed page)."""
+    cannot be rendered travels as its ``InputError`` (the OCR stage makes it a failed page).
+    ``files``: ``read`` (its path here), ``known_as``, ``sha256`` (as planned) and ``already``
+    (the ids stored of it, a line each)."""
     import pandas as pd
 
-    for read, known_as, sha256, already in zip(batch["read"], batch["known_as"], batch["sha256"], batch["already"]):
+    for file in files:
+        read, known_as, sha256, already = file["read"], file["known_as"], file["sha256"], file["already"]
+
         def row(items: list, first: int, error: str = "", total: int = -1) -> "pd.DataFrame":
             """``items`` are the file's pages ``first``, ``first`` + 1...; ``total`` (on its last
             row only) how many it has in all."""
@@ -88,9 +92,7 @@ def render_group(batch, settings: RenderSettings):
     files, as ``ray_runner`` groups them by pages). Here, not in ``ray_runner``: a function a task
     runs is imported by its module in every worker process, and that one imports the whole reader."""
     for files in batch["files"]:
-        files = pickle.loads(files)
-        yield from render_files({key: [file[key] for file in files] for key in ("read", "known_as", "sha256", "already")},
-                                settings)
+        yield from render_files(pickle.loads(files), settings)
 
 
 def rename(source: DocumentSource, known_as: str) -> None:
