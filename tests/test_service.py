@@ -38,6 +38,7 @@ def vllm(documents):
     answers = {hashlib.sha256(page.png).hexdigest(): text_layer_markdown(page.text_layer or "")
                for page in iter_file_pages(documents / "report.pdf")}
     with FakeVLLMServer(responder=lambda r: answers.get(r.image_sha256) or lightonocr_style_page(r.image_sha256)) as server:
+        server.answers = answers  # for the failure messages below
         yield server
 
 
@@ -71,7 +72,10 @@ def test_ocr_answers_every_page_with_the_readers_metadata(client, documents, vll
     assert [p["page"] for p in body["pages"]] == [2, 3]
     expected = LightOnOCRReader(ocr_engine="vllm", ocr_url=vllm.url, pages="2").load_data(pdf)[0]
     page = body["pages"][0]
-    assert page["markdown"] == expected.text
+    # What each request showed the server (a page rendered differently is not among the answers).
+    seen = [(r.image_sha256[:12], r.image_size, r.image_sha256 in vllm.answers) for r in vllm.requests]
+    assert page["markdown"] == expected.text, (f"service: {page['metadata'].get('ocr_status')}, reader: "
+                                               f"{expected.metadata.get('ocr_status')}; requests: {seen}")
     assert set(page["metadata"]) == set(expected.metadata) - {"file_path"}  # the upload's temp path stays inside
     assert page["metadata"]["file_name"] == "report.pdf" and page["metadata"]["image_width"] > 0
     assert page["image"].startswith("data:image/png;base64,") and "<p>Sediment survey" in page["html"]
