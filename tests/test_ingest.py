@@ -276,3 +276,27 @@ def test_an_embedding_model_that_cannot_load_fails_the_run_before_any_ocr(pdf_di
             ingestor.run([str(pdf_dir / "report.pdf")])
         ingestor.close()
         assert server.requests == []
+
+
+def test_local_collection_writes_ahead_and_keeps_every_point_after_reopening(topic_server, pdf_dir, tmp_path):
+    import sqlite3
+
+    from lightocr_ingest.store import make_client, tune_local_storage
+
+    config = make_config(tmp_path, topic_server.url)
+    ingestor = Ingestor(config)
+    ingestor.run([str(pdf_dir / "report.pdf")])
+    storage = ingestor.client._client.collections["test"].storage.storage
+    # synchronous is per connection: the store's own connection must have it (1 = NORMAL, 2 = FULL)
+    assert storage.execute("PRAGMA synchronous").fetchone()[0] == 1
+    ingestor.run([str(pdf_dir / "columns.pdf")])  # written after the switch
+    ingestor.close()
+    database = tmp_path / "qdrant" / "collection" / "test" / "storage.sqlite"
+    with sqlite3.connect(database) as raw:  # the mode is kept in the file
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw.execute("SELECT count(*) FROM points").fetchone()[0] == 4
+    client = make_client(path=str(tmp_path / "qdrant"))  # a collection found on opening is set up at once
+    assert client._client.collections["test"].storage.storage.execute("PRAGMA synchronous").fetchone()[0] == 1
+    assert client.count("test", exact=True).count == 4 and tune_local_storage(client) == 0
+    client.close()
+    assert tune_local_storage(make_client(url="http://127.0.0.1:9")) == 0  # a server client is left alone

@@ -9,11 +9,15 @@ the embedded default; a server is used when ``url`` is given.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 
 from qdrant_client import QdrantClient, models
+
+log = logging.getLogger("lightocr_ingest")
 
 DEFAULT_PATH = ".lightocr/qdrant"
 DEFAULT_COLLECTION = "lightocr"
@@ -22,6 +26,14 @@ INDEXED_FIELDS = {"file_name": models.PayloadSchemaType.KEYWORD, "file_path": mo
                   "file_sha256": models.PayloadSchemaType.KEYWORD,
                   "pipeline_fingerprint": models.PayloadSchemaType.KEYWORD,
                   "page": models.PayloadSchemaType.INTEGER}  # filters users and re-ingestion run
+# Local mode keeps each collection's points in a SQLite file and commits every point on its own
+# (qdrant-client's CollectionPersistence). In SQLite's default rollback-journal mode each commit
+# writes, syncs and deletes a journal file: 0.49 core-ms and 1.2 ms of wall time a point on the
+# benchmark machine. Write-ahead logging with synchronous=NORMAL (SQLite's recommended pairing for
+# it) takes 0.12 core-ms and 0.14 ms. A power cut can then lose the last commits but never corrupts
+# the file, and a file whose last point was lost is read again by the next run (resume).
+LOCAL_SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL")
+_tuned_storages: weakref.WeakSet = weakref.WeakSet()  # the local collections' SQLite files set up so far
 
 
 def make_client(path: str | None = None, url: str | None = None, api_key: str | None = None) -> QdrantClient:
@@ -31,12 +43,40 @@ def make_client(path: str | None = None, url: str | None = None, api_key: str | 
     path = os.path.expanduser(path or DEFAULT_PATH)
     os.makedirs(path, exist_ok=True)
     try:
-        return QdrantClient(path=path)
+        client = QdrantClient(path=path)
     except RuntimeError as exc:
         if "already accessed" in str(exc):
             raise RuntimeError(f"the local Qdrant folder {path} is open in another process (local mode allows "
                                f"one at a time); close it, or run a Qdrant server and use --qdrant-url") from None
         raise
+    tune_local_storage(client)
+    return client
+
+
+def tune_local_storage(client: QdrantClient) -> int:
+    """Put the SQLite file of each local collection not seen before into ``LOCAL_SQLITE_PRAGMAS``;
+    returns how many were set now. Call it again after a collection is created (the store stage
+    does after each batch: a set look-up when there is nothing new). A server client, an
+    in-memory one, or a qdrant-client whose local mode is laid out otherwise is left as it is:
+    this is speed, never correctness."""
+    local = getattr(client, "_client", None)
+    if not is_local(client):
+        return 0
+    tuned = 0
+    for name, collection in list(getattr(local, "collections", {}).items()):
+        storage = getattr(collection, "storage", None)  # None in memory
+        connection = getattr(storage, "storage", None)
+        if connection is None or storage in _tuned_storages:
+            continue
+        try:
+            for pragma in LOCAL_SQLITE_PRAGMAS:
+                connection.execute(f"PRAGMA {pragma}")
+        except Exception as exc:  # sqlite3.Error, or another thread's transaction: try again next time
+            log.debug("local Qdrant collection %s: SQLite settings not applied (%s)", name, exc)
+            continue
+        _tuned_storages.add(storage)
+        tuned += 1
+    return tuned
 
 
 class SerialisedClient:
@@ -142,8 +182,8 @@ def check_mode(client: QdrantClient, collection: str, mode: str, writing: bool) 
 def ensure_payload_indexes(client: QdrantClient, collection: str) -> None:
     if is_local(client) or not client.collection_exists(collection):
         return
-    for field, schema in INDEXED_FIELDS.items():
-        client.create_payload_index(collection, field, schema)
+    for name, schema in INDEXED_FIELDS.items():
+        client.create_payload_index(collection, name, schema)
 
 
 def _match(key: str, value) -> models.FieldCondition:
@@ -223,4 +263,4 @@ def count_points(client: QdrantClient, collection: str) -> int:
 __all__ = ["COMPLETE_KEY", "DEFAULT_COLLECTION", "DEFAULT_PATH", "DENSE_VECTOR", "MODES", "SPARSE_VECTOR",
            "UPSERT_BATCH", "check_mode", "collection_mode", "count_points", "delete_ids", "require_mode",
            "delete_stale_points", "ensure_payload_indexes", "make_client", "make_vector_store",
-           "mark_complete", "StoredVersion", "stored_versions"]
+           "mark_complete", "StoredVersion", "stored_versions", "tune_local_storage"]
