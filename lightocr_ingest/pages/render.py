@@ -483,11 +483,15 @@ class DocumentSource:
     def _render_pdf_page(self, number: int) -> PageImage:
         with stage_cpu("render"):
             width, height, bitmap, text_layer, label, words, orientation = self._rasterise_pdf_page(number)
-            pixels = _bitmap_pixels(bitmap)  # a view: ``bitmap`` owns the memory until this returns
-        if orientation is None:
-            orientation = self._classify(pixels, number)
-        return _page_record(self.source, number, label, (width, height), pixels, text_layer or None, words,
-                            orientation)
+            pixels = _bitmap_pixels(bitmap)  # a view: ``bitmap`` owns the memory until it is closed below
+        try:
+            if orientation is None:
+                orientation = self._classify(pixels, number)
+            return _page_record(self.source, number, label, (width, height), pixels, text_layer or None, words,
+                                orientation)
+        finally:
+            with PDFIUM_LOCK:  # freeing it is a call into PDFium too: not beside another thread's render
+                bitmap.close()
 
     def _classify(self, pixels: np.ndarray, number: int) -> Orientation:
         """The classifier's answer for a page with no text layer to tell its orientation; a
