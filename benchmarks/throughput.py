@@ -208,7 +208,7 @@ def embedding_and_upsert(texts: list[str], repeats: int, workdir: Path) -> dict:
     from llama_index.core.schema import TextNode
 
     from lightocr_ingest.embedding import make_embed_model
-    from lightocr_ingest.store import make_client, make_vector_store, tune_local_storage
+    from lightocr_ingest.store import make_client, make_vector_store
 
     model = make_embed_model()
     model.get_text_embedding_batch(texts[:32])  # warm up
@@ -227,7 +227,6 @@ def embedding_and_upsert(texts: list[str], repeats: int, workdir: Path) -> dict:
         started = time.perf_counter()
         for start in range(0, len(nodes), 256):
             store.add(nodes[start:start + 256])
-            tune_local_storage(client)  # as the store stage does once a batch has made the collection
         upsert_s.append(time.perf_counter() - started)
         client.close()
     return {"chunks": len(texts), "embed_chunks_per_s": len(texts) / statistics.median(embed_s),

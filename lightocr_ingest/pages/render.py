@@ -483,14 +483,15 @@ class DocumentSource:
     def _render_pdf_page(self, number: int) -> PageImage:
         with stage_cpu("render"):
             width, height, bitmap, text_layer, label, words, orientation = self._rasterise_pdf_page(number)
-            pixels = _bitmap_pixels(bitmap)  # a view: ``bitmap`` owns the memory until it is closed below
         try:
+            with stage_cpu("render"):
+                pixels = _bitmap_pixels(bitmap)  # a view of the buffer the bitmap was drawn into
             if orientation is None:
                 orientation = self._classify(pixels, number)
             return _page_record(self.source, number, label, (width, height), pixels, text_layer or None, words,
                                 orientation)
         finally:
-            with PDFIUM_LOCK:  # freeing it is a call into PDFium too: not beside another thread's render
+            with PDFIUM_LOCK:  # freeing PDFium's bitmap is a call into PDFium too: not beside another render
                 bitmap.close()
 
     def _classify(self, pixels: np.ndarray, number: int) -> Orientation:
@@ -518,6 +519,10 @@ class DocumentSource:
                     raise InputError(self.path, f"page has an empty size ({width} x {height} pt)", page=number)
                 scale = _scale_to_fit(width, height, self.longest_side, allow_upscale=True)
                 bitmap = page.render(scale=scale, may_draw_forms=True, rev_byteorder=True)  # RGB, not BGR
+            except BaseException:
+                page.close()
+                raise
+            try:
                 textpage = page.get_textpage()
                 text_layer = textpage.get_text_range()
                 words = None
@@ -534,6 +539,9 @@ class DocumentSource:
                         orientation = from_text_layer(pdfium_raw, textpage.raw, page.get_rotation())
                 textpage.close()
                 label = self._pdf.get_page_label(number - 1) or str(number)
+            except BaseException:
+                bitmap.close()  # here, under the lock, not later by the garbage collector in any thread
+                raise
             finally:
                 page.close()
         return width, height, bitmap, text_layer, label, words, orientation

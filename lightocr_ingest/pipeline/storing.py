@@ -25,7 +25,7 @@ from llama_index.core.schema import MetadataMode, TextNode
 from ..cpu_cost import stage_cpu
 from ..documents import PageDocument
 from ..pages.selection import format_page_selection
-from ..store import delete_ids, delete_stale_points, mark_complete, tune_local_storage
+from ..store import delete_ids, delete_stale_points, mark_complete
 from .memory import release_free_memory
 from .plan import version_of
 from .report import FileReport
@@ -136,7 +136,6 @@ class StoreStage:
                 node.embedding = vector
         with stage_cpu("upsert"):
             ingestor.vector_store.add(nodes)
-            tune_local_storage(ingestor.client)  # a collection the first batch created
             release_free_memory()  # the batch's clean-up: hand freed heap back to the OS
         for chunks, _ in batch:
             chunks.waiting -= 1

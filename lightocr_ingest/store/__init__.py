@@ -9,6 +9,8 @@ the embedded default; a server is used when ``url`` is given.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import threading
@@ -55,27 +57,33 @@ def make_client(path: str | None = None, url: str | None = None, api_key: str | 
 
 def tune_local_storage(client: QdrantClient) -> int:
     """Put the SQLite file of each local collection not seen before into ``LOCAL_SQLITE_PRAGMAS``;
-    returns how many were set now. Call it again after a collection is created (the store stage
-    does after each batch: a set look-up when there is nothing new). A server client, an
-    in-memory one, or a qdrant-client whose local mode is laid out otherwise is left as it is:
-    this is speed, never correctness."""
-    local = getattr(client, "_client", None)
+    returns how many were set now. The vector store of ``make_vector_store`` calls it after each
+    add (a set look-up when there is nothing new), so a collection its first add created is set
+    up from its second. A server client, an in-memory one, or a qdrant-client whose local mode is
+    laid out otherwise is left as it is: this is speed, never correctness."""
     if not is_local(client):
         return 0
-    tuned = 0
-    for name, collection in list(getattr(local, "collections", {}).items()):
-        storage = getattr(collection, "storage", None)  # None in memory
-        connection = getattr(storage, "storage", None)
-        if connection is None or storage in _tuned_storages:
-            continue
-        try:
-            for pragma in LOCAL_SQLITE_PRAGMAS:
-                connection.execute(f"PRAGMA {pragma}")
-        except Exception as exc:  # sqlite3.Error, or another thread's transaction: try again next time
-            log.debug("local Qdrant collection %s: SQLite settings not applied (%s)", name, exc)
-            continue
-        _tuned_storages.add(storage)
-        tuned += 1
+    with getattr(client, "_lock", None) or contextlib.nullcontext():  # SerialisedClient's: one call at a time
+        tuned = 0
+        for name, collection in list(getattr(client._client, "collections", {}).items()):
+            storage = getattr(collection, "storage", None)  # None in memory
+            connection = getattr(storage, "storage", None)
+            if connection is None or storage in _tuned_storages:
+                continue
+            try:
+                # SQLite answers with the mode it is in, without an error, when it cannot switch (a
+                # transaction open): NORMAL is only safe from corruption in WAL, so it waits for that.
+                mode = connection.execute(f"PRAGMA {LOCAL_SQLITE_PRAGMAS[0]}").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    log.debug("local Qdrant collection %s: still in %s journal mode; tried again later", name, mode)
+                    continue
+                for pragma in LOCAL_SQLITE_PRAGMAS[1:]:
+                    connection.execute(f"PRAGMA {pragma}")
+            except Exception as exc:  # sqlite3.Error: try again next time
+                log.debug("local Qdrant collection %s: SQLite settings not applied (%s)", name, exc)
+                continue
+            _tuned_storages.add(storage)
+            tuned += 1
     return tuned
 
 
@@ -121,7 +129,6 @@ def make_vector_store(client: QdrantClient, collection: str = DEFAULT_COLLECTION
     ``hybrid`` stores a BM25 sparse vector (``embedding.bm25``) beside the dense one, in a
     collection with named vectors whose sparse vector has Qdrant's IDF modifier.
     """
-    from llama_index.vector_stores.qdrant import QdrantVectorStore
 
     indexes = None if is_local(client) else [{"field_name": k, "field_schema": v} for k, v in INDEXED_FIELDS.items()]
     options = {}
@@ -132,8 +139,29 @@ def make_vector_store(client: QdrantClient, collection: str = DEFAULT_COLLECTION
                        sparse_config=models.SparseVectorParams(index=models.SparseIndexParams(),
                                                                modifier=models.Modifier.IDF),
                        dense_vector_name=DENSE_VECTOR, sparse_vector_name=SPARSE_VECTOR)
-    return QdrantVectorStore(collection_name=collection, client=client, batch_size=UPSERT_BATCH,
-                             payload_indexes=indexes, index_doc_id=not is_local(client), **options)
+    return _tuned_store_class()(collection_name=collection, client=client, batch_size=UPSERT_BATCH,
+                                payload_indexes=indexes, index_doc_id=not is_local(client), **options)
+
+
+@functools.cache
+def _tuned_store_class():
+    """``QdrantVectorStore`` that sets up a local collection's SQLite file after adding to it
+    (``tune_local_storage``): the collection may have been made by that very add, and every
+    path that stores (``ingest``, the service, the Ray driver, ``build_pipeline``) adds through it."""
+    from llama_index.vector_stores.qdrant import QdrantVectorStore
+
+    class TunedQdrantVectorStore(QdrantVectorStore):
+        def add(self, nodes, **kwargs):
+            ids = super().add(nodes, **kwargs)
+            tune_local_storage(self.client)
+            return ids
+
+        async def async_add(self, nodes, **kwargs):
+            ids = await super().async_add(nodes, **kwargs)
+            tune_local_storage(self.client)
+            return ids
+
+    return TunedQdrantVectorStore
 
 
 def require_mode(mode: str) -> None:
