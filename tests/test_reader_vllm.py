@@ -275,3 +275,22 @@ def test_parse_completion_reads_content_finish_reason_and_tokens():
     for junk in ("<html>", "[1, 2]", '{"choices": "no"}'):
         with pytest.raises(ValueError, match="not a chat completion"):
             parse_completion(junk)
+
+
+def test_a_window_spread_over_several_connection_pools_stays_full_on_kept_alive_connections(tmp_path, monkeypatch):
+    import lightocr_ingest.ocr.vllm as vllm_module
+
+    monkeypatch.setattr(vllm_module, "CONNECTIONS_PER_POOL", 4)  # a window of 10: pools of 4, 3 and 3 at most
+    pages = [page for page in iter_file_pages(one_column_pdf(tmp_path / "long.pdf", pages=12))] * 2
+
+    async def two_rounds(engine):
+        for _ in range(2):
+            await asyncio.gather(*(engine.complete(page) for page in pages))
+        await engine.aclose()
+
+    with FakeVLLMServer(latency_s=0.3) as server:
+        asyncio.run(two_rounds(VLLMEngine(server.url, max_in_flight=10)))
+        assert len(server.requests) == 48
+        assert server.max_in_flight_seen == 10  # the whole window in flight, over the pools together
+        # Every connection kept alive and used again: never more than the window's worth.
+        assert 3 <= len(server.connections) <= 12, server.connections

@@ -14,10 +14,11 @@ import asyncio
 import base64
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 import openai
@@ -39,6 +40,10 @@ MAX_IN_FLIGHT = 256  # pages in flight at once, per server: vLLM batches concurr
 #                      one batch's turn in vLLM's own queue when several clients share a server)
 REQUEST_TIMEOUT_S = 300.0  # a 4096-token page at the ~23 tok/s each of 256 sequences gets on an H100 takes ~180 s
 CONNECT_TIMEOUT_S = 10.0
+# Connections in one client's pool: httpx looks at every connection of a pool for each request it
+# sends and each response it closes, so one pool of 256 cost about 1 ms of the event loop's CPU a
+# request; a window wider than this is spread over several clients of the same server.
+CONNECTIONS_PER_POOL = 32
 API_KEY_ENV = ("LIGHTONOCR_API_KEY", "VLLM_API_KEY")  # never OPENAI_API_KEY: not meant for this server
 VLLM_HINT = (
     "start one with: vllm serve lightonai/LightOnOCR-2-1B --limit-mm-per-prompt '{\"image\": 1}' "
@@ -135,12 +140,21 @@ class Completion:
 
 @dataclass
 class _Server:
-    """One vLLM server: its client, its window of requests in flight, and how many pages it holds."""
+    """One vLLM server: its clients, its window of requests in flight, and how many pages it holds."""
 
     url: str
-    client: openai.AsyncOpenAI
+    clients: list[openai.AsyncOpenAI]  # each with its own pool of at most CONNECTIONS_PER_POOL connections
     window: asyncio.Semaphore
     assigned: int = 0  # pages sent or waiting for its window: what load balancing compares
+    in_flight: list[int] = field(default_factory=list)  # requests out, per client
+
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        return self.clients[0]
+
+    def least_busy(self) -> int:
+        """The index of the client with the fewest requests out."""
+        return min(range(len(self.clients)), key=self.in_flight.__getitem__)
 
 
 class VLLMEngine:
@@ -161,14 +175,20 @@ class VLLMEngine:
         self.request_timeout_s = request_timeout_s
         self.retry = retry
         key = api_key or api_key_from_env() or "EMPTY"  # vLLM without --api-key ignores it
-        self._servers = [_Server(url, openai.AsyncOpenAI(
-            base_url=url, api_key=key, timeout=httpx.Timeout(request_timeout_s, connect=CONNECT_TIMEOUT_S),
-            max_retries=0,  # retries are ours (complete()): counted per page, bounded by the page deadline
-            # One kept-alive connection per page in flight: httpx keeps 100 by default, and a window
-            # wider than that would open a new connection for some requests all the time.
-            http_client=openai.DefaultAsyncHttpxClient(limits=httpx.Limits(
-                max_connections=max_in_flight + 8, max_keepalive_connections=max_in_flight)),
-        ), asyncio.Semaphore(max_in_flight)) for url in self.base_urls]
+        pools = max(1, math.ceil(max_in_flight / CONNECTIONS_PER_POOL))
+        per_pool = math.ceil(max_in_flight / pools)
+
+        def client(url: str) -> openai.AsyncOpenAI:
+            return openai.AsyncOpenAI(
+                base_url=url, api_key=key, timeout=httpx.Timeout(request_timeout_s, connect=CONNECT_TIMEOUT_S),
+                max_retries=0,  # retries are ours (complete()): counted per page, bounded by the page deadline
+                # One kept-alive connection per page in flight: httpx keeps 100 by default, and a
+                # window wider than that would open a new connection for some requests all the time.
+                http_client=openai.DefaultAsyncHttpxClient(limits=httpx.Limits(
+                    max_connections=per_pool + 2, max_keepalive_connections=per_pool)))
+
+        self._servers = [_Server(url, [client(url) for _ in range(pools)], asyncio.Semaphore(max_in_flight),
+                                 in_flight=[0] * pools) for url in self.base_urls]
         self._client = self._servers[0].client
 
     def _pick(self, avoid: _Server | None = None) -> _Server:
@@ -248,8 +268,14 @@ class VLLMEngine:
                         # The client's plain POST: the same auth, errors and timeouts as
                         # chat.completions.create, without validating the request against the
                         # API's schema and building models of the answer (1 ms a page).
-                        answer = await server.client.post("/chat/completions", cast_to=str, body=body, options={
-                            "timeout": httpx.Timeout(min(self.request_timeout_s, remaining), connect=CONNECT_TIMEOUT_S)})
+                        pool = server.least_busy()
+                        server.in_flight[pool] += 1
+                        try:
+                            answer = await server.clients[pool].post(
+                                "/chat/completions", cast_to=str, body=body, options={"timeout": httpx.Timeout(
+                                    min(self.request_timeout_s, remaining), connect=CONNECT_TIMEOUT_S)})
+                        finally:
+                            server.in_flight[pool] -= 1
                     except openai.APIError as exc:
                         if not is_retryable(exc):
                             raise RequestsFailed(f"{server.url} refused the page: {describe(exc)}: "
@@ -305,4 +331,5 @@ class VLLMEngine:
 
     async def aclose(self) -> None:
         for server in self._servers:
-            await server.client.close()
+            for client in server.clients:
+                await client.close()

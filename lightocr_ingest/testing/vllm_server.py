@@ -123,6 +123,7 @@ class FakeVLLMServer:
         self.requests: list[RecordedRequest] = []
         self.in_flight = 0
         self.max_in_flight_seen = 0
+        self.connections: set = set()  # client (host, port) of every connection a request came on
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -198,6 +199,7 @@ class FakeVLLMServer:
         recorded, problems = self.check(body)
         with self._lock:
             self.requests.append(recorded)
+            self.connections.add(request.transport.get_extra_info("peername") if request.transport else None)
             self.in_flight += 1
             self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
         try:
