@@ -5,7 +5,7 @@ import zlib
 from unittest import mock
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 import numpy as np
 from isal import isal_zlib
@@ -341,17 +341,25 @@ def test_exif_orientation_turns_the_page_as_viewers_do(tmp_path, orientation, su
     assert (sent != expected).mean() < 0.01  # JPEG blurs the mark's edge a little
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 30), st.integers(1, 30), st.integers(0, 2 ** 32 - 1), st.booleans())
+@settings(max_examples=90, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 60), st.integers(0, 2 ** 32 - 1),
+       st.sampled_from(["grey", "tint in a sampled row", "tint in another row"]))
 def test_a_page_is_grey_exactly_when_every_pixel_is(width, height, seed, tint):
+    """Rows sampled first (a colour page is found there almost always) or not, the answer is the
+    full check's: one channel of one pixel off by one anywhere keeps the page in colour."""
     rng = np.random.default_rng(seed)
     grey = rng.integers(0, 256, (height, width), dtype=np.uint8)
     rgb = np.repeat(grey[..., None], 3, axis=2)
-    if tint:  # one channel of one pixel off by one
-        y, x, channel = rng.integers(height), rng.integers(width), rng.integers(3)
+    sampled = list(range(0, height, render.GREY_SAMPLE_ROWS))
+    others = [row for row in range(height) if row not in sampled]
+    assume(tint != "tint in another row" or others)
+    if tint != "grey":  # one channel of one pixel off by one
+        rows = sampled if tint == "tint in a sampled row" else others
+        y, x, channel = rows[rng.integers(len(rows))], rng.integers(width), rng.integers(3)
         rgb[y, x, channel] = rgb[y, x, channel] + 1 if rgb[y, x, channel] < 255 else 254
+    event(tint)
     result = render.grey_if_possible(rgb)
-    if tint:
+    if tint != "grey":
         assert result is rgb
     else:
         assert result.ndim == 2 and np.array_equal(result, grey)

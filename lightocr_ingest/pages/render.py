@@ -63,6 +63,8 @@ except ImportError:  # no wheel for this platform: the standard library's, slowe
 log = logging.getLogger("lightocr_ingest")
 
 LONGEST_SIDE = 1540  # px: LightOnOCR-1B/2-1B training size (processor_config.json)
+GREY_SAMPLE_ROWS = 16  # every 16th row is compared first: a colour page shows it there almost always,
+#                       found in 0.1 ms where the full check of an A4 page takes 1.5 to 3
 PNG_COMPRESS_LEVEL = 1  # deflate level: ISA-L's 1 compresses text pages ~10x; its 0 is 15% bigger, no faster
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLAIN_DECODE_MAX_PIXELS = 25_000_000  # OpenCV's PNG decoder briefly holds the image twice; past an A4
@@ -172,10 +174,14 @@ def grey_if_possible(pixels: np.ndarray) -> np.ndarray:
 
     OpenCV's grey conversion maps (v, v, v) to exactly v (its weights sum to one in fixed
     point), so converting back and comparing finds grey pages in contiguous passes: 1.5 ms
-    for a page, against 2.5 ms comparing the channels as strided views.
+    for a page, against 2.5 ms comparing the channels as strided views. A sample of rows is
+    compared first, so that a colour page is known in 0.1 ms.
     """
     if pixels.ndim != 3:
         return pixels
+    sample = pixels[::GREY_SAMPLE_ROWS]
+    if not (np.array_equal(sample[..., 0], sample[..., 1]) and np.array_equal(sample[..., 0], sample[..., 2])):
+        return pixels  # colour already in a few rows: the full check would find it too
     cv2 = _opencv()
     grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
     return grey if np.array_equal(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), pixels) else pixels
