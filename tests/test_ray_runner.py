@@ -319,8 +319,11 @@ def test_a_draining_stream_and_the_next_one_hand_each_page_to_its_own_file(files
 
     from lightocr_ingest.pipeline.ray_runner import OCR_IDLE_S, _OcrPages
 
-    with FakeVLLMServer(latency_s=1.0) as server:
-        cfg = config(tmp_path, server.url, "drain")
+    # The first stream's answers take 3 s (no timeout cuts them short); the second stream, started
+    # 0.65 s in, ends 0.25 s after its last page (OCR_IDLE_S), so it is back first by about 2 s. (With
+    # 1 s answers cut by the 0.5 s request timeout both ended near 0.94 s, and a busy machine flipped it.)
+    with FakeVLLMServer(latency_s=3.0) as server:
+        cfg = config(tmp_path, server.url, "drain", request_timeout_s=10.0)
         batch = pd.DataFrame({"read": [str(files / "long.pdf"), str(files / "report.pdf")],
                               "known_as": ["long.pdf", "report.pdf"], "sha256": ["", ""], "already": ["", ""]})
         long_rows = pd.concat(list(rendered(batch.iloc[:1], cfg)))
@@ -328,7 +331,7 @@ def test_a_draining_stream_and_the_next_one_hand_each_page_to_its_own_file(files
         actor = _OcrPages(cfg)
         try:
             with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                slow = pool.submit(actor, long_rows)  # every page answered after 1 s
+                slow = pool.submit(actor, long_rows)  # every page answered after 3 s
                 time.sleep(OCR_IDLE_S + 0.4)  # its stream has stopped taking pages and is draining
                 server.latency_s = 0.0
                 fast = pool.submit(actor, report_rows)  # a new stream, answered at once

@@ -280,17 +280,36 @@ def test_parse_completion_reads_content_finish_reason_and_tokens():
 def test_a_window_spread_over_several_connection_pools_stays_full_on_kept_alive_connections(tmp_path, monkeypatch):
     import lightocr_ingest.ocr.vllm as vllm_module
 
-    monkeypatch.setattr(vllm_module, "CONNECTIONS_PER_POOL", 4)  # a window of 10: pools of 4, 3 and 3 at most
+    monkeypatch.setattr(vllm_module, "CONNECTIONS_PER_POOL", 4)  # a window of 10: 3 pools of at most 4
     pages = [page for page in iter_file_pages(one_column_pdf(tmp_path / "long.pdf", pages=12))] * 2
+    peaks, out = [0, 0, 0], [0, 0, 0]
+
+    def counting(pool: int, post):
+        async def post_counted(*args, **kwargs):
+            out[pool] += 1
+            peaks[pool] = max(peaks[pool], out[pool])
+            try:
+                return await post(*args, **kwargs)
+            finally:
+                out[pool] -= 1
+        return post_counted
 
     async def two_rounds(engine):
+        await engine.start()
+        clients = engine._servers[0].clients
+        assert len(clients) == 3
+        for pool, client in enumerate(clients):
+            client.post = counting(pool, client.post)
         for _ in range(2):
             await asyncio.gather(*(engine.complete(page) for page in pages))
         await engine.aclose()
+        return clients
 
     with FakeVLLMServer(latency_s=0.3) as server:
-        asyncio.run(two_rounds(VLLMEngine(server.url, max_in_flight=10)))
+        clients = asyncio.run(two_rounds(VLLMEngine(server.url, max_in_flight=10)))
         assert len(server.requests) == 48
         assert server.max_in_flight_seen == 10  # the whole window in flight, over the pools together
+        assert all(1 <= peak <= 4 for peak in peaks), peaks  # every pool used, none over its size
         # Every connection kept alive and used again: never more than the window's worth.
-        assert 3 <= len(server.connections) <= 12, server.connections
+        assert len(server.connections) <= 12, server.connections
+        assert all(client.is_closed() for client in clients)
