@@ -306,7 +306,8 @@ def test_local_collection_writes_ahead_and_a_killed_run_keeps_what_it_stored(top
               f"config = parse_config({config.model_dump(mode='json')!r})\n"
               f"ingestor = Ingestor(config)  # kept: a client dropped would close (and checkpoint)\n"
               f"report = ingestor.run([{str(pdf_dir / 'columns.pdf')!r}])\n"
-              f"print(json.dumps(report.totals()), flush=True)\nos._exit(0)\n")
+              f"print(json.dumps({{'chunks': report.totals()['chunks'], 'sha256': report.files[0].sha256}}), "
+              f"flush=True)\nos._exit(0)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     second = json.loads(done.stdout.strip().splitlines()[-1])
@@ -316,14 +317,8 @@ def test_local_collection_writes_ahead_and_a_killed_run_keeps_what_it_stored(top
     assert client._client.collections["test"].storage.storage.execute("PRAGMA synchronous").fetchone()[0] == 1
     assert tune_local_storage(client) == 0
     assert client.count("test", exact=True).count == first.totals()["chunks"] + second["chunks"]
-    versions = stored_versions(client, "test", [f.sha256 for f in first.files] + [second_sha(pdf_dir)],
+    versions = stored_versions(client, "test", [f.sha256 for f in first.files] + [second["sha256"]],
                                ingestor.fingerprint)
     assert len(versions) == 2 and all(v.complete for v in versions.values())
     client.close()
     assert tune_local_storage(make_client(url="http://127.0.0.1:9")) == 0  # a server client is left alone
-
-
-def second_sha(pdf_dir) -> str:
-    import hashlib
-
-    return hashlib.sha256((pdf_dir / "columns.pdf").read_bytes()).hexdigest()

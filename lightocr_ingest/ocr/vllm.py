@@ -151,10 +151,6 @@ class _Server:
     def __post_init__(self) -> None:
         self.in_flight = [0] * len(self.clients)
 
-    @property
-    def client(self) -> openai.AsyncOpenAI:
-        return self.clients[0]
-
     def least_busy(self) -> int:
         """The index of the client with the fewest requests out."""
         return min(range(len(self.clients)), key=self.in_flight.__getitem__)
@@ -193,7 +189,7 @@ class VLLMEngine:
 
         self._servers = [_Server(url, [client(url) for _ in range(pools)], asyncio.Semaphore(max_in_flight))
                          for url in self.base_urls]
-        self._client = self._servers[0].client
+        self._client = self._servers[0].clients[0]  # for GET /v1/models
 
     def _pick(self, avoid: _Server | None = None) -> _Server:
         """The server with the fewest pages; after a failure, another one when there is one."""

@@ -129,7 +129,6 @@ def make_vector_store(client: QdrantClient, collection: str = DEFAULT_COLLECTION
     ``hybrid`` stores a BM25 sparse vector (``embedding.bm25``) beside the dense one, in a
     collection with named vectors whose sparse vector has Qdrant's IDF modifier.
     """
-
     indexes = None if is_local(client) else [{"field_name": k, "field_schema": v} for k, v in INDEXED_FIELDS.items()]
     options = {}
     if mode == "hybrid":
