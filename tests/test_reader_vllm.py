@@ -1,10 +1,14 @@
 """The reader against a loopback server speaking vLLM's OpenAI wire protocol."""
 
 import asyncio
+import dataclasses
+import json
 import pickle
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from llama_index.core import SimpleDirectoryReader
 from llama_index.core.schema import MetadataMode
 from PIL import Image
@@ -15,6 +19,10 @@ from lightocr_ingest.pages import iter_file_pages
 from lightocr_ingest.testing import FakeVLLMServer
 
 from .documents import one_column_pdf
+
+
+def first_page(pdf_dir):
+    return next(iter_file_pages(pdf_dir / "report.pdf", pages="1"))
 
 
 def served_by_id(server):
@@ -115,6 +123,17 @@ def test_request_shape_and_sampling_overrides(pdf_dir):
         (request,) = server.requests
         assert request.violations == []
         assert request.body["model"] == "lightonai/LightOnOCR-2-1B"  # discovered from /v1/models
+
+
+@settings(max_examples=60, deadline=None)
+@given(model=st.text(), png=st.binary(max_size=600), temperature=st.none() | st.floats(0, 2))
+def test_the_bytes_sent_are_the_request_body_as_json(pdf_dir, model, png, temperature):
+    """The body is built around the image instead of by a JSON encoder: whatever the model's
+    name holds (quotes, control characters, any script), it must parse back to ``request_body``."""
+    page = dataclasses.replace(first_page(pdf_dir), png=png)
+    engine = VLLMEngine("http://127.0.0.1:9/v1", model=model)
+    sent = engine.request_bytes(page, engine.sampling(temperature))
+    assert json.loads(sent) == engine.request_body(page, temperature)
 
 
 def test_shape_checker_catches_a_text_prompt():

