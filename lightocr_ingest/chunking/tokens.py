@@ -60,8 +60,12 @@ def tokenizer_counter(name_or_path: str) -> TokenCounter:
         backend.no_truncation()
         backend.no_padding()
 
-        def count(text: str) -> int:
-            return len(backend.encode(text, add_special_tokens=False))
+        if hasattr(backend, "encode_batch_fast"):  # tokenizers >= 0.21: no character offsets, 20% less time
+            def count(text: str) -> int:
+                return len(backend.encode_batch_fast([text], add_special_tokens=False)[0])
+        else:
+            def count(text: str) -> int:
+                return len(backend.encode(text, add_special_tokens=False))
     else:  # a slow (pure Python) tokenizer
         def count(text: str) -> int:
             return len(tokenizer.encode(text, add_special_tokens=False))

@@ -130,15 +130,13 @@ def _views(pixels: np.ndarray) -> np.ndarray:
 
 
 def _normalised(views: np.ndarray) -> np.ndarray:
-    """Views (N, H, W) grey or (N, H, W, 3) RGB as the model's (N, 3, H, W) float input. A grey
-    page is normalised channel by channel straight from its one plane (the same floats as
-    from an RGB copy, without making one: 1.5 of a scan's 5 ms here went on that copy)."""
-    if views.ndim == 4:
-        return ((views.astype(np.float32) - _IMAGENET_MEAN) / _IMAGENET_STD).transpose(0, 3, 1, 2)
-    grey = views.astype(np.float32)
-    batch = np.empty((len(views), 3) + views.shape[1:], dtype=np.float32)
+    """Views (N, H, W) grey or (N, H, W, 3) RGB as the model's (N, 3, H, W) float input, made
+    channel by channel (the same floats as converting the whole array, in a third of the time
+    for RGB); a grey page straight from its one plane, without an RGB copy."""
+    batch = np.empty((len(views), 3) + views.shape[1:3], dtype=np.float32)
     for channel in range(3):
-        np.divide(np.subtract(grey, _IMAGENET_MEAN[channel], out=batch[:, channel]), _IMAGENET_STD[channel],
+        plane = views if views.ndim == 3 else views[..., channel]  # written channel-first as it is read
+        np.divide(np.subtract(plane, _IMAGENET_MEAN[channel], out=batch[:, channel]), _IMAGENET_STD[channel],
                   out=batch[:, channel])
     return batch
 

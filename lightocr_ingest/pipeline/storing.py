@@ -78,7 +78,8 @@ class StoreStage:
                 finished = True
             elif isinstance(item, FileStart):
                 self.pages[item.path] = []
-                await asyncio.to_thread(self._start_file, item.path)
+                if self.stale.get(item.path):  # most files have no other version: no trip to a thread
+                    await asyncio.to_thread(self._start_file, item.path)
             elif isinstance(item, FileEnd):
                 await asyncio.to_thread(self._chunk_file, item.path)
             else:
