@@ -197,10 +197,9 @@ def classify(pixels: np.ndarray, min_confidence: float = MIN_CONFIDENCE) -> Orie
     if probabilities.max() < SURE:
         probabilities = second_look(views)
     turned = int(probabilities.argmax())
-    confidence = round(float(probabilities[turned]), 3)
-    if turned == 0 or confidence < min_confidence:
+    if turned == 0 or probabilities[turned] < min_confidence:  # the probability itself, not as rounded for the record
         return Orientation(0, round(float(probabilities[0]), 3), "classifier")
-    return Orientation((360 - 90 * turned) % 360, confidence, "classifier")
+    return Orientation((360 - 90 * turned) % 360, round(float(probabilities[turned]), 3), "classifier")
 
 
 def from_text_layer(raw, textpage, page_rotation: int) -> Orientation | None:
