@@ -196,3 +196,12 @@ def test_the_same_page_in_several_files_is_read_once(tmp_path):
     assert len(documents) == 4 and len(server.requests) == 2
     assert [d.text for d in documents[:2]] == [d.text for d in documents[2:]]
     assert [d.ocr.cached for d in documents] == [False, False, True, True]
+
+
+def test_a_request_that_times_out_says_so(pdf_dir, tmp_path):
+    """The transport reports a dropped connection as a connect timeout too (the test above: it
+    must say "connection failed"); a server that does not answer in time must say "timed out"."""
+    plan = FaultPlan(rate=1.0, kinds=("stall",), max_in_a_row=99, stall_s=3.0)
+    with FakeVLLMServer(faults=plan) as server:
+        [stalled] = read(server, page_image(pdf_dir, tmp_path), max_retries=0, request_timeout_s=0.5, fallbacks=())
+    assert stalled.metadata["ocr_status"] == "failed" and "last: request timed out" in stalled.metadata["ocr_error"]

@@ -76,12 +76,23 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def describe(exc: BaseException) -> str:
-    """One line for the report: what went wrong with a request."""
-    if isinstance(exc, openai.APITimeoutError):
-        return "request timed out"
-    if isinstance(exc, openai.APIConnectionError):
+    """One line for the report: what went wrong with a request.
+
+    What happened is told by the first cause of the chain (the transport's own exception): the
+    aiohttp transport reports any broken connection, a refused one or one dropped mid-answer,
+    as a connect timeout.
+    """
+    if isinstance(exc, openai.APIConnectionError):  # timeouts included
+        causes = []
         cause = exc.__cause__
-        return f"connection failed ({type(cause).__name__ if cause else 'no answer'})"
+        while cause is not None and len(causes) < 8:
+            causes.append(cause)
+            cause = cause.__cause__
+        root = causes[-1] if causes else None
+        if isinstance(exc, openai.APITimeoutError) and (
+                root is None or isinstance(root, TimeoutError) or "Timeout" in type(root).__name__):
+            return "request timed out"
+        return f"connection failed ({type(root).__name__ if root else 'no answer'})"
     if isinstance(exc, openai.APIStatusError):
         return f"HTTP {exc.status_code}"
     return f"{type(exc).__name__}: {exc}"
