@@ -13,10 +13,14 @@ has counted instead of re-counting every growing chunk. The estimate is additive
 tokenizer that splits words at whitespace before its model sees them (WordPiece models such
 as all-MiniLM-L6-v2), which is checked on the tokenizer and then on sample texts. Others
 (byte-level BPE, SentencePiece) keep whitespace in their tokens and are re-counted whole.
+An additive tokenizer's counts are also kept word by word (``WordCounts``): a text is then
+counted by looking its words up, and only words never met go to the tokenizer (on the real
+documents of the tests, read once: 0.22 instead of 0.31 core-us a character; again: 0.03).
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections.abc import Callable
@@ -25,6 +29,8 @@ TokenCounter = Callable[[str], int]
 _PIECES = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 CHARS_PER_WORD_TOKEN = 6
 REMEMBERED_TEXTS = 1024  # counts kept per counter: a block is counted when split, then when packed
+REMEMBERED_WORDS = 1 << 16  # words whose counts are kept (a few MB): a document's vocabulary, many times over
+_ASCII_WHITESPACE = re.compile(r"[ \t\n\r]+")
 _WHITESPACE_PRETOKENIZERS = ("BertPreTokenizer", "Whitespace", "WhitespaceSplit")  # drop whitespace between words
 _ADDITIVITY_SAMPLES = ("Total revenue rose 4.5% in 2023.", "<table><tr><th>Year</th></tr></table>",
                        "$$\\frac{a}{b}$$", "Naïve café — 東京", "x_1", "")
@@ -60,19 +66,60 @@ def tokenizer_counter(name_or_path: str) -> TokenCounter:
         backend.no_truncation()
         backend.no_padding()
 
-        if hasattr(backend, "encode_batch_fast"):  # tokenizers >= 0.21: no character offsets, 20% less time
-            def count(text: str) -> int:
-                return len(backend.encode_batch_fast([text], add_special_tokens=False)[0])
-        else:
-            def count(text: str) -> int:
-                return len(backend.encode(text, add_special_tokens=False))
+        def whole(text: str) -> int:
+            return len(backend.encode(text, add_special_tokens=False))
     else:  # a slow (pure Python) tokenizer
-        def count(text: str) -> int:
+        def whole(text: str) -> int:
             return len(tokenizer.encode(text, add_special_tokens=False))
 
-    count = functools.lru_cache(maxsize=REMEMBERED_TEXTS)(count)
     splits_at_whitespace = type(getattr(backend, "pre_tokenizer", None)).__name__ in _WHITESPACE_PRETOKENIZERS
-    count.additive = splits_at_whitespace and all(  # type: ignore[attr-defined]
-        count(a + sep + b) == count(a) + count(b)
-        for a in _ADDITIVITY_SAMPLES for b in _ADDITIVITY_SAMPLES for sep in ("\n\n", " ", "\n"))
+    additive = splits_at_whitespace and all(
+        whole(a + sep + b) == whole(a) + whole(b)
+        for a in _ADDITIVITY_SAMPLES for b in _ADDITIVITY_SAMPLES for sep in ("\n\n", " ", "\n", "\t", "\r\n"))
+    count = WordCounts(backend).count if additive and backend is not None else whole
+    count = functools.lru_cache(maxsize=REMEMBERED_TEXTS)(count)
+    count.additive = additive  # type: ignore[attr-defined]
     return count
+
+
+class WordCounts:
+    """Token counts of an additive tokenizer, summed word by word over a cache of the words met.
+
+    A count then costs a split and a dictionary look-up a word; only words not met before go to
+    the tokenizer, all of a text's at once, and each token is credited to the word its first
+    character falls in. Text is split only at ASCII whitespace, which every additive tokenizer
+    splits at (``tokenizer_counter`` checks it): a word holding another separator is simply
+    counted whole by the tokenizer.
+    """
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.known: dict[str, int] = {}
+
+    def count(self, text: str) -> int:
+        known = self.known
+        total, missing = 0, []
+        for word in _ASCII_WHITESPACE.split(text):
+            tokens = known.get(word)
+            if tokens is None:
+                missing.append(word)
+            else:
+                total += tokens
+        if missing:
+            new = self._count_words(list(dict.fromkeys(missing)))
+            if len(known) + len(new) > REMEMBERED_WORDS:
+                known.clear()  # a bound, not a policy: real text's vocabulary comes back soon enough
+            known.update(new)
+            total += sum(new[word] for word in missing)
+        return total
+
+    def _count_words(self, words: list[str]) -> dict[str, int]:
+        """Each word's token count, from one tokenizer call on the words joined by spaces."""
+        starts, position = [], 0
+        for word in words:
+            starts.append(position)
+            position += len(word) + 1
+        counts = [0] * len(words)
+        for start, _ in self.backend.encode(" ".join(words), add_special_tokens=False).offsets:
+            counts[bisect.bisect_right(starts, start) - 1] += 1
+        return dict(zip(words, counts))
