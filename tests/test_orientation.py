@@ -184,7 +184,7 @@ def test_a_page_of_only_a_photo_is_turned_by_what_it_shows(tmp_path, turned):
 def test_a_doubtful_answer_leaves_the_page_as_it_is(monkeypatch, text_page):
     pixels = np.asarray(lying(text_page, 90))
     doubtful = np.array([0.30, 0.10, 0.05, 0.55])
-    monkeypatch.setattr(orientation, "turn_probabilities", lambda *_: doubtful)
+    monkeypatch.setattr(orientation, "first_look", lambda *_: (doubtful, None))
     monkeypatch.setattr(orientation, "second_look", lambda _: doubtful)  # still doubtful when seen four ways
     guess = classify(pixels)
     assert guess == Orientation(0, 0.30, "classifier")
@@ -205,13 +205,13 @@ def test_a_page_is_turned_only_when_the_classifier_is_sure(first, second):
     only when the deciding look is at least MIN_CONFIDENCE sure of it, else the page stays."""
     page = np.zeros((64, 64), np.uint8)
     page[::2] = 255  # stripes: half ink, never "blank"
-    saved = orientation.turn_probabilities, orientation.second_look
-    orientation.turn_probabilities = lambda *_: first
+    saved = orientation.first_look, orientation.second_look
+    orientation.first_look = lambda *_: (first, None)
     orientation.second_look = lambda _: second
     try:
         guess = classify(page)
     finally:
-        orientation.turn_probabilities, orientation.second_look = saved
+        orientation.first_look, orientation.second_look = saved
     deciding = first if first.max() >= orientation.SURE else second
     turned = int(deciding.argmax())
     event(f"second look={deciding is second}, turned={bool(turned)}, sure={deciding[turned] >= MIN_CONFIDENCE}")
@@ -458,3 +458,44 @@ def test_views_are_normalised_to_the_floats_of_the_plain_conversion(seed, grey, 
     rgb = np.repeat(views[..., None], 3, axis=3) if grey else views
     plain = ((rgb.astype(np.float32) - orientation._IMAGENET_MEAN) / orientation._IMAGENET_STD).transpose(0, 3, 1, 2)
     assert np.array_equal(orientation._normalised(views), plain)
+
+
+class ScriptedClassifier:
+    """Stands in for the ONNX session: its first call (the crop view) gets ``crop``, any later
+    one (the whole view) ``whole``; it records how many views each call showed it."""
+
+    def __init__(self, crop, whole):
+        self.crop, self.whole = np.asarray(crop, np.float32), np.asarray(whole, np.float32)
+        self.calls: list[int] = []
+
+    def run(self, _, feed):
+        answer = self.crop if not self.calls else self.whole
+        self.calls.append(len(feed["x"]))
+        return [np.stack([answer] * len(feed["x"]))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(crop=vectors(), whole=vectors())
+def test_the_crop_view_decides_alone_only_when_it_is_sure(text_page, crop, whole):
+    """The whole view is made and asked only when the crop view is not sure; then the two are
+    multiplied (and a second look, of both views, follows when that is not sure either)."""
+    looked_again: list[int] = []
+    sessions: list[ScriptedClassifier] = []
+    saved = orientation._session, orientation.second_look
+    orientation._session = lambda: sessions[-1]
+    orientation.second_look = lambda views: looked_again.append(len(views)) or whole
+    try:
+        sessions.append(ScriptedClassifier(crop, whole))
+        probabilities, views = orientation.first_look(np.asarray(text_page))
+        sessions.append(ScriptedClassifier(crop, whole))
+        classify(np.asarray(text_page))
+    finally:
+        orientation._session, orientation.second_look = saved
+    sure = crop.max() >= orientation.SURE
+    event(f"crop sure={sure}, second look={probabilities.max() < orientation.SURE}")
+    if sure:
+        assert sessions[0].calls == [1] and len(views) == 1 and np.allclose(probabilities, crop)
+    else:
+        assert sessions[0].calls == [1, 1] and len(views) == 2
+        assert np.allclose(probabilities, orientation._combine(np.stack([crop, whole]).astype(np.float32)))
+    assert looked_again == ([] if probabilities.max() >= orientation.SURE else [2])

