@@ -111,7 +111,7 @@ def trim_repetition(text: str, repetition: Repetition) -> str:
 def judge(content: str | None, finish_reason: str | None) -> Verdict:
     """Judge one answer of the model. ``problem`` None means use it as it is."""
     text = content or ""
-    if content_chars(text) == 0:
+    if _WORD.search(text) is None:  # no word character at all (counting them all took 0.3 ms a page)
         return Verdict("empty", "")  # nothing, whitespace, or "!!!!!!!!" (a reported vLLM failure)
     truncated = finish_reason == "length"
     repetition = None
