@@ -260,8 +260,7 @@ class VLLMEngine:
         if self.model is None:
             await self.start()
         sampling = self.sampling(temperature)
-        with stage_cpu("encode"):
-            body = self.request_bytes(page, sampling)
+        body: bytes | None = None  # built once a slot is free: pages waiting for one hold only their PNG
         clock = clock or PageClock(self.retry.page_deadline_s)
         requests, failure, failed_on = 0, None, None
         for retry in range(self.retry.max_retries + 1):
@@ -278,6 +277,9 @@ class VLLMEngine:
                     remaining = clock.remaining()
                     if remaining <= 0:
                         break
+                    if body is None:
+                        with stage_cpu("encode"):
+                            body = self.request_bytes(page, sampling)
                     requests += 1
                     started = time.perf_counter()
                     try:
