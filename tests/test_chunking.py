@@ -345,3 +345,22 @@ def test_additive_packing_gives_the_chunks_that_counting_whole_gives(minilm_coun
         fast = chunk_pages(pages, max_tokens=budget, drop_page_furniture=False, count=counter)
         whole = chunk_pages(pages, max_tokens=budget, drop_page_furniture=False, count=whole_count(counter))
         assert [(c.text, c.oversize) for c in fast] == [(c.text, c.oversize) for c in whole]
+
+
+def test_word_counts_stay_exact_past_their_bound_and_skip_long_words(monkeypatch, minilm_tokenizer):
+    """Past REMEMBERED_WORDS the cache starts again; words over REMEMBERED_WORD_CHARS are counted
+    but never kept. Either way every count is the tokenizer's."""
+    from lightocr_ingest.chunking import tokens
+
+    monkeypatch.setattr(tokens, "REMEMBERED_WORDS", 8)
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(minilm_tokenizer.backend_tokenizer.to_str())  # as tokenizer_counter sets it up:
+    backend.no_truncation()  # the model's file pads and truncates to 128
+    backend.no_padding()
+    counts = tokens.WordCounts(backend)
+    long_word = "x" * (tokens.REMEMBERED_WORD_CHARS + 1)
+    texts = [f"river {n} basin station-{n * 7} café {long_word}" for n in range(30)]
+    for text in texts + texts:
+        assert counts.count(text) == len(minilm_tokenizer(text, add_special_tokens=False)["input_ids"])
+        assert len(counts.known) <= 8 + 6 and long_word not in counts.known

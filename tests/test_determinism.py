@@ -92,7 +92,7 @@ def run_stage(files: dict[str, list[str]], batch: int, seed: int, monkeypatch) -
 
     async def main():
         spool: asyncio.Queue = asyncio.Queue()
-        stage = StoreStage(ingestor, reports, {}, None, 1.0)
+        stage = StoreStage(ingestor, reports, {}, set(), None, 1.0)
         task = asyncio.create_task(stage.run(spool))
         for path, markdowns in files.items():
             await spool.put(FileStart(path))
@@ -273,7 +273,7 @@ def test_a_run_with_failed_pages_replaces_only_what_it_read_again():
             # What the run's plan hands the store stage: the points stored for this version before.
             version = stored_versions(ingestor.client, ingestor.collection, ["/docs/a.pdf"], ingestor.fingerprint)
             already = {"/docs/a.pdf": version["/docs/a.pdf"].points} if version else {}
-            task = asyncio.create_task(StoreStage(ingestor, {"/docs/a.pdf": report}, already, None, 1.0).run(spool))
+            task = asyncio.create_task(StoreStage(ingestor, {"/docs/a.pdf": report}, already, set(), None, 1.0).run(spool))
             await spool.put(FileStart("/docs/a.pdf"))
             for document in page_documents("/docs/a.pdf", pages):
                 page = document.metadata["page"]

@@ -474,11 +474,18 @@ class ScriptedClassifier:
         return [np.stack([answer] * len(feed["x"]))]
 
 
+def sure_of(turns):
+    """Probabilities at least SURE on one of ``turns``."""
+    return st.tuples(st.sampled_from(turns), st.floats(0.9, 0.999)).map(
+        lambda kp: np.where(np.arange(4) == kp[0], kp[1], (1 - kp[1]) / 3))
+
+
 @settings(max_examples=200, deadline=None)
-@given(crop=vectors(), whole=vectors())
+@given(crop=st.one_of(vectors(), sure_of([0]), sure_of([1, 2, 3])), whole=vectors())
 def test_the_crop_view_decides_alone_only_when_it_is_sure(text_page, crop, whole):
-    """The whole view is made and asked only when the crop view is not sure; then the two are
-    multiplied (and a second look, of both views, follows when that is not sure either)."""
+    """The whole view is made and asked only when the crop view is not sure that the page is
+    upright (a turn always needs both views); then the two are multiplied, and a second look,
+    of both views, follows when that is not sure either."""
     looked_again: list[int] = []
     sessions: list[ScriptedClassifier] = []
     saved = orientation._session, orientation.second_look
@@ -488,14 +495,19 @@ def test_the_crop_view_decides_alone_only_when_it_is_sure(text_page, crop, whole
         sessions.append(ScriptedClassifier(crop, whole))
         probabilities, views = orientation.first_look(np.asarray(text_page))
         sessions.append(ScriptedClassifier(crop, whole))
-        classify(np.asarray(text_page))
+        guess = classify(np.asarray(text_page))
     finally:
         orientation._session, orientation.second_look = saved
-    sure = crop.max() >= orientation.SURE
-    event(f"crop sure={sure}, second look={probabilities.max() < orientation.SURE}")
+    sure = crop.argmax() == 0 and crop[0] >= orientation.SURE  # sure that the page is upright
+    event(f"crop sure of upright={sure}, sure of a turn={crop.argmax() != 0 and crop.max() >= orientation.SURE}, "
+          f"second look={probabilities.max() < orientation.SURE}")
     if sure:
         assert sessions[0].calls == [1] and len(views) == 1 and np.allclose(probabilities, crop)
     else:
         assert sessions[0].calls == [1, 1] and len(views) == 2
         assert np.allclose(probabilities, orientation._combine(np.stack([crop, whole]).astype(np.float32)))
     assert looked_again == ([] if probabilities.max() >= orientation.SURE else [2])
+    deciding = probabilities if probabilities.max() >= orientation.SURE else whole  # the scripted second look
+    turned = int(deciding.argmax())
+    expected = (360 - 90 * turned) % 360 if turned and deciding[turned] >= MIN_CONFIDENCE else 0
+    assert guess.rotation == expected and guess.source == "classifier"

@@ -409,3 +409,24 @@ def test_a_shrunk_page_is_as_close_to_a_render_at_that_size_as_area_averaging(so
         assert shrunk.shape == reference.shape
         assert rms(shrunk, reference) <= rms(exact, reference) + 0.3
         assert abs(float(shrunk.mean()) - float(exact.mean())) < 0.5  # no ink lost or added
+
+
+def test_the_grey_check_takes_arrays_in_any_memory_order():
+    """Its RGB copy goes into a buffer the thread keeps: an array in another order (a transposed
+    view) must neither fail nor leave a buffer that fails the next page."""
+    rng = np.random.default_rng(3)
+    grey = rng.integers(0, 256, (40, 60), dtype=np.uint8)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    sideways = rgb.transpose(1, 0, 2)  # a view, not C-contiguous
+    assert np.array_equal(render.grey_if_possible(sideways), grey.T)
+    assert np.array_equal(render.grey_if_possible(np.ascontiguousarray(sideways)), grey.T)
+    tinted = np.ascontiguousarray(sideways)
+    tinted[5, 7, 1] ^= 1
+    assert render.grey_if_possible(tinted) is tinted
+
+
+def test_a_document_closed_twice_is_closed_once(tmp_path):
+    source = DocumentSource(one_column_pdf(tmp_path / "a.pdf", pages=2))
+    source.close()
+    source.close()  # the reader may close it on the last page's trip and again on the way out
+    assert source._pdf is None

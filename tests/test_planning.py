@@ -90,7 +90,7 @@ def test_stored_versions_are_asked_once_per_step_not_per_file(files, tmp_path, m
     assert qdrant.calls == {"scroll": 3, "count": 2}
 
 
-def test_points_of_changed_files_are_found_once_per_step_and_deleted_by_id(files, tmp_path, monkeypatch):
+def test_points_of_changed_files_are_looked_up_once_per_step_and_deleted_only_for_them(files, tmp_path, monkeypatch):
     monkeypatch.setattr(plan_module, "STEP_FILES", 2)  # 5 files: steps of 2, 2 and 1
     deleted: list = []
     with FakeVLLMServer() as server:
@@ -101,6 +101,7 @@ def test_points_of_changed_files_are_found_once_per_step_and_deleted_by_id(files
             changed = [files[0], files[3]]  # one PDF, one scan: new content at the same paths
             one_column_pdf(changed[0], pages=1, title="Report number 0, revised")
             scan(changed[1], "Scanned letter 0, revised")
+            scan(tmp_path / "in" / "scan-new.png", "A letter that came in since")  # read, nothing to delete
             qdrant = Qdrant(ingestor.client, monkeypatch)
             real_delete = ingestor.client.delete
             monkeypatch.setattr(ingestor.client, "delete", lambda *a, **k: (deleted.append(k["points_selector"]),
@@ -110,17 +111,18 @@ def test_points_of_changed_files_are_found_once_per_step_and_deleted_by_id(files
             after = {p.id: p.payload for p in ingestor.client.scroll("plan", limit=1000)[0]}
         finally:
             ingestor.close()
-    assert [f.status for f in again.files].count("ok") == 2 and again.totals()["files_skipped"] == 3
+    assert [f.status for f in again.files].count("ok") == 3 and again.totals()["files_skipped"] == 3
     old_ids = {i for i, payload in before.items() if payload["file_path"] in map(str, changed)}
     # The changed files' old points are gone, every other point is as it was, and the new versions are in.
     assert old_ids and not old_ids & after.keys()
     assert {i: p for i, p in before.items() if i not in old_ids}.items() <= after.items()
-    assert {p["file_path"] for i, p in after.items() if i not in before} == set(map(str, changed))
-    # Per step: one scroll for what is stored, one for other versions (only where a file is read);
-    # the old points deleted by id, one delete per changed file, none by filter.
-    assert calls["scroll"] == 3 + 2
-    assert len(deleted) == 2 and all(type(d).__name__ == "PointIdsList" for d in deleted)
-    assert set().union(*(set(map(str, d.points)) for d in deleted)) == {str(i) for i in old_ids}
+    assert {p["file_path"] for i, p in after.items() if i not in before} == {*map(str, changed),
+                                                                             str(tmp_path / "in" / "scan-new.png")}
+    # Per step (6 files in steps of 2): one scroll for what is stored, one for other versions where
+    # a file is read (every step here); a delete only for each changed file, none for the new one.
+    assert calls["scroll"] == 3 + 3
+    assert len(deleted) == 2
+    assert sorted(d.filter.must[0].match.value for d in deleted) == sorted(map(str, changed))
 
 
 def test_progress_total_grows_step_by_step_to_the_pages_of_the_run(files, tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ from PIL import Image
 
 from lightocr_ingest import LightOnOCRReader, OCRServerError, page_document_id
 from lightocr_ingest.ocr import VLLMEngine, clean_markdown
+from lightocr_ingest.ocr import vllm as vllm_module
 from lightocr_ingest.pages import iter_file_pages
 from lightocr_ingest.testing import FakeVLLMServer
 
@@ -126,10 +127,12 @@ def test_request_shape_and_sampling_overrides(pdf_dir):
 
 
 @settings(max_examples=60, deadline=None)
-@given(model=st.text(), png=st.binary(max_size=600), temperature=st.none() | st.floats(0, 2))
+@given(model=st.text() | st.sampled_from([vllm_module._IMAGE_MARKER, "a" + vllm_module._IMAGE_MARKER + "b"]),
+       png=st.binary(max_size=600), temperature=st.none() | st.floats(0, 2))
 def test_the_bytes_sent_are_the_request_body_as_json(pdf_dir, model, png, temperature):
     """The body is built around the image instead of by a JSON encoder: whatever the model's
-    name holds (quotes, control characters, any script), it must parse back to ``request_body``."""
+    name holds (quotes, control characters, any script, even the marker the image is put in
+    by), it must parse back to ``request_body``."""
     page = dataclasses.replace(first_page(pdf_dir), png=png)
     engine = VLLMEngine("http://127.0.0.1:9/v1", model=model)
     sent = engine.request_bytes(page, engine.sampling(temperature))

@@ -205,3 +205,30 @@ def test_a_request_that_times_out_says_so(pdf_dir, tmp_path):
     with FakeVLLMServer(faults=plan) as server:
         [stalled] = read(server, page_image(pdf_dir, tmp_path), max_retries=0, request_timeout_s=0.5, fallbacks=())
     assert stalled.metadata["ocr_status"] == "failed" and "last: request timed out" in stalled.metadata["ocr_error"]
+
+
+def _chained(error: BaseException, *causes: BaseException) -> BaseException:
+    """``error`` raised from the first cause, raised from the next, and so on (as transports chain them)."""
+    for outer, inner in zip((error, *causes), causes):
+        outer.__cause__ = inner
+    return error
+
+
+def test_describe_tells_a_timeout_from_a_broken_connection_by_the_first_cause():
+    import asyncio
+
+    import openai
+
+    from lightocr_ingest.ocr.retry import describe
+
+    request = None  # the errors only keep it
+    # aiohttp's adapter: a dropped connection comes as a connect timeout, caused by the real error
+    dropped = _chained(openai.APITimeoutError(request=request), OSError("ConnectTimeout"), ConnectionResetError())
+    read_timeout = _chained(openai.APITimeoutError(request=request), OSError("ReadTimeout"), asyncio.TimeoutError())
+    socket_timeout = _chained(openai.APITimeoutError(request=request), type("SocketTimeoutError", (OSError,), {})())
+    refused = _chained(openai.APIConnectionError(request=request), ConnectionRefusedError())
+    assert describe(dropped) == "connection failed (ConnectionResetError)"
+    assert describe(read_timeout) == "request timed out"
+    assert describe(socket_timeout) == "request timed out"
+    assert describe(openai.APITimeoutError(request=request)) == "request timed out"  # no cause: take its word
+    assert describe(refused) == "connection failed (ConnectionRefusedError)"

@@ -30,6 +30,7 @@ _PIECES = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 CHARS_PER_WORD_TOKEN = 6
 REMEMBERED_TEXTS = 1024  # counts kept per counter: a block is counted when split, then when packed
 REMEMBERED_WORDS = 1 << 16  # words whose counts are kept (a few MB): a document's vocabulary, many times over
+REMEMBERED_WORD_CHARS = 48  # longer "words" (URLs, base64, CJK runs without spaces) are rarely met twice: not kept
 _ASCII_WHITESPACE = re.compile(r"[ \t\n\r]+")
 _WHITESPACE_PRETOKENIZERS = ("BertPreTokenizer", "Whitespace", "WhitespaceSplit")  # drop whitespace between words
 _ADDITIVITY_SAMPLES = ("Total revenue rose 4.5% in 2023.", "<table><tr><th>Year</th></tr></table>",
@@ -109,7 +110,7 @@ class WordCounts:
             new = self._count_words(list(dict.fromkeys(missing)))
             if len(known) + len(new) > REMEMBERED_WORDS:
                 known.clear()  # a bound, not a policy: real text's vocabulary comes back soon enough
-            known.update(new)
+            known.update((word, tokens) for word, tokens in new.items() if len(word) <= REMEMBERED_WORD_CHARS)
             total += sum(new[word] for word in missing)
         return total
 

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -43,8 +44,10 @@ CONNECT_TIMEOUT_S = 10.0
 # Connections in one client's pool: httpx looks at every connection of a pool for each request it
 # sends and each response it closes, so one pool of 256 cost about 1 ms of the event loop's CPU a
 # request; a window wider than this is spread over several clients of the same server. (Measured
-# with httpx's own transport; over aiohttp's, now used, one pool or eight cost the same.)
+# with httpx's own transport, still the fallback; over aiohttp's, one pool or eight cost the same.)
 CONNECTIONS_PER_POOL = 32
+_IMAGE_MARKER = f"\x00{uuid.uuid4().hex}\x00"  # where request_bytes puts the image: no real value holds it
+_IMAGE_MARKER_JSON = json.dumps(_IMAGE_MARKER)
 API_KEY_ENV = ("LIGHTONOCR_API_KEY", "VLLM_API_KEY")  # never OPENAI_API_KEY: not meant for this server
 VLLM_HINT = (
     "start one with: vllm serve lightonai/LightOnOCR-2-1B --limit-mm-per-prompt '{\"image\": 1}' "
@@ -157,6 +160,16 @@ class _Server:
         return min(range(len(self.clients)), key=self.in_flight.__getitem__)
 
 
+def _http_client(**options):
+    """openai's aiohttp client; its httpx one where aiohttp's adapter cannot load (the same
+    requests and errors, at 1.6 core-ms a request instead of 1.1)."""
+    try:
+        return openai.DefaultAioHttpClient(**options)
+    except RuntimeError as exc:  # "To use the aiohttp client you must have installed the package with the `aiohttp` extra"
+        log.debug("aiohttp client unavailable (%s): using httpx's", exc)
+        return openai.DefaultAsyncHttpxClient(**options)
+
+
 class VLLMEngine:
     """Async OCR client for one or more vLLM servers. Create it inside the event loop that uses it."""
 
@@ -186,7 +199,7 @@ class VLLMEngine:
                 # aiohttp under the openai client: its C parser and connection pool take 1.1 core-ms
                 # of the event loop a request where httpx's own transport took 1.6 (512 scans, 256 in
                 # flight). One kept-alive connection per page in flight.
-                http_client=openai.DefaultAioHttpClient(verify=tls, limits=httpx.Limits(
+                http_client=_http_client(verify=tls, limits=httpx.Limits(
                     max_connections=per_pool + 2, max_keepalive_connections=per_pool)))
 
         self._servers = [_Server(url, [client(url) for _ in range(pools)], asyncio.Semaphore(max_in_flight))
@@ -240,12 +253,14 @@ class VLLMEngine:
         """``request_body`` as the JSON bytes sent, built around the image: base64 needs no JSON
         escaping, so the ~300 kB of a page's image are copied once instead of being escaped
         into a string and encoded again (2.3 -> 0.6 core-ms a page on the event loop)."""
-        marker = "\x00image\x00"  # a string no JSON encoder leaves unescaped: it cannot occur elsewhere
-        head, tail = json.dumps({
+        parts = json.dumps({
             "model": self.model,
-            "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": marker}}]}],
+            "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": _IMAGE_MARKER}}]}],
             **sampling,
-        }).split(json.dumps(marker))
+        }).split(_IMAGE_MARKER_JSON)
+        if len(parts) != 2:  # the marker also came from elsewhere (a model so named): the plain way
+            return json.dumps(self.request_body(page, sampling["temperature"])).encode()
+        head, tail = parts
         return b"".join((head.encode(), b'"data:image/png;base64,', base64.b64encode(page.png), b'"', tail.encode()))
 
     async def complete(self, page: PageImage, temperature: float | None = None,

@@ -190,7 +190,7 @@ def grey_if_possible(pixels: np.ndarray) -> np.ndarray:
     grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
     back = getattr(_SCRATCH, "rgb", None)
     if back is None or back.shape != pixels.shape:
-        back = _SCRATCH.rgb = np.empty_like(pixels)
+        back = _SCRATCH.rgb = np.empty(pixels.shape, dtype=np.uint8)  # C order whatever ``pixels`` is
     cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB, dst=back)
     return grey if cv2.norm(back, pixels, cv2.NORM_INF) == 0 else pixels
 

@@ -3,8 +3,8 @@
 Folders are expanded into files (``collect_files``: names only). ``Planner`` then opens them
 in steps, ahead of rendering: opening a file reads its bytes once, and the content hash,
 the page count and the rendering all come from those bytes (``pages.DocumentSource``). For
-each step two Qdrant queries say which versions are already stored, and which points of the step's
-files belong to other versions (deleted as each file starts): a byte-identical copy of a
+each step two Qdrant queries say which versions are already stored, and which of the step's files
+have points of other versions (deleted as each file starts): a byte-identical copy of a
 file met earlier in the run, or a file whose points are complete in Qdrant for the same
 content and settings, is skipped and closed; a file an interrupted run left half-stored
 keeps the ids of its stored chunks, so only the rest are embedded. What is left is read, in
@@ -23,7 +23,7 @@ from pathlib import Path
 from ..cpu_cost import stage_cpu
 from ..errors import InputError
 from ..pages import DocumentSource
-from ..store import stale_points, stored_versions
+from ..store import files_with_stale_points, stored_versions
 from .config import PipelineConfig
 from .report import FileReport
 
@@ -89,7 +89,7 @@ class PlannedFile:
     source: DocumentSource | None = None
     page_numbers: list[int] = field(default_factory=list)
     already: dict[str, set[int]] = field(default_factory=dict)  # point id -> pages, stored by an earlier run
-    stale: set[str] = field(default_factory=set)  # ids of its points of other versions: deleted as it starts
+    stale: bool = False  # it has points of other versions: they are deleted as it starts
 
 
 class Planner:
@@ -174,10 +174,11 @@ class Planner:
             else:
                 item.already = version.points
         reading = [p for p in reading if p.source is not None]
-        stale = stale_points(self.client, self.collection,
-                             {p.report.path: version_of(p.report.sha256 or "", self.fingerprint) for p in reading})
+        stale = files_with_stale_points(self.client, self.collection,
+                                        {p.report.path: version_of(p.report.sha256 or "", self.fingerprint)
+                                         for p in reading})
         for item in reading:
-            item.stale = stale.get(item.report.path, set())
+            item.stale = item.report.path in stale
 
 
 def version_of(sha256: str, fingerprint: str) -> dict:

@@ -122,7 +122,7 @@ class RayIngestor(Ingestor):
         report, files = await self._start_report(extra_paths)
         by_path: dict[str, FileReport] = {}
         already: dict[str, dict[str, set[int]]] = {}
-        stale: dict[str, set[str]] = {}  # path -> ids of its points of other versions
+        stale: set[str] = set()  # paths with points of other versions
         password = self.reader.password.get_secret_value() if self.reader.password else None
         planner = Planner(self.config, self.client, self.collection, self.fingerprint, password, names)
         to_read: list[dict] = []
@@ -134,7 +134,8 @@ class RayIngestor(Ingestor):
                 file_report = item.report
                 item.source.close()  # a worker opens it again (it may be on another machine)
                 already[file_report.path] = item.already
-                stale[file_report.path] = item.stale
+                if item.stale:
+                    stale.add(file_report.path)
                 to_read.append({"read": os.path.abspath(path), "known_as": file_report.path,
                                 "sha256": file_report.sha256 or "", "already": sorted(item.already),
                                 "pages": len(item.page_numbers)})
@@ -149,7 +150,7 @@ class RayIngestor(Ingestor):
             if on_file:
                 on_file(file_report)
 
-        stage = _EmbeddedStage(self, by_path, already, on_file, self.config.ocr.max_failed_share, stale)
+        stage = _EmbeddedStage(self, by_path, already, stale, on_file, self.config.ocr.max_failed_share)
         spool: asyncio.Queue = asyncio.Queue(maxsize=SPOOL_PAGES)
         storing = asyncio.create_task(stage.run(spool))
 

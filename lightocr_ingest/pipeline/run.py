@@ -145,7 +145,7 @@ class Ingestor:
         report, files = await self._start_report(extra_paths)
         by_path: dict[str, FileReport] = {}
         already: dict[str, dict[str, set[int]]] = {}  # path -> chunks an interrupted run stored (resume)
-        stale: dict[str, set[str]] = {}  # path -> ids of its points of other versions (changed content or settings)
+        stale: set[str] = set()  # paths with points of other versions (changed content or settings)
         last_pages: dict[str, int | None] = {}  # path -> its last selected page: the file is complete there
         planner = Planner(self.config, self.client, self.collection, self.fingerprint,
                           self.reader.password.get_secret_value() if self.reader.password else None, names)
@@ -164,7 +164,8 @@ class Ingestor:
                         await asyncio.to_thread(self._load_models)
                         models_loaded = True
                     already[file_report.path] = item.already
-                    stale[file_report.path] = item.stale
+                    if item.stale:
+                        stale.add(file_report.path)
                     last_pages[file_report.path] = item.page_numbers[-1] if item.page_numbers else None
                     total += len(item.page_numbers)
                     if on_total:
@@ -191,7 +192,7 @@ class Ingestor:
                     on_file(file_report)
 
         spool: asyncio.Queue = asyncio.Queue(maxsize=SPOOL_PAGES)
-        stage = StoreStage(self, by_path, already, on_file, self.config.ocr.max_failed_share, stale)
+        stage = StoreStage(self, by_path, already, stale, on_file, self.config.ocr.max_failed_share)
         storing = asyncio.create_task(stage.run(spool))
 
         async def send(item) -> None:

@@ -25,8 +25,9 @@ from llama_index.core.schema import MetadataMode, TextNode
 from ..cpu_cost import stage_cpu
 from ..documents import PageDocument
 from ..pages.selection import format_page_selection
-from ..store import delete_ids, mark_complete
+from ..store import delete_ids, delete_stale_points, mark_complete
 from .memory import release_free_memory
+from .plan import version_of
 from .report import FileReport
 
 CHUNKS_PER_BATCH = 64  # chunks embedded and upserted together: full embedding batches, searchable soon
@@ -58,12 +59,11 @@ class StoreStage:
     """Takes pages off the spool until ``None``; see the module docstring."""
 
     def __init__(self, ingestor, by_path: dict[str, FileReport], already: dict[str, dict[str, set[int]]],
-                 on_file: Callable[[FileReport], None] | None, max_failed_share: float,
-                 stale: dict[str, set[str]] | None = None):
+                 stale: set[str], on_file: Callable[[FileReport], None] | None, max_failed_share: float):
         self.ingestor = ingestor
         self.by_path = by_path
         self.already = already  # path -> point id -> pages, stored for this version by an earlier run (the plan's)
-        self.stale = {} if stale is None else stale  # path -> ids of its points of other versions (the plan's)
+        self.stale = stale  # paths with points of other versions (the plan's look-up)
         self.on_file = on_file
         self.max_failed_share = max_failed_share
         self.pages: dict[str, list[PageDocument]] = {}
@@ -78,7 +78,7 @@ class StoreStage:
                 finished = True
             elif isinstance(item, FileStart):
                 self.pages[item.path] = []
-                if self.stale.get(item.path):  # most files have no other version: no trip to a thread
+                if item.path in self.stale:  # most files have no other version: no trip to a thread
                     await asyncio.to_thread(self._start_file, item.path)
             elif isinstance(item, FileEnd):
                 await asyncio.to_thread(self._chunk_file, item.path)
@@ -92,10 +92,11 @@ class StoreStage:
                 await asyncio.to_thread(self._finish_file, self.files.pop(path))
 
     def _start_file(self, path: str) -> None:
-        """Delete the points of the file's other versions (changed content or settings), found
-        by the plan's query for its step."""
+        """Delete the points of the file's other versions (changed content or settings): by
+        filter, so that what any writer stored since the plan looked goes too."""
         with stage_cpu("upsert"):
-            delete_ids(self.ingestor.client, self.ingestor.collection, self.stale.pop(path, set()))
+            delete_stale_points(self.ingestor.client, self.ingestor.collection, path,
+                                version_of(self.by_path[path].sha256 or "", self.ingestor.fingerprint))
 
     def _chunk_file(self, path: str) -> None:
         documents = self.pages.pop(path, [])
