@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from llama_index.core import Document
 from llama_index.core.ingestion import IngestionPipeline
@@ -364,3 +364,28 @@ def test_word_counts_stay_exact_past_their_bound_and_skip_long_words(monkeypatch
     for text in texts + texts:
         assert counts.count(text) == len(minilm_tokenizer(text, add_special_tokens=False)["input_ids"])
         assert len(counts.known) <= 8 + 6 and long_word not in counts.known
+
+
+MARKDOWN_PIECES = st.sampled_from([
+    "# Title", "## 2.1 Section", "Plain words and more words.", "![a figure](fig.png)", " ![x](a.png) ![y](b.png)",
+    "![ref image][fig]", "[fig]: figure.png", "![]( )", "!not an image", "text ![inline](i.png) text",
+    "<table><tr><td>1</td></tr></table>", "| a | b |\n|---|---|\n| 1 | 2 |", "$$\nx^2\n$$", "- item\n- item",
+    "> quoted", "```\ncode\n```", "---", "<img src=\"a.png\">", "\\![escaped](e.png)", "**![bold](b.png)**"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(MARKDOWN_PIECES, max_size=12).map("\n\n".join))
+def test_blocks_are_those_of_a_full_parse(markdown):
+    """Blocks are parsed without the inline pass, and a paragraph that starts with an image
+    is parsed inline alone: the blocks (and which paragraphs are figures) must be those of
+    parsing everything."""
+    from lightocr_ingest.chunking import blocks
+
+    saved = blocks._block_parser
+    blocks._block_parser = blocks.markdown_parser  # the full parse, inline pass and all
+    try:
+        full = blocks.parse_blocks(markdown)
+    finally:
+        blocks._block_parser = saved
+    assert blocks.parse_blocks(markdown) == full
+    event(f"figure={any(b.kind == 'figure' for b in full)}")

@@ -60,13 +60,25 @@ def _bracket_math(state: StateBlock, start: int, end: int, silent: bool) -> bool
     return True
 
 
-@lru_cache(maxsize=1)
-def markdown_parser() -> MarkdownIt:
+def _new_parser() -> MarkdownIt:
     parser = MarkdownIt("commonmark", {"html": True}).enable("table")
     parser.use(dollarmath_plugin, allow_space=True, allow_digits=True, double_inline=True)
     parser.block.ruler.before("paragraph", "bracket_math", _bracket_math,
                               {"alt": ["paragraph", "reference", "blockquote", "list"]})
     return parser
+
+
+@lru_cache(maxsize=1)
+def markdown_parser() -> MarkdownIt:
+    return _new_parser()
+
+
+@lru_cache(maxsize=1)
+def _block_parser() -> MarkdownIt:
+    """``markdown_parser`` without its inline pass: blocks need only their lines, and parsing
+    every paragraph's inline content was a third of the parse. The one question that needs it
+    (is a paragraph only images?) is asked of ``markdown_parser`` for that paragraph alone."""
+    return _new_parser().disable("inline")
 
 
 _KIND = {
@@ -101,7 +113,8 @@ def parse_blocks(markdown: str) -> list[Block]:
     line_starts = [0]
     for line in lines[:-1]:
         line_starts.append(line_starts[-1] + len(line) + 1)
-    tokens = markdown_parser().parse(markdown)
+    env: dict = {}  # link reference definitions, for a paragraph parsed inline on its own
+    tokens = _block_parser().parse(markdown, env)
     spans: list[tuple[int, int, str, int, str]] = []  # start, stop, kind, level, title
     for index, token in enumerate(tokens):
         if token.level != 0 or token.nesting < 0 or token.map is None or token.type not in _KIND:
@@ -113,7 +126,10 @@ def parse_blocks(markdown: str) -> list[Block]:
             level = int(token.tag[1])
             title = tokens[index + 1].content.strip()
         elif kind == "paragraph":
-            children = tokens[index + 1].children or []
+            content = tokens[index + 1].content
+            # Only a paragraph that starts with an image can be images only.
+            children = (markdown_parser().parseInline(content, env)[0].children or []) \
+                if content.lstrip().startswith("![") else []
             meaningful = [c for c in children if c.type not in ("softbreak", "hardbreak")
                           and not (c.type == "text" and not c.content.strip())]
             if meaningful and all(c.type == "image" for c in meaningful):
