@@ -370,7 +370,8 @@ MARKDOWN_PIECES = st.sampled_from([
     "# Title", "## 2.1 Section", "Plain words and more words.", "![a figure](fig.png)", " ![x](a.png) ![y](b.png)",
     "![ref image][fig]", "[fig]: figure.png", "![]( )", "!not an image", "text ![inline](i.png) text",
     "<table><tr><td>1</td></tr></table>", "| a | b |\n|---|---|\n| 1 | 2 |", "$$\nx^2\n$$", "- item\n- item",
-    "> quoted", "```\ncode\n```", "---", "<img src=\"a.png\">", "\\![escaped](e.png)", "**![bold](b.png)**"])
+    "> quoted", "```\ncode\n```", "---", "<img src=\"a.png\">", "\\![escaped](e.png)", "**![bold](b.png)**",
+    "&nbsp;![x](a.png)", "&#32;![x](a.png)", "text\n![x](a.png)", "![x](a.png)\n![y](b.png)"])
 
 
 @settings(max_examples=200, deadline=None)
@@ -381,11 +382,28 @@ def test_blocks_are_those_of_a_full_parse(markdown):
     parsing everything."""
     from lightocr_ingest.chunking import blocks
 
+    tokens = blocks.markdown_parser().parse(markdown)  # the full parse, inline pass and all
+    figures = set()  # first lines of the paragraphs that hold only images, told by the full parse's children
+    for index, token in enumerate(tokens):
+        if token.type == "paragraph_open" and token.level == 0:
+            meaningful = [c for c in tokens[index + 1].children or [] if c.type not in ("softbreak", "hardbreak")
+                          and not (c.type == "text" and not c.content.strip())]
+            if meaningful and all(c.type == "image" for c in meaningful):
+                figures.add(token.map[0])
     saved = blocks._block_parser
-    blocks._block_parser = blocks.markdown_parser  # the full parse, inline pass and all
+    blocks._block_parser = blocks.markdown_parser
     try:
-        full = blocks.parse_blocks(markdown)
+        full = blocks.parse_blocks(markdown)  # the same spans from the full parse's block tokens
     finally:
         blocks._block_parser = saved
-    assert blocks.parse_blocks(markdown) == full
-    event(f"figure={any(b.kind == 'figure' for b in full)}")
+    fast = blocks.parse_blocks(markdown)
+    assert [(b.text, b.level, b.title, b.start) for b in fast] == [(b.text, b.level, b.title, b.start) for b in full]
+    lines = markdown.split("\n")
+    line_of = {}  # block offset -> its first line
+    position = 0
+    for number, line in enumerate(lines):
+        line_of[position] = number
+        position += len(line) + 1
+    assert {line_of.get(b.start) for b in fast if b.kind == "figure"} == figures
+    assert [b.kind for b in fast if b.kind != "figure"] == [b.kind for b in full if b.kind != "figure"]
+    event(f"figure={bool(figures)}")

@@ -127,9 +127,9 @@ def parse_blocks(markdown: str) -> list[Block]:
             title = tokens[index + 1].content.strip()
         elif kind == "paragraph":
             content = tokens[index + 1].content
-            # Only a paragraph that starts with an image can be images only.
-            children = (markdown_parser().parseInline(content, env)[0].children or []) \
-                if content.lstrip().startswith("![") else []
+            # Only a paragraph that holds an image's "![" can be images only (an entity such as
+            # &nbsp; may come first).
+            children = (markdown_parser().parseInline(content, env)[0].children or []) if "![" in content else []
             meaningful = [c for c in children if c.type not in ("softbreak", "hardbreak")
                           and not (c.type == "text" and not c.content.strip())]
             if meaningful and all(c.type == "image" for c in meaningful):
