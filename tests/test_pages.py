@@ -382,10 +382,14 @@ def test_pdf_pages_keep_their_colours_in_rgb_order(tmp_path):
     assert r > 200 and g < 50 and b < 50
 
 
-@pytest.mark.parametrize("source_side", [2339, 3508, 1754])  # a 200 DPI scan; 300 DPI; a JPEG's half DCT scale
-def test_a_shrunk_page_is_as_close_to_a_render_at_that_size_as_area_averaging(source_side):
+@pytest.mark.parametrize("source_side, target_side", [
+    (2339, LONGEST_SIDE), (3508, LONGEST_SIDE), (1754, LONGEST_SIDE),  # 200 DPI; 300 DPI; a JPEG's half DCT scale
+    (4928, LONGEST_SIDE),  # a 3.2x shrink: bilinear to 3x the size, then averaged by 3
+    (LONGEST_SIDE, 224), (LONGEST_SIDE, 362)])  # the orientation views' 6.9x and 4.3x
+def test_a_shrunk_page_is_as_close_to_a_render_at_that_size_as_area_averaging(source_side, target_side):
     """``downscale`` averages by a whole factor after a bilinear step; the page it gives must be
-    as close to PDFium's own render at 1540 px as OpenCV's exact area average of the same page."""
+    as close to PDFium's own render at the smaller size as OpenCV's exact area average of the
+    same page."""
     import cv2
     import pypdfium2 as pdfium
 
@@ -399,7 +403,7 @@ def test_a_shrunk_page_is_as_close_to_a_render_at_that_size_as_area_averaging(so
     for name in ("paper-two-column-1.pdf", "manual-tables.pdf"):
         pdf = pdfium.PdfDocument(str(REAL_DOCUMENTS / name))
         try:
-            reference = rendered(pdf[0], LONGEST_SIDE)
+            reference = rendered(pdf[0], target_side)
             source = rendered(pdf[0], source_side)
         finally:
             pdf.close()

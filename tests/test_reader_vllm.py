@@ -335,3 +335,19 @@ def test_a_window_spread_over_several_connection_pools_stays_full_on_kept_alive_
         # Every connection kept alive and used again: never more than the window's worth.
         assert len(server.connections) <= 12, server.connections
         assert all(client.is_closed() for client in clients)
+
+
+def test_without_aiohttps_adapter_the_client_falls_back_to_httpx(pdf_dir, monkeypatch):
+    """openai's aiohttp client raises RuntimeError when its adapter cannot load: pages are
+    still read, over httpx's client."""
+    import openai
+
+    def unavailable(**_):
+        raise RuntimeError("To use the aiohttp client you must have installed the package with the `aiohttp` extra")
+
+    monkeypatch.setattr(openai, "DefaultAioHttpClient", unavailable)
+    with FakeVLLMServer() as server:
+        engine = VLLMEngine(server.url, model="lightonai/LightOnOCR-2-1B")
+        assert all(type(c._client).__name__ != "_InstalledAioHttpClient" for c in engine._servers[0].clients)
+        documents = LightOnOCRReader(ocr_url=server.url, ocr_engine="vllm").load_data(pdf_dir / "report.pdf")
+    assert documents and all(d.metadata["ocr_status"] == "ok" for d in documents)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,8 +96,24 @@ def ensure_classifier() -> None:
     _model_path()
 
 
-@functools.cache
+_SESSION_LOCK = threading.Lock()  # the first scans of several rendering threads must not each load the model
+_SESSION: list = []  # the loaded session, or the exception that loading it raised (not tried again)
+
+
 def _session():
+    if not _SESSION:
+        with _SESSION_LOCK:
+            if not _SESSION:
+                try:
+                    _SESSION.append(_load_session())
+                except Exception as exc:  # onnxruntime raises many types for a model it cannot load
+                    _SESSION.append(exc)
+    if isinstance(_SESSION[0], Exception):
+        raise _SESSION[0]
+    return _SESSION[0]
+
+
+def _load_session():
     import onnxruntime
 
     options = onnxruntime.SessionOptions()

@@ -237,8 +237,11 @@ def downscale(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = pixels.shape[:2]
     factors = (width / size[0], height / size[1])
     wholes = tuple(_area_multiple(factor) for factor in factors)
-    if min(factors) <= 1 or all(factor == whole for factor, whole in zip(factors, wholes)):
-        return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)  # enlarging, or already a whole factor
+    if min(factors) <= 1 or all(factor == whole for factor, whole in zip(factors, wholes)) \
+            or height * width > PLAIN_DECODE_MAX_PIXELS:
+        # Enlarging, a whole factor already, or a poster-sized scan, whose bilinear copy would be
+        # nearly as large as itself: OpenCV's own average, without one.
+        return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
     between = cv2.resize(pixels, (size[0] * wholes[0], size[1] * wholes[1]), interpolation=cv2.INTER_LINEAR)
     return cv2.resize(between, size, interpolation=cv2.INTER_AREA)
 
