@@ -335,8 +335,13 @@ def print_table(results: dict, cores: int) -> None:
         print(f"  {stage:28} {value:8.1f}")
     total = median_stage(first, "process")
     print(f"  {'embedding and the rest':28} {max(0.0, total - ocr_side):8.1f}   (process total {total:.1f})")
+    # The target is judged on each run's own total, then the median: summing each stage's median
+    # comes out low when different runs spike in different stages.
+    per_run = sorted(sum(run["cpu_ms_per_page"].get(stage, 0.0) for stage in OCR_SIDE_STAGES) for run in first)
+    ocr_side = statistics.median(per_run)
     verdict = "met" if ocr_side <= OCR_SIDE_TARGET_MS else "MISSED"
-    print(f"  OCR side (all but embedding) {ocr_side:8.1f}   target <= {OCR_SIDE_TARGET_MS:.0f}: {verdict}")
+    print(f"  OCR side (all but embedding) {ocr_side:8.1f}   median of the runs' totals "
+          f"({', '.join(f'{v:.1f}' for v in per_run)}); target <= {OCR_SIDE_TARGET_MS:.0f}: {verdict}")
     print(f"  simulated servers (own processes, not the pipeline): "
           f"{statistics.median(r['server_cpu_ms_per_page'] for r in first):.1f} core-ms per page")
     results["ocr_side_ms_per_page"] = ocr_side

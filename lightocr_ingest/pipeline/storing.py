@@ -93,7 +93,8 @@ class StoreStage:
 
     def _start_file(self, path: str) -> None:
         """Delete the points of the file's other versions (changed content or settings): by
-        filter, so that what any writer stored since the plan looked goes too."""
+        filter, so that what any writer stored for it since the plan looked goes too. (A file the
+        plan found with no other version is not looked at again.)"""
         with stage_cpu("upsert"):
             delete_stale_points(self.ingestor.client, self.ingestor.collection, path,
                                 version_of(self.by_path[path].sha256 or "", self.ingestor.fingerprint))
