@@ -304,6 +304,10 @@ def test_the_counter_counts_what_the_models_own_tokenizer_counts(minilm_counter,
     """The counter adds up cached counts word by word, and sends the tokenizer only the words it
     has not met (all at once, crediting each token to its word); the count must be the
     transformers tokenizer's, for any text, whatever words were met before."""
+    from lightocr_ingest.chunking.tokens import _ASCII_WHITESPACE
+
+    known = minilm_counter.__wrapped__.__self__.known
+    event(f"words met before: {'all' if all(w in known for w in _ASCII_WHITESPACE.split(text)) else 'not all'}")
     assert minilm_counter(text) == len(minilm_tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
 
 

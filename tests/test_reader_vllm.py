@@ -7,7 +7,7 @@ import pickle
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from llama_index.core import SimpleDirectoryReader
 from llama_index.core.schema import MetadataMode
@@ -136,6 +136,7 @@ def test_the_bytes_sent_are_the_request_body_as_json(pdf_dir, model, png, temper
     page = dataclasses.replace(first_page(pdf_dir), png=png)
     engine = VLLMEngine("http://127.0.0.1:9/v1", model=model)
     sent = engine.request_bytes(page, engine.sampling(temperature))
+    event(f"the marker in the model's name={vllm_module._IMAGE_MARKER in model}")
     assert json.loads(sent) == engine.request_body(page, temperature)
 
 

@@ -77,7 +77,7 @@ def tokenizer_counter(name_or_path: str) -> TokenCounter:
     additive = splits_at_whitespace and all(
         whole(a + sep + b) == whole(a) + whole(b)
         for a in _ADDITIVITY_SAMPLES for b in _ADDITIVITY_SAMPLES for sep in ("\n\n", " ", "\n", "\t", "\r\n"))
-    count = WordCounts(backend).count if additive and backend is not None else whole
+    count = WordCounts(backend).count if additive else whole  # additive implies the Rust tokenizer
     count = functools.lru_cache(maxsize=REMEMBERED_TEXTS)(count)
     count.additive = additive  # type: ignore[attr-defined]
     return count

@@ -227,8 +227,8 @@ class VLLMEngine:
         try:
             served = [model.id async for model in self._client.models.list()]
         except openai.APIError as exc:
-            raise OCRServerError(f"cannot list models at {self.base_url}/models: {describe(exc) if isinstance(exc, openai.APIConnectionError) else exc}; "
-                                 f"{VLLM_HINT}") from None
+            why = describe(exc) if isinstance(exc, openai.APIConnectionError) else exc  # the transport's real cause
+            raise OCRServerError(f"cannot list models at {self.base_url}/models: {why}; {VLLM_HINT}") from None
         self.model = choose_model(served)
         self.profile = profile_for(self.model)
 

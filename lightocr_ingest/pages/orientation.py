@@ -201,11 +201,11 @@ def first_look(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     The centre crop is asked first, alone. When it is sure (``SURE``) that the page is upright,
     that decides, and the whole view is never made: a clean scan costs one pass of the model,
     not two, and only half the page is shrunk. A turn always needs both views (the risky
-    answer gets the second opinion it had before). On the orientation benchmark
-    (``benchmarks/orientation.py``: 404 judged cases) the crop alone decided 27 of the 39
-    upright real scans and all 31 upright born-digital pages, and every page came out turned
-    exactly as with both views multiplied. Otherwise the whole view is asked too and the two
-    answers are multiplied.
+    answer gets the second opinion it had before). Classifying the orientation benchmark's
+    pages both ways (404 judged cases; counted outside ``benchmarks/orientation.py``), the crop
+    alone decided 27 of the 39 upright real scans and all 31 upright born-digital pages, and
+    every page came out turned exactly as with both views multiplied. Otherwise the whole view
+    is asked too and the two answers are multiplied.
     """
     crop = _normalised(_crop_view(pixels)[None])
     session = _session()
