@@ -217,11 +217,13 @@ def _chained(error: BaseException, *causes: BaseException) -> BaseException:
 def test_describe_tells_a_timeout_from_a_broken_connection_by_the_first_cause():
     import asyncio
 
+    import httpx
     import openai
 
     from lightocr_ingest.ocr.retry import describe
 
-    request = None  # the errors only keep it
+    # A real request: openai 3 reads it when the error is built (``request=None`` fails there)
+    request = httpx.Request("POST", "http://127.0.0.1:8000/v1/chat/completions")
     # aiohttp's adapter: a dropped connection comes as a connect timeout, caused by the real error
     dropped = _chained(openai.APITimeoutError(request=request), OSError("ConnectTimeout"), ConnectionResetError())
     read_timeout = _chained(openai.APITimeoutError(request=request), OSError("ReadTimeout"), asyncio.TimeoutError())
