@@ -2,7 +2,9 @@ import logging
 
 import pytest
 
+from lightocr_ingest.notices import forget_warnings
 from lightocr_ingest.ocr import engine as engine_module
+from lightocr_ingest.ocr.cache import CACHE_DIR_ENV
 from lightocr_ingest.testing import FakeVLLMServer
 
 from .documents import one_column_pdf, two_column_pdf
@@ -10,9 +12,17 @@ from .documents import one_column_pdf, two_column_pdf
 
 @pytest.fixture(autouse=True)
 def _own_working_directory(tmp_path, monkeypatch):
-    """Relative defaults (.lightocr/qdrant, .lightocr/ocr-cache) land in the test's own folder,
-    so no test reads another's OCR cache or Qdrant, and the checkout stays clean."""
+    """Relative defaults (.lightocr/qdrant) land in the test's own folder, and so does the OCR
+    cache's default (the user's cache folder), so no test reads another's OCR cache or Qdrant,
+    the checkout stays clean and the user's own cache is never touched."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "user-cache" / "ocr"))
+
+
+@pytest.fixture(autouse=True)
+def _warnings_said_anew():
+    """Warnings are said once per process; each test sees them as a new process would."""
+    forget_warnings()
 
 
 @pytest.fixture(autouse=True)

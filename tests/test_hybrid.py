@@ -75,12 +75,15 @@ def test_a_hybrid_collection_holds_bm25_vectors_with_the_idf_modifier(hybrid_col
         client.close()
 
 
-def test_hybrid_asked_of_a_dense_collection_says_what_to_do(tmp_path):
+def test_hybrid_asked_of_a_dense_collection_searches_it_dense_and_says_so_once(tmp_path, caplog):
     documents, _ = catalogue()
     dense = config_for(tmp_path, "dense")
     build_pipeline(dense).run(documents=documents[:3])
-    with pytest.raises(ConfigError, match=r"made for dense search.*--mode dense"):
-        build_retriever(dense, mode="hybrid")
+    for _ in range(2):
+        with build_retriever(dense, k=1, mode="hybrid") as retriever:
+            assert retriever.mode == "dense" and len(retriever.retrieve("stainless washer")) == 1
+    said = [r.getMessage() for r in caplog.records if "holds no BM25 vectors" in r.getMessage()]
+    assert len(said) == 1 and "searching it dense" in said[0] and "--collection NEW" in said[0]
     with pytest.raises(ConfigError, match=r"made for dense search.*--collection NEW.*retrieval.mode: dense"):
         build_pipeline(config_for(tmp_path, "hybrid"))  # writing hybrid points into it
     with pytest.raises(ConfigError, match=r"'sparse' is not one of dense, hybrid"):
@@ -146,14 +149,15 @@ def test_the_servers_own_rrf_is_used_when_rrf_k_is_null(hybrid_collection):
     assert len(hits) == 5 and queries[0].pages[0] in [h.node.metadata["page"] for h in hits]
 
 
-def test_the_shipped_hybrid_config_on_an_old_dense_collection_says_what_to_do(tmp_path, capsys):
+def test_the_shipped_hybrid_config_on_an_old_dense_collection_answers_densely_with_one_line(tmp_path, capsys):
     documents, _ = catalogue()
     build_pipeline(config_for(tmp_path, "dense", collection="samples")).run(documents=documents[:2])
     shipped = str(Path(__file__).resolve().parents[1] / "pipelines" / "local.yaml")
-    code = main(["query", "washer", "--config", shipped, "--qdrant-path", str(tmp_path / "qdrant")])
-    assert code == 1
-    err = " ".join(capsys.readouterr().err.split())
-    assert "collection 'samples' was made for dense search" in err and "--mode dense" in err
+    code = main(["query", "washer", "--config", shipped, "--qdrant-path", str(tmp_path / "qdrant"), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0 and len(captured.out.splitlines()) == 2  # both stored pages found
+    err = " ".join(captured.err.split())
+    assert err.count("holds no BM25 vectors") == 1 and "searching it dense" in err
 
 
 def test_evaluate_refuses_an_empty_question_file(tmp_path, capsys):

@@ -23,8 +23,29 @@ from dataclasses import asdict, replace
 from ..records import Figure, OcrResult, TextBox
 
 CACHE_FILE = "ocr-cache.sqlite"
+USER_CACHE = "auto"  # the setting that means the user's cache folder (resolve_cache_dir)
+CACHE_DIR_ENV = "LIGHTOCR_CACHE_DIR"
 FORMAT = 3  # bump when what is stored changes (its shape, or post-processing such as box parsing): old entries are then missed
 CACHEABLE = {"ok", "retried"}
+
+
+def resolve_cache_dir(setting: str | os.PathLike | None) -> str | None:
+    """The absolute OCR cache folder a setting names; None: no cache.
+
+    ``"auto"`` is the user's cache folder, the same whichever folder a command runs from (so
+    running it from elsewhere reads no page again): ``$LIGHTOCR_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/lightocr-ingest/ocr``, else ``~/.cache/lightocr-ingest/ocr``. One cache
+    serves every collection: its keys are the page's pixels, the model and the sampling.
+    Any other setting is a folder (``~`` expanded, relative to the current folder).
+    """
+    if setting is None:
+        return None
+    if str(setting) == USER_CACHE:
+        folder = os.environ.get(CACHE_DIR_ENV) or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "lightocr-ingest", "ocr")
+    else:
+        folder = str(setting)
+    return os.path.abspath(os.path.expanduser(folder))
 
 
 def cache_key(pixels_sha256: str, engine: str, model: str, sampling: dict) -> str:

@@ -10,12 +10,14 @@ Either way the engine is wrapped in ``ResilientEngine`` (cache, ladder, per-page
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import OCRServerError
-from .cache import OcrCache
+from ..notices import warn_once
+from .cache import CACHE_DIR_ENV, OcrCache, resolve_cache_dir
 from .cpu import CpuEngine
 from .resilient import FALLBACKS, RETRY_TEMPERATURES, ResilientEngine
 from .retry import RetryPolicy
@@ -48,7 +50,7 @@ class EngineSettings:
     top_p: float | None = None
     retry_temperatures: tuple[float, ...] = RETRY_TEMPERATURES
     fallbacks: tuple[str, ...] = FALLBACKS
-    cache_dir: str | None = None  # OCR cache folder; None: no cache
+    cache_dir: str | None = None  # OCR cache folder ("auto": the user's cache folder); None: no cache
     wait_for_server_s: float = 0.0  # engine "vllm": how long to wait for the server to answer at start
 
 
@@ -131,6 +133,20 @@ def create_engine(settings: EngineSettings) -> ResilientEngine:
             temperature=settings.temperature, top_p=settings.top_p,
             retry=RetryPolicy(max_retries=settings.max_retries, backoff_base_s=settings.backoff_base_s,
                               page_deadline_s=settings.page_deadline_s))
-    return ResilientEngine(primary, cache=OcrCache(settings.cache_dir) if settings.cache_dir else None,
+    return ResilientEngine(primary, cache=open_cache(settings.cache_dir),
                            retry_temperatures=settings.retry_temperatures, fallbacks=settings.fallbacks,
                            cpu_engine_factory=CpuEngine)
+
+
+def open_cache(setting: str | None) -> OcrCache | None:
+    """The OCR cache a setting names, or None: no cache asked for, or its folder cannot be
+    written (said once: the run goes on, and pages are read as if nothing were cached)."""
+    folder = resolve_cache_dir(setting)
+    if folder is None:
+        return None
+    try:
+        return OcrCache(folder)
+    except (OSError, sqlite3.Error) as exc:
+        warn_once(f"lightocr-ingest: no OCR cache this run: {folder} cannot be written ({exc}); set ocr.cache_dir "
+                  f"(or {CACHE_DIR_ENV}) to a writable folder, or null to silence this")
+        return None

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from ..errors import ConfigError
+from ..ocr.cache import USER_CACHE
 from ..ocr.resilient import FALLBACKS, RETRY_TEMPERATURES
 from ..ocr.retry import RetryPolicy
 from ..ocr.vllm import DEFAULT_URL, MAX_IN_FLIGHT, REQUEST_TIMEOUT_S
@@ -44,8 +45,9 @@ class InputConfig(_Section):
 
 class OcrConfig(_Section):
     engine: Literal["auto", "vllm", "cpu"] = Field(default="auto", description="auto: vLLM when it answers, else CPU.")
-    url: str | list[str] = Field(default=DEFAULT_URL, description=(
-        "vLLM base URL, or a list of them (one per GPU): each page goes to the server with the fewest in flight."))
+    url: str | list[str] = Field(default_factory=lambda: os.environ.get("LIGHTONOCR_URL") or DEFAULT_URL, description=(
+        "vLLM base URL, or a list of them (one per GPU): each page goes to the server with the fewest in flight. "
+        f"Default: $LIGHTONOCR_URL, else {DEFAULT_URL}."))
     model: str | None = Field(default=None, description="Served model; discovered when unset.")
     api_key: SecretStr | None = Field(default=None, description="vLLM --api-key; use ${VLLM_API_KEY}.")
     max_in_flight: int = Field(default=MAX_IN_FLIGHT, ge=1, le=4096, description="Pages in flight at once, per server.")
@@ -63,8 +65,10 @@ class OcrConfig(_Section):
                                             description="New tries after a looping, cut or empty answer.")
     fallbacks: list[Literal["text_layer", "cpu"]] = Field(
         default=list(FALLBACKS), description="When the model gives nothing usable, in this order.")
-    cache_dir: str | None = Field(default=".lightocr/ocr-cache",
-                                  description="OCR cache: pages read once are never sent again; null: off.")
+    cache_dir: str | None = Field(default=USER_CACHE, description=(
+        "OCR cache: pages read once are never sent again. auto: the user's cache folder, whatever folder the "
+        "command runs from ($LIGHTOCR_CACHE_DIR, else $XDG_CACHE_HOME/lightocr-ingest/ocr, else "
+        "~/.cache/lightocr-ingest/ocr); a path: that folder; null: off."))
     wait_for_server_s: float = Field(default=0.0, ge=0, description="engine vllm: wait for the server to come up.")
     detect_rotation: bool = Field(default=True, description=(
         "Turn pages lying sideways or upside down upright before OCR (text layer, else an embedded classifier)."))
@@ -103,10 +107,11 @@ class QdrantConfig(_Section):
 
 
 class RetrievalConfig(_Section):
-    mode: Literal["dense", "hybrid"] = Field(default="dense", description=(
-        "dense: the embedding model alone; hybrid: also a BM25 sparse vector per chunk, fused with the dense hits "
-        "by reciprocal rank (finds exact terms: part numbers, clause numbers, function names). A collection is made "
-        "for one mode: hybrid needs a collection ingested with hybrid."))
+    mode: Literal["dense", "hybrid"] = Field(default="hybrid", description=(
+        "hybrid: a BM25 sparse vector per chunk besides the dense one, fused with the dense hits by reciprocal rank "
+        "(finds exact terms: part numbers, clause numbers, function names; better on every real question set "
+        "measured); dense: the embedding model alone. A collection is made for one mode: a collection ingested "
+        "dense is searched dense (said once), and takes no hybrid points."))
     prefetch: int = Field(default=PREFETCH, ge=1, le=1000, description=(
         "hybrid: candidates taken from each of the dense and the BM25 search before fusing them"))
     rrf_k: int | None = Field(default=RRF_K, ge=1, le=1000, description=(

@@ -108,9 +108,9 @@ def build_retriever(config, k: int = 5, mode: str | None = None, client: Any = N
                     embed_model: Any = None, filters: Any = None) -> CollectionRetriever:
     """A LlamaIndex retriever over the collection of a pipeline config (``mode`` defaults to
     ``retrieval.mode``; ``filters``: LlamaIndex ``MetadataFilters`` on the payload). Hybrid on a
-    collection ingested dense raises ``ConfigError`` with the fix."""
+    collection ingested dense searches it dense, and says so once."""
     from ..embedding import make_embed_model
-    from ..store import check_mode, count_points, make_client, make_vector_store
+    from ..store import count_points, make_client, make_vector_store, search_mode
 
     mode = mode or config.retrieval.mode
     q, e = config.qdrant, config.embedding
@@ -121,7 +121,7 @@ def build_retriever(config, k: int = 5, mode: str | None = None, client: Any = N
         if count_points(client, q.collection) == 0:
             raise ConfigError(f"collection '{q.collection}' is empty or missing at {q.url or q.path}; "
                               f"run `lightocr-ingest ingest PATH` first (with the same --config)")
-        check_mode(client, q.collection, mode, writing=False)
+        mode = search_mode(client, q.collection, mode)
         store = make_vector_store(client, q.collection, mode)
         embed_model = embed_model or make_embed_model(e.model, e.device, e.batch_size, e.precision)
         return CollectionRetriever(store, embed_model, k, mode, config.retrieval.prefetch, config.retrieval.rrf_k,
@@ -144,9 +144,9 @@ def to_hit(result: NodeWithScore) -> Hit:
 
 def search(vector_store, embed_model, text: str, k: int = 5, mode: str = "dense") -> list[Hit]:
     """The top ``k`` hits for ``text`` in an open vector store (``make_vector_store``)."""
-    from ..store import check_mode
+    from ..store import search_mode
 
-    check_mode(vector_store.client, vector_store.collection_name, mode, writing=False)
+    mode = search_mode(vector_store.client, vector_store.collection_name, mode)
     return [to_hit(result) for result in CollectionRetriever(vector_store, embed_model, k, mode).retrieve(text)]
 
 

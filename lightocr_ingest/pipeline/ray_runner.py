@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 from ..cpu_cost import LEDGER
 from ..errors import ConfigError
+from ..ocr.cache import resolve_cache_dir
 from ..ocr.vllm import split_urls
 from ..pages.orientation import ensure_classifier
 from ..reader import LightOnOCRReader
@@ -325,10 +326,11 @@ def _render_settings(reader: LightOnOCRReader, longest_side: int) -> RenderSetti
 
 
 def _for_workers(config: PipelineConfig) -> PipelineConfig:
-    """The config with relative folders made absolute: workers do not share the driver's working directory."""
-    cache_dir = config.ocr.cache_dir
+    """The config with the OCR cache's folder made absolute as the driver sees it: workers share
+    neither its working directory nor, on other nodes, its environment ("auto")."""
+    cache_dir = resolve_cache_dir(config.ocr.cache_dir)
     if cache_dir:
-        ocr = config.ocr.model_copy(update={"cache_dir": os.path.abspath(cache_dir)})
+        ocr = config.ocr.model_copy(update={"cache_dir": cache_dir})
         return config.model_copy(update={"ocr": ocr})
     return config
 

@@ -62,7 +62,7 @@ class Ingestor:
                                             config.qdrant.api_key.get_secret_value() if config.qdrant.api_key else None)
         self.collection = config.qdrant.collection
         try:
-            check_mode(self.client, self.collection, config.retrieval.mode, writing=True)  # before any page is read
+            check_mode(self.client, self.collection, config.retrieval.mode)  # before any page is read
         except Exception:
             if self._owns_client:
                 self.client.close()  # local mode locks its folder until closed
@@ -307,7 +307,7 @@ def build_pipeline(config: PipelineConfig, client=None, **kwargs):
     client = client or make_client(config.qdrant.path, config.qdrant.url,
                                    config.qdrant.api_key.get_secret_value() if config.qdrant.api_key else None)
     try:
-        check_mode(client, config.qdrant.collection, config.retrieval.mode, writing=True)
+        check_mode(client, config.qdrant.collection, config.retrieval.mode)
     except Exception:
         if owned:
             client.close()  # local mode locks its folder until closed

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from qdrant_client import QdrantClient, models
 
+from ..notices import warn_once
+
 log = logging.getLogger("lightocr_ingest")
 
 DEFAULT_PATH = ".lightocr/qdrant"
@@ -180,30 +182,35 @@ def collection_mode(client: QdrantClient, collection: str) -> str | None:
     return "hybrid" if SPARSE_VECTOR in sparse else "dense"
 
 
-def check_mode(client: QdrantClient, collection: str, mode: str, writing: bool) -> None:
-    """Stop with the fix when ``mode`` is unknown or does not fit the collection: hybrid search needs the
-    sparse vectors a dense collection never got; and writing dense points into a hybrid
-    collection would leave them out of its keyword half. Searching a hybrid collection densely
-    is fine (its dense vector is all there)."""
+def check_mode(client: QdrantClient, collection: str, mode: str) -> None:
+    """Before writing: stop with the fix when ``mode`` is unknown or does not fit the collection.
+    Hybrid points cannot go into a dense collection (it has no BM25 vector to hold them), and
+    dense points in a hybrid collection would be missing from its keyword half."""
     from ..errors import ConfigError
 
     require_mode(mode)
     found = collection_mode(client, collection)
-    if found is None or found == mode or (found == "hybrid" and not writing):
+    if found is None or found == mode:
         return
-    if found == "dense" and writing:
+    if found == "dense":
         raise ConfigError(
             f"collection '{collection}' was made for dense search: it holds no BM25 vectors, and hybrid points "
             f"cannot be added to it. Ingest into a new collection (--collection NEW; the OCR cache answers every page "
             f"read before, so only chunking and embedding run again), or set retrieval.mode: dense in the config")
-    if found == "dense":
-        raise ConfigError(
-            f"collection '{collection}' was made for dense search: it holds no BM25 vectors for hybrid search. "
-            f"Search it with --mode dense (or retrieval.mode: dense), or ingest into a new collection with "
-            f"retrieval.mode: hybrid (--collection NEW)")
     raise ConfigError(f"collection '{collection}' is a hybrid collection (dense + BM25): dense-only points would be "
                       f"missing from its keyword search. Set retrieval.mode: hybrid in the config to add to it, or "
                       f"ingest into a new collection (--collection NEW)")
+
+
+def search_mode(client: QdrantClient, collection: str, mode: str) -> str:
+    """The mode to search ``collection`` in when ``mode`` is asked: ``mode`` itself, except hybrid
+    on a collection ingested dense (no BM25 vectors), which is searched dense, said once."""
+    require_mode(mode)
+    if mode == "hybrid" and collection_mode(client, collection) == "dense":
+        warn_once(f"collection '{collection}' holds no BM25 vectors (it was ingested dense): searching it dense. "
+                  f"For hybrid search, ingest into a new collection (--collection NEW) with retrieval.mode: hybrid")
+        return "dense"
+    return mode
 
 
 def ensure_payload_indexes(client: QdrantClient, collection: str) -> None:
@@ -315,6 +322,6 @@ def count_points(client: QdrantClient, collection: str) -> int:
 
 
 __all__ = ["COMPLETE_KEY", "DEFAULT_COLLECTION", "DEFAULT_PATH", "DENSE_VECTOR", "MODES", "SPARSE_VECTOR",
-           "UPSERT_BATCH", "check_mode", "collection_mode", "count_points", "delete_ids", "require_mode",
+           "UPSERT_BATCH", "check_mode", "collection_mode", "search_mode", "count_points", "delete_ids", "require_mode",
            "delete_stale_points", "ensure_payload_indexes", "files_with_stale_points", "make_client", "make_vector_store",
            "mark_complete", "StoredVersion", "stored_versions", "tune_local_storage"]
