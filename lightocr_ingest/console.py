@@ -5,8 +5,12 @@ Kept apart from ``cli`` so that every command module can use it without importin
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Column
 
 stderr = Console(stderr=True)
 
@@ -17,7 +21,36 @@ def print_error(message: object) -> None:
     stderr.print(str(message), markup=False, highlight=False, soft_wrap=True)
 
 
-def progress_bar() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=stderr, transient=False)
+def progress_bar(console: Console | None = None) -> Progress:
+    """Bar, count, status and times. On a narrow terminal the status gives way (cut with an
+    ellipsis) and the bar shrinks; the counts and the elapsed and remaining times stay whole."""
+    fixed = {"no_wrap": True, "overflow": "ignore"}
+    return Progress(TextColumn("[bold]{task.description}", table_column=Column(**fixed)),
+                    BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=5)),
+                    MofNCompleteColumn(table_column=Column(**fixed)),
+                    TextColumn("{task.fields[status]}", table_column=Column(ratio=3, no_wrap=True, overflow="ellipsis")),
+                    TimeElapsedColumn(table_column=Column(min_width=7, **fixed)),
+                    TimeRemainingColumn(table_column=Column(min_width=7, **fixed)),
+                    console=console or stderr, transient=False, expand=True)
+
+
+def common_folder(paths: Sequence[str]) -> str:
+    """The folder every path lies in ("" when they share none, or there is a single file at the top)."""
+    folders = [os.path.dirname(path) for path in paths]
+    if not folders:
+        return ""
+    try:
+        return os.path.commonpath(folders)
+    except ValueError:  # absolute and relative paths mixed
+        return ""
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """``text`` cut in the middle to ``width`` characters: both ends of a path tell files apart."""
+    if len(text) <= width:
+        return text
+    if width < 5:
+        return text[:width]
+    head = (width - 1) // 2
+    tail = width - 1 - head
+    return f"{text[:head]}…{text[-tail:]}"

@@ -53,6 +53,13 @@ LOCATE_AHEAD = 64  # read pages waiting for the detector (regions="locate"): the
 #                    page, OCR a fraction of one, so this bounds the pages held meanwhile
 
 
+async def _prepend(first, rest: AsyncIterator) -> AsyncIterator:
+    """``first``, then the items of ``rest``."""
+    yield first
+    async for item in rest:
+        yield item
+
+
 def page_document_id(file_sha256: str, page: int) -> str:
     """The id of a page's Document: same file bytes and page number, same id."""
     return str(uuid.uuid5(ID_NAMESPACE, f"{file_sha256}:{page}"))
@@ -206,11 +213,15 @@ class LightOnOCRReader(BasePydanticReader):
     ) -> AsyncIterator[Document]:
         """``astream`` over files named, or already opened, as they come (the pipeline opens
         files ahead: a file's hash, page count and pages then come from one read). An opened
-        ``DocumentSource`` is rendered with this reader's settings and closed after its last page."""
+        ``DocumentSource`` is rendered with this reader's settings and closed after its last page.
+        No source at all (a re-run with every file stored) starts no engine and says nothing of OCR."""
+        first = await anext(sources, None)
+        if first is None:
+            return
         if self.detect_rotation:
             await asyncio.to_thread(ensure_classifier)  # a missing model stops here, with the fix
         async with self._lease_engine() as engine:
-            async for document in self._stream_with(engine, sources, extra_info, fs, on_file_error):
+            async for document in self._stream_with(engine, _prepend(first, sources), extra_info, fs, on_file_error):
                 yield document
 
     async def _stream_with(self, engine, sources, extra_info, fs, on_file_error) -> AsyncIterator[Document]:

@@ -8,6 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 pytest.importorskip("fastapi", reason="the service extra is not installed: pip install 'lightocr-ingest[service]'")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -90,6 +93,31 @@ def test_page_html_keeps_tables_and_math_and_drops_scripts():
     assert "<h1>Costs</h1>" in html and "<td>4.2</td>" in html and "onclick" not in html
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert html.count("<math") == 2 and "<mfrac>" in html
+
+
+def test_page_html_keeps_shell_sessions_as_code_and_opens_math_only_within_a_line():
+    from lightocr_ingest.service.page_html import page_html
+
+    html = page_html("Install:\n$ pip install foo\n$ foo --check \\\n> --verbose\nok: 3 files\n\n"
+                     "> a quotation\n\nPrices $5 and $10, then $x^2$ and `echo $HOME` and $y\n= 2$ here.")
+    assert "<pre><code>$ pip install foo\n$ foo --check \\\n&gt; --verbose\nok: 3 files\n</code></pre>" in html
+    assert "<blockquote>" in html and html.count("<blockquote>") == 1  # only the real quotation
+    assert html.count("<math") == 1 and "<msup><mi>x</mi><mn>2</mn></msup>" in html  # $x^2$, nothing else
+    assert "Prices $5 and $10" in html and "<code>echo $HOME</code>" in html and "$y\n= 2$" in html
+
+
+def test_math_pairs_read_dollars_as_the_fixer_does():
+    import re
+
+    from lightocr_ingest.ocr.postprocess import math_pairs, reads_as_math
+
+    def pairs(line):
+        dollars = list(re.finditer(r"\$", line))
+        return [line[a.end():b.start()] for a, b in math_pairs(line, dollars, reads_as_math)]
+
+    assert pairs("costs $5 and $10 while $x_i$ and $\\alpha$") == ["x_i", "\\alpha"]
+    assert pairs("$ make install") == [] and pairs("$ echo $HOME") == []
+    assert pairs("$a b$ and $the total cost$") == ["a b"]  # prose between two signs is not math
 
 
 @pytest.mark.parametrize("name,content,status,code", [
@@ -403,3 +431,30 @@ def test_a_streamed_upload_is_refused_before_the_first_line(client):
     response = client.post("/v1/ocr", files={"file": ("broken.pdf", b"%PDF-1.7\n1 0 obj <<")}, data={"stream": "true"})
     assert response.status_code == 422 and error_of(response)["code"] == "corrupt_file"
     assert list(client.app.state.service.upload_root.iterdir()) == []
+
+
+_WORDS = ["cost", "x", "y2", "alpha", "make", "install", "HOME", "10", "5", "a b", "$x$", "$5", "`$HOME`"]
+_PIECES = ["$", " ", "^", "_", "+", "=", "|", "*", "`"]
+_LINE_STARTS = ["", "", "$ ", "> ", "# ", "    "]
+_lines = st.tuples(st.sampled_from(_LINE_STARTS), st.lists(st.sampled_from(_WORDS + _PIECES), max_size=8))
+_pages = st.lists(st.tuples(_lines, st.sampled_from(["\n", "\n", "\n\n"])), min_size=1, max_size=8)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(_pages)
+def test_page_html_loses_no_letter_or_digit_of_the_markdown(lines):
+    """Shell sessions, math pairs and quotations only change how text is shown: every letter
+    and digit of the page reaches the web page, in order."""
+    import html as html_module
+    import re
+
+    from hypothesis import event
+
+    from lightocr_ingest.service.page_html import page_html
+
+    markdown = "".join(start + " ".join(words) + end for (start, words), end in lines)
+    rendered = page_html(markdown)
+    event("shell session" if "<pre><code>$ " in rendered else "no shell session")
+    event("inline math" if "<math" in rendered else "no math")
+    text = html_module.unescape(re.sub(r"<[^>]+>", "", rendered))
+    assert re.sub(r"[^A-Za-z0-9]", "", text) == re.sub(r"[^A-Za-z0-9]", "", markdown)

@@ -21,7 +21,7 @@ from .cache import CACHE_DIR_ENV, OcrCache, resolve_cache_dir
 from .cpu import CpuEngine
 from .resilient import FALLBACKS, RETRY_TEMPERATURES, ResilientEngine
 from .retry import RetryPolicy
-from .vllm import DEFAULT_URL, MAX_IN_FLIGHT, REQUEST_TIMEOUT_S, VLLM_HINT, VLLMEngine, api_key_from_env, \
+from .vllm import DEFAULT_URL, MAX_IN_FLIGHT, REQUEST_TIMEOUT_S, VLLM_HINT, VLLM_SERVE, VLLMEngine, api_key_from_env, \
     choose_model, probe_models, split_urls
 
 log = logging.getLogger("lightocr_ingest")
@@ -31,7 +31,7 @@ PROBE_MEMORY_S = 60.0  # re-probe after this long: a server started mid-session 
 PROBE_TIMEOUT_S = 3.0
 PROBE_INTERVAL_S = 2.0  # between probes while waiting for a server that is still loading its model
 
-_probe_cache: dict[str, tuple[float, str, str | None]] = {}  # url -> (when, kind, model)
+_probe_cache: dict[str, tuple[float, str, str | None, str | None]] = {}  # url -> (when, kind, model, why not)
 
 
 @dataclass(frozen=True)
@@ -97,27 +97,30 @@ def resolve(settings: EngineSettings) -> tuple[str, str | None, list[str]]:
         return "vllm", model, serving
     answered: list[str] = []
     model = settings.model
+    unanswered: list[str] = []  # "URL (why)"
     for url in urls:
         cached = _probe_cache.get(url)
         if not (cached and time.monotonic() - cached[0] < PROBE_MEMORY_S):
             try:
                 served_model = settings.model or choose_model(probe_models(url, api_key, PROBE_TIMEOUT_S))
-                cached = (time.monotonic(), "vllm", served_model)
+                cached = (time.monotonic(), "vllm", served_model, None)
             except OCRServerError as exc:
-                cached = (time.monotonic(), "cpu", None)
-                log.warning("lightocr-ingest: no OCR server at %s: %s", url, exc)
+                cached = (time.monotonic(), "cpu", None, str(exc))
             _probe_cache[url] = cached
         if cached[1] == "vllm":
             answered.append(url)
             model = model or cached[2]
+        else:
+            unanswered.append(cached[3])
     if answered:
-        log.warning("lightocr-ingest: OCR engine: vLLM at %s, model %s", ", ".join(answered), model)
+        # Said once per process: a service builds an engine per request, a run per batch.
+        warn_once(f"lightocr-ingest: OCR engine: vLLM at {', '.join(answered)}, model {model}"
+                  + (f" (left out: {'; '.join(unanswered)})" if unanswered else ""))
         return "vllm", model, answered
-    log.warning(
-        "lightocr-ingest: OCR engine: CPU (RapidOCR) because no server answered at %s. The CPU engine is slow "
-        "and writes plain paragraphs (no tables, no math). For LightOnOCR-2-1B on a GPU, %s, then pass "
-        "--ocr-url http://HOST:8000/v1", ", ".join(urls), VLLM_HINT,
-    )
+    warn_once(f"lightocr-ingest: OCR engine: CPU (RapidOCR: slow, plain paragraphs, no tables or math), since "
+              f"{'; '.join(unanswered)}.\nFor LightOnOCR-2-1B on a GPU: {VLLM_SERVE}, then --ocr-url "
+              f"http://HOST:8000/v1 (or --ocr-engine cpu to choose the CPU engine and silence this).",
+              key="cpu-engine-chosen")
     return "cpu", None, []
 
 

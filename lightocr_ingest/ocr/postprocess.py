@@ -42,20 +42,41 @@ def looks_like_math(body: str) -> bool:
     return bool(_MATH_SIGNAL.search(body) or _SHORT_SYMBOL.fullmatch(body))
 
 
-def _repair_line(line: str) -> str:
-    tokens = list(_SINGLE_DOLLAR.finditer(line))
-    edits: list[tuple[int, int, str]] = []
+def reads_as_math(body: str) -> bool:
+    """An unescaped ``$body$`` the model wrote: math unless it reads as prose or a bare number.
+    The model means math when it writes the delimiters itself, so this is looser than
+    ``looks_like_math``, which judges whether escaped ones should become delimiters again."""
+    if not body or body != body.strip() or "\n" in body or _NUMBER.fullmatch(body):
+        return False
+    depth = 0
+    for char in body:
+        depth += (char == "{") - (char == "}")
+        if depth < 0:
+            return False
+    return depth == 0 and not _PROSE.search(_TEXT_ARG.sub("", body))
+
+
+def math_pairs(line: str, dollars: list[re.Match], is_math) -> list[tuple[re.Match, re.Match]]:
+    """The dollar signs of one line that pair up as math, as LightOn's fixer reads them: left
+    to right, a sign pairs with the next one when the text between them is math (``is_math``),
+    else it is a literal dollar and the next sign is tried. A ``$`` never pairs across lines."""
+    pairs = []
     i = 0
-    while i + 1 < len(tokens):
-        left, right = tokens[i], tokens[i + 1]
-        body = line[left.end():right.start()]
-        escaped = left.group().startswith("\\") or right.group().startswith("\\")
-        if looks_like_math(body):
-            if escaped:
-                edits.append((left.start(), right.end(), f"${body}$"))
+    while i + 1 < len(dollars):
+        left, right = dollars[i], dollars[i + 1]
+        if is_math(line[left.end():right.start()]):
+            pairs.append((left, right))
             i += 2
         else:
             i += 1
+    return pairs
+
+
+def _repair_line(line: str) -> str:
+    edits = []
+    for left, right in math_pairs(line, list(_SINGLE_DOLLAR.finditer(line)), looks_like_math):
+        if left.group().startswith("\\") or right.group().startswith("\\"):
+            edits.append((left.start(), right.end(), f"${line[left.end():right.start()]}$"))
     for start, end, text in reversed(edits):
         line = line[:start] + text + line[end:]
     return line

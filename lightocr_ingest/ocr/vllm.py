@@ -49,10 +49,11 @@ CONNECTIONS_PER_POOL = 32
 _IMAGE_MARKER = f"\x00{uuid.uuid4().hex}\x00"  # where request_bytes puts the image: no real value holds it
 _IMAGE_MARKER_JSON = json.dumps(_IMAGE_MARKER)
 API_KEY_ENV = ("LIGHTONOCR_API_KEY", "VLLM_API_KEY")  # never OPENAI_API_KEY: not meant for this server
-VLLM_HINT = (
-    "start one with: vllm serve lightonai/LightOnOCR-2-1B --limit-mm-per-prompt '{\"image\": 1}' "
-    "--mm-processor-cache-gb 0 --no-enable-prefix-caching --max-model-len 16384"
+VLLM_SERVE = (  # the README's command, flags and all (a test holds the two together)
+    "vllm serve lightonai/LightOnOCR-2-1B --limit-mm-per-prompt '{\"image\": 1}' --mm-processor-cache-gb 0 "
+    "--no-enable-prefix-caching --max-model-len 16384 --max-num-seqs 256"
 )
+VLLM_HINT = f"start one with: {VLLM_SERVE}"
 
 
 def normalize_base_url(url: str) -> str:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import functools
 import html
+import re
 from html.parser import HTMLParser
+
+from ..ocr.postprocess import math_pairs, reads_as_math
 
 ALLOWED_TAGS = {
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "code",
@@ -66,13 +69,61 @@ def _math(latex: str, options: dict) -> str:
         return f"<code>{html.escape(latex)}</code>"
 
 
+# --- reading the Markdown as the model writes it ----------------------------------------
+# Inline math: a ``$`` opens math only when it pairs with another on the same line, as LightOn's
+# fixer pairs them (``math_pairs``), so a shell prompt (``$ make``) or two prices on one line are
+# text. A paragraph that starts at a shell prompt is a terminal session: it stays code, with its
+# ``> `` continuation lines (which Markdown would read as a quotation) and its output.
+_PLAIN_DOLLAR = re.compile(r"(?<![\\$])\$(?!\$)")
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1")
+_SHELL_PROMPT = re.compile(r"\$ \S")
+
+
+def _inline_math(state, silent: bool) -> bool:
+    src, start = state.src, state.pos
+    if src[start] != "$" or not _PLAIN_DOLLAR.match(src, start):
+        return False
+    line_start = src.rfind("\n", 0, start) + 1
+    line_end = src.find("\n", start)
+    line = src[line_start:line_end if line_end >= 0 else len(src)]
+    line = _CODE_SPAN.sub(lambda m: " " * len(m.group(0)), line)  # a $ in `code` pairs with nothing
+    for left, right in math_pairs(line, list(_PLAIN_DOLLAR.finditer(line)), reads_as_math):
+        if line_start + left.start() == start:
+            if not silent:
+                token = state.push("math_inline", "math", 0)
+                token.content = src[start + 1:line_start + right.start()]
+                token.markup = "$"
+            state.pos = line_start + right.end()
+            return True
+    return False
+
+
+def _shell_session(state, start_line: int, end_line: int, silent: bool) -> bool:
+    first = state.bMarks[start_line] + state.tShift[start_line]
+    if state.sCount[start_line] - state.blkIndent >= 4 or not _SHELL_PROMPT.match(state.src, first):
+        return False
+    if silent:
+        return True
+    line = start_line + 1
+    while line < end_line and not state.isEmpty(line):
+        line += 1
+    token = state.push("code_block", "code", 0)
+    token.content = state.getLines(start_line, line, state.blkIndent, True)
+    token.map = [start_line, line]
+    state.line = line
+    return True
+
+
 @functools.cache
 def _renderer():
     from markdown_it import MarkdownIt
     from mdit_py_plugins.dollarmath import dollarmath_plugin
 
     md = MarkdownIt("commonmark", {"html": True}).enable("table")
-    dollarmath_plugin(md, renderer=_math, allow_digits=False)
+    dollarmath_plugin(md, renderer=_math, allow_digits=False)  # $$ display blocks, and the math renderers
+    md.inline.ruler.at("math_inline", _inline_math)
+    md.block.ruler.before("code", "shell_session", _shell_session,
+                          {"alt": ["paragraph", "reference", "blockquote", "list"]})
     return md
 
 
