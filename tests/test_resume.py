@@ -5,6 +5,8 @@ ids holding the same texts, checked in Qdrant itself, and every page accounted f
 report.
 """
 
+import collections
+import contextlib
 import hashlib
 import json
 import os
@@ -257,3 +259,82 @@ def test_a_twin_page_arriving_while_the_answer_is_cached_is_not_sent_again(tmp_p
     twin = asyncio.run(run())
     assert CountingEngine.calls == 1
     assert twin.markdown == "text" and twin.cached
+
+
+def _cached_tags(cache_folder) -> set[str]:
+    """The pages whose answers the OCR cache holds, by the tag ``short_page`` writes into them."""
+    import re
+    import sqlite3
+
+    database = cache_folder / "ocr-cache.sqlite"
+    if not database.exists():
+        return set()
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        rows = db.execute("SELECT result FROM ocr").fetchall()
+    return {tag for (result,) in rows for tag in re.findall(r"Section ([0-9a-f]{10})", json.loads(result)["markdown"])}
+
+
+def test_kill_9_at_random_moments_never_sends_a_cached_page_again_and_ends_with_the_uninterrupted_points(tmp_path):
+    """A real ``ingest`` process, killed three times at random moments of its OCR, then run to
+    the end: no page whose answer was in the cache at a kill is sent again, no page is sent
+    more often than once plus the kills it was in flight at, and the collection ends as an
+    uninterrupted run leaves it."""
+    import random
+
+    seed = random.randrange(1_000_000)
+    chance = random.Random(seed)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    # Files of several pages: a file is stored only once its last page is read, so a kill finds
+    # answered pages that only the OCR cache holds (a one-page file is stored at once).
+    for i in range(3):
+        one_column_pdf(folder / f"report-{i}.pdf", pages=6, title=f"Report {i}")
+    pages = 3 * 6
+    reference = tmp_path / "reference"
+    with FakeVLLMServer(responder=short_page) as server:
+        ingestor = Ingestor(parse_config(config_data(server.url, folder, reference)))
+        assert ingestor.run().ok
+        ingestor.close()
+    expected = stored(reference / "qdrant")
+
+    work = tmp_path / "work"
+    config_path = tmp_path / "pipeline.yaml"
+    in_flight_at_kills: list[set[str]] = []
+    with FakeVLLMServer(responder=short_page, latency_s=0.2) as server:
+        # Two pages in flight: the kills land among answered, in-flight and unsent pages.
+        config_path.write_text(yaml.safe_dump(config_data(server.url, folder, work, max_in_flight=2)))
+        command = [sys.executable, "-m", "lightocr_ingest.cli", "ingest", "--config", str(config_path)]
+        environment = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+        for kill in range(3):
+            before = len(server.requests)
+            cached_before = _cached_tags(work / "ocr-cache")
+            left = pages - len(cached_before)
+            if left < 3:
+                break  # nothing much left to interrupt
+            moment = chance.randint(1, max(1, left // 3))  # answers this run gets before its kill
+            run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                   cwd=tmp_path, env=environment)
+            try:
+                give_up = time.monotonic() + 120
+                while sum(1 for r in server.requests[before:] if r.answer) < moment and run.poll() is None:
+                    assert time.monotonic() < give_up, "the run never got going"
+                    time.sleep(0.005)
+                time.sleep(chance.uniform(0, 0.2))  # anywhere in the next answer's round trip
+                assert run.poll() is None, f"run {kill + 1} ended before its kill (seed {seed})"
+                run.send_signal(signal.SIGKILL)
+                run.communicate(timeout=60)
+            finally:
+                run.kill()
+            sent = {r.image_sha256[:10] for r in server.requests[before:]}
+            assert not sent & cached_before, f"pages cached before run {kill + 1} were sent again (seed {seed})"
+            in_flight_at_kills.append(sent - _cached_tags(work / "ocr-cache"))
+        before = len(server.requests)
+        cached_before = _cached_tags(work / "ocr-cache")
+        finished = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=environment, timeout=300)
+        assert finished.returncode == 0, finished.stderr
+        assert not {r.image_sha256[:10] for r in server.requests[before:]} & cached_before, f"seed {seed}"
+        sent_per_page = collections.Counter(r.image_sha256[:10] for r in server.requests)
+    assert len(sent_per_page) == pages and in_flight_at_kills  # at least one kill landed
+    for page, times in sent_per_page.items():
+        assert times <= 1 + sum(page in in_flight for in_flight in in_flight_at_kills), (page, times, seed)
+    assert stored(work / "qdrant") == expected  # no duplicate, no gap, the same texts

@@ -109,19 +109,33 @@ class ResilientEngine:
         try:
             try:
                 result = await self._read(page)
-                future.set_result(result)  # twins waiting on it are answered now
             except BaseException as exc:
                 future.cancel()
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 result = self._failed(page, 0, f"{type(exc).__name__}: {exc}")
-            if self.cache is not None and result.status in CACHEABLE:
-                await asyncio.to_thread(self.cache.put, key, result)
+            # On disk before anyone sees it (twins, then the pipeline): a run killed at any
+            # moment after this finds the answer, and the model never reads the page again.
+            await self._keep(key, page, result)
+            if not future.done():
+                future.set_result(result)
         finally:
+            if not future.done():  # cancelled while keeping the answer: twins read the page themselves
+                future.cancel()
             # Cleared only once the cache holds the answer: a twin that missed the cache while
             # it was being written still finds the answer here, instead of sending the page again.
             del self._in_flight[key]
         return result
+
+    async def _keep(self, key: str, page: PageImage, result: OcrResult) -> None:
+        """The model's answer into the cache; a cache that fails to write costs only this."""
+        if self.cache is None or result.status not in CACHEABLE:
+            return
+        try:
+            await asyncio.to_thread(self.cache.put, key, result)
+        except Exception as exc:  # a full disk, a cache closed by a cancelled run: the answer still counts
+            log.warning("%s, page %d: the OCR answer could not be cached (%s: %s); a re-run reads this page again",
+                        page.source.path, page.page, type(exc).__name__, exc)
 
     def key(self, page: PageImage) -> str:
         sampling = self.primary.sampling() if isinstance(self.primary, VLLMEngine) else {}
