@@ -108,7 +108,8 @@ class LightOnOCRReader(BasePydanticReader):
         default=RETRY_TEMPERATURES, description="Temperatures of the new tries after a looping, cut or empty answer.")
     fallbacks: tuple[Literal["text_layer", "cpu"], ...] = Field(
         default=FALLBACKS, description="When the model gives nothing usable: the PDF text layer, then the CPU engine.")
-    cache_dir: str | None = Field(default=None, description="OCR cache folder: pages read once are never sent again.")
+    cache_dir: str | None = Field(default=None, description=(
+        "OCR cache folder: pages read once are never sent again; 'auto': the user's cache folder, as ingest uses."))
     wait_for_server_s: float = Field(default=0.0, ge=0,
                                      description="ocr_engine='vllm': wait this long for the server to come up.")
     pages: str | None = Field(default=None, description="Page selection such as '1-3,7' (1-based); all when unset.")

@@ -9,7 +9,6 @@ Either way the engine is wrapped in ``ResilientEngine`` (cache, ladder, per-page
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -23,8 +22,6 @@ from .resilient import FALLBACKS, RETRY_TEMPERATURES, ResilientEngine
 from .retry import RetryPolicy
 from .vllm import DEFAULT_URL, MAX_IN_FLIGHT, REQUEST_TIMEOUT_S, VLLM_HINT, VLLM_SERVE, VLLMEngine, api_key_from_env, \
     choose_model, probe_models, split_urls
-
-log = logging.getLogger("lightocr_ingest")
 
 EngineKind = Literal["auto", "vllm", "cpu"]
 PROBE_MEMORY_S = 60.0  # re-probe after this long: a server started mid-session gets picked up
@@ -85,7 +82,7 @@ def resolve(settings: EngineSettings) -> tuple[str, str | None, list[str]]:
             raise OCRServerError(f"{'; '.join(errors)}{waited}; {VLLM_HINT} (or use --ocr-engine cpu, or raise "
                                  f"wait_for_server_s while vLLM loads)")
         for error in errors:
-            log.warning("lightocr-ingest: left out of this run: %s", error)
+            warn_once(f"lightocr-ingest: left out of this run: {error}")
         model = settings.model or choose_model(next(iter(served_by.values())))
         serving = [url for url, served in served_by.items() if model in served]
         if not serving:
@@ -93,11 +90,11 @@ def resolve(settings: EngineSettings) -> tuple[str, str | None, list[str]]:
             raise OCRServerError(f"{url} serves {', '.join(served) or 'no model'}, not {settings.model!r}; "
                                  f"fix the model name or leave it unset to use what the server serves")
         for url in served_by.keys() - set(serving):
-            log.warning("lightocr-ingest: left out of this run: %s does not serve %s", url, model)
+            warn_once(f"lightocr-ingest: left out of this run: {url} does not serve {model}")
         return "vllm", model, serving
     answered: list[str] = []
     model = settings.model
-    unanswered: list[str] = []  # "URL (why)"
+    unanswered: list[str] = []  # why each server that did not answer did not
     for url in urls:
         cached = _probe_cache.get(url)
         if not (cached and time.monotonic() - cached[0] < PROBE_MEMORY_S):
