@@ -15,16 +15,30 @@ import logging
 import sys
 from pathlib import Path
 
-from rich.logging import RichHandler
-
 from .console import print_error, progress_bar, stderr
 from .errors import LightOCRError
 from .pipeline.cli import add_pipeline_commands
 
 
+class _ConsoleHandler(logging.Handler):
+    """Log records as ``warning: message`` lines on the stderr console, above any progress bar.
+    Long lines are left to the terminal to wrap (no hard breaks, no indentation), so a command
+    or a path in a message can be copied whole."""
+
+    LABELS = {"CRITICAL": "[red]error:[/] ", "ERROR": "[red]error:[/] ", "WARNING": "[yellow]warning:[/] "}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self.format(record)
+            stderr.print(self.LABELS.get(record.levelname, ""), end="")
+            stderr.print(message, markup=False, highlight=False, soft_wrap=True)
+        except Exception:  # noqa: BLE001 - logging must never stop a run
+            self.handleError(record)
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=stderr, show_time=False, show_path=False)], force=True)
+                        handlers=[_ConsoleHandler()], force=True)
     for noisy in ("httpx", "httpx2", "openai", "RapidOCR", "rapidocr"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -32,6 +32,21 @@ def test_choosing_the_cpu_engine_is_said_once_in_two_lines_with_the_full_vllm_co
     assert "127.0.0.1:9" in said[0]  # which server did not answer
 
 
+def test_warnings_reach_the_terminal_unbroken_so_the_command_can_be_copied(capsys):
+    from lightocr_ingest.cli import _setup_logging
+    from lightocr_ingest.console import stderr
+
+    assert stderr.width <= 80  # not a terminal here: rich's 80 columns
+    try:
+        _setup_logging(False)
+        resolve(EngineSettings(kind="auto", url=NOBODY))
+    finally:
+        logging.getLogger().handlers.clear()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("warning: ")
+    assert VLLM_SERVE in lines[1]  # whole on one line: the terminal wraps it, nothing breaks it
+
+
 def test_the_vllm_command_in_warnings_is_the_readmes():
     readme = (REPO / "README.md").read_text()
     commands = [" ".join(block.replace("\\\n", " ").split())
