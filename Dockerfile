@@ -21,6 +21,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends libglib2.0-0 li
  && useradd --create-home --uid 10001 lightocr
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+# The OCR cache (ocr.cache_dir: auto) on the volume below, not in the container's own ~/.cache
+ENV LIGHTOCR_CACHE_DIR=/home/lightocr/.lightocr/ocr-cache
 # The volume's mount point exists and is the user's, so a fresh named volume is writable by it
 RUN mkdir -p /home/lightocr/.lightocr && chown -R lightocr:lightocr /home/lightocr
 USER lightocr

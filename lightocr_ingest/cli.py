@@ -15,6 +15,8 @@ import logging
 import sys
 from pathlib import Path
 
+from rich.text import Text
+
 from .console import print_error, progress_bar, stderr
 from .errors import LightOCRError
 from .pipeline.cli import add_pipeline_commands
@@ -29,9 +31,9 @@ class _ConsoleHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            message = self.format(record)
-            stderr.print(self.LABELS.get(record.levelname, ""), end="")
-            stderr.print(message, markup=False, highlight=False, soft_wrap=True)
+            # One print: a progress bar redraws between two, and would wipe the label.
+            line = Text.from_markup(self.LABELS.get(record.levelname, "")) + Text(self.format(record))
+            stderr.print(line, highlight=False, soft_wrap=True)
         except Exception:  # noqa: BLE001 - logging must never stop a run
             self.handleError(record)
 

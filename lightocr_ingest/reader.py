@@ -219,11 +219,19 @@ class LightOnOCRReader(BasePydanticReader):
         first = await anext(sources, None)
         if first is None:
             return
-        if self.detect_rotation:
-            await asyncio.to_thread(ensure_classifier)  # a missing model stops here, with the fix
-        async with self._lease_engine() as engine:
-            async for document in self._stream_with(engine, _prepend(first, sources), extra_info, fs, on_file_error):
-                yield document
+        streaming = False
+        try:
+            if self.detect_rotation:
+                await asyncio.to_thread(ensure_classifier)  # a missing model stops here, with the fix
+            async with self._lease_engine() as engine:
+                streaming = True  # from here on the file is the renderer's to close
+                async for document in self._stream_with(engine, _prepend(first, sources), extra_info, fs,
+                                                        on_file_error):
+                    yield document
+        except BaseException:
+            if not streaming and isinstance(first, DocumentSource):  # no engine: the opened file is let go here
+                await asyncio.to_thread(first.close)
+            raise
 
     async def _stream_with(self, engine, sources, extra_info, fs, on_file_error) -> AsyncIterator[Document]:
         password = self.password.get_secret_value() if self.password else None

@@ -176,3 +176,19 @@ def test_metadata_filters_apply_in_both_modes(hybrid_collection, mode):
     with build_retriever(config, k=5, mode=mode, filters=late) as retriever:
         hits = retriever.retrieve(queries[2].question)  # its sheet, page 3, is filtered out
     assert len(hits) == 5 and all(hit.node.metadata["page"] >= 20 for hit in hits)
+
+
+def test_the_service_answers_a_query_on_a_dense_collection_densely(tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from lightocr_ingest.service import ServiceSettings, create_app
+
+    documents, _ = catalogue()
+    build_pipeline(config_for(tmp_path, "dense")).run(documents=documents[:3])
+    service = ServiceSettings(config=parse_config({"ocr": {"engine": "cpu", "cache_dir": None},
+                                                   "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "parts"}}))
+    with TestClient(create_app(service)) as client:
+        response = client.post("/v1/query", json={"text": "stainless washer", "k": 2})  # the default mode: hybrid
+    assert response.status_code == 200, response.text
+    assert len(response.json()["hits"]) == 2

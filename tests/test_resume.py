@@ -289,7 +289,9 @@ def test_kill_9_at_random_moments_never_sends_a_cached_page_again_and_ends_with_
     # answered pages that only the OCR cache holds (a one-page file is stored at once).
     for i in range(3):
         one_column_pdf(folder / f"report-{i}.pdf", pages=6, title=f"Report {i}")
-    pages = 3 * 6
+    # Other bytes, the same pages: each page of it is a twin of one of report-0's, read once.
+    (folder / "report-0-copy.pdf").write_bytes((folder / "report-0.pdf").read_bytes() + b"\n% a copy\n")
+    pages = 3 * 6  # distinct page images
     reference = tmp_path / "reference"
     with FakeVLLMServer(responder=short_page) as server:
         ingestor = Ingestor(parse_config(config_data(server.url, folder, reference)))
@@ -338,3 +340,57 @@ def test_kill_9_at_random_moments_never_sends_a_cached_page_again_and_ends_with_
     for page, times in sent_per_page.items():
         assert times <= 1 + sum(page in in_flight for in_flight in in_flight_at_kills), (page, times, seed)
     assert stored(work / "qdrant") == expected  # no duplicate, no gap, the same texts
+
+
+def test_a_twin_whose_reader_ended_without_handing_over_looks_in_the_cache_before_sending(tmp_path):
+    """The reader of a page can be cancelled after its answer reached the cache; a twin waiting
+    on it then finds that answer on disk instead of sending the page again."""
+    import asyncio
+
+    from PIL import Image
+
+    from lightocr_ingest.ocr.resilient import ResilientEngine
+    from lightocr_ingest.pages import iter_file_pages
+    from lightocr_ingest.records import OcrResult
+
+    Image.new("L", (40, 30), 200).save(tmp_path / "page.png")
+    page = next(iter_file_pages(tmp_path / "page.png"))
+    answer = OcrResult(markdown="text", engine="vllm-like", model="m", cached=True)
+
+    class Cache:  # holds nothing at the twin's first look, the reader's answer afterwards
+        looks = 0
+
+        def get(self, key):
+            Cache.looks += 1
+            return None if Cache.looks == 1 else answer
+
+        def close(self):
+            pass
+
+    class CountingEngine:
+        name, model, calls = "vllm-like", "m", 0
+
+        async def start(self):
+            pass
+
+        async def ocr(self, page):
+            CountingEngine.calls += 1
+            return OcrResult(markdown="read again", engine=self.name, model=self.model)
+
+        async def aclose(self):
+            pass
+
+    async def run():
+        engine = ResilientEngine(CountingEngine(), cache=Cache(), fallbacks=())
+        key = engine.key(page)
+        reader = asyncio.get_running_loop().create_future()
+        engine._in_flight[key] = reader  # another file's copy of the page is being read
+        twin = asyncio.create_task(engine.ocr(page))
+        while Cache.looks == 0:
+            await asyncio.sleep(0.01)
+        reader.cancel()  # that reader was cancelled after keeping its answer
+        del engine._in_flight[key]
+        return await twin
+
+    result = asyncio.run(run())
+    assert CountingEngine.calls == 0 and result.markdown == "text"

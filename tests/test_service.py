@@ -99,11 +99,13 @@ def test_page_html_keeps_shell_sessions_as_code_and_opens_math_only_within_a_lin
     from lightocr_ingest.service.page_html import page_html
 
     html = page_html("Install:\n$ pip install foo\n$ foo --check \\\n> --verbose\nok: 3 files\n\n"
-                     "> a quotation\n\nPrices $5 and $10, then $x^2$ and `echo $HOME` and $y\n= 2$ here.")
+                     "> a quotation\n\nPrices $5 and $10, then $x^2$ and `echo $HOME` and $y\n= 2$ here.\n\n"
+                     "Revenue grew to\n$ 500 million")
     assert "<pre><code>$ pip install foo\n$ foo --check \\\n&gt; --verbose\nok: 3 files\n</code></pre>" in html
     assert "<blockquote>" in html and html.count("<blockquote>") == 1  # only the real quotation
     assert html.count("<math") == 1 and "<msup><mi>x</mi><mn>2</mn></msup>" in html  # $x^2$, nothing else
     assert "Prices $5 and $10" in html and "<code>echo $HOME</code>" in html and "$y\n= 2$" in html
+    assert "<p>Revenue grew to\n$ 500 million</p>" in html  # an amount split by a line break is no prompt
 
 
 def test_math_pairs_read_dollars_as_the_fixer_does():

@@ -41,8 +41,9 @@ def resolve_cache_dir(setting: str | os.PathLike | None) -> str | None:
     if setting is None:
         return None
     if str(setting) == USER_CACHE:
-        folder = os.environ.get(CACHE_DIR_ENV) or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "lightocr-ingest", "ocr")
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        base = xdg if os.path.isabs(xdg) else os.path.join("~", ".cache")  # the XDG spec ignores relative ones
+        folder = os.environ.get(CACHE_DIR_ENV) or os.path.join(base, "lightocr-ingest", "ocr")
     else:
         folder = str(setting)
     return os.path.abspath(os.path.expanduser(folder))
@@ -77,7 +78,9 @@ class OcrCache:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a kill loses at most the last write
+        # WAL + NORMAL: a committed answer survives the process being killed (it is in the log
+        # file); only a power cut or an OS crash can lose the last commits, never corrupt the file.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS ocr (key TEXT PRIMARY KEY, result TEXT NOT NULL, "
                          "created REAL NOT NULL)")
 

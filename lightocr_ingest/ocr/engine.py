@@ -112,12 +112,13 @@ def resolve(settings: EngineSettings) -> tuple[str, str | None, list[str]]:
     if answered:
         # Said once per process: a service builds an engine per request, a run per batch.
         warn_once(f"lightocr-ingest: OCR engine: vLLM at {', '.join(answered)}, model {model}"
-                  + (f" (left out: {'; '.join(unanswered)})" if unanswered else ""))
+                  + (f" (left out: {'; '.join(unanswered)})" if unanswered else ""),
+                  key=f"vllm-engine-chosen {answered} {model}")
         return "vllm", model, answered
     warn_once(f"lightocr-ingest: OCR engine: CPU (RapidOCR: slow, plain paragraphs, no tables or math), since "
               f"{'; '.join(unanswered)}.\nFor LightOnOCR-2-1B on a GPU: {VLLM_SERVE}, then --ocr-url "
               f"http://HOST:8000/v1 (or --ocr-engine cpu to choose the CPU engine and silence this).",
-              key="cpu-engine-chosen")
+              key=f"cpu-engine-chosen {urls}")
     return "cpu", None, []
 
 

@@ -26,6 +26,7 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
+from ..notices import warn_once
 from ..records import OcrResult, PageImage
 from .cache import CACHEABLE, OcrCache, cache_key
 from .postprocess import text_layer_markdown
@@ -95,13 +96,15 @@ class ResilientEngine:
     async def ocr(self, page: PageImage) -> OcrResult:
         """Never raises for a page's own trouble: the result's ``status`` says what happened."""
         key = self.key(page)
-        if self.cache is not None:
-            hit = await asyncio.to_thread(self.cache.get, key)
-            if hit is not None:
-                return hit
-        while key in self._in_flight:  # the same image is being read for another file: wait for it
-            twin = self._in_flight[key]
-            await asyncio.wait([twin])
+        while True:
+            if self.cache is not None:  # again after a twin that ended without an answer: it may have kept one
+                hit = await asyncio.to_thread(self.cache.get, key)
+                if hit is not None:
+                    return hit
+            twin = self._in_flight.get(key)
+            if twin is None:
+                break
+            await asyncio.wait([twin])  # the same image is being read for another file: wait for it
             if not twin.cancelled() and twin.exception() is None:
                 return replace(twin.result(), cached=True, latency_s=0.0)
         future = asyncio.get_running_loop().create_future()
@@ -134,8 +137,9 @@ class ResilientEngine:
         try:
             await asyncio.to_thread(self.cache.put, key, result)
         except Exception as exc:  # a full disk, a cache closed by a cancelled run: the answer still counts
-            log.warning("%s, page %d: the OCR answer could not be cached (%s: %s); a re-run reads this page again",
-                        page.source.path, page.page, type(exc).__name__, exc)
+            warn_once(f"{page.source.path}, page {page.page}: the OCR answer could not be cached "
+                      f"({type(exc).__name__}: {exc}); pages whose answers are not cached are read again by a "
+                      f"re-run (said once)", key="ocr-cache-write")
 
     def key(self, page: PageImage) -> str:
         sampling = self.primary.sampling() if isinstance(self.primary, VLLMEngine) else {}

@@ -26,6 +26,7 @@ import openai
 
 from ..cpu_cost import stage_cpu
 from ..errors import OCRServerError
+from ..notices import warn_once
 from ..records import OcrResult, PageImage
 from .postprocess import clean_markdown
 from .profiles import ModelProfile, profile_for
@@ -107,7 +108,8 @@ def choose_model(served: list[str]) -> str:
     for model in served:
         if "lightonocr" in model.lower():
             return model
-    log.warning("none of the served models (%s) is named LightOnOCR; using %s", ", ".join(served), served[0])
+    warn_once(f"none of the served models ({', '.join(served)}) is named LightOnOCR; using {served[0]} (name it "
+              f"with --model to choose another)")
     return served[0]
 
 

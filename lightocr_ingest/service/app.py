@@ -436,8 +436,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         config = service.config_for(body.collection)
 
         def search():
-            with build_retriever(config, body.k, body.mode, client=service.client,
-                                 embed_model=service.ingestor_for(config.qdrant.collection).embed_model) as retriever:
+            # No Ingestor here: it checks the collection for writing, and a search needs only the
+            # embedding model (loaded once a process, shared with the ingestors).
+            with build_retriever(config, body.k, body.mode, client=service.client) as retriever:
                 return [to_hit(result) for result in retriever.retrieve(body.text)]
 
         try:

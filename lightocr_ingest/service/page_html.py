@@ -76,7 +76,7 @@ def _math(latex: str, options: dict) -> str:
 # ``> `` continuation lines (which Markdown would read as a quotation) and its output.
 _PLAIN_DOLLAR = re.compile(r"(?<![\\$])\$(?!\$)")
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1")
-_SHELL_PROMPT = re.compile(r"\$ \S")
+_SHELL_PROMPT = re.compile(r"\$ [A-Za-z./~_-]")  # "$ make", not "$ 500 million" (a price, split by OCR)
 
 
 def _inline_math(state, silent: bool) -> bool:
