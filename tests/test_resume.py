@@ -213,6 +213,27 @@ def test_a_file_killed_between_its_last_chunks_and_its_completion_mark_is_comple
     assert again.files[0].status == "skipped"
 
 
+class CountingEngine:
+    """An engine that answers every page with ``markdown`` and counts the pages it read."""
+
+    name, model = "vllm-like", "m"
+
+    def __init__(self, markdown: str):
+        self.markdown, self.calls = markdown, 0
+
+    async def start(self):
+        pass
+
+    async def ocr(self, page):
+        from lightocr_ingest.records import OcrResult
+
+        self.calls += 1
+        return OcrResult(markdown=self.markdown, engine=self.name, model=self.model)
+
+    async def aclose(self):
+        pass
+
+
 def test_a_twin_page_arriving_while_the_answer_is_cached_is_not_sent_again(tmp_path):
     """The race behind a flaky run: the first copy's answer was taken out of the in-flight
     table before the cache held it, so a twin that missed the cache meanwhile sent it again."""
@@ -224,7 +245,6 @@ def test_a_twin_page_arriving_while_the_answer_is_cached_is_not_sent_again(tmp_p
     from lightocr_ingest.ocr.cache import OcrCache
     from lightocr_ingest.ocr.resilient import ResilientEngine
     from lightocr_ingest.pages import iter_file_pages
-    from lightocr_ingest.records import OcrResult
 
     Image.new("L", (40, 30), 200).save(tmp_path / "page.png")
     page = next(iter_file_pages(tmp_path / "page.png"))
@@ -234,21 +254,8 @@ def test_a_twin_page_arriving_while_the_answer_is_cached_is_not_sent_again(tmp_p
             clock.sleep(0.3)  # a slow disk: the twin's lookup lands before the write
             super().put(key, result)
 
-    class CountingEngine:
-        name, model, calls = "vllm-like", "m", 0
-
-        async def start(self):
-            pass
-
-        async def ocr(self, page):
-            CountingEngine.calls += 1
-            return OcrResult(markdown="text", engine=self.name, model=self.model)
-
-        async def aclose(self):
-            pass
-
     async def run():
-        engine = ResilientEngine(CountingEngine(), cache=SlowCache(tmp_path / "cache"), fallbacks=())
+        engine = ResilientEngine(counting, cache=SlowCache(tmp_path / "cache"), fallbacks=())
         first = asyncio.create_task(engine.ocr(page))
         await asyncio.sleep(0.1)  # the first copy is answered and its answer is being written
         twin = await engine.ocr(page)
@@ -256,8 +263,9 @@ def test_a_twin_page_arriving_while_the_answer_is_cached_is_not_sent_again(tmp_p
         await engine.aclose()
         return twin
 
+    counting = CountingEngine("text")
     twin = asyncio.run(run())
-    assert CountingEngine.calls == 1
+    assert counting.calls == 1
     assert twin.markdown == "text" and twin.cached
 
 
@@ -367,21 +375,8 @@ def test_a_twin_whose_reader_ended_without_handing_over_looks_in_the_cache_befor
         def close(self):
             pass
 
-    class CountingEngine:
-        name, model, calls = "vllm-like", "m", 0
-
-        async def start(self):
-            pass
-
-        async def ocr(self, page):
-            CountingEngine.calls += 1
-            return OcrResult(markdown="read again", engine=self.name, model=self.model)
-
-        async def aclose(self):
-            pass
-
     async def run():
-        engine = ResilientEngine(CountingEngine(), cache=Cache(), fallbacks=())
+        engine = ResilientEngine(counting, cache=Cache(), fallbacks=())
         key = engine.key(page)
         reader = asyncio.get_running_loop().create_future()
         engine._in_flight[key] = reader  # another file's copy of the page is being read
@@ -392,5 +387,6 @@ def test_a_twin_whose_reader_ended_without_handing_over_looks_in_the_cache_befor
         del engine._in_flight[key]
         return await twin
 
+    counting = CountingEngine("read again")
     result = asyncio.run(run())
-    assert CountingEngine.calls == 0 and result.markdown == "text"
+    assert counting.calls == 0 and result.markdown == "text"
