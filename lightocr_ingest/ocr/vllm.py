@@ -37,8 +37,8 @@ log = logging.getLogger("lightocr_ingest")
 DEFAULT_URL = "http://localhost:8000/v1"
 MAX_IN_FLIGHT = 256  # pages in flight at once, per server: vLLM batches concurrent requests, and a 1B model's
 #                      decode step is bound by memory bandwidth, so the GPU's token rate keeps growing with the
-#                      batch up to vLLM's max_num_seqs (256 by default). A window of 64 leaves a quarter of the
-#                      batch empty and caps a GPU near 0.89 of its rate; 256 fills it (and a page waits at most
+#                      batch up to vLLM's max_num_seqs (256 by default). A window of 64 fills a quarter of the
+#                      batch and caps a GPU near 0.89 of its rate; 256 fills it (and a page waits at most
 #                      one batch's turn in vLLM's own queue when several clients share a server)
 REQUEST_TIMEOUT_S = 300.0  # a 4096-token page at the ~23 tok/s each of 256 sequences gets on an H100 takes ~180 s
 CONNECT_TIMEOUT_S = 10.0
