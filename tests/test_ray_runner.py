@@ -313,17 +313,19 @@ def test_a_draining_stream_and_the_next_one_hand_each_page_to_its_own_file(files
     own file (a single queue of owners for both streams gave them to the draining file)."""
     import concurrent.futures
     import pickle
+    import threading
     import time
 
     import pandas as pd
 
     from lightocr_ingest.pipeline.ray_runner import OCR_IDLE_S, _OcrPages
 
-    # The first stream's answers take 3 s (no timeout cuts them short); the second stream, started
-    # 0.65 s in, ends 0.25 s after its last page (OCR_IDLE_S), so it is back first by about 2 s. (With
-    # 1 s answers cut by the 0.5 s request timeout both ended near 0.94 s, and a busy machine flipped it.)
-    with FakeVLLMServer(latency_s=3.0) as server:
-        cfg = config(tmp_path, server.url, "drain", request_timeout_s=10.0)
+    # The first stream's pages are held in flight (answered only when the test says), so the second
+    # stream's answers come back first whatever the machine's speed: events, not latencies racing.
+    with FakeVLLMServer() as server:
+        second_stream_started = threading.Event()
+        server.hold = lambda request: not second_stream_started.is_set()
+        cfg = config(tmp_path, server.url, "drain", request_timeout_s=120.0)
         batch = pd.DataFrame({"read": [str(files / "long.pdf"), str(files / "report.pdf")],
                               "known_as": ["long.pdf", "report.pdf"], "sha256": ["", ""], "already": ["", ""]})
         long_rows = pd.concat(list(rendered(batch.iloc[:1], cfg)))
@@ -331,15 +333,21 @@ def test_a_draining_stream_and_the_next_one_hand_each_page_to_its_own_file(files
         actor = _OcrPages(cfg)
         try:
             with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                slow = pool.submit(actor, long_rows)  # every page answered after 3 s
-                time.sleep(OCR_IDLE_S + 0.4)  # its stream has stopped taking pages and is draining
-                server.latency_s = 0.0
+                slow = pool.submit(actor, long_rows)  # every page held by the server
+                give_up = time.monotonic() + 120
+                while len(server.requests) < LONG_PAGES:
+                    assert time.monotonic() < give_up and not slow.done(), "the first stream never sent its pages"
+                    time.sleep(0.01)
+                time.sleep(OCR_IDLE_S + 0.4)  # no page for OCR_IDLE_S: its stream stops taking pages, drains
+                second_stream_started.set()
                 fast = pool.submit(actor, report_rows)  # a new stream, answered at once
-                first_done = next(concurrent.futures.as_completed([slow, fast]))
-                outputs = {"slow": slow.result(), "fast": fast.result()}
+                fast_output = fast.result(timeout=120)
+                assert not slow.done()  # the new stream's pages came back while the first one's were held
+                server.released.set()
+                outputs = {"slow": slow.result(timeout=120), "fast": fast_output}
         finally:
+            server.released.set()
             actor.close()
-    assert first_done is fast  # the new stream's pages did come back before the draining one's
     for name, output in outputs.items():
         assert len(output) == 1, name
         documents = pickle.loads(output["pages"].iloc[0])

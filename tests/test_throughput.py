@@ -38,26 +38,28 @@ def test_pages_are_spread_over_several_servers_by_pages_in_flight(tmp_path):
 
 
 def test_the_reader_keeps_every_server_window_full_at_once(tmp_path):
-    import threading
+    import concurrent.futures
 
     path = one_column_pdf(tmp_path / "long.pdf", pages=18)
-    with FakeVLLMServer(latency_s=0.4) as a, FakeVLLMServer(latency_s=0.4) as b, FakeVLLMServer(latency_s=0.4) as c:
-        peak, done = [0], threading.Event()
-
-        def watch():  # pages in flight on all three servers together
-            while not done.is_set():
-                peak[0] = max(peak[0], a.in_flight + b.in_flight + c.in_flight)
-                time.sleep(0.005)
-
-        watcher = threading.Thread(target=watch)
-        watcher.start()
+    with FakeVLLMServer() as a, FakeVLLMServer() as b, FakeVLLMServer() as c:
+        servers = (a, b, c)
+        for server in servers:  # nothing is answered until all six slots have been seen full at once
+            server.hold = lambda request: True
         reader = LightOnOCRReader(ocr_engine="vllm", ocr_url=[a.url, b.url, c.url], max_in_flight=2)
-        documents = reader.load_data(path)
-        done.set()
-        watcher.join()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            reading = pool.submit(reader.load_data, path)
+            give_up = time.monotonic() + 120
+            # 3 servers x 2 each: pages are rendered far enough ahead for all six slots, not just one
+            # server's worth (with the answers held, a reader that looked ahead less would stay below 6).
+            while sum(server.in_flight for server in servers) < 6:
+                assert time.monotonic() < give_up and not reading.done(), \
+                    f"in flight: {[server.in_flight for server in servers]}"
+                time.sleep(0.01)
+            for server in servers:
+                server.released.set()
+            documents = reading.result(timeout=120)
     assert len(documents) == 18
-    # 3 servers x 2 each: pages are rendered far enough ahead for all six slots, not just one server's worth.
-    assert peak[0] == 6
+    assert all(server.max_in_flight_seen == 2 for server in servers)  # each server's window, never more
 
 
 def test_a_server_that_is_down_is_left_out_and_the_others_serve(tmp_path, caplog):

@@ -121,6 +121,10 @@ class FakeVLLMServer:
         self.api_key = api_key
         self.host, self.port = host, port
         self.requests: list[RecordedRequest] = []
+        # Tests that need pages held in flight: a request for which ``hold`` is true when it
+        # arrives is answered only once ``released`` is set (events, not timing).
+        self.hold: Callable[[RecordedRequest], bool] | None = None
+        self.released = threading.Event()
         self.in_flight = 0
         self.max_in_flight_seen = 0
         self.connections: set = set()  # client (host, port) of every connection a request came on
@@ -214,6 +218,9 @@ class FakeVLLMServer:
             if fault == "http_429":
                 return web.json_response({"error": {"message": "injected: too many requests"}}, status=429,
                                          headers={"Retry-After": f"{self.faults.retry_after_s:g}"})
+            if self.hold is not None and self.hold(recorded):
+                while not self.released.is_set():
+                    await asyncio.sleep(0.01)
             if fault == "stall":
                 await asyncio.sleep(self.faults.stall_s)
             if self.latency_s:
