@@ -32,6 +32,7 @@ from .ocr.vllm import REQUEST_TIMEOUT_S
 from .ocr.resilient import FALLBACKS, RETRY_TEMPERATURES
 from .chunking.regions import align
 from .cpu_cost import stage_cpu
+from .defaults import REGIONS_MODES
 from .documents import PageDocument
 from .ocr.cache import OcrCache, cache_key
 from .ocr.retry import RetryPolicy
@@ -46,9 +47,6 @@ EMBED_METADATA_KEYS = ("file_name",)  # the only page keys that help an embeddin
 LLM_METADATA_KEYS = ("file_name", "page_label")  # what an LLM needs to cite a page
 RENDER_AHEAD_FILES = max(2, min(4, os.cpu_count() or 1))  # files rendering at once, one thread each
 RENDER_AHEAD_PAGES = 8  # rendered pages a file may hold ahead of the OCR window (~300 kB of PNG each)
-REGIONS_MODES = ("Where each chunk lies on its pages (metadata 'regions'): auto: from the PDF text layer or the CPU "
-                 "engine's lines; locate: also run the embedded detector on scans read by vLLM (about 9 CPU-seconds "
-                 "a page on 2 cores); off: none.")
 LOCATE_AHEAD = 64  # read pages waiting for the detector (regions="locate"): the detector takes seconds a
 #                    page, OCR a fraction of one, so this bounds the pages held meanwhile
 

@@ -100,3 +100,17 @@ def test_the_shipped_configs_differ_from_the_defaults_only_where_a_comment_says_
             key = path.rsplit(".", 1)[-1]
             lines = [line for line in text.splitlines() if line.strip().startswith(f"{key}:")]
             assert lines and all("#" in line for line in lines), f"{name}: {path} differs from the default, say why"
+
+
+def test_loading_a_config_imports_nothing_heavy():
+    """Every process loads configs (the CLI, the service, Ray workers): that must not cost the
+    seconds LlamaIndex, the OpenAI client, torch or onnxruntime take to import."""
+    import subprocess
+    import sys
+
+    heavy = ("llama_index", "openai", "torch", "onnxruntime", "transformers", "qdrant_client", "numpy", "httpx")
+    code = ("import sys; from lightocr_ingest.pipeline.config import load_config; "
+            f"load_config({str(REPO / 'pipelines' / 'local.yaml')!r}); "
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]", loaded

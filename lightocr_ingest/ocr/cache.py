@@ -20,10 +20,10 @@ import threading
 import time
 from dataclasses import asdict, replace
 
+from ..defaults import USER_CACHE
 from ..records import Figure, OcrResult, TextBox
 
 CACHE_FILE = "ocr-cache.sqlite"
-USER_CACHE = "auto"  # the setting that means the user's cache folder (resolve_cache_dir)
 CACHE_DIR_ENV = "LIGHTOCR_CACHE_DIR"
 FORMAT = 3  # bump when what is stored changes (its shape, or post-processing such as box parsing): old entries are then missed
 CACHEABLE = {"ok", "retried"}

@@ -26,6 +26,7 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
+from ..defaults import FALLBACKS, RETRY_TEMPERATURES
 from ..notices import warn_once
 from ..records import OcrResult, PageImage
 from .cache import CACHEABLE, OcrCache, cache_key
@@ -36,8 +37,6 @@ from .vllm import RequestsFailed, VLLMEngine
 
 log = logging.getLogger("lightocr_ingest")
 
-RETRY_TEMPERATURES = (0.4, 0.6, 0.8)  # after the model card's 0.2; higher starts to invent text
-FALLBACKS = ("text_layer", "cpu")  # in this order: the text layer is exact when present, and free
 MIN_TEXT_LAYER_CHARS = 20  # word characters; fewer is a scan's stray OCR layer or a lone page number
 BLANK_DARK_SHARE = 0.0005  # pages with fewer dark pixels than this are blank: an empty answer is right
 

@@ -16,16 +16,18 @@ from dataclasses import dataclass
 
 import openai
 
+from ..defaults import BACKOFF_BASE_S, MAX_RETRIES, PAGE_DEADLINE_S
+
 RETRY_STATUS = {408, 409, 429}  # plus every 5xx
 MAX_RETRY_AFTER_S = 120.0  # a server asking for longer is treated as down; the page deadline decides
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_retries: int = 5  # after the first request: 0.5+1+2+4+8 s of waits ride out a vLLM restart
-    backoff_base_s: float = 0.5
+    max_retries: int = MAX_RETRIES
+    backoff_base_s: float = BACKOFF_BASE_S
     backoff_max_s: float = 30.0
-    page_deadline_s: float = 900.0  # all requests for one page, waits included; then fall back
+    page_deadline_s: float = PAGE_DEADLINE_S
 
     def delay(self, retry: int, retry_after_s: float | None = None, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (0-based)."""

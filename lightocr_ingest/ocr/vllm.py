@@ -25,6 +25,7 @@ import httpx
 import openai
 
 from ..cpu_cost import stage_cpu
+from ..defaults import DEFAULT_URL, MAX_IN_FLIGHT, REQUEST_TIMEOUT_S  # noqa: F401 - re-exported
 from ..errors import OCRServerError
 from ..notices import warn_once
 from ..records import OcrResult, PageImage
@@ -34,13 +35,6 @@ from .retry import PageClock, RetryPolicy, describe, is_retryable, retry_after_o
 
 log = logging.getLogger("lightocr_ingest")
 
-DEFAULT_URL = "http://localhost:8000/v1"
-MAX_IN_FLIGHT = 256  # pages in flight at once, per server: vLLM batches concurrent requests, and a 1B model's
-#                      decode step is bound by memory bandwidth, so the GPU's token rate keeps growing with the
-#                      batch up to vLLM's max_num_seqs (256 by default). A window of 64 fills a quarter of the
-#                      batch and caps a GPU near 0.89 of its rate; 256 fills it (and a page waits at most
-#                      one batch's turn in vLLM's own queue when several clients share a server)
-REQUEST_TIMEOUT_S = 300.0  # a 4096-token page at the ~23 tok/s each of 256 sequences gets on an H100 takes ~180 s
 CONNECT_TIMEOUT_S = 10.0
 # Connections in one client's pool: httpx looks at every connection of a pool for each request it
 # sends and each response it closes, so one pool of 256 cost about 1 ms of the event loop's CPU a

@@ -5,6 +5,8 @@
 - ``${VAR}`` (or ``${VAR:-default}``) is expanded from the environment for secrets and hosts;
   a missing variable without a default is an error that names it.
 - Loading a config never runs code named in it: ``yaml.safe_load``, and no field is imported.
+- Loading a config is light: the defaults come from ``lightocr_ingest.defaults``, which imports
+  nothing, so no process pays for LlamaIndex, the OpenAI client or torch to read one (tested).
 
 ``lightocr-ingest schema`` prints the JSON schema for editors (kept in pipelines/schema.json).
 """
@@ -19,13 +21,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from ..defaults import (BACKOFF_BASE_S, DEFAULT_URL, FALLBACKS, MAX_IN_FLIGHT, MAX_RETRIES, PAGE_DEADLINE_S, PREFETCH,
+                        REGIONS_MODES, REQUEST_TIMEOUT_S, RETRY_TEMPERATURES, RRF_K, USER_CACHE)
 from ..errors import ConfigError
-from ..ocr.cache import USER_CACHE
-from ..ocr.resilient import FALLBACKS, RETRY_TEMPERATURES
-from ..ocr.retry import RetryPolicy
-from ..ocr.vllm import DEFAULT_URL, MAX_IN_FLIGHT, REQUEST_TIMEOUT_S
-from ..reader import REGIONS_MODES
-from .query import PREFETCH, RRF_K
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -55,11 +53,11 @@ class OcrConfig(_Section):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     request_timeout_s: float = Field(default=REQUEST_TIMEOUT_S, gt=0, description="Timeout of one request.")
-    max_retries: int = Field(default=RetryPolicy.max_retries, ge=0, le=20,
+    max_retries: int = Field(default=MAX_RETRIES, ge=0, le=20,
                              description="Retries of a request after a connection error, timeout, 429 or 5xx.")
-    backoff_base_s: float = Field(default=RetryPolicy.backoff_base_s, gt=0, le=60,
+    backoff_base_s: float = Field(default=BACKOFF_BASE_S, gt=0, le=60,
                                   description="First wait before a retry; doubles each time, with jitter.")
-    page_deadline_s: float = Field(default=RetryPolicy.page_deadline_s, gt=0,
+    page_deadline_s: float = Field(default=PAGE_DEADLINE_S, gt=0,
                                    description="Time for all requests of one page; then the fallbacks.")
     retry_temperatures: list[float] = Field(default=list(RETRY_TEMPERATURES), max_length=8,
                                             description="New tries after a looping, cut or empty answer.")

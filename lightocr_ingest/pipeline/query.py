@@ -16,13 +16,8 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.vector_stores import VectorStoreQuery
 
+from ..defaults import PREFETCH, RRF_K
 from ..errors import ConfigError
-
-RRF_K = 10  # reciprocal rank fusion: score = sum over the two lists of 1 / (RRF_K + rank). The best MRR of 2
-#            (Qdrant's default), 10 and 60 (the literature's) on benchmarks/questions/real_documents.yaml; 60
-#            drowns an exact term that only BM25 ranks high, 2 lets either list's first hit win alone
-PREFETCH = 50  # candidates from each list before fusing: RRF needs the ranks of hits beyond the top k of each
-#                (a chunk 30th by meaning can be 1st by its terms); 50 cost nothing measurable here
 
 
 @dataclass
