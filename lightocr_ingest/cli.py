@@ -15,25 +15,20 @@ import logging
 import sys
 from pathlib import Path
 
-from rich.text import Text
-
-from .console import print_error, progress_bar, stderr
+from .console import print_error, print_labelled, progress_bar, stderr
 from .errors import LightOCRError
 from .pipeline.cli import add_pipeline_commands
 
 
 class _ConsoleHandler(logging.Handler):
-    """Log records as ``warning: message`` lines on the stderr console, above any progress bar.
-    Long lines are left to the terminal to wrap (no hard breaks, no indentation), so a command
-    or a path in a message can be copied whole."""
+    """Log records as ``warning: message`` lines on the stderr console, above any progress bar,
+    unwrapped (``print_labelled``)."""
 
     LABELS = {"CRITICAL": "[red]error:[/] ", "ERROR": "[red]error:[/] ", "WARNING": "[yellow]warning:[/] "}
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            # One print: a progress bar redraws between two, and would wipe the label.
-            line = Text.from_markup(self.LABELS.get(record.levelname, "")) + Text(self.format(record))
-            stderr.print(line, highlight=False, soft_wrap=True)
+            print_labelled(self.LABELS.get(record.levelname, ""), self.format(record))
         except Exception:  # noqa: BLE001 - logging must never stop a run
             self.handleError(record)
 

@@ -11,14 +11,21 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Column
+from rich.text import Text
 
 stderr = Console(stderr=True)
 
 
+def print_labelled(label: str, message: object) -> None:
+    """``label`` (markup) and ``message`` (as it is, never markup) as one line on stderr, left to
+    the terminal to wrap, so a command or a path in it copies whole. One print: a progress bar
+    redraws between two, and would wipe the label."""
+    stderr.print(Text.from_markup(label) + Text(str(message)), highlight=False, soft_wrap=True)
+
+
 def print_error(message: object) -> None:
     """One unwrapped line on stderr; file names are printed as they are, never as markup."""
-    stderr.print("[red]error:[/] ", end="")
-    stderr.print(str(message), markup=False, highlight=False, soft_wrap=True)
+    print_labelled("[red]error:[/] ", message)
 
 
 def progress_bar(console: Console | None = None) -> Progress:

@@ -23,37 +23,24 @@ _MATH_SIGNAL = re.compile(r"\\[A-Za-z]+|[\^_=<>{}+*/|]|\\[,;!]")
 _SHORT_SYMBOL = re.compile(r"[A-Za-z](?:'|[0-9])?|[A-Za-z]\([A-Za-z0-9, ]*\)")
 
 
-def looks_like_math(body: str) -> bool:
-    """Conservative: True only for bodies a reader would call a formula."""
-    if not body or body != body.strip() or "\n" in body:
-        return False
-    if _NUMBER.fullmatch(body):
+def reads_as_math(body: str) -> bool:
+    """An unescaped ``$body$`` the model wrote: math unless it reads as prose or a bare number.
+    The model means math when it writes the delimiters itself, so this is looser than
+    ``looks_like_math``, which judges whether escaped ones should become delimiters again."""
+    if not body or body != body.strip() or "\n" in body or _NUMBER.fullmatch(body):
         return False  # "\$5\$", "\$1,200\$": currency far more often than math
     depth = 0
     for char in body:
         depth += (char == "{") - (char == "}")
         if depth < 0:
             return False
-    if depth:
-        return False
-    plain = _TEXT_ARG.sub("", body)
-    if _PROSE.search(plain):
-        return False
-    return bool(_MATH_SIGNAL.search(body) or _SHORT_SYMBOL.fullmatch(body))
-
-
-def reads_as_math(body: str) -> bool:
-    """An unescaped ``$body$`` the model wrote: math unless it reads as prose or a bare number.
-    The model means math when it writes the delimiters itself, so this is looser than
-    ``looks_like_math``, which judges whether escaped ones should become delimiters again."""
-    if not body or body != body.strip() or "\n" in body or _NUMBER.fullmatch(body):
-        return False
-    depth = 0
-    for char in body:
-        depth += (char == "{") - (char == "}")
-        if depth < 0:
-            return False
     return depth == 0 and not _PROSE.search(_TEXT_ARG.sub("", body))
+
+
+def looks_like_math(body: str) -> bool:
+    """Conservative: True only for bodies a reader would call a formula (what ``reads_as_math``
+    allows, and a math sign or a lone symbol besides)."""
+    return reads_as_math(body) and bool(_MATH_SIGNAL.search(body) or _SHORT_SYMBOL.fullmatch(body))
 
 
 def math_pairs(line: str, dollars: list[re.Match], is_math) -> list[tuple[re.Match, re.Match]]:
