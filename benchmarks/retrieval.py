@@ -87,7 +87,7 @@ def ingest(paths: list[Path], workdir: Path, name: str, url: str | None) -> dict
 
 
 def evaluate(config, questions: Path) -> dict:
-    from lightocr_ingest.pipeline import evaluate_collection, load_queries
+    from lightocr_ingest.retrieval import evaluate_collection, load_queries
 
     queries = load_queries(questions)
     exact = _exact_flags(questions)
@@ -109,8 +109,8 @@ def evaluate(config, questions: Path) -> dict:
 def fusion_grid(config, questions: Path) -> dict:
     """MRR and recall@5 of BM25 alone and of RRF with k 2 (Qdrant's default), 10 and 60: how
     ``retrieval.rrf_k`` was chosen (on the ``real`` set)."""
-    from lightocr_ingest.pipeline import evaluate_retriever, load_queries
-    from lightocr_ingest.pipeline.query import build_retriever
+    from lightocr_ingest.retrieval import evaluate_retriever, load_queries
+    from lightocr_ingest.retrieval.query import build_retriever
 
     queries = load_queries(questions)
     grid = {}

@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from lightocr_ingest.errors import ConfigError
-from lightocr_ingest.pages import Box, boxes_of_chunk, page_with_boxes
-from lightocr_ingest.pipeline import Ingestor, evaluate_collection, load_queries, parse_config
-from lightocr_ingest.pipeline.evaluate import LabelledQuery, QueryResult, first_relevant_rank, score
+from lightocr_ingest.retrieval import Outline, boxes_of_chunk, page_with_boxes
+from lightocr_ingest.pipeline import Ingestor, parse_config
+from lightocr_ingest.retrieval import evaluate_collection, load_queries
+from lightocr_ingest.retrieval.evaluate import LabelledQuery, QueryResult, first_relevant_rank, score
 
 REPO = Path(__file__).resolve().parents[1]
 QUERY = LabelledQuery("q", "a.pdf", (2, 3))
@@ -69,7 +70,7 @@ def test_boxes_are_drawn_where_the_metadata_puts_them(tmp_path):
     assert image.size == (360, 180)
     assert image.getpixel((36, 40))[0] > 200 > image.getpixel((36, 40))[1]  # red on the box's left edge
     assert image.getpixel((54, 36)) == (255, 255, 255)  # its inside stays white
-    assert page_with_boxes(path, 1, [Box((0, 0, 10, 10), "blue")], longest_side=360).getpixel((1, 1))[2] > 200
+    assert page_with_boxes(path, 1, [Outline((0, 0, 10, 10), "blue")], longest_side=360).getpixel((1, 1))[2] > 200
 
 
 def test_evaluate_collection_on_the_samples_with_the_embedded_default(tmp_path):

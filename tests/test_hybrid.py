@@ -13,8 +13,9 @@ from llama_index.core import Document
 
 from lightocr_ingest.cli import main
 from lightocr_ingest.errors import ConfigError
-from lightocr_ingest.pipeline import build_pipeline, build_retriever, parse_config
-from lightocr_ingest.pipeline.evaluate import LabelledQuery, evaluate_retriever
+from lightocr_ingest.pipeline import build_pipeline, parse_config
+from lightocr_ingest.retrieval import build_retriever
+from lightocr_ingest.retrieval.evaluate import LabelledQuery, evaluate_retriever
 
 ITEMS = ["hex bolt", "washer", "bearing", "gasket", "hinge", "bracket", "spring", "valve", "fuse", "relay"]
 

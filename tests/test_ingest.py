@@ -9,7 +9,8 @@ from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
 from lightocr_ingest import ConfigError
 from lightocr_ingest.cli import main
 from lightocr_ingest.pages import iter_file_pages
-from lightocr_ingest.pipeline import Ingestor, build_pipeline, load_config, make_reader, parse_config, search
+from lightocr_ingest.pipeline import Ingestor, build_pipeline, load_config, make_reader, parse_config
+from lightocr_ingest.retrieval import search
 from lightocr_ingest.pipeline.config import json_schema
 from lightocr_ingest.testing import FakeVLLMServer
 

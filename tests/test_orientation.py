@@ -132,7 +132,7 @@ def test_a_pdf_with_one_upside_down_page_is_read_page_by_page(tmp_path):
     assert found == pytest.approx(mirrored, abs=6.0)  # points: line boxes are a little looser than word boxes
 
     # The overlay draws on the page as stored: the box lies on the upside-down text's ink.
-    from lightocr_ingest.pages import Box, page_with_boxes
+    from lightocr_ingest.retrieval import Outline, page_with_boxes
 
     drawn = np.asarray(page_with_boxes(path, 2, []).convert("L"))
     scale = drawn.shape[1] / width
@@ -343,7 +343,7 @@ def test_detection_can_be_switched_off_from_the_command_line(tmp_path, text_page
     import argparse
 
     from lightocr_ingest.cli import main
-    from lightocr_ingest.pipeline.cli import _apply_flags
+    from lightocr_ingest.cli.options import apply_flags as _apply_flags
     from lightocr_ingest.pipeline.config import PipelineConfig
     from lightocr_ingest.testing import FakeVLLMServer
 

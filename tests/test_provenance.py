@@ -21,7 +21,8 @@ from lightocr_ingest.chunking.regions import align, markdown_tokens
 from lightocr_ingest.ocr.cpu import recognise_lines
 from lightocr_ingest.ocr.layout import lines_to_paragraphs, paragraphs_to_markdown
 from lightocr_ingest.ocr.postprocess import text_layer_markdown
-from lightocr_ingest.pages import Box, DocumentSource, page_with_boxes
+from lightocr_ingest.pages import DocumentSource
+from lightocr_ingest.retrieval import Outline, page_with_boxes
 from lightocr_ingest.records import PageLayout, PageWords, Region
 
 REAL = Path(__file__).resolve().parent / "real_documents"
@@ -179,7 +180,7 @@ def test_an_overlay_draws_each_region_around_its_chunks_ink(tmp_path):
     chunk = max(chunks, key=lambda c: len(c.text))
     (region,) = [r for r in chunk.regions if r.page == 2][:1]
     plain = np.asarray(page_with_boxes(REAL / "paper-two-column-1.pdf", 2, []).convert("RGB")).astype(int)
-    drawn = np.asarray(page_with_boxes(REAL / "paper-two-column-1.pdf", 2, [Box(region.bbox, "blue")]).convert("RGB"))
+    drawn = np.asarray(page_with_boxes(REAL / "paper-two-column-1.pdf", 2, [Outline(region.bbox, "blue")]).convert("RGB"))
     scale = plain.shape[1] / page.page_width
     x0, y0, x1, y1 = (int(round(v * scale)) for v in region.bbox)
     edge = drawn[y0, x0 + 5:x1 - 5]

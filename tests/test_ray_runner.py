@@ -10,7 +10,7 @@ import pytest
 
 from lightocr_ingest.cli import main
 from lightocr_ingest.pipeline import Ingestor, make_reader, parse_config
-from lightocr_ingest.pipeline.cli import _apply_flags
+from lightocr_ingest.cli.options import apply_flags as _apply_flags
 from lightocr_ingest.testing import FAULT_KINDS, FakeVLLMServer, FaultPlan
 
 from .documents import one_column_pdf, two_column_pdf

@@ -10,13 +10,9 @@ from .render import (
     iter_file_pages,
     to_rgb,
 )
-from .overlay import Box, boxes_of_chunk, page_with_boxes
 from .selection import parse_page_selection
 
 __all__ = [
-    "Box",
-    "boxes_of_chunk",
-    "page_with_boxes",
     "DocumentSource",
     "iter_file_pages",
     "parse_page_selection",

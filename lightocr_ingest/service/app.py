@@ -431,7 +431,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @v1.post("/query", tags=["search"], summary="The chunks that best answer a question")
     async def query(body: QueryRequest):
-        from ..pipeline.query import build_retriever, to_hit
+        from ..retrieval.query import build_retriever, to_hit
 
         config = service.config_for(body.collection)
 

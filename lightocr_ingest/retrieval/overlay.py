@@ -13,30 +13,32 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from .render import DocumentSource, to_rgb
+from ..pages import DocumentSource, to_rgb
 
 VIEW_LONGEST_SIDE = 900  # px: a page that fits a notebook cell and still reads
 
 
 @dataclass(frozen=True)
-class Box:
+class Outline:
+    """A box to draw on a page, with its colour and an optional label (not ``records.Box``, a bare tuple)."""
+
     bbox: Sequence[float]  # x0, y0, x1, y1 in page points, top-left origin
     colour: str = "red"
     label: str = ""
 
 
-def boxes_of_chunk(metadata: dict, page: int | None = None) -> list[Box]:
+def boxes_of_chunk(metadata: dict, page: int | None = None) -> list[Outline]:
     """A chunk's regions (blue) and figures (red, with their reference) on ``page`` (default:
     the chunk's first page)."""
     page = page if page is not None else metadata.get("page")
-    boxes = [Box(tuple(r["bbox"]), "royalblue") for r in metadata.get("regions") or []
+    boxes = [Outline(tuple(r["bbox"]), "royalblue") for r in metadata.get("regions") or []
              if r.get("bbox") and r.get("page", page) == page]
-    boxes += [Box(tuple(f["bbox"]), "red", f.get("ref", "figure")) for f in metadata.get("figures") or []
+    boxes += [Outline(tuple(f["bbox"]), "red", f.get("ref", "figure")) for f in metadata.get("figures") or []
               if f.get("bbox") and f.get("page", page) == page]
     return boxes
 
 
-def page_with_boxes(path: str | os.PathLike, page: int, boxes: Iterable[Box],
+def page_with_boxes(path: str | os.PathLike, page: int, boxes: Iterable[Outline],
                     longest_side: int = VIEW_LONGEST_SIDE, password: str | None = None) -> Image.Image:
     """Render ``page`` of ``path`` (1-based) and draw ``boxes`` on it; returns an RGB image."""
     with DocumentSource(path, password=password, longest_side=longest_side, detect_rotation=False) as source:
