@@ -6,6 +6,17 @@ report them and go on. Their text is one line, so it reads well in a log and a r
 
 from __future__ import annotations
 
+from typing import Literal
+
+InputErrorKind = Literal[
+    "unreadable",  # not found, a folder, no permission: the path, not the content
+    "unsupported",  # a file type the reader does not take
+    "empty",  # 0 bytes
+    "encrypted",  # a PDF with a password, none or a wrong one given
+    "too_large",  # more pixels than are safe to decode (a decompression bomb, a huge page)
+    "corrupt",  # anything else the content gets wrong: truncated, no pages, a page that will not render
+]
+
 
 class LightOCRError(Exception):
     """Base class of the errors this package raises on purpose."""
@@ -14,8 +25,10 @@ class LightOCRError(Exception):
 class InputError(LightOCRError):
     """A file (or one page of it) that cannot be read: corrupt, encrypted, unsupported..."""
 
-    def __init__(self, file: str, cause: str, page: int | None = None, hint: str | None = None):
+    def __init__(self, file: str, cause: str, page: int | None = None, hint: str | None = None,
+                 kind: InputErrorKind = "corrupt"):
         self.file = str(file)
+        self.kind = kind  # what callers tell apart (the service's status codes), never the text
         self.page = page
         self.cause = cause
         self.hint = hint
