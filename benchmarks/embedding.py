@@ -54,7 +54,7 @@ def chunk_texts(limit: int) -> tuple[list[str], list[str]]:
     from lightocr_ingest.ocr.postprocess import text_layer_markdown
     from lightocr_ingest.pages import DocumentSource
     from lightocr_ingest.pipeline import parse_config
-    from lightocr_ingest.pipeline.run import make_parser
+    from lightocr_ingest.pipeline.build import make_parser
 
     pdfs = sorted((REPO / "tests" / "real_documents").glob("*.pdf")) + sorted((REPO / "samples").glob("*.pdf"))
     try:

@@ -146,7 +146,7 @@ def text_layer_cost() -> dict:
 
 
 def as_page(pixels: np.ndarray) -> PageImage:
-    from lightocr_ingest.pages.render import encode_png
+    from lightocr_ingest.pages import encode_png
     from lightocr_ingest.records import SourceFile
 
     height, width = pixels.shape[:2]

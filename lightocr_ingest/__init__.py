@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, ``__getattr__
 # does not need; importing them cost it about 2 core-seconds.
 _LAZY = {"LightOnOCRReader": ".reader", "page_document_id": ".reader", "MarkdownBlockNodeParser": ".chunking"}
 
-__version__ = "0.2.0"
+from ._version import __version__  # noqa: E402,F401  (kept equal to pyproject.toml's version)
 
 __all__ = [
     "ConfigError",

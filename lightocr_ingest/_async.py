@@ -12,6 +12,7 @@ its loop, so its ``finally`` blocks run and work already handed to threads compl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -81,3 +82,33 @@ def iterate_in_thread(make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
             except RuntimeError:
                 pass  # the loop already finished
         thread.join(timeout=_STOP_WAIT_S)
+
+
+async def hand_on(queue_: asyncio.Queue, consumer: asyncio.Task, item) -> None:
+    """Put ``item`` on the queue a task consumes; fail at once if that task has died rather than
+    wait forever for room."""
+    if not queue_.full():
+        queue_.put_nowait(item)
+        return
+    await unless_stopped(queue_.put(item), consumer, "the store stage")
+
+
+async def stop_tasks(*tasks: asyncio.Task) -> None:
+    """Cancel the tasks still running and wait for them to end."""
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def unless_stopped(operation, worker: asyncio.Task, what: str):
+    """Await ``operation`` (a queue's put or get) unless ``worker``, the task at the other end of
+    the queue, stops first: then raise what stopped it, rather than wait forever."""
+    pending = asyncio.ensure_future(operation)
+    await asyncio.wait({pending, worker}, return_when=asyncio.FIRST_COMPLETED)
+    if pending.done():
+        return pending.result()
+    pending.cancel()
+    worker.result()  # raises what stopped it
+    raise RuntimeError(f"{what} ended before the run did")

@@ -9,10 +9,14 @@ pages -> ``PageImage`` (with the text layer's ``PageWords``); ocr -> ``OcrResult
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1; origin at the top-left corner
+# How a page was read: by the model (at once, or "retried" after a bad answer or a transient error),
+# from the PDF's text layer or by the CPU engine when the model gave nothing usable, or not at all.
+OcrStatus = Literal["ok", "retried", "fallback_text_layer", "fallback_cpu", "failed"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,7 +158,7 @@ class OcrResult:
     output_tokens: int | None = None
     latency_s: float = 0.0
     attempts: int = 1  # requests sent to the OCR server for this page, retries included
-    status: str = "ok"  # ok | retried | fallback_text_layer | fallback_cpu | failed
+    status: OcrStatus = "ok"
     error: str | None = None  # why the model's answer was not used (fallbacks, failures)
     warning: str | None = None  # kept but imperfect, e.g. "repetition loop trimmed"
     cached: bool = False  # read from the OCR cache: no request was sent this time
@@ -184,7 +188,7 @@ class OcrRun:
     """How a page was read this time: facts of the run, not of the page, so they stay out of the
     Document's metadata and hash (a retried or cached page is the same page)."""
 
-    status: str = "ok"  # as OcrResult.status: "retried" is told here; the page's metadata says "ok"
+    status: OcrStatus = "ok"  # "retried" is told here; the page's metadata says "ok"
     attempts: int = 1
     latency_s: float = 0.0
     cached: bool = False

@@ -160,7 +160,7 @@ def test_a_weak_line_is_read_again_and_an_upside_down_line_comes_out_right(handb
     from PIL import Image
 
     from lightocr_ingest.ocr.cpu import recognise_lines
-    from lightocr_ingest.pages.render import encode_png
+    from lightocr_ingest.pages import encode_png
 
     pixels = np.asarray(Image.open(io.BytesIO(handbook_page_5.png))).copy()
     band = pixels[362:391, 53:1035]
@@ -182,7 +182,7 @@ def test_a_skewed_scan_is_straightened_for_the_cpu_engine(handbook_page_5):
 
     from lightocr_ingest.ocr.cpu import ocr_page_sync, read_lines
     from lightocr_ingest.ocr.skew import estimate_skew
-    from lightocr_ingest.pages.render import encode_png
+    from lightocr_ingest.pages import encode_png
 
     image = Image.open(io.BytesIO(handbook_page_5.png))
     tilted = np.asarray(image.rotate(3, resample=Image.BICUBIC, expand=True, fillcolor=255))

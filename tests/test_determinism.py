@@ -24,7 +24,8 @@ from lightocr_ingest.records import OcrRun
 from lightocr_ingest.documents import PageDocument
 from lightocr_ingest.pipeline import Ingestor, build_pipeline, make_reader, parse_config
 from lightocr_ingest.pipeline import storing
-from lightocr_ingest.pipeline.report import FileReport, PageReport
+from lightocr_ingest.pipeline.report import FileReport, PageReport, RunReport
+from lightocr_ingest.pipeline.progress import RunProgress
 from lightocr_ingest.pipeline.storing import FileEnd, FileStart, StoreStage
 from lightocr_ingest.chunking import MarkdownBlockNodeParser
 from lightocr_ingest.store import make_vector_store, stored_versions
@@ -60,6 +61,7 @@ class StubIngestor:
         self.parser = MarkdownBlockNodeParser(chunk_size=48)
         self.embed_model = HashEmbedding()
         self.fingerprint = "f"
+        self.config = parse_config({"ocr": {"max_failed_share": 1.0}})
 
 
 WORDS = st.sampled_from("river coast delta station sample survey report water flow bank".split())
@@ -93,7 +95,7 @@ def run_stage(files: dict[str, list[str]], batch: int, seed: int, monkeypatch) -
 
     async def main():
         spool: asyncio.Queue = asyncio.Queue()
-        stage = StoreStage(ingestor, reports, {}, set(), None, 1.0)
+        stage = StoreStage(ingestor, RunProgress(RunReport("c"), by_path=reports))
         task = asyncio.create_task(stage.run(spool))
         for path, markdowns in files.items():
             await spool.put(FileStart(path))
@@ -278,7 +280,8 @@ def test_a_run_with_failed_pages_replaces_only_what_it_read_again():
             # What the run's plan hands the store stage: the points stored for this version before.
             version = stored_versions(ingestor.client, ingestor.collection, ["/docs/a.pdf"], ingestor.fingerprint)
             already = {"/docs/a.pdf": version["/docs/a.pdf"].points} if version else {}
-            task = asyncio.create_task(StoreStage(ingestor, {"/docs/a.pdf": report}, already, set(), None, 1.0).run(spool))
+            progress = RunProgress(RunReport("c"), by_path={"/docs/a.pdf": report}, already=already)
+            task = asyncio.create_task(StoreStage(ingestor, progress).run(spool))
             await spool.put(FileStart("/docs/a.pdf"))
             for document in page_documents("/docs/a.pdf", pages):
                 page = document.metadata["page"]

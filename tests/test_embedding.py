@@ -31,7 +31,7 @@ def chunk_texts() -> list[str]:
 
     from lightocr_ingest.ocr.postprocess import text_layer_markdown
     from lightocr_ingest.pages import DocumentSource
-    from lightocr_ingest.pipeline.run import make_parser
+    from lightocr_ingest.pipeline.build import make_parser
 
     parser = make_parser(parse_config({}))
     texts = []

@@ -3,7 +3,6 @@ coordinates of the page as stored; upright, blank and doubtful pages are left as
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 
@@ -132,7 +131,7 @@ def test_a_pdf_with_one_upside_down_page_is_read_page_by_page(tmp_path):
     assert found == pytest.approx(mirrored, abs=6.0)  # points: line boxes are a little looser than word boxes
 
     # The overlay draws on the page as stored: the box lies on the upside-down text's ink.
-    from lightocr_ingest.retrieval import Outline, page_with_boxes
+    from lightocr_ingest.retrieval import page_with_boxes
 
     drawn = np.asarray(page_with_boxes(path, 2, []).convert("L"))
     scale = drawn.shape[1] / width
@@ -272,7 +271,7 @@ def test_born_digital_pages_are_turned_by_their_text_layer(tmp_path, monkeypatch
     document.close()
     asked = []
     real_classify = orientation.classify
-    monkeypatch.setattr("lightocr_ingest.pages.render.classify", lambda pixels: asked.append(1) or real_classify(pixels))
+    monkeypatch.setattr("lightocr_ingest.pages.source.classify", lambda pixels: asked.append(1) or real_classify(pixels))
     with DocumentSource(path) as source:
         page = source.render_page(1)
     assert asked == []  # the text layer told: no classifier
@@ -424,7 +423,7 @@ def test_a_failing_classifier_costs_the_turn_not_the_page(tmp_path, text_page, m
     def broken(pixels):
         raise RuntimeError("onnxruntime: bad allocation")
 
-    monkeypatch.setattr("lightocr_ingest.pages.render.classify", broken)
+    monkeypatch.setattr("lightocr_ingest.pages.source.classify", broken)
     path = tmp_path / "lying.png"
     lying(text_page, 180).save(path)
     with DocumentSource(path) as source:

@@ -9,13 +9,14 @@ import pytest
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 import numpy as np
+import pyspng
 from isal import isal_zlib
 from PIL import Image, ImageOps
 
 from lightocr_ingest.errors import InputError
 from lightocr_ingest.pages import LONGEST_SIDE, DocumentSource, iter_file_pages, parse_page_selection
-from lightocr_ingest.pages import render
-from lightocr_ingest.pages.render import encode_png, to_rgb
+from lightocr_ingest.pages import encode_png, to_rgb
+from lightocr_ingest.pages.pixels import GREY_SAMPLE_ROWS, downscale, grey_if_possible
 
 from .documents import encrypted_pdf, one_column_pdf
 
@@ -165,7 +166,7 @@ def test_png_encoding_is_lossless(width, height, mode, seed, deflater):
     pixels = np.random.default_rng(seed).integers(0, 256, (height, width) + ((3,) if mode == "RGB" else ()),
                                                   dtype=np.uint8)
     image = Image.fromarray(pixels, mode=mode)
-    with mock.patch.object(render, "_deflate", zlib.compress if deflater == "zlib" else isal_zlib.compress):
+    with mock.patch("lightocr_ingest.pages.png._deflate", zlib.compress if deflater == "zlib" else isal_zlib.compress):
         decoded = Image.open(io.BytesIO(encode_png(image)))
     assert decoded.format == "PNG" and decoded.mode == mode
     assert np.array_equal(np.asarray(decoded), pixels)
@@ -278,7 +279,7 @@ def textured(mode: str, size: tuple[int, int], seed: int = 0) -> Image.Image:
 
 
 def pillow_only(path):
-    with mock.patch.object(render, "_decode_plain", return_value=None):
+    with mock.patch("lightocr_ingest.pages.source._decode_plain", return_value=None):
         return next(iter_file_pages(path))
 
 
@@ -306,10 +307,10 @@ def test_plain_png_scans_are_decoded_by_libspng_to_opencvs_pixels(tmp_path, mode
     """libspng decodes plain PNGs (faster; a dependency); where it is missing OpenCV does. Same pages."""
     path = tmp_path / "scan.png"
     textured(mode, (1654, 2339)).save(path, dpi=(200, 200))
-    with mock.patch.object(render._spng, "load", wraps=render._spng.load) as spng_load:
+    with mock.patch.object(pyspng, "load", wraps=pyspng.load) as spng_load:
         fast = next(iter_file_pages(path))
     assert spng_load.call_count == 1
-    with mock.patch.object(render, "_spng", None):
+    with mock.patch("lightocr_ingest.pages.decode._spng", None):
         reference = next(iter_file_pages(path))
     assert fast.pixels_sha256 == reference.pixels_sha256
     assert np.array_equal(np.asarray(decode(fast)), np.asarray(decode(reference)))
@@ -323,7 +324,7 @@ def test_a_corrupt_png_falls_back_to_pillows_explanation(tmp_path):
     buffer = io.BytesIO()
     textured("L", (800, 1000)).save(buffer, format="PNG")
     path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-    with mock.patch.object(render._spng, "load", wraps=render._spng.load) as spng_load:
+    with mock.patch.object(pyspng, "load", wraps=pyspng.load) as spng_load:
         page = next(iter_file_pages(path))
     assert spng_load.call_count == 1
     assert isinstance(page, InputError) and page.page == 1 and "truncated" in str(page)
@@ -353,7 +354,7 @@ def test_a_page_is_grey_exactly_when_every_pixel_is(width, height, seed, tint):
     rng = np.random.default_rng(seed)
     grey = rng.integers(0, 256, (height, width), dtype=np.uint8)
     rgb = np.repeat(grey[..., None], 3, axis=2)
-    sampled = list(range(0, height, render.GREY_SAMPLE_ROWS))
+    sampled = list(range(0, height, GREY_SAMPLE_ROWS))
     others = [row for row in range(height) if row not in sampled]
     assume(tint != "tint in another row" or others)
     if tint != "grey":  # one channel of one pixel off by one
@@ -361,7 +362,7 @@ def test_a_page_is_grey_exactly_when_every_pixel_is(width, height, seed, tint):
         y, x, channel = rows[rng.integers(len(rows))], rng.integers(width), rng.integers(3)
         rgb[y, x, channel] = rgb[y, x, channel] + 1 if rgb[y, x, channel] < 255 else 254
     event(tint)
-    result = render.grey_if_possible(rgb)
+    result = grey_if_possible(rgb)
     if tint != "grey":
         assert result is rgb
     else:
@@ -408,7 +409,7 @@ def test_a_shrunk_page_is_as_close_to_a_render_at_that_size_as_area_averaging(so
         finally:
             pdf.close()
         size = reference.shape[1], reference.shape[0]
-        shrunk = render.downscale(source, size)
+        shrunk = downscale(source, size)
         exact = cv2.resize(source, size, interpolation=cv2.INTER_AREA)
         assert shrunk.shape == reference.shape
         assert rms(shrunk, reference) <= rms(exact, reference) + 0.3
@@ -422,11 +423,11 @@ def test_the_grey_check_takes_arrays_in_any_memory_order():
     grey = rng.integers(0, 256, (40, 60), dtype=np.uint8)
     rgb = np.repeat(grey[..., None], 3, axis=2)
     sideways = rgb.transpose(1, 0, 2)  # a view, not C-contiguous
-    assert np.array_equal(render.grey_if_possible(sideways), grey.T)
-    assert np.array_equal(render.grey_if_possible(np.ascontiguousarray(sideways)), grey.T)
+    assert np.array_equal(grey_if_possible(sideways), grey.T)
+    assert np.array_equal(grey_if_possible(np.ascontiguousarray(sideways)), grey.T)
     tinted = np.ascontiguousarray(sideways)
     tinted[5, 7, 1] ^= 1
-    assert render.grey_if_possible(tinted) is tinted
+    assert grey_if_possible(tinted) is tinted
 
 
 def test_a_document_closed_twice_is_closed_once(tmp_path):

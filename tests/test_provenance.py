@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from lightocr_ingest.chunking import PageText, chunk_pages, region_quality
-from lightocr_ingest.chunking.regions import align, markdown_tokens
+from lightocr_ingest.pages.alignment import align, markdown_tokens
 from lightocr_ingest.ocr.cpu import recognise_lines
 from lightocr_ingest.ocr.layout import lines_to_paragraphs, paragraphs_to_markdown
 from lightocr_ingest.ocr.postprocess import text_layer_markdown
@@ -305,7 +305,7 @@ def test_locate_also_places_a_scan_whose_text_layer_does_not_match():
     matches, or that the CPU engine read, is not."""
     from dataclasses import replace
 
-    from lightocr_ingest.reader import needs_locating
+    from lightocr_ingest.reader.locate import needs_locating
     from lightocr_ingest.records import OcrResult, TextBox
 
     page = rendered("paper-two-column-1.pdf", 2)

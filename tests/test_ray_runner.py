@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from lightocr_ingest.cli import main
-from lightocr_ingest.pipeline import Ingestor, make_reader, parse_config
+from lightocr_ingest.pipeline import Ingestor, parse_config
 from lightocr_ingest.cli.options import apply_flags as _apply_flags
 from lightocr_ingest.testing import FAULT_KINDS, FakeVLLMServer, FaultPlan
 
@@ -18,9 +18,9 @@ from .documents import one_column_pdf, two_column_pdf
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'lightocr-ingest[ray]' to test --runner ray")
 pytest.importorskip("ray.data", reason="ray[data] is not installed: pip install 'lightocr-ingest[ray]'")
 
-from lightocr_ingest.pipeline.ray_workers import RENDER_PAGES_PER_ROW, render_files  # noqa: E402
-from lightocr_ingest.pipeline import ray_runner  # noqa: E402
-from lightocr_ingest.pipeline.ray_runner import RayIngestor, _render_settings  # noqa: E402
+from lightocr_ingest.pipeline.ray_runner import RayIngestor  # noqa: E402
+from lightocr_ingest.pipeline.ray_runner import dataset  # noqa: E402
+from lightocr_ingest.pipeline.ray_runner.workers import RENDER_PAGES_PER_ROW, FileToRead, render_files  # noqa: E402
 
 LONG_PAGES = RENDER_PAGES_PER_ROW * 2 + 3  # a file that reaches the OCR actor in three rows
 PAGES = 3 + 1 + 2 + LONG_PAGES  # in the files fixture
@@ -59,23 +59,23 @@ def config(tmp_path, url, name, **ocr):
                          "qdrant": {"path": str(tmp_path / name / "qdrant"), "collection": "test"}})
 
 
-def rendered(batch, cfg) -> list:
-    """The rows a render task makes of ``batch`` (files, a row each), rendered at 1,540 px."""
-    return list(render_files(batch.to_dict("records"), _render_settings(make_reader(cfg), 1540)))
+def rendered(files: list[FileToRead], cfg) -> list:
+    """The rows a render task makes of ``files``, rendered at 1,540 px."""
+    return list(render_files(files, cfg, 1540))
 
 
 def test_a_render_worker_imports_only_what_rendering_needs(tmp_path):
     """Render tasks run in every worker process of a cluster: the function the dataset maps for
     rendering, imported from its module and run on a task's files, must not pull in LlamaIndex,
-    Qdrant, the OpenAI client or torch (about 2 core-seconds a process)."""
-    from lightocr_ingest.pipeline.ray_runner import _task_groups
-
+    Qdrant, the OpenAI client or torch (about 2 core-seconds a process). It loads the run's
+    config the normal way (``pipeline.config``, which imports nothing heavy)."""
     pdf = one_column_pdf(tmp_path / "a.pdf", pages=2)
-    group = _task_groups([{"read": str(pdf), "known_as": str(pdf), "sha256": "", "already": [], "pages": 2}])[0]
-    assert ray_runner.render_group.__module__ == "lightocr_ingest.pipeline.ray_workers"  # what the dataset maps
+    group = dataset.task_groups([FileToRead(str(pdf), str(pdf), "", {}, 2)])[0]
+    assert dataset.render_group.__module__ == "lightocr_ingest.pipeline.ray_runner.workers"  # what the dataset maps
     code = ("import pickle, sys\n"
-            "from lightocr_ingest.pipeline.ray_workers import RenderSettings, render_group\n"
-            f"rows = list(render_group({{'files': [{pickle.dumps(group)!r}]}}, RenderSettings(1540)))\n"
+            "from lightocr_ingest.pipeline.ray_runner.workers import render_group\n"
+            "from lightocr_ingest.pipeline.config import parse_config\n"
+            f"rows = list(render_group({{'files': [{pickle.dumps(group)!r}]}}, parse_config({{}}), 1540))\n"
             "from lightocr_ingest.records import PageImage\n"
             "print(sum(isinstance(page, PageImage) for row in rows for page in pickle.loads(row['items'][0])), "
             "sorted({m.split('.')[0] for m in sys.modules} & {'llama_index', 'qdrant_client', 'openai', 'torch'}))")
@@ -271,19 +271,19 @@ def test_a_files_pages_read_in_several_calls_come_back_once_as_the_whole_file_in
 
     import pandas as pd
 
-    from lightocr_ingest.pipeline.ray_runner import _OcrPages
+    from lightocr_ingest.pipeline.ray_runner.ocr_actor import OcrPages
 
     with FakeVLLMServer() as server:
         cfg = config(tmp_path, server.url, "unit")
-        batch = pd.DataFrame({"read": [str(files / "long.pdf"), str(files / "report.pdf"), str(tmp_path / "gone.pdf")],
-                              "known_as": ["long.pdf", "report.pdf", "gone.pdf"], "sha256": ["", "", ""],
-                              "already": ["", "", ""]})
-        rows = [row for i in range(3) for row in rendered(batch.iloc[i:i + 1], cfg)]
+        to_read = [FileToRead(str(files / "long.pdf"), "long.pdf", "", {}, LONG_PAGES),
+                   FileToRead(str(files / "report.pdf"), "report.pdf", "", {}, 3),
+                   FileToRead(str(tmp_path / "gone.pdf"), "gone.pdf", "", {}, 1)]
+        rows = rendered(to_read, cfg)
         assert [(r["known_as"][0], r["first"][0], r["total"][0]) for r in rows] == [
             ("long.pdf", 0, -1), ("long.pdf", 8, -1), ("long.pdf", 16, LONG_PAGES), ("report.pdf", 0, 3),
             ("gone.pdf", 0, 0)]
         assert "gone.pdf" in rows[-1]["error"][0] and "/" not in rows[-1]["error"][0].split(":")[0]
-        actor = _OcrPages(cfg)
+        actor = OcrPages(cfg)
         try:  # one after the other, the last row before the middle one: the file is not handed on short
             assert len(actor(rows[0])) == 0 and len(actor(rows[2])) == 0
             whole = actor(rows[1])
@@ -291,7 +291,7 @@ def test_a_files_pages_read_in_several_calls_come_back_once_as_the_whole_file_in
             actor.close()
         assert list(whole["known_as"]) == ["long.pdf"]
         assert [d.metadata["page"] for d in pickle.loads(whole["pages"].iloc[0])] == list(range(1, LONG_PAGES + 1))
-        actor = _OcrPages(cfg)
+        actor = OcrPages(cfg)
         order = [rows[2], rows[4], rows[0], rows[3], rows[1]]  # the long file's last row first
         try:
             with concurrent.futures.ThreadPoolExecutor(len(order)) as pool:
@@ -318,7 +318,7 @@ def test_a_draining_stream_and_the_next_one_hand_each_page_to_its_own_file(files
 
     import pandas as pd
 
-    from lightocr_ingest.pipeline.ray_runner import OCR_IDLE_S, _OcrPages
+    from lightocr_ingest.pipeline.ray_runner.ocr_actor import OcrPages
 
     # The first stream's pages are held in flight (answered only when the test says), so the second
     # stream's answers come back first whatever the machine's speed: events, not latencies racing.
@@ -326,11 +326,9 @@ def test_a_draining_stream_and_the_next_one_hand_each_page_to_its_own_file(files
         second_stream_started = threading.Event()
         server.hold = lambda request: not second_stream_started.is_set()
         cfg = config(tmp_path, server.url, "drain", request_timeout_s=120.0)
-        batch = pd.DataFrame({"read": [str(files / "long.pdf"), str(files / "report.pdf")],
-                              "known_as": ["long.pdf", "report.pdf"], "sha256": ["", ""], "already": ["", ""]})
-        long_rows = pd.concat(list(rendered(batch.iloc[:1], cfg)))
-        report_rows = pd.concat(list(rendered(batch.iloc[1:], cfg)))
-        actor = _OcrPages(cfg)
+        long_rows = pd.concat(rendered([FileToRead(str(files / "long.pdf"), "long.pdf", "", {}, LONG_PAGES)], cfg))
+        report_rows = pd.concat(rendered([FileToRead(str(files / "report.pdf"), "report.pdf", "", {}, 3)], cfg))
+        actor = OcrPages(cfg)
         try:
             with concurrent.futures.ThreadPoolExecutor(2) as pool:
                 slow = pool.submit(actor, long_rows)  # every page held by the server
@@ -338,7 +336,9 @@ def test_a_draining_stream_and_the_next_one_hand_each_page_to_its_own_file(files
                 while len(server.requests) < LONG_PAGES:
                     assert time.monotonic() < give_up and not slow.done(), "the first stream never sent its pages"
                     time.sleep(0.01)
-                time.sleep(OCR_IDLE_S + 0.4)  # no page for OCR_IDLE_S: its stream stops taking pages, drains
+                while actor._accepting:  # no page for OCR_IDLE_S: its stream stops taking pages, and drains
+                    assert time.monotonic() < give_up, "the first stream never stopped taking pages"
+                    time.sleep(0.01)
                 second_stream_started.set()
                 fast = pool.submit(actor, report_rows)  # a new stream, answered at once
                 fast_output = fast.result(timeout=120)
@@ -408,34 +408,32 @@ def test_the_ray_runner_joins_a_two_node_cluster_by_address(files, tmp_path):
 
 def test_the_ocr_actor_takes_calls_for_every_url_of_a_comma_separated_list():
     """Its concurrent calls cover twice the window of every server, however the URLs are given."""
-    from lightocr_ingest.pipeline.ray_runner import _ocr_calls
-
-    one = _ocr_calls(parse_config({"ocr": {"url": "http://a:8000/v1", "max_in_flight": 64}}))
-    two = _ocr_calls(parse_config({"ocr": {"url": "http://a:8000/v1,http://b:8000/v1", "max_in_flight": 64}}))
-    listed = _ocr_calls(parse_config({"ocr": {"url": ["http://a:8000/v1", "http://b:8000/v1"], "max_in_flight": 64}}))
+    ocr_calls = dataset.ocr_calls
+    one = ocr_calls(parse_config({"ocr": {"url": "http://a:8000/v1", "max_in_flight": 64}}))
+    two = ocr_calls(parse_config({"ocr": {"url": "http://a:8000/v1,http://b:8000/v1", "max_in_flight": 64}}))
+    listed = ocr_calls(parse_config({"ocr": {"url": ["http://a:8000/v1", "http://b:8000/v1"], "max_in_flight": 64}}))
     assert two == listed == 2 * one >= 2 * 2 * 64
 
 
 def test_render_tasks_take_whole_files_of_about_sixteen_pages_in_order():
     """Single-page scans go sixteen to a task, a long PDF is a task of its own, and every file
     is in exactly one task, in the planned order (tasks that start take ~ms: few, busy ones)."""
-    from lightocr_ingest.pipeline.ray_runner import RENDER_PAGES_PER_TASK, _pages_per_task, _task_groups
+    from lightocr_ingest.pipeline.ray_runner.dataset import RENDER_PAGES_PER_TASK, pages_per_task, task_groups
 
-    def file(name, pages):
-        return {"read": f"/data/{name}", "known_as": name, "sha256": "", "already": [], "pages": pages}
+    def file(name, pages, already=None):
+        return FileToRead(f"/data/{name}", name, "", already or {}, pages)
 
     to_read = [file(f"scan-{i}.png", 1) for i in range(20)] + [file("report.pdf", 60), file("memo.pdf", 3),
                                                                 file("letter.pdf", 2)]
-    groups = _task_groups(to_read)
+    groups = task_groups(to_read)
     assert [len(group) for group in groups] == [RENDER_PAGES_PER_TASK, 4, 1, 2]
     # A cluster with more render slots than that gives tasks gets smaller ones, down to a page.
-    assert _pages_per_task(85, slots=4) == RENDER_PAGES_PER_TASK and _pages_per_task(1000, slots=128) == 8
-    assert _pages_per_task(3, slots=4) == 1 and [len(g) for g in _task_groups(to_read[:3], 1)] == [1, 1, 1]
-    assert [f["known_as"] for group in groups for f in group] == [f["known_as"] for f in to_read]
-    assert "pages" not in groups[0][0]  # what a render task needs, and no more
-    resumed = _task_groups([{**file("half.pdf", 4), "already": ["id-1", "id-2"]}])
-    assert resumed[0][0]["already"] == "id-1\nid-2"  # the ids a resumed file keeps, a line each
-    assert _task_groups([]) == []
+    assert pages_per_task(85, slots=4) == RENDER_PAGES_PER_TASK and pages_per_task(1000, slots=128) == 8
+    assert pages_per_task(3, slots=4) == 1 and [len(g) for g in task_groups(to_read[:3], 1)] == [1, 1, 1]
+    assert [f.known_as for group in groups for f in group] == [f.known_as for f in to_read]
+    resumed = task_groups([file("half.pdf", 4, already={"id-1": {1}, "id-2": {2, 3}})])
+    assert resumed[0][0].already == {"id-1": {1}, "id-2": {2, 3}}  # what a resumed file keeps, as planned
+    assert task_groups([]) == []
 
 
 def test_the_chunking_and_embedding_actors_load_in_the_background_and_their_first_call_fails_if_loading_did(tmp_path):
@@ -445,21 +443,21 @@ def test_the_chunking_and_embedding_actors_load_in_the_background_and_their_firs
 
     import pandas as pd
 
-    from lightocr_ingest.pipeline.ray_workers import ChunkFiles, EmbedChunks
+    from lightocr_ingest.pipeline.ray_runner.workers import ChunkFiles, EmbedChunks
 
     missing = str(tmp_path / "no-such-model")
     cfg = parse_config({"embedding": {"model": missing}, "chunking": {"tokenizer": "embedding"}})
-    chunker = ChunkFiles(pickle.dumps(cfg))  # no error yet
+    chunker = ChunkFiles(cfg)  # no error yet
     with pytest.raises(Exception, match="no-such-model"):
         chunker(pd.DataFrame({"pages": [pickle.dumps([])]}))
-    embedder = EmbedChunks(pickle.dumps(cfg))  # (one at a time: in Ray each is its own process)
+    embedder = EmbedChunks(cfg)  # (one at a time: in Ray each is its own process)
     with pytest.raises(Exception, match="no-such-model"):
-        embedder(pd.DataFrame({"nodes": [pickle.dumps([])], "already": [""]}))
+        embedder(pd.DataFrame({"nodes": [pickle.dumps([])], "already": [pickle.dumps({})]}))
     # and with the models there, both work
-    good = pickle.dumps(parse_config({}))
+    good = parse_config({})
     chunked = ChunkFiles(good)(pd.DataFrame({"pages": [pickle.dumps([])]}))
     assert pickle.loads(chunked["nodes"].iloc[0]) == []
-    embedded = EmbedChunks(good)(pd.DataFrame({"nodes": [pickle.dumps([])], "already": [""]}))
+    embedded = EmbedChunks(good)(pd.DataFrame({"nodes": [pickle.dumps([])], "already": [pickle.dumps({})]}))
     assert pickle.loads(embedded["nodes"].iloc[0]) == []
 
 
@@ -472,7 +470,7 @@ def test_models_load_at_the_lowest_priority_and_embedding_runs_at_the_normal_one
     import os
     import threading
 
-    from lightocr_ingest.pipeline import ray_workers
+    from lightocr_ingest.pipeline.ray_runner import workers as ray_workers
 
     seen = ray_workers._Loading(lambda: (os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
                                          os.sched_getscheduler(threading.get_native_id()))).result()
@@ -482,7 +480,8 @@ def test_models_load_at_the_lowest_priority_and_embedding_runs_at_the_normal_one
 import os, pickle
 import pandas as pd
 from llama_index.core.schema import TextNode
-from lightocr_ingest.pipeline import parse_config, ray_workers
+from lightocr_ingest.pipeline import parse_config
+from lightocr_ingest.pipeline.ray_runner import workers as ray_workers
 
 def threads():  # thread id -> ((nice, scheduling policy), CPU ticks)
     out = {}
@@ -494,14 +493,14 @@ def threads():  # thread id -> ((nice, scheduling policy), CPU ticks)
         out[tid] = ((int(fields[16]), int(fields[38])), int(fields[11]) + int(fields[12]))
     return out
 
-config = pickle.dumps(parse_config({}))
+config = parse_config({})
 chunker = ray_workers.ChunkFiles(config)
 parser = chunker._parser.result()  # one after the other: two imports of transformers at once can fail
 embedder = ray_workers.EmbedChunks(config)
 embedder._model.result()
 before = threads()
 nodes = [TextNode(text="The quarterly report shows revenue growth. " * 40, id_=str(i)) for i in range(96)]
-embedder(pd.DataFrame({"nodes": [pickle.dumps(nodes)], "already": [""]}))
+embedder(pd.DataFrame({"nodes": [pickle.dumps(nodes)], "already": [pickle.dumps({})]}))
 for _ in range(200):
     parser.count_tokens("Sediment survey of the river basin, station by station. " * 20)
 after = threads()
@@ -516,7 +515,7 @@ print(worked)
 
 def test_actors_the_cluster_cannot_start_give_an_error_that_names_them():
     from lightocr_ingest.errors import ConfigError
-    from lightocr_ingest.pipeline.ray_runner import _next_row
+    from lightocr_ingest.pipeline.ray_runner.driver import _next_row
 
     def rows():
         raise ray.exceptions.GetTimeoutError("Timed out while starting actors. This may mean that the cluster "
@@ -527,10 +526,13 @@ def test_actors_the_cluster_cannot_start_give_an_error_that_names_them():
         _next_row(rows(), "OCR: 1 x 0.2 CPU; chunking: 1 x 0.25 CPU; embedding: 1 x 1 GPU")
 
 
-def test_render_tasks_get_the_readers_page_settings(tmp_path):
-    cfg = parse_config({"input": {"pages": "1-3", "password": "s3cret"}, "chunking": {"regions": "off"},
-                        "ocr": {"detect_rotation": False}})
-    settings = _render_settings(make_reader(cfg), 1540)
-    assert (settings.longest_side, settings.password, settings.pages, settings.text_words,
-            settings.detect_rotation) == (1540, "s3cret", "1-3", False, False)
-    assert "s3cret" not in repr(settings)
+def test_render_tasks_render_with_the_configs_page_settings(tmp_path):
+    """A render task takes the run's config itself: its page selection, regions off (no text-layer
+    words kept) and the driver's page size."""
+    pdf = one_column_pdf(tmp_path / "a.pdf", pages=4)
+    cfg = parse_config({"input": {"pages": "2-3"}, "chunking": {"regions": "off"}, "ocr": {"detect_rotation": False}})
+    rows = list(render_files([FileToRead(str(pdf), "a.pdf", "", {}, 2)], cfg, 800))
+    pages = [page for row in rows for page in pickle.loads(row["items"][0])]
+    assert [page.page for page in pages] == [2, 3]
+    assert all(page.text_words is None and max(page.image_width, page.image_height) == 800 for page in pages)
+    assert {page.source.path for page in pages} == {"a.pdf"}  # known by the planned name

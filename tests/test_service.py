@@ -135,6 +135,19 @@ def test_bad_uploads_get_a_clear_error_never_a_500(client, name, content, status
     assert error["code"] == code and name in error["message"]
 
 
+@pytest.mark.parametrize("kind,status,code", [
+    ("unsupported", 415, "unsupported_type"), ("empty", 400, "empty_file"), ("encrypted", 422, "encrypted"),
+    ("corrupt", 422, "corrupt_file"), ("too_large", 422, "corrupt_file"), ("unreadable", 422, "corrupt_file"),
+])
+def test_a_refused_file_maps_to_its_error_by_kind_never_by_text(kind, status, code):
+    from lightocr_ingest.errors import InputError
+    from lightocr_ingest.service.errors import from_input_error
+
+    error = from_input_error(InputError("/tmp/x/upload.pdf", "words that name no kind", page=2, kind=kind), "a.pdf")
+    assert (error.status, error.code) == (status, code)
+    assert error.message.startswith("a.pdf, page 2: ") and "/tmp" not in error.message and error.suggestion
+
+
 def test_encrypted_and_oversized_and_long_files(client, tmp_path):
     locked = encrypted_pdf(tmp_path / "locked.pdf")
     response = client.post("/v1/ocr", files={"file": ("locked.pdf", locked.read_bytes())})
@@ -213,12 +226,12 @@ def test_missing_file_unknown_job_bad_json_and_unknown_route(client):
 
 def test_a_fault_of_the_service_is_a_500_with_a_request_id_and_the_traceback_only_in_the_log(
         client, tmp_path, monkeypatch, caplog):
-    import lightocr_ingest.service.app as app_module
+    import lightocr_ingest.service.routes.ocr as ocr_routes
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(app_module, "_chunks", broken)
+    monkeypatch.setattr(ocr_routes, "_chunks", broken)
     pdf = one_column_pdf(tmp_path / "a.pdf")
     response = client.post("/v1/ocr", files={"file": ("a.pdf", pdf.read_bytes())}, data={"chunks": "true"},
                            headers={"X-Request-ID": "req-42"})
@@ -291,6 +304,26 @@ def test_health_and_readiness(client, tmp_path):
     with TestClient(create_app(settings(tmp_path / "down", "http://127.0.0.1:9/v1"))) as down:
         response = down.get("/readyz")
         assert response.status_code == 503 and "OCR" in error_of(response)["message"]
+
+
+def test_readiness_asks_the_ocr_server_with_its_api_key(tmp_path, monkeypatch):
+    """/readyz probes vLLM as the OCR client does, with ``ocr.api_key``: a server started with
+    --api-key answers it (and refuses a probe without the key, which /readyz then reports)."""
+    for name in ("LIGHTONOCR_API_KEY", "VLLM_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    with FakeVLLMServer(api_key="vllm-s3cret") as guarded_vllm:
+        keyed = parse_config({"ocr": {"engine": "vllm", "url": guarded_vllm.url, "cache_dir": None,
+                                      "api_key": "vllm-s3cret"},
+                              "qdrant": {"path": str(tmp_path / "keyed"), "collection": "svc"}})
+        with TestClient(create_app(ServiceSettings(config=keyed))) as ready:
+            response = ready.get("/readyz")
+            assert response.status_code == 200, response.text
+            assert response.json() == {"status": "ready", "ocr": f"ok ({guarded_vllm.url})", "qdrant": "ok"}
+        with TestClient(create_app(settings(tmp_path / "keyless", guarded_vllm.url))) as keyless:
+            response = keyless.get("/readyz")
+            assert response.status_code == 503, response.text
+            message = error_of(response)["message"]
+            assert "OCR" in message and "refused the API key" in message and "vllm-s3cret" not in response.text
 
 
 def test_openapi_documents_the_routes_with_examples(client):

@@ -262,7 +262,7 @@ def test_asks_for_the_api_key_retries_when_busy_and_explains_errors(browser, tmp
     try:
         browser.get(server.url + "/")
         # The one OCR slot is taken (as by another user's long request) and nothing may wait: the next is a 429.
-        server.call(service.ocr_slots.acquire())
+        server.call(service.ocr_slots.semaphore.acquire())
         browser.find_element(By.ID, "file-input").send_keys(str(pdf))
 
         key_input = wait_for(browser, EC.visibility_of_element_located((By.ID, "api-key-input")), 30,
@@ -276,7 +276,7 @@ def test_asks_for_the_api_key_retries_when_busy_and_explains_errors(browser, tmp
         notice = wait_for(browser, EC.visibility_of_element_located((By.ID, "notice")), 30,
                           "the busy notice after a 429")
         assert "busy" in notice.text and "trying again" in notice.text, notice.text
-        server.loop.call_soon_threadsafe(service.ocr_slots.release)
+        server.loop.call_soon_threadsafe(service.ocr_slots.semaphore.release)
         wait_for(browser, EC.text_to_be_present_in_element((By.ID, "progress-text"), "1 of 1"), OCR_TIMEOUT_S,
                  "page 1 read once the slot was free")
         assert "Volcanoes of Hawaii" in page_section(browser, 1).find_element(By.CSS_SELECTOR, ".page-html").text

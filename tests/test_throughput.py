@@ -15,7 +15,8 @@ import pytest
 
 from lightocr_ingest import LightOnOCRReader
 from lightocr_ingest.testing import FakeVLLMServer
-from lightocr_ingest.testing.simulated_vllm import Batch, ServiceModel, SimulatedVLLM, markdown_of_length, \
+from lightocr_ingest.testing.fake_markdown import markdown_of_length
+from lightocr_ingest.testing.simulated_vllm import Batch, ServiceModel, SimulatedVLLM, \
     simulate_client
 
 from .documents import one_column_pdf

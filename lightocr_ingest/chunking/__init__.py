@@ -1,11 +1,11 @@
-"""Stage 3 - chunking: page Markdown in, chunks cut along headings, tables and formulas out."""
+"""Stage 4 - chunking: page Markdown in, chunks cut along headings, tables and formulas out."""
 
 from .blocks import Block, parse_blocks
 from .chunker import DEFAULT_MAX_TOKENS, Chunk, ChunkFigure, PageText, chunk_pages
 from .furniture import find_furniture
 from .node_parser import MarkdownBlockNodeParser, chunk_node_id
 from .quality import RegionQuality, region_quality
-from .regions import PageAlignment, align
+from ..pages.alignment import PageAlignment, align
 from .split import Piece, split_block
 from .tokens import estimate_tokens, tokenizer_counter
 

@@ -11,17 +11,18 @@ Rules, in order of precedence:
    furniture is decided over the whole file (``furniture``), so a file is chunked whole and
    gives the same chunks however its pages arrived.
 5. Each chunk keeps the character spans of its text in each page's Markdown, and from them
-   its ``regions``: where that text lies on the page (``regions.align``).
+   its ``regions``: where that text lies on the page (``pages.alignment.align``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..metadata import BboxSource
 from ..records import PageLayout, Region
 from .blocks import Block, parse_blocks
 from .furniture import find_furniture
-from .regions import PageAlignment, align, union
+from ..pages.alignment import PageAlignment, align, union
 from .split import Piece, split_block
 from .tokens import TokenCounter, estimate_tokens, is_additive
 
@@ -54,7 +55,7 @@ class Chunk:
     block_types: tuple[str, ...]
     figures: tuple[ChunkFigure, ...] = ()
     regions: tuple[Region, ...] = ()  # where its text lies, one or more boxes per page
-    bbox_source: str = "none"  # text_layer, ocr_lines, located or none
+    bbox_source: BboxSource = "none"
     oversize: bool = False  # holds one formula or table row longer than the budget by itself
     carried: tuple[str, ...] = ()  # table header text repeated from an earlier chunk
     spans: tuple[tuple[int, int, int], ...] = ()  # (page, start, end) of its text in the pages' Markdown

@@ -19,6 +19,7 @@ from llama_index.core.node_parser import NodeParser
 from llama_index.core.schema import BaseNode, Document, NodeRelationship, ObjectType, RelatedNodeInfo, TextNode
 from pydantic import Field, PrivateAttr
 
+from ..metadata import ChunkMetadata, FigureMetadata, PageMetadata
 from .chunker import DEFAULT_MAX_TOKENS, Chunk, PageText, chunk_pages
 from .tokens import TokenCounter, estimate_tokens, tokenizer_counter
 
@@ -65,7 +66,7 @@ class MarkdownBlockNodeParser(NodeParser):
     def _parse_nodes(self, nodes: Sequence[BaseNode], show_progress: bool = False, **kwargs: Any) -> list[BaseNode]:
         files: dict[str, list[BaseNode]] = {}
         for node in nodes:
-            key = node.metadata.get("file_path") or node.ref_doc_id or node.node_id
+            key = PageMetadata.from_metadata(node.metadata).file_path or node.ref_doc_id or node.node_id
             files.setdefault(key, []).append(node)
         out: list[BaseNode] = []
         for file_nodes in files.values():
@@ -75,8 +76,9 @@ class MarkdownBlockNodeParser(NodeParser):
     def chunk_file(self, page_documents: Sequence[BaseNode]) -> list[TextNode]:
         """All the chunks of one file from all its pages (any order): the one path by which
         both ``ingest`` and an ``IngestionPipeline`` cut a file, so both give the same nodes."""
-        file_nodes = sorted(page_documents, key=lambda n: n.metadata.get("page") or 0)
-        pages = [PageText(page=node.metadata.get("page") or i + 1, markdown=node.get_content(),
+        numbers = {id(node): PageMetadata.from_metadata(node.metadata).page for node in page_documents}
+        file_nodes = sorted(page_documents, key=lambda n: numbers[id(n)] or 0)
+        pages = [PageText(page=numbers[id(node)] or i + 1, markdown=node.get_content(),
                           layout=getattr(node, "layout", None))
                  for i, node in enumerate(file_nodes)]
         by_page = {page.page: node for page, node in zip(pages, file_nodes)}
@@ -91,29 +93,25 @@ class MarkdownBlockNodeParser(NodeParser):
         return nodes
 
     def _to_node(self, chunk: Chunk, source: BaseNode) -> TextNode:
-        metadata = dict(source.metadata)  # the page's keys, then the chunk's own over them
-        metadata.update({
-            "page": chunk.page,
-            "pages": list(chunk.pages),
-            "page_label": source.metadata.get("page_label") or str(chunk.page) if len(chunk.pages) == 1
+        page = PageMetadata.from_metadata(source.metadata)
+        facts = ChunkMetadata(
+            page=chunk.page, pages=tuple(chunk.pages),
+            page_label=page.page_label or str(chunk.page) if len(chunk.pages) == 1
             else ",".join(str(p) for p in chunk.pages),
-            "header_path": " > ".join(chunk.header_path),
-            "block_types": list(chunk.block_types),
-            "regions": [region.to_payload() for region in chunk.regions],
-            "bbox": [round(v, 1) for v in chunk.bbox] if chunk.bbox else None,
-            "bbox_source": chunk.bbox_source,
-            "figures": [{"ref": f.ref, "page": f.page, "bbox": list(f.bbox) if f.bbox else None}
-                        for f in chunk.figures],
-            "chunk_index": chunk.index,
-            "oversize": chunk.oversize,
-        })
+            header_path=" > ".join(chunk.header_path), block_types=tuple(chunk.block_types),
+            regions=tuple(chunk.regions), bbox=chunk.bbox, bbox_source=chunk.bbox_source,
+            figures=tuple(FigureMetadata(f.ref, f.page, tuple(f.bbox) if f.bbox else None) for f in chunk.figures),
+            chunk_index=chunk.index, oversize=chunk.oversize)
+        metadata = dict(source.metadata)  # the page's keys, then the chunk's own over them
+        metadata.update(facts.to_metadata())
         node = TextNode(id_=chunk_node_id(source.node_id, chunk.index, chunk.text), text=chunk.text,
                         metadata=metadata)
         # The page it starts on, named but not copied: a page's metadata is already in the chunk's.
         node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(
             node_id=source.node_id, node_type=ObjectType.DOCUMENT,
-            metadata={k: source.metadata[k] for k in ("file_name", "page") if k in source.metadata})
-        embed = set(EMBED_KEYS) if self.embed_header_path and metadata["header_path"] else {"file_name"}
+            metadata={k: v for k, v in (("file_name", page.file_name), ("page", page.page))
+                      if k in source.metadata})
+        embed = set(EMBED_KEYS) if self.embed_header_path and facts.header_path else {"file_name"}
         node.excluded_embed_metadata_keys = [k for k in metadata if k not in embed]
         node.excluded_llm_metadata_keys = [k for k in metadata if k not in LLM_KEYS]
         return node

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from ..records import PageWords, Region
-from .regions import located_tokens, inside, markdown_tokens
+from ..pages.alignment import inside, located_tokens, markdown_tokens
 
 
 @dataclass(frozen=True)

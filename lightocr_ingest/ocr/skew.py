@@ -29,7 +29,7 @@ MAX_POINTS = 40_000  # ink pixels used: enough for a sharp profile, bounded cost
 
 def _ink_points(grey: np.ndarray) -> np.ndarray | None:
     from ..pages.orientation import page_ink
-    from ..pages.render import downscale
+    from ..pages.pixels import downscale
 
     scale = min(1.0, SKEW_WIDTH / grey.shape[1])
     small = downscale(grey, (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))) \

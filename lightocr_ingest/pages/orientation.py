@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from .pixels import downscale
 
 MODEL_INPUT = 224  # px square: the classifier's input size
 CROP_SHORT_SIDE = 256  # px: the crop view shrinks the page's short side to this, then takes the centre 224
@@ -128,8 +129,6 @@ def _crop_view(pixels: np.ndarray) -> np.ndarray:
     """The centre 224 x 224 of the page scaled to a short side of 256: text large enough to
     read its direction. Cut from the page before shrinking (the square it shows, to the nearest
     page pixel), so that only that part is shrunk: about 55% of an A4 page, and of its cost."""
-    from .render import downscale
-
     height, width = pixels.shape[:2]
     scale = CROP_SHORT_SIDE / min(height, width)
     shown = max(MODEL_INPUT, round(width * scale)), max(MODEL_INPUT, round(height * scale))  # the page so scaled
@@ -141,8 +140,6 @@ def _crop_view(pixels: np.ndarray) -> np.ndarray:
 
 def _whole_view(pixels: np.ndarray) -> np.ndarray:
     """The whole page shrunk to fit 224 px and centred on white: the layout."""
-    from .render import downscale
-
     height, width = pixels.shape[:2]
     scale = MODEL_INPUT / max(height, width)
     whole = downscale(pixels, (max(1, round(width * scale)), max(1, round(height * scale))))

@@ -1,4 +1,4 @@
-"""Stage 6 - pipeline: orchestration of all stages from a YAML config, with a run report."""
+"""Stage 7 - pipeline: orchestration of all stages from a YAML config, with a run report."""
 
 from typing import TYPE_CHECKING
 
@@ -8,10 +8,11 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, ``__getattr__
     from .config import PipelineConfig, json_schema, load_config, parse_config
     from .report import FileReport, PageReport, RunReport
     from .plan import collect_files
-    from .run import Ingestor, build_pipeline, make_parser, make_reader
+    from .build import build_pipeline, make_parser, make_reader
+    from .run import Ingestor
 
-# Imported on first use (PEP 562): a Ray worker process imports ``pipeline.ray_workers`` and must
-# not pay for LlamaIndex and Qdrant that the rest of the pipeline imports.
+# Imported on first use (PEP 562): a Ray worker process imports ``pipeline.ray_runner.workers`` and
+# ``pipeline.config``, and must not pay for LlamaIndex and Qdrant that the rest of the pipeline imports.
 _LAZY = {
     "PipelineConfig": ".config",
     "json_schema": ".config",
@@ -22,9 +23,9 @@ _LAZY = {
     "RunReport": ".report",
     "collect_files": ".plan",
     "Ingestor": ".run",
-    "build_pipeline": ".run",
-    "make_parser": ".run",
-    "make_reader": ".run",
+    "build_pipeline": ".build",
+    "make_parser": ".build",
+    "make_reader": ".build",
 }
 
 __all__ = [

@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cpu_cost import stage_cpu
@@ -25,6 +25,7 @@ from ..errors import InputError
 from ..pages import DocumentSource
 from ..store import files_with_stale_points, stored_versions
 from .config import PipelineConfig
+from .progress import StoredPoints
 from .report import FileReport
 
 STEP_FILES = 64  # files opened and looked up in Qdrant together: one query per step instead of two per
@@ -86,9 +87,10 @@ class PlannedFile:
     (skipped or failed: ``report`` says which and why)."""
 
     report: FileReport
+    read: str = ""  # its path on this machine (the report and the points may know it by another)
     source: DocumentSource | None = None
     page_numbers: list[int] = field(default_factory=list)
-    already: dict[str, set[int]] = field(default_factory=dict)  # point id -> pages, stored by an earlier run
+    already: StoredPoints = field(default_factory=dict)  # stored by an earlier, interrupted run
     stale: bool = False  # it has points of other versions: they are deleted as it starts
 
 
@@ -126,15 +128,13 @@ class Planner:
         for path in paths:
             known_as = self.names.get(path, path)
             report = FileReport(path=known_as)
-            planned.append(PlannedFile(report))
+            planned.append(PlannedFile(report, read=path))
             try:
                 source = DocumentSource(path, password=self.password)
             except InputError as exc:
                 report.status, report.error = "failed", str(exc).replace(path, known_as)
                 continue
-            if known_as != path:  # its pages, chunks and points carry the name it is known by
-                source.path = known_as
-                source.source = replace(source.source, path=known_as, name=Path(known_as).name)
+            source.known_as(known_as)  # its pages, chunks and points carry the name it is known by
             report.sha256 = source.source.sha256
             if report.sha256 in self.first_with:  # a byte-identical copy: its points would be the same points
                 report.status, report.duplicate_of = "skipped", self.first_with[report.sha256]

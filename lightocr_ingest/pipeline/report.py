@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Literal, get_args
 
-PAGE_STATUSES = ("ok", "retried", "fallback_text_layer", "fallback_cpu", "failed")
+from ..records import OcrStatus
+
+PAGE_STATUSES: tuple[OcrStatus, ...] = get_args(OcrStatus)
+FileStatus = Literal["ok", "partial", "failed", "skipped"]
 
 
 @dataclass
 class PageReport:
     page: int
-    status: str  # ok | retried | fallback_text_layer | fallback_cpu | failed
+    status: OcrStatus
     engine: str | None = None
     attempts: int = 1
     latency_s: float = 0.0  # of the request that answered
@@ -29,7 +33,7 @@ class PageReport:
 @dataclass
 class FileReport:
     path: str
-    status: str = "ok"  # ok | partial | failed | skipped
+    status: FileStatus = "ok"  # partial: some pages failed, under ocr.max_failed_share
     sha256: str | None = None
     pages: list[PageReport] = field(default_factory=list)
     chunks: int = 0
@@ -43,7 +47,8 @@ class FileReport:
         return [p.page for p in self.pages if p.status == "failed"]
 
 
-def _sum_counts(counts) -> dict[str, int]:
+def sum_counts(counts) -> dict[str, int]:
+    """Counts by key summed over several dicts (chunks by region source; CPU by stage over Ray's workers)."""
     total: dict[str, int] = {}
     for count in counts:
         for key, n in count.items():
@@ -78,7 +83,7 @@ class RunReport:
             "ocr_requests": sum(p.attempts for p in pages if not p.cached),
             "output_tokens": sum(p.output_tokens or 0 for p in pages if not p.cached),
             "chunks": sum(f.chunks for f in self.files),
-            "chunks_by_bbox_source": _sum_counts(f.regions for f in self.files),
+            "chunks_by_bbox_source": sum_counts(f.regions for f in self.files),
             "points_before": self.points_before,
             "points_after": self.points_after,
             "elapsed_s": round(self.elapsed_s, 2),

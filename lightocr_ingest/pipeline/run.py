@@ -1,11 +1,13 @@
 """Orchestration: files -> pages -> OCR -> chunks -> embeddings -> Qdrant, streaming.
 
-Three parts, each in its own module: ``plan`` decides which files need reading; the page
-stream here runs the reader over them, up to ``max_in_flight`` pages per server being OCR'd,
-and puts each page on a spool; ``storing`` chunks each file whole once its last page is in,
-and embeds and upserts chunks in batches across files in a thread. OCR never waits for
-embedding unless the spool is full (``SPOOL_PAGES``), so a CPU embedder slower than the GPU
-does not idle the GPU, and memory stays bounded.
+The one run loop every runner drives (``Ingestor._arun``). Its parts, each in its own module:
+``plan`` decides which files need reading, as a task that opens files ahead of the reader;
+reading turns the planned files into pages (``_read_files``: here, the reader in this process;
+``ray.RayIngestor``: Ray Data tasks and actors, which also cut and embed); the loop puts each
+page on a spool and records it in the report; ``storing`` chunks each file whole once its
+last page is in, and embeds and upserts chunks in batches across files in a thread. OCR never
+waits for embedding unless the spool is full (``SPOOL_PAGES``), so a CPU embedder slower
+than the GPU does not idle the GPU, and memory stays bounded.
 
 Re-running is cheap and safe: a file already stored with the same content hash and the same
 chunking/embedding settings is skipped before any OCR; a changed file, or one re-ingested
@@ -17,25 +19,26 @@ chunks are embedded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 
-from llama_index.core.schema import TransformComponent
+from llama_index.core.schema import TextNode
 
-from .._async import iterate_in_thread
-from ..cpu_cost import LEDGER
+from .._async import hand_on, iterate_in_thread, stop_tasks, unless_stopped
 from ..chunking import MarkdownBlockNodeParser
+from ..cpu_cost import LEDGER
 from ..documents import PageDocument
-from ..embedding import make_embed_model, max_sequence_tokens, resolve_model
 from ..errors import InputError
-from ..reader import LightOnOCRReader
-from ..store import check_mode, count_points, ensure_payload_indexes, make_client, make_vector_store
+from ..metadata import PageMetadata
+from ..store import check_mode, count_points, ensure_payload_indexes, make_vector_store, open_client
+from .build import make_embedder, make_parser, make_reader, stamp
 from .config import PipelineConfig
-from .plan import STEP_FILES, Planner, collect_files, settings_fingerprint
-from .report import FileReport, PageReport, RunReport
+from .plan import STEP_FILES, PlannedFile, Planner, collect_files, settings_fingerprint
+from .progress import RunProgress
+from .report import FileReport, PageReport, RunReport, sum_counts
 from .storing import FileEnd, FileStart, StoreStage
 
 log = logging.getLogger("lightocr_ingest")
@@ -43,11 +46,28 @@ log = logging.getLogger("lightocr_ingest")
 SPOOL_PAGES = 4096  # OCR'd pages waiting to be stored: OCR may run this far ahead of a slower embedder,
 #                     so the GPU is not idled by it (about 10 minutes of one GPU; ~10 kB of Markdown each)
 
-__all__ = ["FingerprintStamp", "Ingestor", "build_pipeline", "make_parser", "make_reader", "page_report_of"]
+__all__ = ["FileRead", "Ingestor", "PageRead", "page_report_of"]
+
+
+@dataclass(frozen=True)
+class PageRead:
+    """A page read (or failed), in its file's page order."""
+
+    document: PageDocument
+
+
+@dataclass(frozen=True)
+class FileRead:
+    """A file's last page has been read; ``chunks``: its chunks, when the reader cut them already."""
+
+    path: str
+    chunks: list[TextNode] | None = None
 
 
 class Ingestor:
     """Runs one pipeline config; reusable across runs (models and clients are loaded once)."""
+
+    counts_requests_on_loop = True  # this process's event loop sends the OCR requests (report: "requests")
 
     def __init__(self, config: PipelineConfig, client=None):
         """``client``: a Qdrant client to share (local mode allows one per folder); else one is
@@ -58,8 +78,7 @@ class Ingestor:
         self._embed_model = None
         self._parser = None
         self._owns_client = client is None
-        self.client = client or make_client(config.qdrant.path, config.qdrant.url,
-                                            config.qdrant.api_key.get_secret_value() if config.qdrant.api_key else None)
+        self.client = client or open_client(config.qdrant)
         self.collection = config.qdrant.collection
         try:
             check_mode(self.client, self.collection, config.retrieval.mode)  # before any page is read
@@ -72,13 +91,7 @@ class Ingestor:
     @property
     def embed_model(self):
         if self._embed_model is None:
-            e = self.config.embedding
-            self._embed_model = make_embed_model(e.model, e.device, e.batch_size, e.precision)
-            limit = max_sequence_tokens(self._embed_model)
-            if limit and self.config.chunking.chunk_size > limit:
-                log.warning("chunk_size %d exceeds what %s reads (%d tokens): the ends of long chunks will be "
-                            "ignored by the embedding; set chunking.chunk_size <= %d",
-                            self.config.chunking.chunk_size, e.model, limit, limit)
+            self._embed_model = make_embedder(self.config)
         return self._embed_model
 
     @property
@@ -107,116 +120,75 @@ class Ingestor:
         reports = list(iterate_in_thread(lambda: self._arun(list(paths), on_page, on_file, on_total, names)))
         return reports[-1]
 
-    async def _start_report(self, extra_paths) -> tuple[RunReport, list]:
-        """The run's report, with the paths that name no readable file already in it as failed,
-        and the files to plan."""
-        report = RunReport(collection=self.collection, points_before=count_points(self.client, self.collection))
-        files, problems = await asyncio.to_thread(collect_files, list(self.config.input.paths) + extra_paths,
-                                                  self.config.input.extensions, self.config.input.recursive)
-        for path, problem in problems:
-            report.files.append(FileReport(path=path, status="failed", error=problem))
-            log.warning("%s", problem)
-        return report, files
+    async def _read_files(self, planned: AsyncIterator[PlannedFile],
+                          progress: RunProgress) -> AsyncIterator[PageRead | FileRead]:
+        """The pages of the planned files, file by file and each in page order, then ``FileRead``.
 
-    async def _close_report(self, report: RunReport, started: float) -> None:
-        """Payload indexes made sure of, then the points after the run and its time."""
-        await asyncio.to_thread(ensure_payload_indexes, self.client, self.collection)
-        report.points_after = count_points(self.client, self.collection)
-        report.elapsed_s = time.perf_counter() - started
+        Here: the reader in this process (its render-ahead and window of requests). A runner
+        that reads elsewhere overrides this alone."""
+        last_pages: dict[str, int | None] = {}  # path -> its last selected page: the file is complete there
 
-    @staticmethod
-    def _record_planned(item, report: RunReport, by_path: dict[str, FileReport], on_file) -> bool:
-        """Put a planned file in the report; True when it is to be read, False when planning
-        settled it (skipped, a duplicate, or failed to open: said here)."""
-        file_report = item.report
-        report.files.append(file_report)
-        by_path[file_report.path] = file_report
-        if item.source is None:
-            if file_report.status == "failed":
-                log.warning("%s", file_report.error)
-            if on_file:
-                on_file(file_report)
-            return False
-        return True
+        async def sources():
+            async for item in planned:
+                last_pages[item.report.path] = item.page_numbers[-1] if item.page_numbers else None
+                yield item.source
+
+        def file_failed(error: InputError) -> None:
+            progress.file_failed(error.file, str(error))
+
+        async for document in self.reader.astream_sources(sources(), on_file_error=file_failed):
+            yield PageRead(document)
+            page = PageMetadata.from_metadata(document.metadata)
+            if page.page == last_pages.get(page.file_path):
+                yield FileRead(page.file_path)  # chunk and store it now, not when the next file starts
 
     async def _arun(self, extra_paths, on_page, on_file, on_total, names=None):
         started = time.perf_counter()
         cpu_before, loop_cpu_before, process_cpu_before = LEDGER.snapshot(), time.thread_time_ns(), time.process_time_ns()
-        report, files = await self._start_report(extra_paths)
-        by_path: dict[str, FileReport] = {}
-        already: dict[str, dict[str, set[int]]] = {}  # path -> chunks an interrupted run stored (resume)
-        stale: set[str] = set()  # paths with points of other versions (changed content or settings)
-        last_pages: dict[str, int | None] = {}  # path -> its last selected page: the file is complete there
+        progress = RunProgress(RunReport(collection=self.collection,
+                                         points_before=count_points(self.client, self.collection)), on_page, on_file)
+        files = await self._collect(extra_paths, progress)
         planner = Planner(self.config, self.client, self.collection, self.fingerprint,
                           self.reader.password.get_secret_value() if self.reader.password else None, names)
-        opened: asyncio.Queue = asyncio.Queue(maxsize=STEP_FILES)  # files opened for the reader, in order
+        opened: asyncio.Queue = asyncio.Queue(maxsize=STEP_FILES)  # files opened for reading, in order
+        planning = asyncio.create_task(self._plan(planner, files, progress, opened, on_total))
 
-        async def plan_ahead() -> None:
-            """Open the files step by step ahead of rendering, and settle those that need no reading."""
-            total, models_loaded = 0, False
-            for step in planner.steps(files):
-                for item in await asyncio.to_thread(planner.open_step, step):
-                    if not self._record_planned(item, report, by_path, on_file):
-                        continue
-                    file_report = item.report
-                    if not models_loaded:
-                        # Before any OCR: a model that cannot load fails the run before GPU time is spent.
-                        await asyncio.to_thread(self._load_models)
-                        models_loaded = True
-                    already[file_report.path] = item.already
-                    if item.stale:
-                        stale.add(file_report.path)
-                    last_pages[file_report.path] = item.page_numbers[-1] if item.page_numbers else None
-                    total += len(item.page_numbers)
-                    if on_total:
-                        on_total(total)  # grows as files are opened; final once the last step is planned
-                    await opened.put(item.source)
-            await opened.put(None)
-
-        async def sources():
+        async def planned() -> AsyncIterator[PlannedFile]:
             while True:
                 # Planning ends with None; if it stops first, what stopped it is raised here.
-                source = opened.get_nowait() if not opened.empty() else \
-                    await _unless_stopped(opened.get(), planning, "planning")
-                if source is None:
+                item = opened.get_nowait() if not opened.empty() else \
+                    await unless_stopped(opened.get(), planning, "planning")
+                if item is None:
                     return
-                yield source
-
-        planning = asyncio.create_task(plan_ahead())
-
-        def file_failed(error: InputError) -> None:
-            file_report = by_path.get(error.file)
-            if file_report is not None:
-                file_report.status, file_report.error = "failed", str(error)
-                if on_file:
-                    on_file(file_report)
+                yield item
 
         spool: asyncio.Queue = asyncio.Queue(maxsize=SPOOL_PAGES)
-        stage = StoreStage(self, by_path, already, stale, on_file, self.config.ocr.max_failed_share)
-        storing = asyncio.create_task(stage.run(spool))
+        storing = asyncio.create_task(StoreStage(self, progress).run(spool))
 
         async def send(item) -> None:
             await hand_on(spool, storing, item)
 
         try:
-            current = None
-            async for document in self.reader.astream_sources(sources(), on_file_error=file_failed):
-                path = document.metadata["file_path"]
-                if path != current:
-                    if current is not None:
-                        await send(FileEnd(current))
-                    current = path
-                    await send(FileStart(path))
-                page_report = page_report_of(document)
-                by_path[path].pages.append(page_report)
-                if page_report.status != "failed":
-                    stamp(document, self.fingerprint)
-                    await send(document)
-                if on_page:
-                    on_page(by_path[path], page_report)
-                if page_report.page == last_pages.get(path):
-                    await send(FileEnd(path))  # chunk and store it now, not when the next file starts
-                    current = None
+            current = None  # the file whose pages are coming
+            async for event in self._read_files(planned(), progress):
+                if isinstance(event, FileRead):
+                    if current == event.path:
+                        await send(FileEnd(event.path, event.chunks))
+                        current = None
+                else:
+                    document = event.document
+                    path = PageMetadata.from_metadata(document.metadata).file_path
+                    if path != current:
+                        if current is not None:
+                            await send(FileEnd(current))
+                        current = path
+                        await send(FileStart(path))
+                    page_report = page_report_of(document)
+                    progress.by_path[path].pages.append(page_report)
+                    if page_report.status != "failed":
+                        stamp(document, self.fingerprint)
+                        await send(document)
+                    progress.page_done(progress.by_path[path], page_report)
                 if storing.done():
                     break  # it failed: its error is raised below
             if current is not None and not storing.done():
@@ -227,122 +199,64 @@ class Ingestor:
             await planning  # done by now; raises what stopped it (a Qdrant error, say)
         finally:
             await stop_tasks(storing, planning)
-            while not opened.empty():  # opened ahead but never rendered: let their bytes go
-                if (source := opened.get_nowait()) is not None:
-                    source.close()
-        await self._close_report(report, started)
+            while not opened.empty():  # opened ahead but never read: let their bytes go
+                if (item := opened.get_nowait()) is not None and item.source is not None:
+                    item.source.close()
+        report = progress.report
+        await asyncio.to_thread(ensure_payload_indexes, self.client, self.collection)
+        report.points_after = count_points(self.client, self.collection)
+        report.elapsed_s = time.perf_counter() - started
         spent = LEDGER.snapshot().minus(cpu_before)
-        loop_cpu = time.thread_time_ns() - loop_cpu_before
-        # What the event loop did besides the stages timed on it: requests, responses, bookkeeping.
-        report.cpu_ns = dict(spent.by_stage, requests=loop_cpu - spent.by_thread.get(threading.get_ident(), 0),
-                             process=time.process_time_ns() - process_cpu_before)
+        cpu = dict(spent.by_stage)
+        if self.counts_requests_on_loop:
+            # What the event loop did besides the stages timed on it: requests, responses, bookkeeping.
+            loop_cpu = time.thread_time_ns() - loop_cpu_before
+            cpu["requests"] = loop_cpu - spent.by_thread.get(threading.get_ident(), 0)
+        cpu["process"] = time.process_time_ns() - process_cpu_before
+        report.cpu_ns = sum_counts([cpu, progress.worker_cpu]) if progress.worker_cpu else cpu
         yield report
 
+    async def _collect(self, extra_paths: list[str], progress: RunProgress) -> list[str]:
+        """The files named (folders expanded); the paths that name no readable file go in the
+        report as failed."""
+        files, problems = await asyncio.to_thread(collect_files, list(self.config.input.paths) + extra_paths,
+                                                  self.config.input.extensions, self.config.input.recursive)
+        for path, problem in problems:
+            progress.report.files.append(FileReport(path=path, status="failed", error=problem))
+            log.warning("%s", problem)
+        return files
 
-async def hand_on(spool: asyncio.Queue, storing: asyncio.Task, item) -> None:
-    """Hand an item to the store stage; fail at once if it has died rather than wait forever."""
-    if not spool.full():
-        spool.put_nowait(item)
-        return
-    await _unless_stopped(spool.put(item), storing, "the store stage")
-
-
-async def stop_tasks(*tasks: asyncio.Task) -> None:
-    """Cancel the tasks still running and wait for them to end."""
-    for task in tasks:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-async def _unless_stopped(operation, worker: asyncio.Task, what: str):
-    """Await ``operation`` (a queue's put or get) unless ``worker``, the task at the other end of
-    the queue, stops first: then raise what stopped it, rather than wait forever."""
-    pending = asyncio.ensure_future(operation)
-    await asyncio.wait({pending, worker}, return_when=asyncio.FIRST_COMPLETED)
-    if pending.done():
-        return pending.result()
-    pending.cancel()
-    worker.result()  # raises what stopped it
-    raise RuntimeError(f"{what} ended before the run did")
+    async def _plan(self, planner: Planner, files: list[str], progress: RunProgress, opened: asyncio.Queue,
+                    on_total: Callable[[int], None] | None) -> None:
+        """Open the files step by step ahead of reading (at most a step ahead: ``opened`` is
+        bounded), settle those that need no reading, and queue the others, then None."""
+        total, models_loaded = 0, False
+        for step in planner.steps(files):
+            for item in await asyncio.to_thread(planner.open_step, step):
+                file_report = item.report
+                progress.report.files.append(file_report)
+                progress.by_path[file_report.path] = file_report
+                if item.source is None:  # skipped, a duplicate, or failed to open
+                    if file_report.status == "failed":
+                        log.warning("%s", file_report.error)
+                    progress.file_done(file_report)
+                    continue
+                if not models_loaded:
+                    # Before any OCR: a model that cannot load fails the run before GPU time is spent.
+                    await asyncio.to_thread(self._load_models)
+                    models_loaded = True
+                progress.already[file_report.path] = item.already
+                if item.stale:
+                    progress.stale.add(file_report.path)
+                total += len(item.page_numbers)
+                if on_total:
+                    on_total(total)  # grows as files are opened; final once the last step is planned
+                await opened.put(item)
+        await opened.put(None)
 
 
 def page_report_of(document: PageDocument) -> PageReport:
-    meta, run = document.metadata, document.ocr
-    return PageReport(page=meta.get("page") or 0, status=run.status, engine=meta.get("ocr_engine"),
-                      attempts=run.attempts, latency_s=run.latency_s, output_tokens=run.output_tokens,
-                      cached=run.cached, error=meta.get("ocr_error"), warning=meta.get("ocr_warning"))
-
-
-def make_reader(config: PipelineConfig) -> LightOnOCRReader:
-    """The reader a config describes: every ``ocr`` key but the run-level ones maps to a field."""
-    ocr = config.ocr.model_dump(exclude={"engine", "url", "max_failed_share"})
-    ocr.update(retry_temperatures=tuple(ocr["retry_temperatures"]), fallbacks=tuple(ocr["fallbacks"]))
-    return LightOnOCRReader(ocr_engine=config.ocr.engine, ocr_url=config.ocr.url, **ocr,
-                            pages=config.input.pages, password=config.input.password,
-                            regions=config.chunking.regions)
-
-
-def make_parser(config: PipelineConfig) -> MarkdownBlockNodeParser:
-    c = config.chunking
-    tokenizer = resolve_model(config.embedding.model) if c.tokenizer == "embedding" else None
-    return MarkdownBlockNodeParser(chunk_size=c.chunk_size, tokenizer=tokenizer,
-                                   embed_header_path=c.embed_header_path, drop_page_furniture=c.drop_page_furniture,
-                                   regions=c.regions != "off")
-
-
-def build_pipeline(config: PipelineConfig, client=None, **kwargs):
-    """The same pipeline as a LlamaIndex ``IngestionPipeline`` (chunker, embedder, Qdrant store).
-
-    Feed it the Documents of ``make_reader(config)`` (or ``SimpleDirectoryReader`` with the
-    reader as ``file_extractor``); query with ``VectorStoreIndex.from_vector_store(store)``.
-    It gives the nodes and ids ``ingest`` gives. ``kwargs`` go to ``IngestionPipeline``
-    (``cache=IngestionCache()``, ``docstore=...`` to skip unchanged pages on a re-run).
-    """
-    from llama_index.core.ingestion import IngestionPipeline
-
-    e = config.embedding
-    owned = client is None
-    client = client or make_client(config.qdrant.path, config.qdrant.url,
-                                   config.qdrant.api_key.get_secret_value() if config.qdrant.api_key else None)
-    try:
-        check_mode(client, config.qdrant.collection, config.retrieval.mode)
-    except Exception:
-        if owned:
-            client.close()  # local mode locks its folder until closed
-        raise
-    embed_model = make_embed_model(e.model, e.device, e.batch_size, e.precision)
-    return IngestionPipeline(transformations=[FingerprintStamp(fingerprint=settings_fingerprint(config)),
-                                              make_parser(config), embed_model],
-                             vector_store=make_vector_store(client, config.qdrant.collection, config.retrieval.mode),
-                             **kwargs)
-
-
-class FingerprintStamp(TransformComponent):
-    """Stamps pages with the settings fingerprint, as ``ingest`` does, so that both paths store
-    the same payloads (the fingerprint tells a file's current points from stale ones).
-
-    It stamps copies: the pages given stay as they were, so the hashes an ``IngestionPipeline``
-    keeps in its docstore are those of the pages a re-run will read.
-    """
-
-    fingerprint: str
-
-    def __call__(self, nodes, **kwargs):
-        copies = []
-        for node in nodes:
-            copy = node.model_copy(update={"metadata": dict(node.metadata),
-                                           "excluded_embed_metadata_keys": list(node.excluded_embed_metadata_keys),
-                                           "excluded_llm_metadata_keys": list(node.excluded_llm_metadata_keys)})
-            stamp(copy, self.fingerprint)
-            copies.append(copy)
-        return copies
-
-
-def stamp(page: PageDocument, fingerprint: str) -> None:
-    """Mark a page with the settings it is chunked and embedded under (kept out of embeddings)."""
-    page.metadata["pipeline_fingerprint"] = fingerprint
-    for excluded in (page.excluded_embed_metadata_keys, page.excluded_llm_metadata_keys):
-        if "pipeline_fingerprint" not in excluded:
-            excluded.append("pipeline_fingerprint")
+    page, run = PageMetadata.from_metadata(document.metadata), document.ocr
+    return PageReport(page=page.page or 0, status=run.status, engine=page.ocr_engine, attempts=run.attempts,
+                      latency_s=run.latency_s, output_tokens=run.output_tokens, cached=run.cached,
+                      error=page.ocr_error, warning=page.ocr_warning)

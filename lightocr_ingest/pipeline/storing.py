@@ -17,18 +17,19 @@ failed. Chunks already stored by an interrupted run are found by id and not embe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from llama_index.core.schema import MetadataMode, TextNode
+from llama_index.core.schema import TextNode
 
 from ..cpu_cost import stage_cpu
 from ..documents import PageDocument
+from ..embedding import embed_nodes
+from ..metadata import ChunkMetadata, PageMetadata
 from ..pages.selection import format_page_selection
 from ..store import delete_ids, delete_stale_points, mark_complete
 from .memory import release_free_memory
 from .plan import version_of
-from .report import FileReport
+from .progress import RunProgress, StoredPoints
 
 CHUNKS_PER_BATCH = 64  # chunks embedded and upserted together: full embedding batches, searchable soon
 
@@ -40,7 +41,10 @@ class FileStart:
 
 @dataclass(frozen=True)
 class FileEnd:
+    """A file's last page is on the spool: cut it now (or store ``chunks``, cut already by a Ray worker)."""
+
     path: str
+    chunks: list[TextNode] | None = None
 
 
 @dataclass
@@ -50,7 +54,7 @@ class _FileChunks:
     path: str
     ids: set[str]  # of all its chunks
     last_id: str | None  # its last chunk: marked complete once all are stored
-    already: dict[str, set[int]]  # id -> pages of the points stored for this version before this run
+    already: StoredPoints  # of this version, stored before this run
     failed_pages: set[int]
     waiting: int = 0  # its chunks still queued or being stored
 
@@ -58,14 +62,11 @@ class _FileChunks:
 class StoreStage:
     """Takes pages off the spool until ``None``; see the module docstring."""
 
-    def __init__(self, ingestor, by_path: dict[str, FileReport], already: dict[str, dict[str, set[int]]],
-                 stale: set[str], on_file: Callable[[FileReport], None] | None, max_failed_share: float):
+    def __init__(self, ingestor, progress: RunProgress):
         self.ingestor = ingestor
-        self.by_path = by_path
-        self.already = already  # path -> point id -> pages, stored for this version by an earlier run (the plan's)
-        self.stale = stale  # paths with points of other versions (the plan's look-up)
-        self.on_file = on_file
-        self.max_failed_share = max_failed_share
+        self.progress = progress
+        self.by_path = progress.by_path
+        self.max_failed_share = ingestor.config.ocr.max_failed_share
         self.pages: dict[str, list[PageDocument]] = {}
         self.queue: list[tuple[_FileChunks, TextNode]] = []
         self.files: dict[str, _FileChunks] = {}
@@ -78,12 +79,12 @@ class StoreStage:
                 finished = True
             elif isinstance(item, FileStart):
                 self.pages[item.path] = []
-                if item.path in self.stale:  # most files have no other version: no trip to a thread
+                if item.path in self.progress.stale:  # most files have no other version: no trip to a thread
                     await asyncio.to_thread(self._start_file, item.path)
             elif isinstance(item, FileEnd):
-                await asyncio.to_thread(self._chunk_file, item.path)
+                await asyncio.to_thread(self._chunk_file, item.path, item.chunks)
             else:
-                self.pages[item.metadata["file_path"]].append(item)
+                self.pages[PageMetadata.from_metadata(item.metadata).file_path].append(item)
             # Store when a batch is full, or when nothing else is waiting (so results come soon).
             while len(self.queue) >= CHUNKS_PER_BATCH or (self.queue and (finished or spool.empty())):
                 batch, self.queue = self.queue[:CHUNKS_PER_BATCH], self.queue[CHUNKS_PER_BATCH:]
@@ -99,20 +100,24 @@ class StoreStage:
             delete_stale_points(self.ingestor.client, self.ingestor.collection, path,
                                 version_of(self.by_path[path].sha256 or "", self.ingestor.fingerprint))
 
-    def _chunk_file(self, path: str) -> None:
+    def _chunk_file(self, path: str, chunks: list[TextNode] | None) -> None:
         documents = self.pages.pop(path, [])
         report = self.by_path[path]
-        nodes = self._chunks_of(path, documents)
-        already = self.already.pop(path, {})
+        if chunks is not None:
+            nodes = chunks
+        else:
+            with stage_cpu("chunking"):
+                nodes = self.ingestor.parser.chunk_file(documents) if documents else []
+        already = self.progress.already.pop(path, {})
         chunks = _FileChunks(path, ids={n.node_id for n in nodes}, last_id=nodes[-1].node_id if nodes else None,
                              already=already, failed_pages=set(report.failed_pages))
         report.chunks += len(nodes)
         report.chunks_already_stored = sum(n.node_id in already for n in nodes)
         per_page: dict[int, int] = {}
         for node in nodes:
-            per_page[node.metadata["page"]] = per_page.get(node.metadata["page"], 0) + 1
-            source = node.metadata.get("bbox_source", "none")
-            report.regions[source] = report.regions.get(source, 0) + 1
+            facts = ChunkMetadata.from_metadata(node.metadata)
+            per_page[facts.page] = per_page.get(facts.page, 0) + 1
+            report.regions[facts.bbox_source] = report.regions.get(facts.bbox_source, 0) + 1
         for page in report.pages:
             page.chunks = per_page.get(page.page, 0)
         for node in nodes:
@@ -121,21 +126,12 @@ class StoreStage:
                 self.queue.append((chunks, node))
         self.files[path] = chunks
 
-    def _chunks_of(self, path: str, documents: list[PageDocument]) -> list[TextNode]:
-        """The file's chunks, cut from its pages in order (the Ray runner hands in its own, cut by workers)."""
-        with stage_cpu("chunking"):
-            return self.ingestor.parser.chunk_file(documents) if documents else []
-
     def _store(self, batch: list[tuple[_FileChunks, TextNode]]) -> None:
         ingestor = self.ingestor
         nodes = [node for _, node in batch]
         todo = [node for node in nodes if node.embedding is None]  # the Ray runner's come embedded
         if todo:
-            with stage_cpu("chunking"):
-                texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in todo]
-            vectors = ingestor.embed_model.get_text_embedding_batch(texts)
-            for node, vector in zip(todo, vectors):
-                node.embedding = vector
+            embed_nodes(ingestor.embed_model, todo)
         with stage_cpu("upsert"):
             ingestor.vector_store.add(nodes)
             release_free_memory()  # the batch's clean-up: hand freed heap back to the OS
@@ -159,5 +155,4 @@ class StoreStage:
             report.error = (f"{len(failed)} of {len(report.pages)} pages failed ({share:.0%}"
                             f"{', over the limit of ' + format(self.max_failed_share, '.0%') if whole else ''}"
                             f"): pages {format_page_selection(failed)}")
-        if self.on_file:
-            self.on_file(report)
+        self.progress.file_done(report)

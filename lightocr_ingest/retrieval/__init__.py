@@ -1,4 +1,4 @@
-"""Stage 7 - retrieval: search a collection (dense or hybrid), score it on labelled questions,
+"""Stage 8 - retrieval: search a collection (dense or hybrid), score it on labelled questions,
 and draw retrieved chunks on their pages."""
 
 from typing import TYPE_CHECKING

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError
+from ..metadata import ChunkMetadata, PageMetadata
 
 DEFAULT_KS = (1, 3, 5)
 
@@ -97,8 +98,8 @@ def evaluate_retriever(retriever, queries: Sequence[LabelledQuery], ks: Sequence
     for query in queries:
         ranked = []
         for hit in retriever.retrieve(query.question):
-            meta = hit.node.metadata
-            ranked.append((meta.get("file_name", ""), tuple(meta.get("pages") or [meta.get("page", 0)])))
+            chunk = ChunkMetadata.from_metadata(hit.node.metadata)
+            ranked.append((PageMetadata.from_metadata(hit.node.metadata).file_name, chunk.pages or (chunk.page,)))
         results.append(QueryResult(query, ranked, first_relevant_rank(query, ranked)))
     return score(results, ks)
 

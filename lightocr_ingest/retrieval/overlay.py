@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
+from ..metadata import ChunkMetadata
 from ..pages import DocumentSource, to_rgb
 
 VIEW_LONGEST_SIDE = 900  # px: a page that fits a notebook cell and still reads
@@ -30,11 +31,10 @@ class Outline:
 def boxes_of_chunk(metadata: dict, page: int | None = None) -> list[Outline]:
     """A chunk's regions (blue) and figures (red, with their reference) on ``page`` (default:
     the chunk's first page)."""
-    page = page if page is not None else metadata.get("page")
-    boxes = [Outline(tuple(r["bbox"]), "royalblue") for r in metadata.get("regions") or []
-             if r.get("bbox") and r.get("page", page) == page]
-    boxes += [Outline(tuple(f["bbox"]), "red", f.get("ref", "figure")) for f in metadata.get("figures") or []
-              if f.get("bbox") and f.get("page", page) == page]
+    chunk = ChunkMetadata.from_metadata(metadata)
+    page = page if page is not None else chunk.page
+    boxes = [Outline(region.bbox, "royalblue") for region in chunk.regions if region.page == page]
+    boxes += [Outline(figure.bbox, "red", figure.ref) for figure in chunk.figures if figure.bbox and figure.page == page]
     return boxes
 
 

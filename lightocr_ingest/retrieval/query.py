@@ -18,6 +18,7 @@ from llama_index.core.vector_stores import VectorStoreQuery
 
 from ..defaults import PREFETCH, RRF_K
 from ..errors import ConfigError
+from ..metadata import BboxSource, ChunkMetadata, PageMetadata
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Hit:
     text: str
     bbox: list | None  # the union of its regions on its first page (page points, top-left origin)
     regions: list[dict]  # [{"page": 3, "bbox": [x0, y0, x1, y1]}, ...]: where its text lies
-    bbox_source: str  # text_layer, ocr_lines, located or none
+    bbox_source: BboxSource
     node_id: str
 
     def to_dict(self) -> dict:
@@ -105,13 +106,13 @@ def build_retriever(config, k: int = 5, mode: str | None = None, client: Any = N
     ``retrieval.mode``; ``filters``: LlamaIndex ``MetadataFilters`` on the payload). Hybrid on a
     collection ingested dense searches it dense, and says so once."""
     from ..embedding import make_embed_model
-    from ..store import count_points, make_client, make_vector_store, search_mode
+    from ..store import count_points, make_vector_store, open_client, search_mode
 
     mode = mode or config.retrieval.mode
     q, e = config.qdrant, config.embedding
     owned = None
     if client is None:
-        client = owned = make_client(q.path, q.url, q.api_key.get_secret_value() if q.api_key else None)
+        client = owned = open_client(q)
     try:
         if count_points(client, q.collection) == 0:
             raise ConfigError(f"collection '{q.collection}' is empty or missing at {q.url or q.path}; "
@@ -128,13 +129,13 @@ def build_retriever(config, k: int = 5, mode: str | None = None, client: Any = N
 
 
 def to_hit(result: NodeWithScore) -> Hit:
-    meta = result.node.metadata
-    return Hit(score=round(float(result.score or 0.0), 4), file_name=meta.get("file_name", ""),
-               file_path=meta.get("file_path", ""), file_sha256=meta.get("file_sha256", ""),
-               page=meta.get("page", 0), pages=meta.get("pages", []),
-               header_path=meta.get("header_path", ""), text=result.node.get_content(),
-               bbox=meta.get("bbox"), regions=meta.get("regions", []),
-               bbox_source=meta.get("bbox_source", "none"), node_id=result.node.node_id)
+    page = PageMetadata.from_metadata(result.node.metadata)
+    chunk = ChunkMetadata.from_metadata(result.node.metadata)
+    return Hit(score=round(float(result.score or 0.0), 4), file_name=page.file_name, file_path=page.file_path,
+               file_sha256=page.file_sha256 or "", page=chunk.page, pages=list(chunk.pages),
+               header_path=chunk.header_path, text=result.node.get_content(),
+               bbox=list(chunk.bbox) if chunk.bbox else None, regions=[r.to_payload() for r in chunk.regions],
+               bbox_source=chunk.bbox_source, node_id=result.node.node_id)
 
 
 def search(vector_store, embed_model, text: str, k: int = 5, mode: str = "dense") -> list[Hit]:

@@ -1,7 +1,8 @@
 """API errors: one JSON shape, the right status, a suggestion, and the request id.
 
 ``{"error": {"code", "message", "suggestion", "request_id"}}``. Bad input is never a bare 500:
-the reader's ``InputError`` (corrupt, encrypted, empty, unsupported) maps to a code here.
+the reader's ``InputError`` maps to a code here by its ``kind`` (unsupported, empty, encrypted,
+or anything else the content gets wrong).
 """
 
 from __future__ import annotations
@@ -22,16 +23,18 @@ def envelope(code: str, message: str, suggestion: str, request_id: str) -> dict:
 
 
 def from_input_error(error: InputError, name: str) -> ServiceError:
-    """The API error for a file the reader refused; ``name`` is the upload's name (never a path)."""
+    """The API error for a file the reader refused, by the error's ``kind`` (never its text);
+    ``name`` is the upload's name (never a path)."""
     cause = error.cause
     where = name if error.page is None else f"{name}, page {error.page}"
-    if "unsupported file type" in cause:
+    if error.kind == "unsupported":
         return ServiceError(415, "unsupported_type", f"{where}: {cause}", error.hint or "upload a PDF or an image")
-    if "empty" in cause and "0 bytes" in cause:
+    if error.kind == "empty":
         return ServiceError(400, "empty_file", f"{where}: the upload is empty", "upload the file again")
-    if "encrypted" in cause:
+    if error.kind == "encrypted":
         return ServiceError(422, "encrypted", f"{where}: {cause}",
                             "remove the password (qpdf --decrypt) and upload it again")
+    # corrupt, too_large (a decompression bomb, a huge page), unreadable: the file cannot be read as sent
     return ServiceError(422, "corrupt_file", f"{where}: {cause}",
                         error.hint or "check that the file opens in a viewer, then upload it again")
 
@@ -39,3 +42,10 @@ def from_input_error(error: InputError, name: str) -> ServiceError:
 def overloaded(retry_after_s: int, what: str) -> ServiceError:
     return ServiceError(429, "overloaded", f"{what}: the service is at its limit",
                         f"retry after {retry_after_s} s (Retry-After)", {"Retry-After": str(retry_after_s)})
+
+
+def too_large(limit_mb: float) -> ServiceError:
+    """An upload over ``max_upload_mb``: refused while it streams in (``limits.BodyLimit``) or
+    while it is saved (``uploads.save_upload``), with the same answer."""
+    return ServiceError(413, "too_large", f"the upload is over the limit of {limit_mb:g} MB",
+                        "split the file, or start the service with a larger --max-upload-mb")

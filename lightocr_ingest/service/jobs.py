@@ -14,11 +14,17 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 log = logging.getLogger("lightocr_ingest")
 
 FINISHED_JOBS_KEPT = 1000  # finished jobs remembered for polling; the oldest are forgotten first
 STOP_WAIT_S = 60.0  # at shutdown, how long the running job may take to finish
+
+JobStatus = Literal["queued", "running", "done", "partial", "failed"]
+# A file's: queued, then running (its pages coming in), then the run report's file status as it
+# ends ("ok", "partial", "failed", "skipped"), with "ok" shown as "done" once the whole job ends.
+JobFileStatus = Literal["queued", "running", "ok", "done", "partial", "failed", "skipped"]
 
 
 @dataclass
@@ -26,7 +32,7 @@ class JobFile:
     file_name: str  # as uploaded (shown, never used as a path)
     path: str  # where the upload was saved
     known_as: str = ""  # its file_path in Qdrant: the upload's name, so a new upload of it replaces the old one
-    status: str = "queued"
+    status: JobFileStatus = "queued"
     pages: int = 0
     error: str | None = None
 
@@ -37,7 +43,7 @@ class Job:
     collection: str
     folder: Path
     files: list[JobFile]
-    status: str = "queued"  # queued, running, done, partial, failed
+    status: JobStatus = "queued"
     pages_total: int | None = None
     pages_seen: int = 0
     pages_ingested: int = 0

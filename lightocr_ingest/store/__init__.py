@@ -1,4 +1,4 @@
-"""Stage 5 - store: chunks with vectors -> Qdrant points, idempotently.
+"""Stage 6 - store: chunks with vectors -> Qdrant points, idempotently.
 
 Point ids are the chunk node ids (deterministic), so re-ingesting the same file overwrites
 its points. When a file's content or the pipeline's settings change, the points of its old
@@ -55,6 +55,12 @@ def make_client(path: str | None = None, url: str | None = None, api_key: str | 
         raise
     tune_local_storage(client)
     return client
+
+
+def open_client(qdrant) -> QdrantClient:
+    """The client a config's ``qdrant`` section describes (``path``, ``url``, ``api_key``): the one
+    way every runner, the retriever and the service open their store."""
+    return make_client(qdrant.path, qdrant.url, qdrant.api_key.get_secret_value() if qdrant.api_key else None)
 
 
 def tune_local_storage(client: QdrantClient) -> int:

@@ -3,13 +3,13 @@ chunking and embedding (and the CPU bookkeeping every Ray stage shares).
 
 A Ray worker process imports the module of what it runs before its first task, and the actors
 of a run start one after another before the first page is rendered (``wait_for_min_actors_s``
-in ``ray_runner``). So this module imports only what rendering needs (``pages``: not
-LlamaIndex, Qdrant, the OpenAI client or the pipeline's config, about 2 core-seconds a
-process), render settings arrive as a small dataclass, and the chunking and embedding actors
-take the config pickled and load their tokenizer and model in a background thread: the actors
-are ready at once, and the loading overlaps the rendering and the OCR of the first pages
-instead of holding them back (measured on 2 cores: the first request reached the GPU 13 s
-into a 73 s run, with the actors importing and loading one after another).
+in ``driver``). So this module imports only what rendering needs (``pages``, and the
+pipeline's config, which imports nothing heavy: not LlamaIndex, Qdrant or the OpenAI client,
+about 2 core-seconds a process), and the chunking and embedding actors load their tokenizer
+and model in a background thread: the actors are ready at once, and the loading overlaps the
+rendering and the OCR of the first pages instead of holding them back (measured on 2 cores:
+the first request reached the GPU 13 s into a 73 s run, with the actors importing and loading
+one after another).
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ import pickle
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass
 
-from ..cpu_cost import LEDGER, stage_cpu
-from ..errors import InputError
-from ..pages import DocumentSource
+from ...cpu_cost import LEDGER, stage_cpu
+from ...errors import InputError
+from ...pages import DocumentSource
+from ..config import PipelineConfig
+from ..progress import StoredPoints
 
 RENDER_PAGES_PER_ROW = 8  # rendered pages per row out of a render task (~150 kB of PNG each): a long
 #                           file flows on in small rows, and a single-page scan is one row
@@ -34,51 +35,51 @@ CPU_COLUMNS = ("cpu_render", "cpu_ocr", "cpu_chunk", "cpu_embed")  # each stage'
 
 
 @dataclass(frozen=True)
-class RenderSettings:
-    """What a render task needs of the run's config (the reader's page settings)."""
+class FileToRead:
+    """A file the driver planned to read, as a render task takes it."""
 
-    longest_side: int
-    password: str | None = field(default=None, repr=False)  # the PDFs' password: not for logs
-    text_words: bool = True
-    detect_rotation: bool = True
-    pages: str | None = None
+    read: str  # its absolute path (a worker may be on another machine, or in another folder)
+    known_as: str  # the path of its points and its report
+    sha256: str  # as planned: a file that changed since is not read
+    already: StoredPoints  # its points an interrupted run stored (their chunks are not embedded again)
+    pages: int  # pages to read
 
 
-def render_files(files: list[dict], settings: RenderSettings):
+def render_files(files: list[FileToRead], config: PipelineConfig, longest_side: int):
     """Renders each file (one open, one read) and yields its pages in rows of up to
     ``RENDER_PAGES_PER_ROW``, as they are rendered: a 1,000-page PDF streams on, never held
     whole. A file that cannot be opened gives one row with its error and no pages; a page that
     cannot be rendered travels as its ``InputError`` (the OCR stage makes it a failed page).
-    ``files``: ``read`` (its path here), ``known_as``, ``sha256`` (as planned) and ``already``
-    (the ids stored of it, a line each)."""
+    ``longest_side``: the model's page size, asked once by the driver."""
     import pandas as pd
 
+    password = config.input.password.get_secret_value() if config.input.password else None
     for file in files:
-        read, known_as, sha256, already = file["read"], file["known_as"], file["sha256"], file["already"]
-
         def row(items: list, first: int, error: str = "", total: int = -1) -> "pd.DataFrame":
             """``items`` are the file's pages ``first``, ``first`` + 1...; ``total`` (on its last
             row only) how many it has in all."""
-            return pd.DataFrame({"read": [read], "known_as": [known_as], "already": [already],
-                                 "items": [pickle.dumps(items)], "first": [first], "error": [error],
-                                 "total": [total], "cpu_render": [PROCESS_CPU.take()]})
+            return pd.DataFrame({"read": [file.read], "known_as": [file.known_as],
+                                 "already": [pickle.dumps(file.already)], "items": [pickle.dumps(items)],
+                                 "first": [first], "error": [error], "total": [total],
+                                 "cpu_render": [PROCESS_CPU.take()]})
 
         try:
             with stage_cpu("open"):
-                source = DocumentSource(read, password=settings.password, longest_side=settings.longest_side,
-                                        text_words=settings.text_words, detect_rotation=settings.detect_rotation)
+                source = DocumentSource(file.read, password=password, longest_side=longest_side,
+                                        text_words=config.chunking.regions != "off",
+                                        detect_rotation=config.ocr.detect_rotation)
         except InputError as exc:
-            yield row([], 0, str(exc).replace(read, known_as), total=0)
+            yield row([], 0, str(exc).replace(file.read, file.known_as), total=0)
             continue
         with source:
-            if sha256 and source.source.sha256 != sha256:
-                yield row([], 0, f"{known_as}: changed since it was planned (its bytes differ); run again to read "
-                                 "the new version", total=0)
+            if file.sha256 and source.source.sha256 != file.sha256:
+                yield row([], 0, f"{file.known_as}: changed since it was planned (its bytes differ); run again to "
+                                 "read the new version", total=0)
                 continue
-            rename(source, known_as)
+            source.known_as(file.known_as)  # read from an absolute path, known by the planned one
             items: list = []
             sent = 0
-            for item in source.iter_pages(settings.pages):
+            for item in source.iter_pages(config.input.pages):
                 if len(items) == RENDER_PAGES_PER_ROW:
                     yield row(items, sent)
                     sent += len(items)
@@ -87,19 +88,12 @@ def render_files(files: list[dict], settings: RenderSettings):
             yield row(items, sent, total=sent + len(items))
 
 
-def render_group(batch, settings: RenderSettings):
+def render_group(batch, config: PipelineConfig, longest_side: int):
     """``render_files`` over the files of each row (``files``: a pickled list of one render task's
-    files, as ``ray_runner`` groups them by pages). Here, not in ``ray_runner``: a function a task
-    runs is imported by its module in every worker process, and that one imports the whole reader."""
+    ``FileToRead``, as the driver groups them by pages). Here, not in ``driver``: a function a
+    task runs is imported by its module in every worker process, and that one imports the whole reader."""
     for files in batch["files"]:
-        yield from render_files(pickle.loads(files), settings)
-
-
-def rename(source: DocumentSource, known_as: str) -> None:
-    """Read from an absolute path, known by the path the driver planned it under (as ``Planner`` renames)."""
-    if source.path != known_as:
-        source.path = known_as
-        source.source = replace(source.source, path=known_as, name=Path(known_as).name)
+        yield from render_files(pickle.loads(files), config, longest_side)
 
 
 class _Loading:
@@ -146,11 +140,10 @@ def _lowest_priority() -> None:
 
 class ChunkFiles:
     """Cuts each whole file of the batch as the local runner does (``chunk_file``, pages in order).
-    An actor, so that its tokenizer loads once, not in every worker process a task lands on.
-    ``config``: the run's ``PipelineConfig``, pickled (see the module notes)."""
+    An actor, so that its tokenizer loads once, not in every worker process a task lands on."""
 
-    def __init__(self, config: bytes):
-        self._parser = _Loading(lambda: _parser(pickle.loads(config)))
+    def __init__(self, config: PipelineConfig):
+        self._parser = _Loading(lambda: _parser(config))
 
     def __call__(self, batch):
         parser = self._parser.result()
@@ -165,8 +158,8 @@ class ChunkFiles:
         return out
 
 
-def _parser(config):
-    from .run import make_parser
+def _parser(config: PipelineConfig):
+    from ..build import make_parser
 
     parser = make_parser(config)
     parser.count_tokens("warm")  # loads the tokenizer now, not at the first file
@@ -174,37 +167,30 @@ def _parser(config):
 
 
 class EmbedChunks:
-    """Embeds the chunks of a batch of files together (those an earlier run stored are left out).
-    ``config``: the run's ``PipelineConfig``, pickled (see the module notes)."""
+    """Embeds the chunks of a batch of files together (those an earlier run stored are left out)."""
 
-    def __init__(self, config: bytes):
-        self._model = _Loading(lambda: _embed_model(pickle.loads(config)))
+    def __init__(self, config: PipelineConfig):
+        self._model = _Loading(lambda: _embed_model(config))
 
     def __call__(self, batch):
         model = self._model.result()  # first: importing LlamaIndex while the loading thread does could fail
-        from llama_index.core.schema import MetadataMode
+        from ...embedding import embed_nodes
 
         files = [pickle.loads(nodes) for nodes in batch["nodes"]]
-        stored = [set(ids.split("\n")) for ids in batch["already"]]
-        todo = [node for nodes, done in zip(files, stored) for node in nodes if node.node_id not in done]
-        if todo:
-            with stage_cpu("chunking"):  # where the local runner counts it
-                texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in todo]
-            vectors = model.get_text_embedding_batch(texts)
-            for node, vector in zip(todo, vectors):
-                node.embedding = vector
+        stored = [pickle.loads(already) for already in batch["already"]]
+        embed_nodes(model, [node for nodes, done in zip(files, stored) for node in nodes if node.node_id not in done])
         out = batch.copy()
         out["nodes"] = [pickle.dumps(nodes) for nodes in files]
         out["cpu_embed"] = PROCESS_CPU.column(len(files))
         return out
 
 
-def _embed_model(config):
-    from ..embedding import make_embed_model, pick_device
+def _embed_model(config: PipelineConfig):
+    from ...embedding import pick_device
+    from ..build import make_embedder
 
-    e = config.embedding
-    model = make_embed_model(e.model, e.device, e.batch_size, e.precision)
-    if pick_device(e.device) == "cpu":
+    model = make_embedder(config)
+    if pick_device(config.embedding.device) == "cpu":
         import torch
 
         # Ray sets OMP_NUM_THREADS to the actor's logical CPUs (1): torch would embed on one
@@ -239,11 +225,3 @@ class ProcessCpu:
 
 
 PROCESS_CPU = ProcessCpu()
-
-
-def summed(parts: list[dict[str, int]]) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for part in parts:
-        for stage, ns in part.items():
-            total[stage] = total.get(stage, 0) + ns
-    return total
