@@ -11,11 +11,12 @@ vectors. This ingests, into fresh local collections:
 and writes one JSON line a point: id, payload (the node's JSON content parsed, so key order does
 not matter) and a hash of the dense vector rounded to 5 decimals. Run it at two commits and diff::
 
-    git worktree add /tmp/before <commit> && (cd /tmp/before && python benchmarks/same_points.py /tmp/before.jsonl)
-    python benchmarks/same_points.py /tmp/after.jsonl && cmp /tmp/before.jsonl /tmp/after.jsonl
+    git worktree add /tmp/before <commit> && cp benchmarks/same_points.py /tmp/before/benchmarks/
+    (cd /tmp/before && PYTHONPATH=. "$OLDPWD/.venv/bin/python" benchmarks/same_points.py /tmp/before.jsonl)
+    .venv/bin/python benchmarks/same_points.py /tmp/after.jsonl && cmp /tmp/before.jsonl /tmp/after.jsonl
 
 The run report's figures (pages, chunks, statuses) are written too, as ``{"report": ...}`` lines.
-Takes about 3 minutes on 2 cores.
+Takes about 4 minutes on 2 cores. Results: benchmarks/README.md.
 """
 
 from __future__ import annotations
