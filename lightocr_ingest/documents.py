@@ -29,3 +29,17 @@ class PageDocument(Document):
     @classmethod
     def class_name(cls) -> str:
         return "PageDocument"
+
+    def grounded_blocks(self) -> list[dict]:
+        """The model's layout blocks of this page (LightOnOCR-3 grounding), in the shape LightOn's
+        client writes each page's blocks: label, box as ``x1,y1,x2,y2`` normalised to 0-1000 of
+        the page as stored (the image sent, for a page that was not turned), text, and whether
+        it continues the block before. Empty for a page read without grounding."""
+        if self.layout is None or not self.layout.blocks:
+            return []
+        width, height = self.metadata.get("page_width") or 1.0, self.metadata.get("page_height") or 1.0
+        return [{"label": block.label,
+                 "bbox": [round(block.box[0] * 1000 / width), round(block.box[1] * 1000 / height),
+                          round(block.box[2] * 1000 / width), round(block.box[3] * 1000 / height)],
+                 "text": self.text[block.start:block.end], "continues": block.continues}
+                for block in self.layout.blocks]

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from .records import Box, Region
 
 PageStatus = Literal["ok", "fallback_text_layer", "fallback_cpu", "failed"]  # "retried" is a fact of a run
-BboxSource = Literal["text_layer", "ocr_lines", "located", "none"]
+BboxSource = Literal["model", "text_layer", "ocr_lines", "located", "none"]  # "model": LightOnOCR-3 grounding
 FINGERPRINT_KEY = "pipeline_fingerprint"  # the settings a page was chunked and embedded under (``ingest``)
 
 
@@ -50,6 +50,9 @@ class PageMetadata:
     rotation: int = 0  # degrees clockwise the page was turned upright
     rotation_confidence: float | None = None
     pipeline_fingerprint: str | None = None  # set by ``ingest`` (``FINGERPRINT_KEY``), not by the reader
+    # The running heads, footers and printed page number the model labelled (grounding): out of
+    # the chunks' text, kept here. Absent (not empty) on other pages, whose metadata stays as it was.
+    page_furniture: tuple[str, ...] = ()
 
     def to_metadata(self) -> dict[str, Any]:
         """The Document's metadata keys, in the order the reader has always written them."""
@@ -68,6 +71,8 @@ class PageMetadata:
             metadata["ocr_error"] = self.ocr_error
         if self.ocr_warning:
             metadata["ocr_warning"] = self.ocr_warning
+        if self.page_furniture:
+            metadata["page_furniture"] = list(self.page_furniture)
         if self.pipeline_fingerprint:
             metadata[FINGERPRINT_KEY] = self.pipeline_fingerprint
         return metadata
@@ -84,7 +89,8 @@ class PageMetadata:
                    file_sha256=get("file_sha256"), page_count=get("page_count"), page_width=get("page_width"),
                    page_height=get("page_height"), image_width=get("image_width"),
                    image_height=get("image_height"), rotation=get("rotation") or 0,
-                   rotation_confidence=get("rotation_confidence"), pipeline_fingerprint=get(FINGERPRINT_KEY))
+                   rotation_confidence=get("rotation_confidence"), pipeline_fingerprint=get(FINGERPRINT_KEY),
+                   page_furniture=tuple(get("page_furniture") or ()))
 
 
 @dataclass(frozen=True)
@@ -114,15 +120,21 @@ class ChunkMetadata:
     figures: tuple[FigureMetadata, ...]
     chunk_index: int
     oversize: bool
+    # grounded pages: each model block it holds, {"page", "label", "bbox"}; absent elsewhere
+    blocks: tuple[dict[str, Any], ...] = ()
 
     def to_metadata(self) -> dict[str, Any]:
         """The chunk's own keys, which go over the page's."""
-        return {"page": self.page, "pages": list(self.pages), "page_label": self.page_label,
-                "header_path": self.header_path, "block_types": list(self.block_types),
-                "regions": [region.to_payload() for region in self.regions],
-                "bbox": [round(v, 1) for v in self.bbox] if self.bbox else None, "bbox_source": self.bbox_source,
-                "figures": [figure.to_payload() for figure in self.figures], "chunk_index": self.chunk_index,
-                "oversize": self.oversize}
+        metadata = {"page": self.page, "pages": list(self.pages), "page_label": self.page_label,
+                    "header_path": self.header_path, "block_types": list(self.block_types),
+                    "regions": [region.to_payload() for region in self.regions],
+                    "bbox": [round(v, 1) for v in self.bbox] if self.bbox else None,
+                    "bbox_source": self.bbox_source,
+                    "figures": [figure.to_payload() for figure in self.figures], "chunk_index": self.chunk_index,
+                    "oversize": self.oversize}
+        if self.blocks:
+            metadata["blocks"] = [dict(block) for block in self.blocks]
+        return metadata
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any]) -> "ChunkMetadata":
@@ -140,4 +152,5 @@ class ChunkMetadata:
                    figures=tuple(FigureMetadata(f.get("ref") or "figure", f.get("page", page),
                                                 tuple(f["bbox"]) if f.get("bbox") else None)
                                  for f in get("figures") or ()),
-                   chunk_index=get("chunk_index") or 0, oversize=bool(get("oversize")))
+                   chunk_index=get("chunk_index") or 0, oversize=bool(get("oversize")),
+                   blocks=tuple(dict(b) for b in get("blocks") or ()))

@@ -146,6 +146,19 @@ class TextBox:
 
 
 @dataclass(frozen=True)
+class LayoutBlock:
+    """One layout block of a page as LightOnOCR-3's grounding mode writes it: its label
+    (``text``, ``table``, ``page_number``... or one the model made up, kept as written), its
+    box, and the span of the page Markdown its text became."""
+
+    label: str
+    box: Box  # image pixels in an ``OcrResult``; page points in a ``PageLayout``
+    start: int  # page_markdown[start:end] is the block's text
+    end: int
+    continues: bool = False  # "text+": the block goes on from the one before (next column, next page)
+
+
+@dataclass(frozen=True)
 class OcrResult:
     """What an engine made of one page."""
 
@@ -154,6 +167,7 @@ class OcrResult:
     model: str
     figures: tuple[Figure, ...] = ()
     text_boxes: tuple[TextBox, ...] = ()
+    blocks: tuple[LayoutBlock, ...] = ()  # grounding mode: every block with its box and label
     finish_reason: str | None = None
     output_tokens: int | None = None
     latency_s: float = 0.0
@@ -162,6 +176,7 @@ class OcrResult:
     error: str | None = None  # why the model's answer was not used (fallbacks, failures)
     warning: str | None = None  # kept but imperfect, e.g. "repetition loop trimmed"
     cached: bool = False  # read from the OCR cache: no request was sent this time
+    thinking_removed: bool = False  # a <think>...</think> preamble came back and was cut off
 
 
 @dataclass(frozen=True)
@@ -180,6 +195,7 @@ class PageLayout:
     figures: tuple[PlacedFigure, ...] = ()
     text_layer: PageWords | None = None  # the PDF's text layer, when the page has one
     ocr_lines: PageWords | None = None  # lines the CPU engine read, or located on a scan (``locate``)
+    blocks: tuple[LayoutBlock, ...] = ()  # the model's own blocks (grounding), boxes in page points
     locate_s: float = 0.0  # CPU seconds spent placing the model's text with the embedded detector
 
 
@@ -194,3 +210,4 @@ class OcrRun:
     cached: bool = False
     finish_reason: str | None = None
     output_tokens: int | None = None
+    thinking_removed: bool = False  # the model thought aloud first, and that was cut off

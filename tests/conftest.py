@@ -52,3 +52,23 @@ def pdf_dir(tmp_path_factory):
 def caplog_warnings(caplog):
     caplog.set_level(logging.WARNING, logger="lightocr_ingest")
     return caplog
+
+
+def pipeline_config(qdrant, collection: str, *, url=None, ocr: dict | None = None, chunk_size: int | None = None,
+                    as_dict: bool = False, **sections):
+    """The pipeline config a test runs under, the one builder the test files share: the OCR
+    server at ``url`` (engine vllm; the CPU engine when None and ``ocr`` names no engine), a
+    local Qdrant folder ``qdrant`` and ``collection``, ``chunk_size`` tokens, and any other
+    section as given. ``as_dict``: the YAML's data instead (tests that write a config file)."""
+    from lightocr_ingest.pipeline import parse_config
+
+    data: dict = {key: dict(value) if isinstance(value, dict) else value for key, value in sections.items()}
+    ocr_section = dict(ocr or {})
+    if url is not None:
+        ocr_section = {"engine": "vllm", "url": url, **ocr_section}
+    if ocr_section:
+        data["ocr"] = {**data.get("ocr", {}), **ocr_section}
+    if chunk_size is not None:
+        data.setdefault("chunking", {})["chunk_size"] = chunk_size
+    data["qdrant"] = {"path": str(qdrant), "collection": collection, **data.get("qdrant", {})}
+    return data if as_dict else parse_config(data)

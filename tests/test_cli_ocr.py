@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from lightocr_ingest.cli import main
-from lightocr_ingest.ocr.vllm import VLLM_SERVE
+from lightocr_ingest.ocr.servers import VLLM_SERVE
 
 
 def test_ocr_writes_one_markdown_file_per_page(vllm_server, pdf_dir, tmp_path):

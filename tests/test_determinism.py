@@ -31,6 +31,8 @@ from lightocr_ingest.chunking import MarkdownBlockNodeParser
 from lightocr_ingest.store import make_vector_store, stored_versions
 from lightocr_ingest.testing import FakeVLLMServer
 
+from .conftest import pipeline_config
+
 REAL = Path(__file__).resolve().parent / "real_documents"
 
 
@@ -164,9 +166,8 @@ def paper(tmp_path_factory):
 
 
 def config(tmp_path, urls, **ocr):
-    return parse_config({"ocr": {"engine": "vllm", "url": urls, "cache_dir": str(tmp_path / "cache"), **ocr},
-                         "chunking": {"chunk_size": 128},
-                         "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "paper"}})
+    return pipeline_config(tmp_path / "qdrant", "paper", url=urls, ocr={"cache_dir": str(tmp_path / "cache"), **ocr},
+                           chunk_size=128)
 
 
 def points_of(ingestor) -> dict[str, dict]:
@@ -175,6 +176,7 @@ def points_of(ingestor) -> dict[str, dict]:
                         "pages": p.payload["pages"]} for p in points}
 
 
+@pytest.mark.slow
 def test_one_server_or_three_and_a_crash_then_resume_store_the_same_points(paper, tmp_path, monkeypatch):
     with FakeVLLMServer(responder=text_layer_answer) as one:
         ingestor = Ingestor(config(tmp_path / "one", one.url, max_in_flight=1))
@@ -222,6 +224,7 @@ def test_one_server_or_three_and_a_crash_then_resume_store_the_same_points(paper
             server.stop()
 
 
+@pytest.mark.slow
 def test_ingest_and_an_ingestion_pipeline_give_the_same_nodes(paper, tmp_path):
     with FakeVLLMServer(responder=text_layer_answer) as server:
         ingestor = Ingestor(config(tmp_path / "ingest", server.url))

@@ -73,6 +73,7 @@ def test_boxes_are_drawn_where_the_metadata_puts_them(tmp_path):
     assert page_with_boxes(path, 1, [Outline((0, 0, 10, 10), "blue")], longest_side=360).getpixel((1, 1))[2] > 200
 
 
+@pytest.mark.slow
 def test_evaluate_collection_on_the_samples_with_the_embedded_default(tmp_path):
     config = parse_config({"input": {"paths": [str(REPO / "samples")]}, "ocr": {"engine": "cpu"},
                            "qdrant": {"path": str(tmp_path / "q"), "collection": "samples"}})

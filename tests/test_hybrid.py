@@ -17,6 +17,8 @@ from lightocr_ingest.pipeline import build_pipeline, parse_config
 from lightocr_ingest.retrieval import build_retriever
 from lightocr_ingest.retrieval.evaluate import LabelledQuery, evaluate_retriever
 
+from .conftest import pipeline_config
+
 ITEMS = ["hex bolt", "washer", "bearing", "gasket", "hinge", "bracket", "spring", "valve", "fuse", "relay"]
 
 
@@ -35,8 +37,7 @@ def catalogue() -> tuple[list[Document], list[LabelledQuery]]:
 
 
 def config_for(tmp_path, mode: str, collection: str = "parts"):
-    return parse_config({"qdrant": {"path": str(tmp_path / "qdrant"), "collection": collection},
-                         "retrieval": {"mode": mode}})
+    return pipeline_config(tmp_path / "qdrant", collection, retrieval={"mode": mode})
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from lightocr_ingest.retrieval import search
 from lightocr_ingest.pipeline.config import json_schema
 from lightocr_ingest.testing import FakeVLLMServer
 
+from .conftest import pipeline_config
 from .documents import one_column_pdf
 
 TOPICS = {
@@ -40,9 +41,7 @@ def topic_server(pdf_dir):
 
 
 def make_config(tmp_path, server_url, **chunking):
-    return parse_config({"ocr": {"engine": "vllm", "url": server_url},
-                         "chunking": {"chunk_size": 128, **chunking},
-                         "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "test"}})
+    return pipeline_config(tmp_path / "qdrant", "test", url=server_url, chunking={"chunk_size": 128, **chunking})
 
 
 def stored_points(ingestor):

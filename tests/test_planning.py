@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from lightocr_ingest.pipeline import Ingestor, parse_config
+from lightocr_ingest.pipeline import Ingestor
 from lightocr_ingest.pipeline import plan as plan_module
 from lightocr_ingest.testing import FakeVLLMServer
 
+from .conftest import pipeline_config
 from .documents import one_column_pdf
 
 
@@ -31,8 +32,7 @@ def files(tmp_path):
 
 
 def config(tmp_path, url):
-    return parse_config({"ocr": {"engine": "vllm", "url": url, "cache_dir": None},
-                         "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "plan"}})
+    return pipeline_config(tmp_path / "qdrant", "plan", url=url, ocr={"cache_dir": None})
 
 
 class Qdrant:

@@ -5,7 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lightocr_ingest.ocr import clean_markdown, extract_figures, fix_escaped_dollars, profile_for
-from lightocr_ingest.ocr.postprocess import looks_like_math
+from lightocr_ingest.ocr.postprocess import looks_like_math, strip_thinking
+from lightocr_ingest.ocr.profiles import resolve_mode
 
 
 @pytest.mark.parametrize("before, after", [
@@ -77,19 +78,55 @@ def test_figure_boxes_always_lie_inside_the_image(x0, y0, x1, y1, width, height)
     assert 0 <= bx0 <= bx1 <= width and 0 <= by0 <= by1 <= height
 
 
-@pytest.mark.parametrize("name, boxes", [
-    ("lightonai/LightOnOCR-1B-1025", False),
-    ("lightonai/LightOnOCR-2-1B", False),
-    ("lightonai/LightOnOCR-2-1B-base", False),
-    ("lightonai/LightOnOCR-2-1B-bbox", True),
-    ("lightonai/LightOnOCR-2-1B-bbox-soup", True),
-    ("my-ocr", False),
-    ("my-OCR-BBOX", True),  # a custom --served-model-name of a -bbox checkpoint
+@pytest.mark.parametrize("name, family, longest_side, top_p, boxes, grounding, thinking_off, assumed", [
+    ("lightonai/LightOnOCR-1B-1025", "lightonocr-1", 1540, 0.9, False, False, False, False),
+    ("lightonai/LightOnOCR-2-1B", "lightonocr-2", 1540, 0.9, False, False, False, False),
+    ("lightonai/LightOnOCR-2-1B-base", "lightonocr-2", 1540, 0.9, False, False, False, False),
+    ("lightonai/LightOnOCR-2-1B-bbox", "lightonocr-2-bbox", 1540, 0.9, True, False, False, False),
+    ("lightonai/LightOnOCR-2-1B-bbox-soup", "lightonocr-2-bbox", 1540, 0.9, True, False, False, False),
+    ("lightonai/LightOnOCR-3-1B", "lightonocr-3-1b", 1540, 1.0, False, True, True, False),
+    ("lightonai/LightOnOCR-3-0.8B", "lightonocr-3-0.8b", 2048, 1.0, False, True, True, False),
+    ("lightonai/LightOnOCR-3-4B", "lightonocr-3-4b", 2048, 1.0, False, True, True, False),
+    # a custom --served-model-name: generation 3 at 2048 px as LightOn's client takes it, said once...
+    ("my-ocr", "lightonocr-3-4b", 2048, 1.0, False, True, True, True),
+    ("my-OCR-BBOX", "lightonocr-2-bbox", 1540, 0.9, True, False, False, True),  # ...unless it says bbox
 ])
-def test_model_profiles(name, boxes):
+def test_model_profiles_follow_the_served_name(name, family, longest_side, top_p, boxes, grounding, thinking_off,
+                                               assumed):
     profile = profile_for(name)
-    assert profile.figure_boxes is boxes
-    assert (profile.longest_side, profile.temperature, profile.top_p, profile.max_tokens) == (1540, 0.2, 0.9, 4096)
+    assert (profile.family, profile.longest_side, profile.top_p) == (family, longest_side, top_p)
+    assert (profile.figure_boxes, profile.grounding, profile.thinking_off, profile.assumed) == \
+        (boxes, grounding, thinking_off, assumed)
+    assert (profile.temperature, profile.max_tokens) == (0.2, 4096)
+    # generations 1 and 2 are sent exactly what they were; generation 3 is told not to think
+    assert profile.chat_template_kwargs() == ({"chat_template_kwargs": {"enable_thinking": False}}
+                                              if thinking_off else {})
+
+
+def test_a_named_family_overrides_the_name():
+    profile = profile_for("my-ocr", "lightonocr-2")
+    assert (profile.family, profile.longest_side, profile.grounding, profile.assumed) == \
+        ("lightonocr-2", 1540, False, False)
+    assert profile_for("ocr", "lightonocr-3-1b").longest_side == 1540
+
+
+def test_grounding_is_refused_for_a_model_without_it_with_the_models_that_have_it():
+    with pytest.raises(ValueError, match="LightOnOCR-3"):
+        resolve_mode(profile_for("lightonai/LightOnOCR-2-1B"), "grounding")
+    assert resolve_mode(profile_for("lightonai/LightOnOCR-2-1B"), "auto") == "plain"
+    assert resolve_mode(profile_for("lightonai/LightOnOCR-3-1B"), "auto") == "grounding"
+    assert resolve_mode(profile_for("lightonai/LightOnOCR-3-1B"), "plain") == "plain"
+
+
+@pytest.mark.parametrize("answer, kept, removed", [
+    ("<think>\nThe user wants the page.\n</think>\n\n# Title\n\nText", "# Title\n\nText", True),
+    ("  <think>a</think>Text", "Text", True),
+    ("<think>\nthinking until max_tokens", "", True),  # never closed: nothing of the page came
+    ("# Chat templates\n\nA preamble ends with </think> and", None, False),  # page text stays
+    ("Text <think>not at the start</think>", None, False),
+])
+def test_a_thinking_preamble_is_cut_only_at_the_start(answer, kept, removed):
+    assert strip_thinking(answer) == ((answer if kept is None else kept), removed)
 
 
 # One answer, as a -bbox checkpoint writes it. From any other model, which writes no boxes,

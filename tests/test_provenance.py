@@ -89,6 +89,7 @@ def test_text_layer_regions_cover_each_chunk_and_little_else(name, number):
     assert statistics.median(q.leakage for q in quality) <= 0.1
 
 
+@pytest.mark.slow
 def test_model_like_markdown_is_placed_by_the_text_layer_and_by_the_cpu_engine_lines(cpu_read):
     """Markdown from another reader (other reading order, OCR errors, dehyphenated words) aligns
     with the text layer, and with the engine's own lines when there is no text layer."""

@@ -13,7 +13,7 @@ from lightocr_ingest.cli import main
 from lightocr_ingest.console import progress_bar, shorten_middle
 from lightocr_ingest.ocr import engine as engine_module
 from lightocr_ingest.ocr.engine import EngineSettings, resolve
-from lightocr_ingest.ocr.vllm import VLLM_SERVE
+from lightocr_ingest.ocr.servers import VLLM_SERVE
 from lightocr_ingest.cli.summary import summary_table
 from lightocr_ingest.pipeline.report import FileReport, PageReport, RunReport
 

@@ -13,6 +13,7 @@ from lightocr_ingest.pipeline import Ingestor, parse_config
 from lightocr_ingest.cli.options import apply_flags as _apply_flags
 from lightocr_ingest.testing import FAULT_KINDS, FakeVLLMServer, FaultPlan
 
+from .conftest import pipeline_config
 from .documents import one_column_pdf, two_column_pdf
 
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'lightocr-ingest[ray]' to test --runner ray")
@@ -21,6 +22,8 @@ pytest.importorskip("ray.data", reason="ray[data] is not installed: pip install 
 from lightocr_ingest.pipeline.ray_runner import RayIngestor  # noqa: E402
 from lightocr_ingest.pipeline.ray_runner import dataset  # noqa: E402
 from lightocr_ingest.pipeline.ray_runner.workers import RENDER_PAGES_PER_ROW, FileToRead, render_files  # noqa: E402
+
+pytestmark = pytest.mark.slow  # starts local Ray clusters (20-40 s a test)
 
 LONG_PAGES = RENDER_PAGES_PER_ROW * 2 + 3  # a file that reaches the OCR actor in three rows
 PAGES = 3 + 1 + 2 + LONG_PAGES  # in the files fixture
@@ -53,10 +56,9 @@ def files(tmp_path_factory):
 
 
 def config(tmp_path, url, name, **ocr):
-    return parse_config({"ocr": {"engine": "vllm", "url": url, "cache_dir": str(tmp_path / name / "cache"),
-                                 "backoff_base_s": 0.01, "request_timeout_s": 0.5, **ocr},
-                         "chunking": {"chunk_size": 64},
-                         "qdrant": {"path": str(tmp_path / name / "qdrant"), "collection": "test"}})
+    return pipeline_config(tmp_path / name / "qdrant", "test", url=url, chunk_size=64,
+                           ocr={"cache_dir": str(tmp_path / name / "cache"), "backoff_base_s": 0.01,
+                                "request_timeout_s": 0.5, **ocr})
 
 
 def rendered(files: list[FileToRead], cfg) -> list:

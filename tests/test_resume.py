@@ -22,6 +22,7 @@ from qdrant_client import QdrantClient
 from lightocr_ingest.pipeline import Ingestor, parse_config
 from lightocr_ingest.testing import FAULT_KINDS, FakeVLLMServer, FaultPlan
 
+from .conftest import pipeline_config
 from .documents import one_column_pdf
 
 FILES, PAGES_PER_FILE = 10, 20  # 200 pages: enough for every fault kind many times over
@@ -42,13 +43,10 @@ def corpus(tmp_path_factory):
 
 
 def config_data(server_url, folder, work, **ocr):
-    return {
-        "input": {"paths": [str(folder)]},
-        "ocr": {"engine": "vllm", "url": server_url, "backoff_base_s": 0.05, "request_timeout_s": 1.0,
-                "max_retries": 8, "cache_dir": str(work / "ocr-cache"), **ocr},
-        "chunking": {"chunk_size": 128, "tokenizer": "estimate"},
-        "qdrant": {"path": str(work / "qdrant"), "collection": "corpus"},
-    }
+    return pipeline_config(work / "qdrant", "corpus", url=server_url, as_dict=True, input={"paths": [str(folder)]},
+                           ocr={"backoff_base_s": 0.05, "request_timeout_s": 1.0, "max_retries": 8,
+                                "cache_dir": str(work / "ocr-cache"), **ocr},
+                           chunking={"chunk_size": 128, "tokenizer": "estimate"})
 
 
 def stored(qdrant_path, field: str | None = None) -> dict[str, str]:
@@ -103,6 +101,7 @@ def test_no_page_is_lost_at_a_20_percent_fault_rate_with_a_restart(corpus, unint
     assert stored(tmp_path / "qdrant") == uninterrupted["points"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["kill -9", "Ctrl-C"])
 def test_a_run_killed_mid_way_resumes_to_exactly_the_points_of_an_uninterrupted_run(corpus, uninterrupted,
                                                                                       tmp_path, how):
@@ -282,6 +281,7 @@ def _cached_tags(cache_folder) -> set[str]:
     return {tag for (result,) in rows for tag in re.findall(r"Section ([0-9a-f]{10})", json.loads(result)["markdown"])}
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_never_sends_a_cached_page_again_and_ends_with_the_uninterrupted_points(tmp_path):
     """A real ``ingest`` process, killed three times at random moments of its OCR, then run to
     the end: no page whose answer was in the cache at a kill is sent again, no page is sent

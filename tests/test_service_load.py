@@ -17,6 +17,8 @@ from lightocr_ingest.testing import FakeVLLMServer  # noqa: E402
 
 from .test_service import running_server, settings  # noqa: E402
 
+pytestmark = pytest.mark.slow  # hundreds of requests against a running service
+
 
 def page_png(n: int) -> bytes:
     image = Image.new("L", (600, 800), 255)

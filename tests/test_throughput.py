@@ -185,6 +185,7 @@ def test_simulated_gpu_batches_at_most_max_num_seqs_and_queues_the_rest():
     assert after["requests"] == 0 and after["tokens_served"] == 0
 
 
+@pytest.mark.slow
 def test_benchmark_quick_run_reports_every_figure(tmp_path):
     output = tmp_path / "bench.json"
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--quick", "--work",

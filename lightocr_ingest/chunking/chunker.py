@@ -12,16 +12,22 @@ Rules, in order of precedence:
    gives the same chunks however its pages arrived.
 5. Each chunk keeps the character spans of its text in each page's Markdown, and from them
    its ``regions``: where that text lies on the page (``pages.alignment.align``).
+6. On a page the model grounded (LightOnOCR-3), its labels decide instead (``grounded``):
+   header, footer and page-number blocks are furniture without the repetition rule; a
+   ``text+`` block joins the paragraph it continues (next column, next page); a caption stays
+   with its table, chart or image; formula and code blocks are never cut; regions are the
+   model's boxes; ``block_types`` are the model's labels.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..metadata import BboxSource
 from ..records import PageLayout, Region
 from .blocks import Block, parse_blocks
 from .furniture import find_furniture
+from .grounded import FIGURE_LABELS, KEEP_WHOLE_LABELS, GroundedPage, PlacedPart, furniture_blocks
 from ..pages.alignment import PageAlignment, align, union
 from .split import Piece, split_block
 from .tokens import TokenCounter, estimate_tokens, is_additive
@@ -59,6 +65,7 @@ class Chunk:
     oversize: bool = False  # holds one formula or table row longer than the budget by itself
     carried: tuple[str, ...] = ()  # table header text repeated from an earlier chunk
     spans: tuple[tuple[int, int, int], ...] = ()  # (page, start, end) of its text in the pages' Markdown
+    blocks: tuple[PlacedPart, ...] = ()  # grounded pages: the model's blocks it holds (label, box)
 
     @property
     def page(self) -> int:
@@ -80,6 +87,29 @@ class _Open:
     oversize: bool = False
     carried: tuple[str, ...] = ()
     tokens: int = 0  # of its parts joined, kept when the counter is additive
+    added: list[tuple[int, int, int]] = field(default_factory=list)  # per part: spans, refs, tokens it brought
+
+    def pop_caption(self) -> tuple | None:
+        """Its last part when that is a caption and not all it holds, taken out (to go with the
+        table, chart or image it captions, which starts the next chunk)."""
+        if len(self.parts) < 2 or self.kinds[-1] != "caption" or len(self.added) != len(self.parts):
+            return None
+        spans, refs, tokens = self.added.pop()
+        taken = (self.parts.pop(), self.pages.pop(), self.kinds.pop(), self.refs[len(self.refs) - refs:],
+                 self.spans[len(self.spans) - spans:], tokens)
+        del self.refs[len(self.refs) - refs:], self.spans[len(self.spans) - spans:]
+        self.tokens -= tokens
+        return taken
+
+    def take(self, taken: tuple) -> None:
+        part, page, kind, refs, spans, tokens = taken
+        self.parts.append(part)
+        self.pages.append(page)
+        self.kinds.append(kind)
+        self.refs.extend(refs)
+        self.spans.extend(spans)
+        self.tokens += tokens
+        self.added.append((len(spans), len(refs), tokens))
 
 
 def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
@@ -89,9 +119,16 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
     if max_tokens < 16:
         raise ValueError(f"max_tokens must be at least 16, got {max_tokens}")
     page_blocks = [parse_blocks(page.markdown) for page in pages]
+    grounded = {page.page: GroundedPage(page.page, page.layout.blocks) for page in pages
+                if page.layout is not None and page.layout.blocks}
     furniture = find_furniture(page_blocks, [page.page for page in pages]) if drop_page_furniture else set()
+    if drop_page_furniture and grounded:  # the model's labels, not repetition, on the pages it grounded
+        furniture = {(p, b) for p, b in furniture if pages[p].page not in grounded}
+        for p, (page, blocks) in enumerate(zip(pages, page_blocks)):
+            if page.page in grounded:
+                furniture |= {(p, b) for b in furniture_blocks(grounded[page.page], [bl.start for bl in blocks])}
     by_page = {page.page: page for page in pages}
-    alignments = _Alignments(by_page) if regions else None
+    alignments = _Alignments(by_page, grounded) if regions else None
     chunks: list[Chunk] = []
     path: list[tuple[int, str]] = []  # (level, title) of the headings above
     current: _Open | None = None
@@ -124,16 +161,31 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
                 while path and path[-1][0] >= block.level:
                     path.pop()
                 path.append((block.level, block.title or block.text.lstrip("#").strip()))
-            for piece in split_block(block.kind, block.text, max_tokens, count):
+            layout = grounded.get(page.page)
+            model_block = layout.block_at(block.start) if layout else None
+            label = model_block.label if model_block else None
+            kind = label or block.kind
+            split_kind = "math" if label in KEEP_WHOLE_LABELS else block.kind  # "math": never cut
+            # "text+": the first Markdown block of a block that goes on from the last one
+            continues = bool(model_block and model_block.continues and model_block.start == block.start)
+            for number, piece in enumerate(split_block(split_kind, block.text, max_tokens, count)):
                 piece_tokens = count(piece.text) if additive else 0
                 spans, cursor = _piece_spans(page.page, block, piece, cursor)
-                if current is not None and not piece.oversize and fits(current, piece, piece_tokens):
-                    _add(current, piece, page.page, block, piece_tokens, spans)
+                figure = layout.image_ref_at(block.start) if label == "image" and number == 0 else None
+                if current is not None and (
+                        (not piece.oversize and fits(current, piece, piece_tokens))
+                        or (label == "caption" and current.kinds[-1] in FIGURE_LABELS)):  # with what it captions
+                    _add(current, piece, page.page, kind, block, piece_tokens, spans, figure,
+                         join=continues and number == 0 and current.kinds[-1] in ("text", "paragraph"))
                     continue
+                # a caption just before a table, chart or image that starts a new chunk goes with it
+                caption = current.pop_caption() if current is not None and kind in FIGURE_LABELS else None
                 flush(page.page)
                 current = _Open([], [], [], [], [])
                 current_path = tuple(title for _, title in path)
-                _add(current, piece, page.page, block, piece_tokens, spans)
+                if caption is not None:
+                    current.take(caption)
+                _add(current, piece, page.page, kind, block, piece_tokens, spans, figure)
     flush()
     return chunks
 
@@ -167,8 +219,9 @@ class _Alignments:
     lines the CPU engine read or the embedded detector located; otherwise none.
     """
 
-    def __init__(self, pages: dict[int, PageText]):
+    def __init__(self, pages: dict[int, PageText], grounded: dict[int, GroundedPage]):
         self._pages = pages
+        self.grounded = grounded  # pages the model placed itself: no alignment needed
         self._done: dict[int, PageAlignment | None] = {}
 
     def of(self, page_number: int) -> PageAlignment | None:
@@ -191,13 +244,22 @@ class _Alignments:
             del self._done[number]
 
 
-def _add(chunk: _Open, piece: Piece, page: int, block: Block, tokens: int, spans: list) -> None:
+def _add(chunk: _Open, piece: Piece, page: int, kind: str, block: Block, tokens: int, spans: list,
+         figure: str | None = None, join: bool = False) -> None:
+    """``piece`` into ``chunk``: as a part of its own, or (``join``) as the rest of the last
+    part's paragraph (a ``text+`` block, across a column or a page), after a space."""
     chunk.spans.extend(spans)
-    chunk.parts.append(piece.text)
+    refs = [(page, ref) for ref in block.figure_refs if ref in piece.text] + ([(page, figure)] if figure else [])
+    if join:
+        chunk.parts[-1] = f"{chunk.parts[-1]} {piece.text}"
+        chunk.added.clear()  # parts and what each brought no longer match one to one: no caption is moved
+    else:
+        chunk.parts.append(piece.text)
+        chunk.added.append((len(spans), len(refs), tokens))
     chunk.tokens += tokens
     chunk.pages.append(page)
-    chunk.kinds.append(block.kind)
-    chunk.refs.extend((page, ref) for ref in block.figure_refs if ref in piece.text)
+    chunk.kinds.append(kind)
+    chunk.refs.extend(refs)
     chunk.oversize = chunk.oversize or piece.oversize
     chunk.carried = chunk.carried + piece.carried
 
@@ -212,11 +274,20 @@ def _close(index: int, chunk: _Open, header_path: tuple[str, ...], by_page: dict
         figures.append(ChunkFigure(ref, page, placed.box if placed else None))
     regions: list[Region] = []
     sources: list[str] = []
+    blocks: list[PlacedPart] = []
     for page in dict.fromkeys(chunk.pages):
+        spans = [(start, end) for p, start, end in chunk.spans if p == page]
+        grounded = alignments.grounded.get(page) if alignments is not None else None
+        if grounded is not None:  # the model's own boxes
+            parts = grounded.parts(spans)
+            blocks.extend(parts)
+            regions.extend(Region(part.page, part.bbox) for part in parts)
+            sources.append("model")
+            continue
         alignment = alignments.of(page) if alignments is not None else None
         if alignment is None:
             continue
-        found = alignment.regions(page, [(start, end) for p, start, end in chunk.spans if p == page])
+        found = alignment.regions(page, spans)
         if found:
             regions.extend(found)
             sources.append(alignment.source)
@@ -232,4 +303,5 @@ def _close(index: int, chunk: _Open, header_path: tuple[str, ...], by_page: dict
         oversize=chunk.oversize,
         carried=chunk.carried,
         spans=tuple(chunk.spans),
+        blocks=tuple(blocks),
     )

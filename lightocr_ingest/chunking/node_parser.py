@@ -101,7 +101,8 @@ class MarkdownBlockNodeParser(NodeParser):
             header_path=" > ".join(chunk.header_path), block_types=tuple(chunk.block_types),
             regions=tuple(chunk.regions), bbox=chunk.bbox, bbox_source=chunk.bbox_source,
             figures=tuple(FigureMetadata(f.ref, f.page, tuple(f.bbox) if f.bbox else None) for f in chunk.figures),
-            chunk_index=chunk.index, oversize=chunk.oversize)
+            chunk_index=chunk.index, oversize=chunk.oversize,
+            blocks=tuple(part.to_payload() for part in chunk.blocks))
         metadata = dict(source.metadata)  # the page's keys, then the chunk's own over them
         metadata.update(facts.to_metadata())
         node = TextNode(id_=chunk_node_id(source.node_id, chunk.index, chunk.text), text=chunk.text,

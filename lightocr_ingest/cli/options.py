@@ -12,6 +12,12 @@ def add_ocr_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ocr-url", help="vLLM base URL, e.g. http://gpu-host:8000/v1 (env LIGHTONOCR_URL); "
                                                "several, comma-separated, to balance pages across GPUs")
     parser.add_argument("--model", help="served model name (default: discovered from /v1/models)")
+    parser.add_argument("--model-family", choices=["auto", "lightonocr-1", "lightonocr-2", "lightonocr-2-bbox",
+                                                   "lightonocr-3-1b", "lightonocr-3-0.8b", "lightonocr-3-4b"],
+                        help="the served model's checkpoint family, for a custom --served-model-name (default: "
+                             "told by the name)")
+    parser.add_argument("--ocr-mode", choices=["auto", "plain", "grounding"],
+                        help="auto: grounding (blocks with boxes and labels) where the model has it, else plain")
     parser.add_argument("--ocr-engine", choices=["auto", "vllm", "cpu"],
                         help="auto: vLLM when it answers, else the CPU engine (default auto)")
     parser.add_argument("--no-detect-rotation", dest="detect_rotation", action="store_false", default=None,
@@ -34,6 +40,8 @@ def apply_flags(config: PipelineConfig, args: argparse.Namespace) -> PipelineCon
                                 ("ocr", "url", getattr(args, "ocr_url", None)),
                                 ("ocr", "model", getattr(args, "model", None)),
                                 ("ocr", "engine", getattr(args, "ocr_engine", None)),
+                                ("ocr", "model_family", getattr(args, "model_family", None)),
+                                ("ocr", "mode", getattr(args, "ocr_mode", None)),
                                 ("input", "pages", getattr(args, "pages", None)),
                                 ("chunking", "regions", getattr(args, "regions", None)),
                                 ("ocr", "detect_rotation", getattr(args, "detect_rotation", None))]:

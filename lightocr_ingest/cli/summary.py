@@ -33,6 +33,11 @@ def print_summary(report) -> None:
         f"{totals['files_resumed']} resumed; {totals['chunks']} chunks"
         f"{' (placed by ' + _placed(totals['chunks_by_bbox_source']) + ')' if totals['chunks'] else ''}; "
         f"points {totals['points_before']} -> {totals['points_after']}; {totals['elapsed_s']} s")
+    if totals["pages_thinking_removed"]:
+        stderr.print(f"{totals['pages_thinking_removed']} page(s) came back with the model's thinking first (cut off, "
+                     f"not stored): the server ignores chat_template_kwargs; serve the model with "
+                     f"--default-chat-template-kwargs '{{\"enable_thinking\": false}}'",
+                     markup=False, highlight=False, soft_wrap=True)
 
 
 def summary_table(report, width: int) -> Table:

@@ -7,7 +7,8 @@ from .postprocess import clean_markdown, extract_figures, fix_escaped_dollars
 from .profiles import ModelProfile, profile_for
 from .resilient import ResilientEngine
 from .retry import RetryPolicy
-from .vllm import DEFAULT_URL, MAX_IN_FLIGHT, VLLM_HINT, VLLMEngine, normalize_base_url
+from .servers import VLLM_HINT, normalize_base_url
+from .vllm import DEFAULT_URL, MAX_IN_FLIGHT, VLLMEngine
 from .window import ocr_in_order
 
 __all__ = [

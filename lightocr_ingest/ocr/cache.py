@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, replace
 
 from ..defaults import USER_CACHE
-from ..records import Figure, OcrResult, TextBox
+from ..records import Figure, LayoutBlock, OcrResult, TextBox
 
 CACHE_FILE = "ocr-cache.sqlite"
 CACHE_DIR_ENV = "LIGHTOCR_CACHE_DIR"
@@ -65,6 +65,8 @@ def _decode(text: str) -> OcrResult:
     data["figures"] = tuple(Figure(ref=f["ref"], box=tuple(f["box"]) if f["box"] else None) for f in data["figures"])
     data["text_boxes"] = tuple(TextBox(text=b["text"], box=tuple(b["box"]), score=b["score"], stroke=b.get("stroke", 0.0))
                                for b in data["text_boxes"])
+    data["blocks"] = tuple(LayoutBlock(b["label"], tuple(b["box"]), b["start"], b["end"], b["continues"])
+                           for b in data.get("blocks", ()))  # answers cached before grounding have none
     return OcrResult(**data, cached=True)
 
 

@@ -20,8 +20,8 @@ from .cache import CACHE_DIR_ENV, OcrCache, resolve_cache_dir
 from .cpu import CpuEngine
 from .resilient import FALLBACKS, RETRY_TEMPERATURES, ResilientEngine
 from .retry import RetryPolicy
-from .vllm import DEFAULT_URL, MAX_IN_FLIGHT, REQUEST_TIMEOUT_S, VLLM_HINT, VLLM_SERVE, VLLMEngine, api_key_from_env, \
-    choose_model, probe_models, split_urls
+from .servers import VLLM_HINT, VLLM_SERVE, api_key_from_env, choose_model, probe_models, split_urls
+from .vllm import DEFAULT_URL, MAX_IN_FLIGHT, REQUEST_TIMEOUT_S, VLLMEngine
 
 EngineKind = Literal["auto", "vllm", "cpu"]
 PROBE_MEMORY_S = 60.0  # re-probe after this long: a server started mid-session gets picked up
@@ -45,6 +45,8 @@ class EngineSettings:
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
+    model_family: str = "auto"  # ocr.model_family: the profile of a custom served name
+    mode: str = "auto"  # ocr.mode: plain, grounding, or grounding where the model has it
     retry_temperatures: tuple[float, ...] = RETRY_TEMPERATURES
     fallbacks: tuple[str, ...] = FALLBACKS
     cache_dir: str | None = None  # OCR cache folder ("auto": the user's cache folder); None: no cache
@@ -132,6 +134,7 @@ def create_engine(settings: EngineSettings) -> ResilientEngine:
             urls, model=model, api_key=settings.api_key, max_in_flight=settings.max_in_flight,
             request_timeout_s=settings.request_timeout_s, max_tokens=settings.max_tokens,
             temperature=settings.temperature, top_p=settings.top_p,
+            model_family=settings.model_family, mode=settings.mode,
             retry=RetryPolicy(max_retries=settings.max_retries, backoff_base_s=settings.backoff_base_s,
                               page_deadline_s=settings.page_deadline_s))
     return ResilientEngine(primary, cache=open_cache(settings.cache_dir),

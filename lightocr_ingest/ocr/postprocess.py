@@ -159,6 +159,25 @@ def clean_markdown(markdown: str, image_width: int, image_height: int, *,
     return extract_figures(text, image_width, image_height, figure_boxes=figure_boxes)
 
 
+# --- thinking --------------------------------------------------------------------------
+# Qwen-based LightOnOCR-3 checkpoints think first when a request does not turn thinking off
+# (a server without --default-chat-template-kwargs, a client that forgot the flag); the
+# preamble opens the answer. Only a preamble at the very start is cut: "</think>" further on
+# may be page text (a page about chat templates).
+_THINKING = re.compile(r"\A\s*<think>.*?</think>\s*", re.S)
+
+
+def strip_thinking(answer: str) -> tuple[str, bool]:
+    """The answer without a leading ``<think>...</think>`` preamble, and whether there was one.
+    A preamble never closed (cut at max_tokens) is all the answer had: nothing is left."""
+    match = _THINKING.match(answer)
+    if match:
+        return answer[match.end():], True
+    if answer.lstrip().startswith("<think>"):
+        return "", True
+    return answer, False
+
+
 # --- the PDF's own text layer, as a fallback ---------------------------------------------
 
 def text_layer_markdown(text: str) -> str:

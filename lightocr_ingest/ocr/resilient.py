@@ -141,7 +141,7 @@ class ResilientEngine:
                       f"re-run (said once)", key="ocr-cache-write")
 
     def key(self, page: PageImage) -> str:
-        sampling = self.primary.sampling() if isinstance(self.primary, VLLMEngine) else {}
+        sampling = self.primary.request_identity() if isinstance(self.primary, VLLMEngine) else {}
         return cache_key(page.pixels_sha256, self.primary.name, self.primary.model or "", sampling)
 
     # --- one page ----------------------------------------------------------------------

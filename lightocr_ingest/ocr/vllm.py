@@ -1,7 +1,9 @@
 """OCR through vLLM's OpenAI-compatible API, with the official ``openai`` async client.
 
-The request is exactly what LightOnOCR expects: one user message holding only the page image
-as a PNG data URL, no system prompt and no text prompt (the model tends to repeat a prompt).
+The request is exactly what LightOnOCR expects: one user message holding the page image as a PNG
+data URL, no system prompt; no text prompt for generations 1 and 2 (they repeat prompts), and
+for LightOnOCR-3 in grounding mode the one word ``grounding`` (``profiles``: what each model
+family is sent; ``grounding``: how its answer is read).
 Throughput comes from concurrency: vLLM batches the requests it has in flight, so the client
 keeps many pages in flight at once (``max_in_flight`` per server) and shares that window across
 files. Given several servers (a list, or ``"http://a:8000/v1,http://b:8000/v1"``), each page
@@ -15,7 +17,6 @@ import base64
 import json
 import logging
 import math
-import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -27,10 +28,11 @@ import openai
 from ..cpu_cost import stage_cpu
 from ..defaults import DEFAULT_URL, MAX_IN_FLIGHT, REQUEST_TIMEOUT_S  # noqa: F401 - re-exported
 from ..errors import OCRServerError
-from ..notices import warn_once
-from ..records import OcrResult, PageImage
-from .postprocess import clean_markdown
-from .profiles import ModelProfile, profile_for
+from ..records import Figure, LayoutBlock, OcrResult, PageImage
+from .servers import VLLM_HINT, api_key_from_env, choose_model, split_urls
+from .grounding import GROUNDING_PROMPT, parse_grounding, to_image_pixels
+from .postprocess import clean_markdown, fix_escaped_dollars, strip_thinking
+from .profiles import ModelProfile, profile_for, resolve_mode, say_assumed
 from .retry import PageClock, RetryPolicy, describe, is_retryable, retry_after_of
 
 log = logging.getLogger("lightocr_ingest")
@@ -43,70 +45,6 @@ CONNECT_TIMEOUT_S = 10.0
 CONNECTIONS_PER_POOL = 32
 _IMAGE_MARKER = f"\x00{uuid.uuid4().hex}\x00"  # where request_bytes puts the image: no real value holds it
 _IMAGE_MARKER_JSON = json.dumps(_IMAGE_MARKER)
-API_KEY_ENV = ("LIGHTONOCR_API_KEY", "VLLM_API_KEY")  # never OPENAI_API_KEY: not meant for this server
-VLLM_SERVE = (  # the README's command, flags and all (a test holds the two together)
-    "vllm serve lightonai/LightOnOCR-2-1B --limit-mm-per-prompt '{\"image\": 1}' --mm-processor-cache-gb 0 "
-    "--no-enable-prefix-caching --max-model-len 16384 --max-num-seqs 256"
-)
-VLLM_HINT = f"start one with: {VLLM_SERVE}"
-
-
-def normalize_base_url(url: str) -> str:
-    """Accept ``host:port``, ``http://host:port`` or ``.../v1``; return the ``/v1`` base."""
-    url = url.strip().rstrip("/")
-    if "://" not in url:
-        url = "http://" + url
-    if not url.endswith("/v1"):
-        url += "/v1"
-    return url
-
-
-def split_urls(urls: str | Sequence[str]) -> list[str]:
-    """One or more server URLs (a list, or comma-separated) as normalised ``/v1`` bases, no repeats."""
-    items = urls.split(",") if isinstance(urls, str) else [part for url in urls for part in url.split(",")]
-    normalised = [normalize_base_url(item) for item in items if item.strip()]
-    if not normalised:
-        raise OCRServerError("no OCR server URL given; pass --ocr-url http://HOST:8000/v1")
-    return list(dict.fromkeys(normalised))
-
-
-def api_key_from_env() -> str | None:
-    for name in API_KEY_ENV:
-        if os.environ.get(name):
-            return os.environ[name]
-    return None
-
-
-def probe_models(base_url: str, api_key: str | None = None, timeout_s: float = 3.0) -> list[str]:
-    """GET /v1/models synchronously; return the served model ids or raise OCRServerError."""
-    url = normalize_base_url(base_url) + "/models"
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    try:
-        response = httpx.get(url, headers=headers, timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        raise OCRServerError(f"no OCR server answered at {url}: {type(exc).__name__}: {exc}") from None
-    if response.status_code == 401:
-        raise OCRServerError(f"{url} refused the API key (HTTP 401): set LIGHTONOCR_API_KEY or api_key")
-    if response.status_code != 200:
-        raise OCRServerError(f"{url} answered HTTP {response.status_code}; is this a vLLM server?")
-    try:
-        return [model["id"] for model in response.json()["data"]]
-    except (ValueError, KeyError, TypeError):
-        raise OCRServerError(f"{url} did not answer with an OpenAI model list; is this a vLLM server?") from None
-
-
-def choose_model(served: list[str]) -> str:
-    """Pick the LightOnOCR model among those a server serves."""
-    if not served:
-        raise OCRServerError("the server serves no model; start vLLM with a LightOnOCR model")
-    for model in served:
-        if "lightonocr" in model.lower():
-            return model
-    warn_once(f"none of the served models ({', '.join(served)}) is named LightOnOCR; using {served[0]} (name it "
-              f"with --model to choose another)")
-    return served[0]
-
-
 def parse_completion(answer: str) -> tuple[str, str | None, int | None]:
     """``(content, finish_reason, completion_tokens)`` of a chat-completion answer; ValueError
     when it is not one."""
@@ -137,6 +75,7 @@ class Completion:
     latency_s: float  # of the request that answered
     requests: int  # sent for this answer, retries included
     temperature: float
+    thinking_removed: bool = False  # a thinking preamble was cut off ``content``
 
 
 @dataclass
@@ -175,11 +114,16 @@ class VLLMEngine:
     def __init__(self, base_url: str | Sequence[str] = DEFAULT_URL, *, model: str | None = None,
                  api_key: str | None = None, max_in_flight: int = MAX_IN_FLIGHT,
                  request_timeout_s: float = REQUEST_TIMEOUT_S, retry: RetryPolicy = RetryPolicy(),
-                 max_tokens: int | None = None, temperature: float | None = None, top_p: float | None = None):
+                 max_tokens: int | None = None, temperature: float | None = None, top_p: float | None = None,
+                 model_family: str = "auto", mode: str = "auto"):
         self.base_urls = split_urls(base_url)
         self.base_url = self.base_urls[0] if len(self.base_urls) == 1 else ", ".join(self.base_urls)
+        self.model_family, self.mode_asked = model_family, mode
         self.model = model
-        self.profile: ModelProfile | None = profile_for(model) if model else None
+        self.profile: ModelProfile | None = None
+        self.mode = "plain"  # what pages are asked for: "plain" Markdown or "grounding" (blocks with boxes)
+        if model:
+            self._use_model(model)
         self.max_tokens, self.temperature, self.top_p = max_tokens, temperature, top_p
         self.max_in_flight = max_in_flight
         self.request_timeout_s = request_timeout_s
@@ -213,8 +157,23 @@ class VLLMEngine:
         """Pages in flight at once across all servers: what the reader must keep ready."""
         return self.max_in_flight * len(self._servers)
 
+    def _use_model(self, model: str) -> None:
+        """The served model's profile and the mode it is asked in; said once when guessed."""
+        self.model = model
+        self.profile = profile_for(model, self.model_family)
+        say_assumed(self.profile)
+        try:
+            self.mode = resolve_mode(self.profile, self.mode_asked)
+        except ValueError as exc:
+            raise OCRServerError(str(exc)) from None
+
+    @property
+    def _profile(self) -> ModelProfile:
+        return self.profile or profile_for(self.model or "", self.model_family)
+
     @property
     def longest_side(self) -> int:
+        """The page size the model was trained on: it drives rendering, the request and regions."""
         return self.profile.longest_side if self.profile else 1540
 
     async def start(self) -> None:
@@ -226,23 +185,34 @@ class VLLMEngine:
         except openai.APIError as exc:
             why = describe(exc) if isinstance(exc, openai.APIConnectionError) else exc  # the transport's real cause
             raise OCRServerError(f"cannot list models at {self.base_url}/models: {why}; {VLLM_HINT}") from None
-        self.model = choose_model(served)
-        self.profile = profile_for(self.model)
+        self._use_model(choose_model(served))
 
     def sampling(self, temperature: float | None = None) -> dict:
-        """max_tokens, temperature and top_p as sent: the settings the answer depends on."""
-        profile = self.profile or profile_for(self.model or "")
+        """max_tokens, temperature and top_p as sent (and, to generation 3, thinking off): the
+        settings the answer depends on."""
+        profile = self._profile
         if temperature is None:
             temperature = profile.temperature if self.temperature is None else self.temperature
         return {"max_tokens": self.max_tokens or profile.max_tokens, "temperature": temperature,
-                "top_p": profile.top_p if self.top_p is None else self.top_p}
+                "top_p": profile.top_p if self.top_p is None else self.top_p, **profile.chat_template_kwargs()}
+
+    def request_identity(self) -> dict:
+        """What an answer depends on besides the pixels and the model: the OCR cache's key. The
+        same as ``sampling()`` in plain mode, so answers cached before grounding existed still count."""
+        return {**self.sampling(), "mode": "grounding"} if self.mode == "grounding" else self.sampling()
+
+    def _content(self, image_url: str) -> list[dict]:
+        parts = [{"type": "image_url", "image_url": {"url": image_url}}]
+        if self.mode == "grounding":
+            parts.append({"type": "text", "text": GROUNDING_PROMPT})
+        return parts
 
     def request_body(self, page: PageImage, temperature: float | None = None) -> dict:
         """The chat-completions request for one page (public for tests and debugging)."""
         image_url = "data:image/png;base64," + base64.b64encode(page.png).decode("ascii")
         return {
             "model": self.model,
-            "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_url}}]}],
+            "messages": [{"role": "user", "content": self._content(image_url)}],
             **self.sampling(temperature),
         }
 
@@ -252,7 +222,7 @@ class VLLMEngine:
         into a string and encoded again (2.3 -> 0.6 core-ms a page on the event loop)."""
         parts = json.dumps({
             "model": self.model,
-            "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": _IMAGE_MARKER}}]}],
+            "messages": [{"role": "user", "content": self._content(_IMAGE_MARKER)}],
             **sampling,
         }).split(_IMAGE_MARKER_JSON)
         if len(parts) != 2:  # the marker also came from elsewhere (a model so named): the plain way
@@ -319,8 +289,11 @@ class VLLMEngine:
                 content, finish_reason, output_tokens = parse_completion(answer)
             except ValueError as exc:
                 raise RequestsFailed(f"{server.url} {exc}; is this a vLLM server?", requests) from None
+            # Cut before anything judges or keeps the answer: thinking is never page text.
+            content, thought = strip_thinking(content)
             return Completion(content=content, finish_reason=finish_reason, output_tokens=output_tokens,
-                              latency_s=latency, requests=requests, temperature=sampling["temperature"])
+                              latency_s=latency, requests=requests, temperature=sampling["temperature"],
+                              thinking_removed=thought)
         why = describe(failure) if failure is not None else "no request sent"
         if clock.remaining() <= 0 or retry < self.retry.max_retries:
             raise RequestsFailed(f"page deadline of {clock.seconds:g} s passed after {requests} request(s); "
@@ -331,18 +304,29 @@ class VLLMEngine:
                   status: str = "ok", attempts: int | None = None, warning: str | None = None) -> OcrResult:
         """Post-process an answer (``content`` overrides it, e.g. with a loop trimmed) into a result.
 
-        Figure boxes are parsed only when the model's profile says it writes them (-bbox).
+        Figure boxes are parsed only when the model's profile says it writes them (-bbox); a
+        grounded answer (markers present) becomes the page Markdown and its blocks.
         """
-        profile = self.profile or profile_for(self.model or "")
+        text = completion.content if content is None else content
+        blocks: tuple[LayoutBlock, ...] = ()
         with stage_cpu("postprocess"):
-            markdown, figures = clean_markdown(completion.content if content is None else content,
-                                               page.image_width, page.image_height,
-                                               figure_boxes=profile.figure_boxes)
+            if self.mode == "grounding":
+                markdown, grounded = parse_grounding(fix_escaped_dollars(text.replace("\r\n", "\n")))
+                blocks = tuple(LayoutBlock(b.label, to_image_pixels(b.box, page.image_width, page.image_height),
+                                           b.start, b.end, b.continues) for b in grounded)
+                # an image block's text is the model's description (searchable); its box is a figure's
+                figures = [Figure(f"image_{n}", block.box)
+                           for n, block in enumerate((b for b in blocks if b.label == "image"), 1)]
+            else:
+                markdown, figures = clean_markdown(text, page.image_width, page.image_height,
+                                                   figure_boxes=self._profile.figure_boxes)
         return OcrResult(
             markdown=markdown,
             engine=self.name,
             model=self.model or "",
             figures=tuple(figures),
+            blocks=blocks,
+            thinking_removed=completion.thinking_removed,
             finish_reason=completion.finish_reason,
             output_tokens=completion.output_tokens,
             latency_s=completion.latency_s,

@@ -22,9 +22,9 @@ log = logging.getLogger("lightocr_ingest")
 
 def make_reader(config: PipelineConfig) -> LightOnOCRReader:
     """The reader a config describes: every ``ocr`` key but the run-level ones maps to a field."""
-    ocr = config.ocr.model_dump(exclude={"engine", "url", "max_failed_share"})
+    ocr = config.ocr.model_dump(exclude={"engine", "url", "max_failed_share", "mode"})
     ocr.update(retry_temperatures=tuple(ocr["retry_temperatures"]), fallbacks=tuple(ocr["fallbacks"]))
-    return LightOnOCRReader(ocr_engine=config.ocr.engine, ocr_url=config.ocr.url, **ocr,
+    return LightOnOCRReader(ocr_engine=config.ocr.engine, ocr_url=config.ocr.url, ocr_mode=config.ocr.mode, **ocr,
                             pages=config.input.pages, password=config.input.password,
                             regions=config.chunking.regions)
 

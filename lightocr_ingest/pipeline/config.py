@@ -52,6 +52,12 @@ class OcrConfig(_Section):
     max_tokens: int | None = Field(default=None, ge=1, le=16384)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
+    model_family: Literal["auto", "lightonocr-1", "lightonocr-2", "lightonocr-2-bbox", "lightonocr-3-1b",
+                          "lightonocr-3-0.8b", "lightonocr-3-4b"] = Field(default="auto", description=(
+        "The checkpoint family of the served model (page size, sampling, request shape); auto: told by its name. "
+        "Set it when vLLM serves the model under a custom --served-model-name."))
+    mode: Literal["auto", "plain", "grounding"] = Field(default="auto", description=(
+        "auto: grounding where the model has it (LightOnOCR-3: boxes and labels of every block), else plain."))
     request_timeout_s: float = Field(default=REQUEST_TIMEOUT_S, gt=0, description="Timeout of one request.")
     max_retries: int = Field(default=MAX_RETRIES, ge=0, le=20,
                              description="Retries of a request after a connection error, timeout, 429 or 5xx.")

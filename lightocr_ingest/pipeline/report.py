@@ -28,6 +28,7 @@ class PageReport:
     chunks: int = 0
     error: str | None = None  # why the model's answer was not used
     warning: str | None = None  # e.g. a repetition loop trimmed
+    thinking_removed: bool = False  # the model thought aloud first (LightOnOCR-3 asked without thinking off)
 
 
 @dataclass
@@ -82,6 +83,8 @@ class RunReport:
             "pages_from_cache": sum(p.cached for p in pages),
             "ocr_requests": sum(p.attempts for p in pages if not p.cached),
             "output_tokens": sum(p.output_tokens or 0 for p in pages if not p.cached),
+            # answers of this run that began with a thinking preamble (cut off): a server to fix
+            "pages_thinking_removed": sum(p.thinking_removed for p in pages if not p.cached),
             "chunks": sum(f.chunks for f in self.files),
             "chunks_by_bbox_source": sum_counts(f.regions for f in self.files),
             "points_before": self.points_before,

@@ -259,4 +259,4 @@ def page_report_of(document: PageDocument) -> PageReport:
     page, run = PageMetadata.from_metadata(document.metadata), document.ocr
     return PageReport(page=page.page or 0, status=run.status, engine=page.ocr_engine, attempts=run.attempts,
                       latency_s=run.latency_s, output_tokens=run.output_tokens, cached=run.cached,
-                      error=page.ocr_error, warning=page.ocr_warning)
+                      error=page.ocr_error, warning=page.ocr_warning, thinking_removed=run.thinking_removed)

@@ -30,6 +30,7 @@ from ..errors import InputError
 from ..ocr import DEFAULT_URL, MAX_IN_FLIGHT, EngineSettings, ocr_in_order
 from ..ocr.resilient import FALLBACKS, RETRY_TEMPERATURES
 from ..ocr.retry import RetryPolicy
+from ..ocr.profiles import ModelFamily, OcrMode
 from ..ocr.vllm import REQUEST_TIMEOUT_S
 from ..pages import DocumentSource
 from ..pages.orientation import ensure_classifier
@@ -74,6 +75,12 @@ class LightOnOCRReader(BasePydanticReader):
     max_tokens: int | None = Field(default=None, ge=1, description="Output cap per page; default from the model profile (4096).")
     temperature: float | None = Field(default=None, ge=0.0, description="Default from the model profile (0.2).")
     top_p: float | None = Field(default=None, gt=0.0, le=1.0, description="Default from the model profile (0.9).")
+    model_family: ModelFamily = Field(default="auto", description=(
+        "The LightOnOCR checkpoint family of the served model: auto tells it by the name (as LightOn's client does); "
+        "name it for a custom --served-model-name. Sets the page size, sampling and request shape."))
+    ocr_mode: OcrMode = Field(default="auto", description=(
+        "auto: grounding where the model has it (LightOnOCR-3: every layout block with its box and label), plain "
+        "Markdown elsewhere; plain; grounding (an error for a model without it)."))
     request_timeout_s: float = Field(default=REQUEST_TIMEOUT_S, gt=0, description="Timeout of one OCR request.")
     max_retries: int = Field(default=RetryPolicy.max_retries, ge=0,
                              description="Retries of a failed request (connection, timeout, 429, 5xx), with backoff.")
@@ -128,6 +135,8 @@ class LightOnOCRReader(BasePydanticReader):
             max_tokens=self.max_tokens,
             temperature=self.temperature,
             top_p=self.top_p,
+            model_family=self.model_family,
+            mode=self.ocr_mode,
             retry_temperatures=tuple(self.retry_temperatures),
             fallbacks=tuple(self.fallbacks),
             cache_dir=self.cache_dir,

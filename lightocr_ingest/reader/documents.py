@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from ..documents import PageDocument
 from ..errors import InputError
 from ..metadata import PageMetadata
+from ..ocr.grounding import FURNITURE_LABELS
 from ..records import OcrResult, OcrRun, PageImage, PageLayout, PageWords, PlacedFigure
 
 log = logging.getLogger("lightocr_ingest")
@@ -22,6 +24,7 @@ log = logging.getLogger("lightocr_ingest")
 ID_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-4c55-9a57-6c1d0b8e2f41")  # fixed forever: ids must not change
 EMBED_METADATA_KEYS = ("file_name",)  # the only page keys that help an embedding model
 LLM_METADATA_KEYS = ("file_name", "page_label")  # what an LLM needs to cite a page
+MAX_PRINTED_LABEL = 16  # characters: a printed page number longer than this is a misread line, not a label
 
 
 def page_document_id(file_sha256: str, page: int) -> str:
@@ -38,13 +41,15 @@ def page_document(page: PageImage, result: OcrResult | BaseException | None, ext
                            error=f"{type(result).__name__}: {result}")
     # A page the model read after a transient error is the same page: "retried" is a fact of
     # this run (document.ocr.status), kept out of the metadata that the page's hash covers.
+    furniture = [(b.label, result.markdown[b.start:b.end].strip()) for b in result.blocks
+                 if b.label in FURNITURE_LABELS]
     facts = PageMetadata(
         file_name=page.source.name, file_path=page.source.path, file_sha256=page.source.sha256, page=page.page,
-        page_label=page.label, page_count=page.source.page_count, page_width=page.page_width,
+        page_label=printed_label(page, furniture), page_count=page.source.page_count, page_width=page.page_width,
         page_height=page.page_height, image_width=page.image_width, image_height=page.image_height,
         rotation=page.rotation, rotation_confidence=page.rotation_confidence, ocr_engine=result.engine,
         ocr_model=result.model, ocr_status="ok" if result.status == "retried" else result.status,
-        ocr_error=result.error, ocr_warning=result.warning)
+        ocr_error=result.error, ocr_warning=result.warning, page_furniture=tuple(text for _, text in furniture if text))
     metadata = dict(extra_info or {})
     metadata.update(facts.to_metadata())
     ocr_lines = None  # page.text_words is None already when regions are off
@@ -54,7 +59,8 @@ def page_document(page: PageImage, result: OcrResult | BaseException | None, ext
         ocr_lines = page.lines_in_points(result.text_boxes, "ocr_lines")
     layout = PageLayout(
         figures=tuple(PlacedFigure(f.ref, page.to_page_points(f.box) if f.box else None) for f in result.figures),
-        text_layer=page.text_words, ocr_lines=ocr_lines, locate_s=located[1] if located else 0.0)
+        text_layer=page.text_words, ocr_lines=ocr_lines, locate_s=located[1] if located else 0.0,
+        blocks=tuple(replace(block, box=page.to_page_points(block.box)) for block in result.blocks))
     return PageDocument(
         id_=page_document_id(page.source.sha256, page.page),
         text=result.markdown,
@@ -63,8 +69,18 @@ def page_document(page: PageImage, result: OcrResult | BaseException | None, ext
         excluded_llm_metadata_keys=[k for k in metadata if k not in LLM_METADATA_KEYS],
         layout=layout,
         ocr=OcrRun(status=result.status, attempts=result.attempts, latency_s=round(result.latency_s, 3),
-                   cached=result.cached, finish_reason=result.finish_reason, output_tokens=result.output_tokens),
+                   cached=result.cached, finish_reason=result.finish_reason, output_tokens=result.output_tokens,
+                   thinking_removed=result.thinking_removed),
     )
+
+
+def printed_label(page: PageImage, furniture: list[tuple[str, str]]) -> str:
+    """The page's label: the PDF's own when it has one, else the number printed on the page
+    when the model labelled one (a scan's "iv" or "A-3"), else its position in the file."""
+    if page.label != str(page.page):
+        return page.label  # the PDF's page labels
+    printed = next((text for label, text in furniture if label == "page_number" and text), "")
+    return printed if 0 < len(printed) <= MAX_PRINTED_LABEL else page.label
 
 
 def failed_page_document(error: InputError, extra_info: dict | None = None) -> PageDocument:

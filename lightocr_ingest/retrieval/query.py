@@ -9,7 +9,7 @@ its RRF score.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from llama_index.core.retrievers import BaseRetriever
@@ -35,6 +35,8 @@ class Hit:
     regions: list[dict]  # [{"page": 3, "bbox": [x0, y0, x1, y1]}, ...]: where its text lies
     bbox_source: BboxSource
     node_id: str
+    block_types: list[str] = field(default_factory=list)  # the model's labels on grounded pages, else Markdown kinds
+    blocks: list[dict] = field(default_factory=list)  # grounded pages: [{"page", "label", "bbox"}] of the model's blocks
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,7 +137,8 @@ def to_hit(result: NodeWithScore) -> Hit:
                file_sha256=page.file_sha256 or "", page=chunk.page, pages=list(chunk.pages),
                header_path=chunk.header_path, text=result.node.get_content(),
                bbox=list(chunk.bbox) if chunk.bbox else None, regions=[r.to_payload() for r in chunk.regions],
-               bbox_source=chunk.bbox_source, node_id=result.node.node_id)
+               bbox_source=chunk.bbox_source, node_id=result.node.node_id, block_types=list(chunk.block_types),
+               blocks=[dict(block) for block in chunk.blocks])
 
 
 def search(vector_store, embed_model, text: str, k: int = 5, mode: str = "dense") -> list[Hit]:

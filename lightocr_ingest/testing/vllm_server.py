@@ -4,6 +4,9 @@ It serves ``GET /v1/models`` and ``POST /v1/chat/completions``, checks that ever
 the shape LightOnOCR expects (one user message holding only a PNG data URL, the model card's
 sampling), records what it received and what it answered, and replies with LightOnOCR-2-style
 Markdown: headings, HTML tables, ``$$`` math, figure references with boxes, a page footer.
+Given a LightOnOCR-3 name it answers as generation 3 does (``generation3``): pages up to
+2048 px for the Qwen-based checkpoints, grounding answers to the ``grounding`` prompt, and a
+thinking preamble when a Qwen-based checkpoint is asked without ``enable_thinking: false``.
 
 With a ``FaultPlan`` it also misbehaves the ways a real server does under load: it drops
 connections, answers 500 and 429 (with ``Retry-After``), stalls past the client's timeout,
@@ -11,9 +14,9 @@ loops until ``max_tokens``, stops with ``finish_reason: length``, answers nothin
 restarts mid-run. Faults are drawn from a hash of (seed, image, how many times that image was
 asked for), so a run is reproducible and two runs over the same pages see the same faults.
 
-Run it by hand to try the vLLM path without a GPU::
+Run it by hand to try the vLLM path without a GPU (``--model`` picks the generation it speaks)::
 
-    python -m lightocr_ingest.testing.vllm_server --port 8000 [--fault-rate 0.2]
+    python -m lightocr_ingest.testing.vllm_server --port 8000 [--model lightonai/LightOnOCR-3-0.8B] [--fault-rate 0.2]
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from PIL import Image
 
+from .generation3 import (THINKING, expected_sampling, grounded_page, request_mode, served_generation,
+                          thinking_disabled)
+
 DATA_URL_PREFIX = "data:image/png;base64,"
 
 
@@ -42,6 +48,8 @@ class RecordedRequest:
     body: dict  # the request without the image data
     answer: str = ""
     violations: list[str] = field(default_factory=list)
+    mode: str = "plain"  # "grounding" when the request carried the grounding prompt (generation 3)
+    thinking_disabled: bool = False  # chat_template_kwargs.enable_thinking was false
 
 
 def lightonocr_style_page(seed: str, *, with_boxes: bool = True) -> str:
@@ -101,22 +109,33 @@ def looping(markdown: str, unit: str = "| 0.00 | 0.00 | 0.00 |\n", repeats: int 
 
 
 class FakeVLLMServer:
-    """Start with ``with FakeVLLMServer() as server:``; ``server.url`` is the ``/v1`` base URL."""
+    """Start with ``with FakeVLLMServer() as server:``; ``server.url`` is the ``/v1`` base URL.
+
+    The served ``model`` name sets the generation, as LightOn's client reads it: the longest
+    side allowed (``longest_side=None``: 1540 px, 2048 for a Qwen-based LightOnOCR-3), top_p,
+    and for generation 3 the grounding prompt (answered by ``grounding_responder``) and, for a
+    Qwen-based one asked without ``enable_thinking: false``, a thinking preamble
+    (``thinking_preamble=False``: a server started with the flag as its default).
+    """
 
     def __init__(self, model: str = "lightonai/LightOnOCR-2-1B", *, responder: Responder | None = None,
-                 expect_sampling: dict | None = None, longest_side: int = 1540, latency_s: float = 0.0,
+                 expect_sampling: dict | None = None, longest_side: int | None = None, latency_s: float = 0.0,
                  api_key: str | None = None, host: str = "127.0.0.1", port: int = 0,
-                 faults: FaultPlan | None = None, temperatures: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)):
+                 faults: FaultPlan | None = None, temperatures: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8),
+                 grounding_responder: Responder | None = None, thinking_preamble: bool = True):
         self.model = model
+        self.generation, model_side, self.qwen_based = served_generation(model)
         self.responder = responder or (lambda r: lightonocr_style_page(r.image_sha256, with_boxes="bbox" in model))
-        self.expect_sampling = {"top_p": 0.9, "max_tokens": 4096} if expect_sampling is None else expect_sampling
+        self.grounding_responder = grounding_responder or (lambda r: grounded_page(r.image_sha256))
+        self.thinking_preamble = thinking_preamble  # what a Qwen chat template does unless told not to
+        self.expect_sampling = expected_sampling(self.generation) if expect_sampling is None else expect_sampling
         self.temperatures = temperatures  # the model card's 0.2, and the ladder's rungs after a loop
         self.faults = faults
         self.faults_injected: dict[str, int] = {}
         self.restarts = 0
         self._asked: dict[str, int] = {}  # image -> requests for it
         self._in_a_row: dict[str, int] = {}  # image -> faults in a row
-        self.longest_side = longest_side
+        self.longest_side = model_side if longest_side is None else longest_side
         self.latency_s = latency_s
         self.api_key = api_key
         self.host, self.port = host, port
@@ -145,7 +164,7 @@ class FakeVLLMServer:
     # --- protocol ---------------------------------------------------------------------
     def check(self, body: dict) -> tuple[RecordedRequest, list[str]]:
         problems: list[str] = []
-        image_sha, size = "", (0, 0)
+        image_sha, size, mode = "", (0, 0), "plain"
         if body.get("model") != self.model:
             problems.append(f"model is {body.get('model')!r}, server serves {self.model!r}")
         messages = body.get("messages")
@@ -155,9 +174,10 @@ class FakeVLLMServer:
             message = messages[0]
             if message.get("role") != "user":
                 problems.append(f"message role is {message.get('role')!r}, expected 'user'")
-            content = message.get("content")
+            mode, content = request_mode(message.get("content"), self.generation)  # "grounding": image only left
             if not isinstance(content, list) or len(content) != 1 or content[0].get("type") != "image_url":
-                problems.append("content must be exactly one image_url part and no text")
+                problems.append("content must be exactly one image_url part and no text"
+                                + (" (or the image and the text 'grounding')" if self.generation == 3 else ""))
             else:
                 url = content[0].get("image_url", {}).get("url", "")
                 if not url.startswith(DATA_URL_PREFIX):
@@ -182,7 +202,11 @@ class FakeVLLMServer:
         if "temperature" not in self.expect_sampling and body.get("temperature") not in self.temperatures:
             problems.append(f"temperature is {body.get('temperature')!r}, expected one of {self.temperatures}")
         stripped = {k: v for k, v in body.items() if k != "messages"}
-        return RecordedRequest(image_sha, size, stripped, violations=problems), problems
+        if self.generation < 3 and "chat_template_kwargs" in body:
+            problems.append("chat_template_kwargs sent to a generation-1/2 model (its requests must stay as they were)")
+        recorded = RecordedRequest(image_sha, size, stripped, violations=problems,
+                                   mode=mode, thinking_disabled=thinking_disabled(body))
+        return recorded, problems
 
     async def _models(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
@@ -225,8 +249,10 @@ class FakeVLLMServer:
                 await asyncio.sleep(self.faults.stall_s)
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
-            answer = self.responder(recorded)
+            answer = (self.grounding_responder if recorded.mode == "grounding" else self.responder)(recorded)
             markdown, finish = answer if isinstance(answer, tuple) else (answer, "stop")
+            if self.qwen_based and self.thinking_preamble and not recorded.thinking_disabled:
+                markdown = THINKING + markdown  # the chat template thinks unless told not to
             if fault == "loop":
                 markdown, finish = looping(markdown), "length"
             elif fault == "length":
@@ -330,7 +356,8 @@ def main() -> None:
     args = parser.parse_args()
     faults = FaultPlan(rate=args.fault_rate) if args.fault_rate else None
     server = FakeVLLMServer(args.model, port=args.port, latency_s=args.latency, faults=faults).start()
-    print(f"fake LightOnOCR server on {server.url} (model {server.model}); Ctrl-C to stop", flush=True)
+    print(f"fake LightOnOCR server on {server.url} (model {server.model}: generation {server.generation}, "
+          f"{server.longest_side} px); Ctrl-C to stop", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

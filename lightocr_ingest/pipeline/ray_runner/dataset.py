@@ -6,7 +6,7 @@ from __future__ import annotations
 import pickle
 
 from ...ocr.cache import resolve_cache_dir
-from ...ocr.vllm import split_urls
+from ...ocr.servers import split_urls
 from ..config import PipelineConfig
 from .ocr_actor import OcrPages
 from .workers import ChunkFiles, EmbedChunks, FileToRead, render_group

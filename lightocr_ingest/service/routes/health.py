@@ -54,7 +54,7 @@ async def ocr_readiness(ocr) -> str:
     if ocr.engine == "cpu":
         return "cpu engine"
     from ...ocr.engine import PROBE_TIMEOUT_S
-    from ...ocr.vllm import api_key_from_env, probe_models, split_urls
+    from ...ocr.servers import api_key_from_env, probe_models, split_urls
 
     urls = split_urls(ocr.url) if ocr.url else []
     if not urls:

@@ -161,6 +161,9 @@ def _page_entry(document, name: str, images_from: DocumentSource | None, html: b
     metadata = {k: v for k, v in document.metadata.items() if k != "file_path"}  # the upload's temp path
     metadata["file_name"] = name
     entry = {"page": page, "markdown": document.text, "metadata": metadata}
+    blocks = document.grounded_blocks()
+    if blocks:  # LightOnOCR-3 grounding: each block with its label and box (0-1000 of the page)
+        entry["blocks"] = blocks
     if images_from is not None and page:
         with contextlib.suppress(InputError):  # a page that cannot be rendered is shown without its image
             png = images_from.render_page(page).png
@@ -183,4 +186,5 @@ def _chunk_entry(text: str, chunk: ChunkMetadata) -> dict:
     """A chunk in /v1/ocr's answer: its text and where it lies."""
     return {"text": text, "page": chunk.page, "pages": list(chunk.pages), "header_path": chunk.header_path,
             "regions": [region.to_payload() for region in chunk.regions],
-            "bbox": list(chunk.bbox) if chunk.bbox else None}
+            "bbox": list(chunk.bbox) if chunk.bbox else None, "bbox_source": chunk.bbox_source,
+            "block_types": list(chunk.block_types), **({"blocks": list(chunk.blocks)} if chunk.blocks else {})}

@@ -305,6 +305,18 @@
     view.overlay.replaceChildren();
     let drawn = 0;
     if (!reason) {
+      // The model's own layout blocks (LightOnOCR-3 grounding), under the chunks: a thin outline
+      // and the block's label. Their boxes are 0-1000 of the page.
+      const m = view.metadata;
+      for (const block of view.blocks) {
+        if (!Array.isArray(block.bbox) || block.bbox.length !== 4) continue;
+        const [x0, y0, x1, y1] = block.bbox.map(Number);
+        const node = el("span", {class: "block", dataset: {label: String(block.label)}, "aria-hidden": "true"},
+          el("span", {class: "block-label"}, String(block.label)));
+        placeBox(node, view, [x0 * m.page_width / 1000, y0 * m.page_height / 1000,
+          x1 * m.page_width / 1000, y1 * m.page_height / 1000]);
+        view.overlay.append(node);
+      }
       view.chunks.forEach((chunk, index) => {
         const number = index + 1;
         for (const bbox of boxesOn(chunk, view.page)) {
@@ -323,9 +335,12 @@
       });
     }
     const chunkCount = view.chunks.length;
+    const blockCount = reason ? 0 : view.blocks.length;
     view.caption.textContent = reason
       || `${chunkCount} chunk${chunkCount === 1 ? "" : "s"}, ${drawn} region${drawn === 1 ? "" : "s"} drawn`
-        + (drawn ? " (numbered outlines; hover or focus one for its heading and text)." : ".");
+        + (drawn ? " (numbered outlines; hover or focus one for its heading and text)" : "")
+        + (blockCount ? `; ${blockCount} layout block${blockCount === 1 ? "" : "s"} the model labelled (thin outlines).`
+          : ".");
     view.section.dataset.regions = String(drawn);
   }
 
@@ -356,7 +371,8 @@
       el("div", {class: "page-body"},
         el("figure", {class: "page-figure"}, el("div", {class: "page-image"}, img, overlay), caption),
         el("div", {class: "page-text"}, text)));
-    const view = {page: number, metadata: meta, chunks, hasImage: Boolean(page.image), section, overlay, caption};
+    const view = {page: number, metadata: meta, chunks, blocks: Array.isArray(page.blocks) ? page.blocks : [],
+      hasImage: Boolean(page.image), section, overlay, caption};
     drawChunks(view);
     current.pages.get(number)?.section.remove();
     current.pages.set(number, view);
