@@ -72,6 +72,7 @@ def markers(text: str) -> list[tuple[str, tuple[int, int, int, int], str]]:
     ("LightOnOCR-3-0.8B", (3, 2048, True)),
     ("lightonai/LightOnOCR-3-4B", (3, 2048, True)),
     ("ocr", (3, 2048, True)),  # a custom --served-model-name: LightOn's client assumes generation 3
+    ("scanner-ocr-bbox", (2, 1540, False)),  # ...but only LightOnOCR-2's checkpoints are named -bbox
 ])
 def test_the_served_name_gives_generation_page_size_and_family(model, expected):
     assert served_generation(model) == expected

@@ -141,3 +141,18 @@ def test_the_service_returns_each_pages_blocks_and_chunk_labels(pdf_dir, tmp_pat
     assert all(page["blocks"] and "![" not in page["markdown"] for page in body["pages"])
     assert {b["label"] for b in body["pages"][0]["blocks"]} >= {"header", "title", "table", "page_number"}
     assert body["chunks"] and all(c["bbox_source"] == "model" and c["blocks"] for c in body["chunks"])
+
+
+def test_query_json_hits_carry_their_blocks_labels_and_boxes(pdf_dir, tmp_path, capsys):
+    common = ["--qdrant-path", str(tmp_path / "q"), "--collection", "grounded"]
+    with FakeVLLMServer("lightonai/LightOnOCR-3-4B") as server:
+        assert main(["ingest", str(pdf_dir / "report.pdf"), "--ocr-url", server.url, "--ocr-engine", "vllm",
+                     *common]) == 0
+        capsys.readouterr()
+        assert main(["query", "nitrate by month", "-k", "3", "--json", *common]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(hits) == 3
+    for hit in hits:
+        assert hit["bbox_source"] == "model" and hit["blocks"]
+        assert [b["bbox"] for b in hit["blocks"]] == [r["bbox"] for r in hit["regions"]]
+        assert set(hit["block_types"]) == {b["label"] for b in hit["blocks"]}

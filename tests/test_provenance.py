@@ -106,6 +106,7 @@ def test_model_like_markdown_is_placed_by_the_text_layer_and_by_the_cpu_engine_l
         assert statistics.median(q.leakage for q in quality) <= 0.1, way
 
 
+@pytest.mark.slow  # shares the CPU engine reading of every real page (30 s)
 def test_located_lines_place_a_scans_markdown(cpu_read):
     """``locate``: the model's text (here the text layer's, as if a model had read the page) placed
     by lines the embedded detector found on the page image."""

@@ -129,12 +129,13 @@ def test_a_server_down_at_start_is_a_clear_error_after_a_bounded_wait(pdf_dir):
 def test_waiting_for_a_server_that_is_still_loading(pdf_dir):
     port = free_port()
     server = FakeVLLMServer(port=port)
-    threading.Timer(1.0, server.start).start()
+    starting = threading.Timer(1.0, server.start)
+    starting.start()
     try:
         reader = LightOnOCRReader(ocr_engine="vllm", ocr_url=f"http://127.0.0.1:{port}/v1", wait_for_server_s=20)
         documents = reader.load_data(pdf_dir / "report.pdf")
     finally:
-        time.sleep(0.1)
+        starting.join()  # stopped only once its start has returned (a join, not a pause)
         server.stop()
     assert [d.metadata["ocr_status"] for d in documents] == ["ok"] * 3
 

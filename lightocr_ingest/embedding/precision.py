@@ -6,7 +6,7 @@ Intel Xeon processors from the 4th generation (Sapphire Rapids) on have AMX tile
 accumulate in float32; their outputs stay bfloat16 up to the next residual sum and layer norm,
 which, like the embeddings, the mean pooling and the normalisation, run in float32.
 all-MiniLM-L6-v2's vectors then stay within cosine 0.9999 of float32's on real chunks
-(tests/test_embedding.py; benchmarks/embedding.py gives chunks/s and retrieval both ways).
+(tests/test_embedding_models_and_precision.py; benchmarks/embedding.py gives chunks/s and retrieval both ways).
 
 Measured (benchmarks/embedding.py, 320 real chunks of ~256 tokens, 2 cores): with AMX,
 93 chunks/s against float32's 35 (2.6x; 21 against 56 core-ms a chunk; another AMX Xeon

@@ -13,7 +13,8 @@ tables and lists over many lines, labels it has not seen (kept as written), ``la
 block that continues the one before. Only a well-formed marker at the start of a line is a
 marker; anything else (``![image](image_1.png)``, three numbers, a marker after other text)
 is page text and stays, character for character: nothing of an answer is lost but markers
-(``tests/test_grounding.py`` holds that as a property).
+(``tests/test_grounding.py`` holds that as a property). Pure functions, stdlib only: the
+fake server and the benchmarks import this without the model stack.
 """
 
 from __future__ import annotations
@@ -21,74 +22,89 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+NormalisedBox = tuple[float, float, float, float]  # x0, y0, x1, y1 in 0-1000 of the image sent
+
 GROUNDING_PROMPT = "grounding"  # the request's one text part that asks for blocks with boxes
 KNOWN_LABELS = frozenset({"title", "section", "text", "list", "caption", "footnote", "aside_text", "header",
                           "footer", "page_number", "table", "chart", "formula", "code", "image"})
-FURNITURE_LABELS = frozenset({"header", "footer", "page_number"})  # page furniture, never chunk text
-BLOCK_SEPARATOR = "\n\n"  # between blocks in the page Markdown: each block is a Markdown block of its own
-SCALE = 1000  # boxes are normalised to 0-1000 on both axes of the image sent
+# Page furniture: repeated on every page, it says nothing about the page's content.
+FURNITURE_LABELS = frozenset({"header", "footer", "page_number"})
+# Blocks the chunker never cuts: half a table, a chart's data, a formula or code is wrong, not short.
+UNBREAKABLE_LABELS = frozenset({"table", "chart", "formula", "code"})
+BLOCK_SEPARATOR = "\n\n"  # between pieces of the page Markdown: each block a Markdown block of its own
+SCALE = 1000  # boxes are normalised to 0-1000 on both axes of the image sent, whatever its size
 
-_NUMBER = r"\s*(\d+(?:\.\d+)?)\s*"
-# At a line's start (after spaces), a label, "+" perhaps, and four numbers; no nested quantifiers
-# over the same characters, so a long near-marker costs linear time.
-MARKER = re.compile(r"^[ \t]*!\[([A-Za-z_][A-Za-z0-9_]*)(\+?)\]\(" + ",".join([_NUMBER] * 4) + r"\)", re.M)
+# A number of the box with the spaces (and tabs) around it; ASCII digits only (``\d`` would take
+# other scripts' digits) and never a newline (a marker is one line). A "-" is read and clamped to 0.
+_NUMBER = r"[ \t]*(-?[0-9]+(?:\.[0-9]+)?)[ \t]*"
+# At a line's start (after spaces), a label, "+" perhaps, and four numbers. Every quantifier runs
+# over characters its neighbours cannot match, so a near-marker fails in one pass along its line:
+# linear time on any answer, however many near-markers it holds.
+MARKER = re.compile(r"^[ \t]*!\[([A-Za-z_][A-Za-z0-9_]*)(\+?)\]\(" + ",".join([_NUMBER] * 4) + r"\)",
+                    re.MULTILINE)
 
 
 @dataclass(frozen=True)
 class GroundedBlock:
     """One block of a grounding answer, its box as the model wrote it (0-1000 of the image)."""
 
-    label: str  # lower-cased, without the "+"
-    box: tuple[float, float, float, float]  # x0 <= x1, y0 <= y1, each within 0-1000
-    text: str  # the block's text, stripped of the whitespace around it
+    label: str  # as written, lower-cased, without the "+" (unknown labels kept)
+    box: NormalisedBox  # x0 <= x1, y0 <= y1, each within 0-1000
+    text: str  # the block's text, stripped of the whitespace around it, inner newlines kept
     continues: bool  # "text+": it goes on from the block before (next column, next page)
-    start: int  # markdown[start:end] == text
+    start: int  # markdown[start:end] == text; an empty block sits where the next piece starts
     end: int
 
 
 def has_markers(answer: str) -> bool:
+    """Whether the answer holds at least one well-formed marker (a grounding answer at all)."""
     return MARKER.search(answer) is not None
+
+
+def _box(numbers: tuple[str, ...]) -> NormalisedBox:
+    x0, y0, x1, y1 = (min(float(SCALE), max(0.0, float(n))) for n in numbers)
+    return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
 
 def parse_grounding(answer: str) -> tuple[str, tuple[GroundedBlock, ...]]:
     """The page Markdown of a grounding answer (text before the first marker, then every
-    block's text, a blank line between) and its blocks in the order written."""
+    block's text, a blank line between) and its blocks in the order written.
+
+    An answer without a marker is plain Markdown: it comes back stripped, with no blocks."""
     markers = list(MARKER.finditer(answer))
     if not markers:
         return answer.strip(), ()
     pieces: list[str] = []
-    blocks: list[GroundedBlock] = []
-    at = 0  # length of the Markdown so far
+    length = 0  # of the Markdown so far: the pieces and the separators between them
 
-    def add(text: str) -> tuple[int, int]:
-        nonlocal at
-        if not text:
-            return at, at
+    def append(text: str) -> int:
+        """Adds a non-empty piece; returns where it starts in the Markdown."""
+        nonlocal length
         if pieces:
-            at += len(BLOCK_SEPARATOR)
+            length += len(BLOCK_SEPARATOR)
         pieces.append(text)
-        start = at
-        at += len(text)
-        return start, at
+        start, length = length, length + len(text)
+        return start
 
-    add(answer[:markers[0].start()].strip())
+    before = answer[:markers[0].start()].strip()
+    if before:
+        append(before)
+    spans: list[tuple[str, int | None]] = []  # each block's text and start (None: empty, placed below)
     for marker, following in zip(markers, markers[1:] + [None]):
         text = answer[marker.end():following.start() if following else len(answer)].strip()
-        start, end = add(text)
-        if not text and pieces:  # an empty block sits where the next one would start
-            start = end = at + len(BLOCK_SEPARATOR)
-        x0, y0, x1, y1 = (min(float(SCALE), float(v)) for v in marker.groups()[2:])
-        blocks.append(GroundedBlock(marker.group(1).lower(), (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)),
-                                    text, marker.group(2) == "+", start, end))
+        spans.append((text, append(text) if text else None))
     markdown = BLOCK_SEPARATOR.join(pieces)
-    # an empty block after the last text points just past the end: bring it back inside
-    blocks = [b if b.start <= len(markdown) else
-              GroundedBlock(b.label, b.box, b.text, b.continues, len(markdown), len(markdown)) for b in blocks]
-    return markdown, tuple(blocks)
+    blocks: list[GroundedBlock] = []
+    next_start = len(markdown)  # an empty block sits where the next piece starts (or at the end)
+    for marker, (text, start) in reversed(list(zip(markers, spans))):
+        start = next_start if start is None else start
+        next_start = start
+        blocks.append(GroundedBlock(marker.group(1).lower(), _box(marker.groups()[2:]), text,
+                                    marker.group(2) == "+", start, start + len(text)))
+    return markdown, tuple(reversed(blocks))
 
 
-def to_image_pixels(box: tuple[float, float, float, float], width: int, height: int) -> tuple[float, float,
-                                                                                              float, float]:
+def to_image_pixels(box: NormalisedBox, width: int, height: int) -> NormalisedBox:
     """A 0-1000 box in pixels of the image sent (``width`` x ``height``)."""
     x0, y0, x1, y1 = box
-    return (x0 * width / SCALE, y0 * height / SCALE, x1 * width / SCALE, y1 * height / SCALE)
+    return x0 * width / SCALE, y0 * height / SCALE, x1 * width / SCALE, y1 * height / SCALE

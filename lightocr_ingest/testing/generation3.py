@@ -39,7 +39,9 @@ def served_generation(model: str) -> tuple[int, int, bool]:
     client reads it (lower-cased): ``lightonocr-1b`` is the first generation,
     ``lightonocr-(N)-`` gives N, ``lightonocr-3-1b`` is the Pixtral-based LightOnOCR-3 at
     1540 px; any other generation-3 name, and a name that matches nothing (a custom
-    ``--served-model-name``), is a Qwen-based LightOnOCR-3 at 2048 px."""
+    ``--served-model-name``), is a Qwen-based LightOnOCR-3 at 2048 px, except a name with
+    ``bbox`` in it: only LightOnOCR-2's ``-bbox`` checkpoints are so named, so a renamed one is
+    generation 2 (as the reader's profiles take it, and tests serve such names)."""
     name = model.lower()
     if "lightonocr-1b" in name:
         return 1, PIXTRAL_SIDE, False
@@ -48,6 +50,8 @@ def served_generation(model: str) -> tuple[int, int, bool]:
         return int(match.group(1)), PIXTRAL_SIDE, False
     if "lightonocr-3-1b" in name:
         return 3, PIXTRAL_SIDE, False
+    if "bbox" in name and not match:
+        return 2, PIXTRAL_SIDE, False
     return 3, QWEN_SIDE, True
 
 

@@ -101,6 +101,20 @@ def test_no_page_is_lost_at_a_20_percent_fault_rate_with_a_restart(corpus, unint
     assert stored(tmp_path / "qdrant") == uninterrupted["points"]
 
 
+def points_written(storage) -> int:
+    """Points committed to a Qdrant local-mode file, read without opening the collection (the
+    running ``ingest`` holds it): a count, where a pause after the file appeared only guessed."""
+    import sqlite3
+
+    if not storage.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{storage}?mode=ro", uri=True, timeout=1)) as db:
+            return db.execute("SELECT count(*) FROM points").fetchone()[0]
+    except sqlite3.OperationalError:  # being written, or its table not made yet: nothing to count yet
+        return 0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["kill -9", "Ctrl-C"])
 def test_a_run_killed_mid_way_resumes_to_exactly_the_points_of_an_uninterrupted_run(corpus, uninterrupted,
@@ -114,12 +128,11 @@ def test_a_run_killed_mid_way_resumes_to_exactly_the_points_of_an_uninterrupted_
         try:
             give_up = time.monotonic() + 240
             storage = tmp_path / "qdrant" / "collection" / "corpus" / "storage.sqlite"  # Qdrant local mode's file
-            # OCR runs ahead of storing: wait until pages are both read and stored.
-            while (len({r.image_sha256 for r in server.requests}) < 110 or not storage.exists()) \
+            # OCR runs ahead of storing: wait until pages are both read and stored (points in the file).
+            while (len({r.image_sha256 for r in server.requests}) < 110 or points_written(storage) == 0) \
                     and run.poll() is None:
                 assert time.monotonic() < give_up, "the killed run never got going"
                 time.sleep(0.05)
-            time.sleep(0.3)  # past the first upsert, which creates that file
             assert run.poll() is None, "the run finished before it could be killed"
             run.send_signal(how)
             _, err = run.communicate(timeout=60)  # Ctrl-C must stop it promptly, not at the end of the run
@@ -237,7 +250,7 @@ def test_a_twin_page_arriving_while_the_answer_is_cached_is_not_sent_again(tmp_p
     """The race behind a flaky run: the first copy's answer was taken out of the in-flight
     table before the cache held it, so a twin that missed the cache meanwhile sent it again."""
     import asyncio
-    import time as clock
+    import threading
 
     from PIL import Image
 
@@ -248,22 +261,36 @@ def test_a_twin_page_arriving_while_the_answer_is_cached_is_not_sent_again(tmp_p
     Image.new("L", (40, 30), 200).save(tmp_path / "page.png")
     page = next(iter_file_pages(tmp_path / "page.png"))
 
+    writing, twin_looked = threading.Event(), threading.Event()
+
     class SlowCache(OcrCache):
+        """A slow disk, told by events: the write waits until the twin has looked (and missed)."""
+
+        def get(self, key):
+            hit = super().get(key)
+            if writing.is_set():
+                twin_looked.set()
+            return hit
+
         def put(self, key, result):
-            clock.sleep(0.3)  # a slow disk: the twin's lookup lands before the write
+            writing.set()
+            looked_before_the_write.append(twin_looked.wait(60))
             super().put(key, result)
 
     async def run():
         engine = ResilientEngine(counting, cache=SlowCache(tmp_path / "cache"), fallbacks=())
         first = asyncio.create_task(engine.ocr(page))
-        await asyncio.sleep(0.1)  # the first copy is answered and its answer is being written
+        # the first copy is answered and its answer is being written
+        assert await asyncio.to_thread(writing.wait, 60), "the first copy's answer was never written"
         twin = await engine.ocr(page)
         await first
         await engine.aclose()
         return twin
 
     counting = CountingEngine("text")
+    looked_before_the_write: list[bool] = []
     twin = asyncio.run(run())
+    assert looked_before_the_write == [True]  # the race was run: the twin missed the cache mid-write
     assert counting.calls == 1
     assert twin.markdown == "text" and twin.cached
 

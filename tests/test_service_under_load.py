@@ -15,7 +15,7 @@ from lightocr_ingest.pipeline.memory import peak_rss_mb  # noqa: E402
 from lightocr_ingest.service import create_app  # noqa: E402
 from lightocr_ingest.testing import FakeVLLMServer  # noqa: E402
 
-from .test_service import running_server, settings  # noqa: E402
+from .test_http_service import running_server, settings  # noqa: E402
 
 pytestmark = pytest.mark.slow  # hundreds of requests against a running service
 

@@ -24,11 +24,39 @@ from .documents import one_column_pdf
 REPO = Path(__file__).resolve().parents[1]
 
 
+def wait_until(condition, reading, state) -> None:
+    """Waits for ``condition`` while the reader reads (a deadline far beyond any machine's pace)."""
+    give_up = time.monotonic() + 120
+    while not condition():
+        assert time.monotonic() < give_up and not reading.done(), state()
+        time.sleep(0.01)
+
+
 def test_pages_are_spread_over_several_servers_by_pages_in_flight(tmp_path):
+    """A slower GPU simply gets fewer pages. Told by events, not by two latencies racing: both
+    servers hold their answers until both windows are full (the pages were spread, none waits for
+    one server while the other has room), then the fast one answers while the slow one still holds
+    its two, and the fast one takes page after page meanwhile."""
+    import concurrent.futures
+
     path = one_column_pdf(tmp_path / "long.pdf", pages=24)
-    with FakeVLLMServer(latency_s=0.2) as fast, FakeVLLMServer(latency_s=0.6) as slow:
+    with FakeVLLMServer() as fast, FakeVLLMServer() as slow:
+        fast.hold = slow.hold = lambda request: True
         reader = LightOnOCRReader(ocr_engine="vllm", ocr_url=f"{fast.url},{slow.url}", max_in_flight=2)
-        documents = reader.load_data(path)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            reading = pool.submit(reader.load_data, path)
+            try:
+                wait_until(lambda: fast.in_flight == slow.in_flight == 2, reading,
+                           lambda: f"in flight: {fast.in_flight} fast, {slow.in_flight} slow")
+                fast.released.set()  # the fast GPU answers; the slow one still holds its two pages
+                wait_until(lambda: len(fast.requests) >= 6, reading,
+                           lambda: f"sent: {len(fast.requests)} fast, {len(slow.requests)} slow")
+                sent_to_slow_meanwhile = len(slow.requests)
+            finally:
+                fast.released.set()
+                slow.released.set()
+            documents = reading.result(timeout=120)
+    assert sent_to_slow_meanwhile == 2  # its own window, no more: the others went to the server with room
     assert [d.metadata["page"] for d in documents] == list(range(1, 25))
     assert all(d.metadata["ocr_status"] == "ok" for d in documents)
     assert fast.violations == slow.violations == []
@@ -49,15 +77,14 @@ def test_the_reader_keeps_every_server_window_full_at_once(tmp_path):
         reader = LightOnOCRReader(ocr_engine="vllm", ocr_url=[a.url, b.url, c.url], max_in_flight=2)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             reading = pool.submit(reader.load_data, path)
-            give_up = time.monotonic() + 120
-            # 3 servers x 2 each: pages are rendered far enough ahead for all six slots, not just one
-            # server's worth (with the answers held, a reader that looked ahead less would stay below 6).
-            while sum(server.in_flight for server in servers) < 6:
-                assert time.monotonic() < give_up and not reading.done(), \
-                    f"in flight: {[server.in_flight for server in servers]}"
-                time.sleep(0.01)
-            for server in servers:
-                server.released.set()
+            try:
+                # 3 servers x 2 each: pages are rendered far enough ahead for all six slots, not just one
+                # server's worth (with the answers held, a reader that looked ahead less would stay below 6).
+                wait_until(lambda: sum(server.in_flight for server in servers) == 6, reading,
+                           lambda: f"in flight: {[server.in_flight for server in servers]}")
+            finally:
+                for server in servers:
+                    server.released.set()
             documents = reading.result(timeout=120)
     assert len(documents) == 18
     assert all(server.max_in_flight_seen == 2 for server in servers)  # each server's window, never more

@@ -293,3 +293,29 @@ def test_asks_for_the_api_key_retries_when_busy_and_explains_errors(browser, tmp
         assert not browser.find_element(By.ID, "api-key-panel").is_displayed(), "the stored key is sent again"
     finally:
         server.stop()
+
+
+def test_the_models_layout_blocks_are_drawn_with_their_labels(browser, tmp_path):
+    """LightOnOCR-3 grounding: each page's blocks are outlined on its image with their labels."""
+    from lightocr_ingest.service.settings import ServiceSettings
+    from lightocr_ingest.testing import FakeVLLMServer
+
+    pdf = topics_pdf(tmp_path / "wildlife.pdf")
+    with FakeVLLMServer("lightonai/LightOnOCR-3-4B") as vllm:
+        config = parse_config({"ocr": {"engine": "vllm", "url": vllm.url, "cache_dir": None},
+                               "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "web"}})
+        server = LiveServer(ServiceSettings(config=config)).start()
+        try:
+            browser.get(server.url + "/")
+            browser.find_element(By.ID, "file-input").send_keys(str(pdf))
+            wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "section.page .block")) >= 2 * 10, 60,
+                     "layout blocks drawn on both pages")
+            section = page_section(browser, 1)
+            wait_for(browser, lambda d: image_loaded(d, section), 30, "page 1's image")
+            blocks = section.find_elements(By.CSS_SELECTOR, ".page-image .block")
+            labels = {block.get_attribute("data-label") for block in blocks}
+            assert {"header", "title", "text", "table", "caption", "page_number"} <= labels
+            assert all(box_inside_image(browser, block) for block in blocks)
+            assert "layout blocks the model labelled" in section.find_element(By.CSS_SELECTOR, ".page-caption").text
+        finally:
+            server.stop()
