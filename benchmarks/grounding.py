@@ -39,6 +39,9 @@ from lightocr_ingest.pages import DocumentSource
 from lightocr_ingest.records import LayoutBlock, PageLayout
 from lightocr_ingest.testing.generation3 import grounded_answer_from_words
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from regions import summarise  # noqa: E402  (the sibling benchmark: the same figures of coverage and leakage)
+
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = REPO / "tests" / "real_documents"
 CHUNK_TOKENS = 128  # several chunks a page, so that leakage between neighbours is tested
@@ -86,15 +89,6 @@ def cost_ms(pages, answers: list[str]) -> float:
         return statistics.median(samples)
 
     return (timed(grounded_run) - timed(plain_run)) * 1000 / len(pages)
-
-
-def summarise(rows: list[dict]) -> dict:
-    coverage = [r["coverage"] for r in rows]
-    leakage = [r["leakage"] for r in rows]
-    return {"chunk_pages": len(rows), "median_coverage": round(statistics.median(coverage), 3),
-            "p10_coverage": round(sorted(coverage)[len(coverage) // 10], 3),
-            "median_leakage": round(statistics.median(leakage), 3),
-            "p90_leakage": round(sorted(leakage)[(9 * len(leakage)) // 10], 3)}
 
 
 def main() -> int:

@@ -17,7 +17,22 @@ from lightocr_ingest.service import ServiceSettings, create_app
 from lightocr_ingest.testing import FakeVLLMServer
 from lightocr_ingest.testing.generation3 import THINKING
 
+from .conftest import pipeline_config
+
 REPORT_HEAD = "Journal of Tests"  # the running head of the test server's grounded pages
+
+
+def ingest(server, path, qdrant, collection: str, **chunking):
+    """``ingest`` of one file through ``server`` (no OCR cache): the run report and the payloads stored."""
+    config = pipeline_config(qdrant, collection, url=server.url, ocr={"cache_dir": None},
+                             **({"chunking": chunking} if chunking else {}))
+    ingestor = Ingestor(config)
+    try:
+        report = ingestor.run([str(path)])
+        points, _ = ingestor.client.scroll(collection, limit=200, with_payload=True)
+    finally:
+        ingestor.close()
+    return report, [p.payload for p in points]
 
 
 @pytest.mark.parametrize("model, side, grounding", [
@@ -54,16 +69,9 @@ def test_a_thinking_preamble_that_still_arrives_is_cut_and_counted(pdf_dir, tmp_
     # A server whose chat template ignores the request's flag: every answer starts by thinking.
     with FakeVLLMServer("lightonai/LightOnOCR-3-4B",
                         grounding_responder=lambda r: THINKING + "![text](100,100,900,200) The page text.") as server:
-        config = parse_config({"ocr": {"engine": "vllm", "url": server.url, "cache_dir": None},
-                               "qdrant": {"path": str(tmp_path / "q"), "collection": "think"}})
-        ingestor = Ingestor(config)
-        try:
-            report = ingestor.run([str(pdf_dir / "report.pdf")])
-            points, _ = ingestor.client.scroll("think", limit=100, with_payload=True)
-        finally:
-            ingestor.close()
+        report, payloads = ingest(server, pdf_dir / "report.pdf", tmp_path / "q", "think")
     assert report.totals()["pages_thinking_removed"] == 3
-    texts = [json.loads(p.payload["_node_content"])["text"] for p in points]
+    texts = [json.loads(p["_node_content"])["text"] for p in payloads]
     assert texts and all("think" not in t and "The user sent" not in t for t in texts)
 
 
@@ -85,17 +93,8 @@ def test_plain_and_grounded_answers_are_cached_apart(pdf_dir, tmp_path):
 
 def test_ingest_takes_boxes_labels_and_furniture_from_the_model(pdf_dir, tmp_path):
     with FakeVLLMServer("lightonai/LightOnOCR-3-4B") as server:
-        config = parse_config({"ocr": {"engine": "vllm", "url": server.url, "cache_dir": None},
-                               "chunking": {"chunk_size": 128},
-                               "qdrant": {"path": str(tmp_path / "q"), "collection": "grounded"}})
-        ingestor = Ingestor(config)
-        try:
-            report = ingestor.run([str(pdf_dir / "report.pdf")])
-            points, _ = ingestor.client.scroll("grounded", limit=200, with_payload=True)
-        finally:
-            ingestor.close()
-    assert report.ok and report.totals()["chunks_by_bbox_source"] == {"model": len(points)}
-    payloads = [p.payload for p in points]
+        report, payloads = ingest(server, pdf_dir / "report.pdf", tmp_path / "q", "grounded", chunk_size=128)
+    assert report.ok and report.totals()["chunks_by_bbox_source"] == {"model": len(payloads)}
     texts = [json.loads(p["_node_content"])["text"] for p in payloads]
     assert not any(REPORT_HEAD in t for t in texts)  # the running head: furniture by its label...
     assert all(REPORT_HEAD in p["page_furniture"] for p in payloads)  # ...kept in the page's metadata

@@ -19,7 +19,7 @@ import bisect
 from dataclasses import dataclass
 
 from ..ocr.grounding import FURNITURE_LABELS
-from ..records import LayoutBlock, Region
+from ..records import LayoutBlock
 
 KEEP_WHOLE_LABELS = frozenset({"formula", "code"})  # never cut (a table's or a chart's rows may part, header repeated)
 FIGURE_LABELS = frozenset({"table", "chart", "image"})  # what a caption belongs with
@@ -81,9 +81,6 @@ class GroundedPage:
                     first, last = held.get(index, (low, high))
                     held[index] = (min(first, low), max(last, high))
         return [PlacedPart(self.page, self.blocks[i].label, cut_box(self.blocks[i], *held[i])) for i in sorted(held)]
-
-    def regions(self, spans: list[tuple[int, int]]) -> list[Region]:
-        return [Region(part.page, part.bbox) for part in self.parts(spans)]
 
 
 def cut_box(block: LayoutBlock, start: int, end: int) -> tuple[float, float, float, float]:

@@ -25,7 +25,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
-from llama_index.core.schema import TextNode
 
 from .._async import hand_on, iterate_in_thread, stop_tasks, unless_stopped
 from ..chunking import MarkdownBlockNodeParser
@@ -46,7 +45,7 @@ log = logging.getLogger("lightocr_ingest")
 SPOOL_PAGES = 4096  # OCR'd pages waiting to be stored: OCR may run this far ahead of a slower embedder,
 #                     so the GPU is not idled by it (about 10 minutes of one GPU; ~10 kB of Markdown each)
 
-__all__ = ["FileRead", "Ingestor", "PageRead", "page_report_of"]
+__all__ = ["FileEnd", "Ingestor", "PageRead", "page_report_of"]
 
 
 @dataclass(frozen=True)
@@ -54,14 +53,6 @@ class PageRead:
     """A page read (or failed), in its file's page order."""
 
     document: PageDocument
-
-
-@dataclass(frozen=True)
-class FileRead:
-    """A file's last page has been read; ``chunks``: its chunks, when the reader cut them already."""
-
-    path: str
-    chunks: list[TextNode] | None = None
 
 
 class Ingestor:
@@ -121,8 +112,8 @@ class Ingestor:
         return reports[-1]
 
     async def _read_files(self, planned: AsyncIterator[PlannedFile],
-                          progress: RunProgress) -> AsyncIterator[PageRead | FileRead]:
-        """The pages of the planned files, file by file and each in page order, then ``FileRead``.
+                          progress: RunProgress) -> AsyncIterator[PageRead | FileEnd]:
+        """The pages of the planned files, file by file and each in page order, then ``FileEnd``.
 
         Here: the reader in this process (its render-ahead and window of requests). A runner
         that reads elsewhere overrides this alone."""
@@ -140,7 +131,7 @@ class Ingestor:
             yield PageRead(document)
             page = PageMetadata.from_metadata(document.metadata)
             if page.page == last_pages.get(page.file_path):
-                yield FileRead(page.file_path)  # chunk and store it now, not when the next file starts
+                yield FileEnd(page.file_path)  # chunk and store it now, not when the next file starts
 
     async def _arun(self, extra_paths, on_page, on_file, on_total, names=None):
         started = time.perf_counter()
@@ -171,9 +162,9 @@ class Ingestor:
         try:
             current = None  # the file whose pages are coming
             async for event in self._read_files(planned(), progress):
-                if isinstance(event, FileRead):
+                if isinstance(event, FileEnd):
                     if current == event.path:
-                        await send(FileEnd(event.path, event.chunks))
+                        await send(event)
                         current = None
                 else:
                     document = event.document

@@ -41,7 +41,9 @@ class FileStart:
 
 @dataclass(frozen=True)
 class FileEnd:
-    """A file's last page is on the spool: cut it now (or store ``chunks``, cut already by a Ray worker)."""
+    """A file's last page has been read: what a runner's ``_read_files`` yields after a file's
+    pages, and what the spool hands the store stage to cut it now (or store ``chunks``, cut
+    already by a Ray worker)."""
 
     path: str
     chunks: list[TextNode] | None = None

@@ -45,7 +45,7 @@ from ..config import PipelineConfig
 from ..plan import PlannedFile
 from ..progress import RunProgress
 from ..report import RunReport, sum_counts
-from ..run import FileRead, Ingestor, PageRead
+from ..run import FileEnd, Ingestor, PageRead
 from .dataset import ACTORS_START_S, RENDER_BLOCK_BYTES, build_dataset
 from .workers import CPU_COLUMNS, FileToRead
 
@@ -87,7 +87,7 @@ class RayIngestor(Ingestor):
                 ray.shutdown()
 
     async def _read_files(self, planned: AsyncIterator[PlannedFile],
-                          progress: RunProgress) -> AsyncIterator[PageRead | FileRead]:
+                          progress: RunProgress) -> AsyncIterator[PageRead | FileEnd]:
         """Every planned file through the Ray Data plan; each comes back whole, with its chunks
         cut and embedded by the workers."""
         to_read: list[FileToRead] = []
@@ -116,7 +116,7 @@ class RayIngestor(Ingestor):
                 if documents:
                     for document in documents:
                         yield PageRead(document)
-                    yield FileRead(path, chunks=pickle.loads(row["nodes"]))
+                    yield FileEnd(path, chunks=pickle.loads(row["nodes"]))
         finally:
             if rows is not None and hasattr(rows, "close"):
                 await asyncio.to_thread(rows.close)  # stops the dataset: no more rendering or requests
