@@ -182,6 +182,29 @@ def box_inside_image(driver, box) -> bool:
         " && box.right <= img.right + 1 && box.bottom <= img.bottom + 1;", box)
 
 
+def blocks_on_loaded_page(driver, number: int, expected_labels: set):
+    """Page `number`'s block labels, whether every block lies on its image, and its caption,
+    read in one script call (no element handle outlives a re-render); None until the image
+    has loaded and the expected labels are all drawn."""
+    shown = driver.execute_script(
+        "const section = document.querySelector(`section.page[data-page=\"${arguments[0]}\"]`);"
+        "if (!section) return null;"
+        "const img = section.querySelector('.page-image img.page-img');"
+        "if (!img || !img.complete || img.naturalWidth === 0) return null;"
+        "const frame = img.getBoundingClientRect();"
+        "if (frame.width === 0) return null;"
+        "const blocks = [...section.querySelectorAll('.page-image .block')];"
+        "const inside = blocks.every(b => { const r = b.getBoundingClientRect();"
+        "  return r.width > 2 && r.height > 2 && r.left >= frame.left - 1 && r.top >= frame.top - 1"
+        "    && r.right <= frame.right + 1 && r.bottom <= frame.bottom + 1; });"
+        "const caption = section.querySelector('.page-caption');"
+        "return {labels: blocks.map(b => b.dataset.label), all_inside: inside,"
+        "        caption: caption ? caption.textContent : ''};", number)
+    if not shown or not expected_labels <= set(shown["labels"]):
+        return None
+    return shown
+
+
 # ------------------------------------------------------------------------------------ tests
 
 def test_drop_a_pdf_read_it_page_by_page_ingest_it_and_find_page_two(browser, tmp_path):
@@ -310,12 +333,13 @@ def test_the_models_layout_blocks_are_drawn_with_their_labels(browser, tmp_path)
             browser.find_element(By.ID, "file-input").send_keys(str(pdf))
             wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "section.page .block")) >= 2 * 10, 60,
                      "layout blocks drawn on both pages")
-            section = page_section(browser, 1)
-            wait_for(browser, lambda d: image_loaded(d, section), 30, "page 1's image")
-            blocks = section.find_elements(By.CSS_SELECTOR, ".page-image .block")
-            labels = {block.get_attribute("data-label") for block in blocks}
-            assert {"header", "title", "text", "table", "caption", "page_number"} <= labels
-            assert all(box_inside_image(browser, block) for block in blocks)
-            assert "layout blocks the model labelled" in section.find_element(By.CSS_SELECTOR, ".page-caption").text
+            # The page re-renders a section as the job moves on (read, then stored), so the blocks
+            # are observed in one script call, retried until page 1 shows them on its loaded image.
+            expected = {"header", "title", "text", "table", "caption", "page_number"}
+            shown = wait_for(browser, lambda d: blocks_on_loaded_page(d, 1, expected), 60,
+                             "page 1's image with its labelled blocks")
+            assert expected <= set(shown["labels"])
+            assert shown["all_inside"], shown
+            assert "layout blocks the model labelled" in shown["caption"]
         finally:
             server.stop()
