@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from lightocr_ingest.ocr.grounding import (FURNITURE_LABELS, KNOWN_LABELS, UNBREAKABLE_LABELS, has_markers,
+from lightocr_ingest.ocr.grounding import (FURNITURE_LABELS, KNOWN_LABELS, has_markers,
                                            parse_grounding, to_image_pixels)
 
 EXAMPLE = """![image](309,90,691,516) Model architecture diagram showing NaViT, Projection, Embedding, ...
@@ -31,8 +31,10 @@ def test_the_model_cards_example_gives_five_blocks_and_clean_markdown():
 
 
 def test_the_label_sets():
-    assert len(KNOWN_LABELS) == 15 and FURNITURE_LABELS | UNBREAKABLE_LABELS <= KNOWN_LABELS
-    assert {"table", "chart", "formula", "code"} == UNBREAKABLE_LABELS
+    from lightocr_ingest.chunking.grounded import FIGURE_LABELS, KEEP_WHOLE_LABELS
+
+    assert len(KNOWN_LABELS) == 15
+    assert FURNITURE_LABELS | KEEP_WHOLE_LABELS | FIGURE_LABELS <= KNOWN_LABELS  # the chunker's labels are the model's
 
 
 def test_spaces_around_numbers_and_commas():

@@ -29,8 +29,6 @@ KNOWN_LABELS = frozenset({"title", "section", "text", "list", "caption", "footno
                           "footer", "page_number", "table", "chart", "formula", "code", "image"})
 # Page furniture: repeated on every page, it says nothing about the page's content.
 FURNITURE_LABELS = frozenset({"header", "footer", "page_number"})
-# Blocks the chunker never cuts: half a table, a chart's data, a formula or code is wrong, not short.
-UNBREAKABLE_LABELS = frozenset({"table", "chart", "formula", "code"})
 BLOCK_SEPARATOR = "\n\n"  # between pieces of the page Markdown: each block a Markdown block of its own
 SCALE = 1000  # boxes are normalised to 0-1000 on both axes of the image sent, whatever its size
 
