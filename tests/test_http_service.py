@@ -392,20 +392,18 @@ def race(client, batches: int = 120) -> list[str]:
     return errors
 
 
-def test_local_mode_queries_during_upserts_are_safe_through_the_serialised_client(tmp_path):
-    from qdrant_client import QdrantClient
+def test_the_embedded_store_answers_queries_while_another_thread_writes(tmp_path):
+    """The service searches while its job thread stores, with no lock of ours around the store:
+    every query and count during upserts and deletes by filter answers, without an error."""
+    from lightocr_ingest.store import EdgeClient
 
-    from lightocr_ingest.store import SerialisedClient, is_local
-
-    raw = QdrantClient(path=str(tmp_path / "raw"))
-    raw_errors = race(raw)
-    raw.close()
-    if not raw_errors:
-        pytest.skip("this run could not provoke local mode's race (the check below would prove nothing)")
-    shared = SerialisedClient(QdrantClient(path=str(tmp_path / "shared")))
-    assert is_local(shared)
-    assert race(shared) == []
-    shared.close()
+    client = EdgeClient(tmp_path / "shared")
+    try:
+        assert race(client) == []
+        deleted = len(range(5, 120, 5))  # batch 5 deletes f4's points, batch 10 f9's...
+        assert client.count("c").count == 10 + 120 * 20 - deleted * 20
+    finally:
+        client.close()
 
 
 def test_a_config_with_input_paths_serves_uploads_only(tmp_path, vllm, documents):

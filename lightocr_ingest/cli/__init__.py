@@ -4,11 +4,12 @@
     lightocr-ingest ingest PATH... [--config pipelines/local.yaml] [--report run.json]
     lightocr-ingest query "question" [--config ...] [--mode dense|hybrid] [-k 5] [--json]
     lightocr-ingest evaluate QUESTIONS.yaml [--config ...] [--mode dense|hybrid] [-k 1,3,5] [--json]
+    lightocr-ingest copy --to http://qdrant:6333 [--collection NAME] [--to-collection NAME]
     lightocr-ingest serve [--config ...] [--port 8080]
     lightocr-ingest schema
 
-One module a command (``ocr``, ``ingest``, ``search``: query and evaluate, ``serve``: serve and
-schema); ``options`` holds the flags they share and how flags override a config.
+One module a command (``ocr``, ``ingest``, ``search``: query and evaluate, ``store``: copy,
+``serve``: serve and schema); ``options`` holds the flags they share and how flags override a config.
 
 Progress and diagnostics go to stderr, results to stdout, so output can be piped.
 """
@@ -21,7 +22,7 @@ import sys
 
 from ..console import print_error, print_labelled, stderr
 from ..errors import LightOCRError
-from . import ingest, ocr, search, serve
+from . import ingest, ocr, search, serve, store
 
 
 class _ConsoleHandler(logging.Handler):
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    for module in (ocr, ingest, search, serve):
+    for module in (ocr, ingest, search, store, serve):
         module.add_commands(commands)
     return parser
 

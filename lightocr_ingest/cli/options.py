@@ -28,7 +28,7 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="pipeline YAML, e.g. pipelines/local.yaml")
     parser.add_argument("--collection", help="Qdrant collection (default: the config's qdrant.collection, else lightocr)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--qdrant-path", help="local Qdrant folder (embedded mode)")
+    where.add_argument("--qdrant-path", help="the embedded store's folder (Qdrant Edge in this process)")
     where.add_argument("--qdrant-url", help="Qdrant server URL (api key from QDRANT_API_KEY)")
 
 

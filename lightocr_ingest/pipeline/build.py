@@ -70,7 +70,7 @@ def build_pipeline(config: PipelineConfig, client=None, **kwargs):
         check_mode(client, config.qdrant.collection, config.retrieval.mode)
     except Exception:
         if owned:
-            client.close()  # local mode locks its folder until closed
+            client.close()  # the embedded store locks its folder until closed
         raise
     return IngestionPipeline(transformations=[FingerprintStamp(fingerprint=settings_fingerprint(config)),
                                               make_parser(config), make_embedder(config)],

@@ -32,7 +32,7 @@ from ..cpu_cost import LEDGER
 from ..documents import PageDocument
 from ..errors import InputError
 from ..metadata import PageMetadata
-from ..store import check_mode, count_points, ensure_payload_indexes, make_vector_store, open_client
+from ..store import check_mode, count_points, finish_writes, make_vector_store, open_client
 from .build import make_embedder, make_parser, make_reader, stamp
 from .config import PipelineConfig
 from .plan import STEP_FILES, PlannedFile, Planner, collect_files, settings_fingerprint
@@ -61,8 +61,8 @@ class Ingestor:
     counts_requests_on_loop = True  # this process's event loop sends the OCR requests (report: "requests")
 
     def __init__(self, config: PipelineConfig, client=None):
-        """``client``: a Qdrant client to share (local mode allows one per folder); else one is
-        opened from the config, and closed by ``close()``."""
+        """``client``: a Qdrant client to share (one process at a time may open an embedded
+        store's folder); else one is opened from the config, and closed by ``close()``."""
         self.config = config
         self.fingerprint = settings_fingerprint(config)
         self.reader = make_reader(config)
@@ -75,7 +75,7 @@ class Ingestor:
             check_mode(self.client, self.collection, config.retrieval.mode)  # before any page is read
         except Exception:
             if self._owns_client:
-                self.client.close()  # local mode locks its folder until closed
+                self.client.close()  # the embedded store locks its folder until closed
             raise
         self.vector_store = make_vector_store(self.client, self.collection, config.retrieval.mode)
 
@@ -194,7 +194,7 @@ class Ingestor:
                 if (item := opened.get_nowait()) is not None and item.source is not None:
                     item.source.close()
         report = progress.report
-        await asyncio.to_thread(ensure_payload_indexes, self.client, self.collection)
+        await asyncio.to_thread(finish_writes, self.client, self.collection)  # indexes built (HNSW, payload)
         report.points_after = count_points(self.client, self.collection)
         report.elapsed_s = time.perf_counter() - started
         spent = LEDGER.snapshot().minus(cpu_before)

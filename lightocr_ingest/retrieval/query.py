@@ -46,7 +46,7 @@ class CollectionRetriever(BaseRetriever):
     """The top ``k`` chunks of a Qdrant collection for a question, dense or hybrid.
 
     Holds its own Qdrant client when it opened one: ``close()`` it (or use ``with``), since
-    local mode locks its folder while open.
+    the embedded store locks its folder while open.
     """
 
     def __init__(self, vector_store, embed_model, k: int = 5, mode: str = "dense", prefetch: int = PREFETCH,

@@ -42,11 +42,11 @@ class Service:
 
     async def start(self) -> None:
         from ..pipeline.build import make_reader
-        from ..store import SerialisedClient, is_local, open_client
+        from ..store import open_client
 
-        client = await asyncio.to_thread(open_client, self.config.qdrant)
-        # Queries and the job thread share it: local mode must see one call at a time.
-        self.client = SerialisedClient(client) if is_local(client) else client
+        # Queries and the job thread share it, with no lock of ours: the embedded store (Qdrant
+        # Edge) and a server both take calls from several threads at once.
+        self.client = await asyncio.to_thread(open_client, self.config.qdrant)
         self.reader = make_reader(self.config)
         self.runner = JobRunner(self.ingestor_for, self.metrics, self.settings.max_jobs_queued)
         self.runner.start()

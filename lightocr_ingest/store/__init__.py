@@ -3,172 +3,82 @@
 Point ids are the chunk node ids (deterministic), so re-ingesting the same file overwrites
 its points. When a file's content or the pipeline's settings change, the points of its old
 version (same path, other ``file_sha256`` or ``pipeline_fingerprint``) are deleted before the
-new ones go in. Qdrant's local mode on a directory is
-the embedded default; a server is used when ``url`` is given.
+new ones go in. The embedded default is a folder of Qdrant Edge shards (``store.edge``, one
+shard a collection, searched through ``EdgeVectorStore``); a Qdrant server is used when ``url``
+is given (LlamaIndex's ``QdrantVectorStore``). Both are spoken to with qdrant-client's API.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
 import os
-import threading
-import weakref
 from dataclasses import dataclass, field
 
 from qdrant_client import QdrantClient, models
 
 from ..notices import warn_once
+from .edge import EdgeClient
+from .folder_lock import FolderInUse
+from .migrate import migrate_local_mode
+from .schema import (DEFAULT_COLLECTION, DEFAULT_PATH, DENSE_VECTOR, INDEXED_FIELDS, MODES, SPARSE_VECTOR,
+                     UPSERT_BATCH)
 
 log = logging.getLogger("lightocr_ingest")
-
-DEFAULT_PATH = ".lightocr/qdrant"
-DEFAULT_COLLECTION = "lightocr"
-UPSERT_BATCH = 128  # points per request: Qdrant's sweet spot is 64-256 for 384-dim vectors
-INDEXED_FIELDS = {"file_name": models.PayloadSchemaType.KEYWORD, "file_path": models.PayloadSchemaType.KEYWORD,
-                  "file_sha256": models.PayloadSchemaType.KEYWORD,
-                  "pipeline_fingerprint": models.PayloadSchemaType.KEYWORD,
-                  "page": models.PayloadSchemaType.INTEGER}  # filters users and re-ingestion run
-# Local mode keeps each collection's points in a SQLite file and commits every point on its own
-# (qdrant-client's CollectionPersistence). In SQLite's default rollback-journal mode each commit
-# writes, syncs and deletes a journal file: 0.49 core-ms and 1.2 ms of wall time a point on the
-# benchmark machine. Write-ahead logging with synchronous=NORMAL (SQLite's recommended pairing for
-# it) takes 0.12 core-ms and 0.14 ms. A power cut can then lose the last commits but never corrupts
-# the file, and a file whose last point was lost is read again by the next run (resume).
-LOCAL_SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL")
-_tuned_storages: weakref.WeakSet = weakref.WeakSet()  # the local collections' SQLite files set up so far
+Client = QdrantClient | EdgeClient  # the two speak qdrant-client's API (EdgeClient: the part this project uses)
 
 
-def make_client(path: str | None = None, url: str | None = None, api_key: str | None = None) -> QdrantClient:
-    """A Qdrant server client when ``url`` is set, else local mode on ``path``."""
+def make_client(path: str | None = None, url: str | None = None, api_key: str | None = None):
+    """A Qdrant server client when ``url`` is set, else the embedded store on ``path``
+    (``EdgeClient``), after moving in the collections a qdrant-client local-mode folder there
+    holds (once, said on stderr)."""
     if url:
         return QdrantClient(url=url, api_key=api_key or os.environ.get("QDRANT_API_KEY"), timeout=60)
     path = os.path.expanduser(path or DEFAULT_PATH)
     os.makedirs(path, exist_ok=True)
-    try:
-        client = QdrantClient(path=path)
-    except RuntimeError as exc:
-        if "already accessed" in str(exc):
-            raise RuntimeError(f"the local Qdrant folder {path} is open in another process (local mode allows "
-                               f"one at a time); close it, or run a Qdrant server and use --qdrant-url") from None
-        raise
-    tune_local_storage(client)
-    return client
+    migrate_local_mode(path)
+    return EdgeClient(path)
 
 
-def open_client(qdrant) -> QdrantClient:
+def open_client(qdrant):
     """The client a config's ``qdrant`` section describes (``path``, ``url``, ``api_key``): the one
     way every runner, the retriever and the service open their store."""
     return make_client(qdrant.path, qdrant.url, qdrant.api_key.get_secret_value() if qdrant.api_key else None)
 
 
-def tune_local_storage(client: QdrantClient) -> int:
-    """Put the SQLite file of each local collection not seen before into ``LOCAL_SQLITE_PRAGMAS``;
-    returns how many were set now. The vector store of ``make_vector_store`` calls it after each
-    add (a set look-up when there is nothing new), so a collection its first add created is set
-    up from its second. A server client, an in-memory one, or a qdrant-client whose local mode is
-    laid out otherwise is left as it is: this is speed, never correctness."""
-    if not is_local(client):
-        return 0
-    with getattr(client, "_lock", None) or contextlib.nullcontext():  # SerialisedClient's: one call at a time
-        tuned = 0
-        for name, collection in list(getattr(client._client, "collections", {}).items()):
-            storage = getattr(collection, "storage", None)  # None in memory
-            connection = getattr(storage, "storage", None)
-            if connection is None or storage in _tuned_storages:
-                continue
-            try:
-                # SQLite answers with the mode it is in, without an error, when it cannot switch (a
-                # transaction open): NORMAL is only safe from corruption in WAL, so it waits for that.
-                mode = connection.execute(f"PRAGMA {LOCAL_SQLITE_PRAGMAS[0]}").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    log.debug("local Qdrant collection %s: still in %s journal mode; tried again later", name, mode)
-                    continue
-                for pragma in LOCAL_SQLITE_PRAGMAS[1:]:
-                    connection.execute(f"PRAGMA {pragma}")
-            except Exception as exc:  # sqlite3.Error: try again next time
-                log.debug("local Qdrant collection %s: SQLite settings not applied (%s)", name, exc)
-                continue
-            _tuned_storages.add(storage)
-            tuned += 1
-    return tuned
+def is_embedded(client) -> bool:
+    """The embedded store (Qdrant Edge in this process), not a server."""
+    return isinstance(client, EdgeClient)
 
 
-class SerialisedClient:
-    """A Qdrant client whose calls run one at a time. Local mode's in-process store is not safe
-    from two threads at once (a query during an upsert can fail with an IndexError), and a
-    local folder allows one client, so a process that searches while it ingests (the service)
-    shares one client through this. A server client needs none of it."""
-
-    def __init__(self, client: QdrantClient):
-        self._inner = client
-        self._lock = threading.RLock()
-
-    @property
-    def _client(self):  # what ``is_local`` and LlamaIndex look at
-        return self._inner._client
-
-    def __getattr__(self, name: str):
-        attribute = getattr(self._inner, name)
-        if not callable(attribute):
-            return attribute
-
-        def serialised(*args, **kwargs):
-            with self._lock:
-                return attribute(*args, **kwargs)
-
-        return serialised
 
 
-def is_local(client: QdrantClient) -> bool:
-    """Local mode has no payload indexes (it scans); only a server gets them."""
-    return type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
-
-
-MODES = ("dense", "hybrid")
-DENSE_VECTOR = "text-dense"  # LlamaIndex's names for a hybrid collection's two vectors, so that its own
-SPARSE_VECTOR = "text-sparse-new"  # QdrantVectorStore(enable_hybrid=True) reads our collections as they are
-
-
-def make_vector_store(client: QdrantClient, collection: str = DEFAULT_COLLECTION, mode: str = "dense"):
-    """LlamaIndex's ``QdrantVectorStore``; the collection is created with the right size on first add.
+def make_vector_store(client, collection: str = DEFAULT_COLLECTION, mode: str = "dense"):
+    """The LlamaIndex vector store of ``collection``, made with the right size on first add:
+    ``EdgeVectorStore`` on the embedded store, LlamaIndex's ``QdrantVectorStore`` on a server.
 
     ``hybrid`` stores a BM25 sparse vector (``embedding.bm25``) beside the dense one, in a
     collection with named vectors whose sparse vector has Qdrant's IDF modifier.
     """
-    indexes = None if is_local(client) else [{"field_name": k, "field_schema": v} for k, v in INDEXED_FIELDS.items()]
+    hybrid = mode == "hybrid"
+    if is_embedded(client):
+        from .edge_vector_store import EdgeVectorStore
+
+        return EdgeVectorStore(client, collection, hybrid=hybrid, batch_size=UPSERT_BATCH,
+                               dense_vector_name=DENSE_VECTOR if hybrid else "", sparse_vector_name=SPARSE_VECTOR,
+                               indexed_fields={k: v.value for k, v in INDEXED_FIELDS.items()})
+    from llama_index.vector_stores.qdrant import QdrantVectorStore
+
     options = {}
-    if mode == "hybrid":
+    if hybrid:
         from ..embedding.bm25 import encode_documents, encode_queries
 
         options = dict(enable_hybrid=True, sparse_doc_fn=encode_documents, sparse_query_fn=encode_queries,
                        sparse_config=models.SparseVectorParams(index=models.SparseIndexParams(),
                                                                modifier=models.Modifier.IDF),
                        dense_vector_name=DENSE_VECTOR, sparse_vector_name=SPARSE_VECTOR)
-    return _tuned_store_class()(collection_name=collection, client=client, batch_size=UPSERT_BATCH,
-                                payload_indexes=indexes, index_doc_id=not is_local(client), **options)
-
-
-@functools.cache
-def _tuned_store_class():
-    """``QdrantVectorStore`` that sets up a local collection's SQLite file after adding to it
-    (``tune_local_storage``): the collection may have been made by that very add, and every
-    path that stores (``ingest``, the service, the Ray driver, ``build_pipeline``) adds through it."""
-    from llama_index.vector_stores.qdrant import QdrantVectorStore
-
-    class TunedQdrantVectorStore(QdrantVectorStore):
-        def add(self, nodes, **kwargs):
-            ids = super().add(nodes, **kwargs)
-            tune_local_storage(self.client)
-            return ids
-
-        async def async_add(self, nodes, **kwargs):
-            ids = await super().async_add(nodes, **kwargs)
-            tune_local_storage(self.client)
-            return ids
-
-    return TunedQdrantVectorStore
+    return QdrantVectorStore(collection_name=collection, client=client, batch_size=UPSERT_BATCH,
+                             payload_indexes=[{"field_name": k, "field_schema": v} for k, v in INDEXED_FIELDS.items()],
+                             **options)
 
 
 def require_mode(mode: str) -> None:
@@ -179,7 +89,7 @@ def require_mode(mode: str) -> None:
         raise ConfigError(f"retrieval mode {mode!r} is not one of {', '.join(MODES)}")
 
 
-def collection_mode(client: QdrantClient, collection: str) -> str | None:
+def collection_mode(client: Client, collection: str) -> str | None:
     """``hybrid`` when the collection has the BM25 sparse vector, ``dense`` when it has not, None
     when there is no such collection yet."""
     if not client.collection_exists(collection):
@@ -188,7 +98,7 @@ def collection_mode(client: QdrantClient, collection: str) -> str | None:
     return "hybrid" if SPARSE_VECTOR in sparse else "dense"
 
 
-def check_mode(client: QdrantClient, collection: str, mode: str) -> None:
+def check_mode(client: Client, collection: str, mode: str) -> None:
     """Before writing: stop with the fix when ``mode`` is unknown or does not fit the collection.
     Hybrid points cannot go into a dense collection (it has no BM25 vector to hold them), and
     dense points in a hybrid collection would be missing from its keyword half."""
@@ -208,7 +118,7 @@ def check_mode(client: QdrantClient, collection: str, mode: str) -> None:
                       f"ingest into a new collection (--collection NEW)")
 
 
-def search_mode(client: QdrantClient, collection: str, mode: str) -> str:
+def search_mode(client: Client, collection: str, mode: str) -> str:
     """The mode to search ``collection`` in when ``mode`` is asked: ``mode`` itself, except hybrid
     on a collection ingested dense (no BM25 vectors), which is searched dense, said once."""
     require_mode(mode)
@@ -219,8 +129,14 @@ def search_mode(client: QdrantClient, collection: str, mode: str) -> str:
     return mode
 
 
-def ensure_payload_indexes(client: QdrantClient, collection: str) -> None:
-    if is_local(client) or not client.collection_exists(collection):
+def finish_writes(client, collection: str) -> None:
+    """After a run has stored its points: the payload indexes on a server collection (made
+    before LlamaIndex made them on first add); on the embedded store, the shard's segments merged
+    and indexed (HNSW and payload indexes: Edge runs no optimiser of its own)."""
+    if not client.collection_exists(collection):
+        return
+    if is_embedded(client):
+        client.optimize(collection)
         return
     for name, schema in INDEXED_FIELDS.items():
         client.create_payload_index(collection, name, schema)
@@ -237,7 +153,7 @@ def _match(key: str, value) -> models.FieldCondition:
 COMPLETE_KEY = "file_complete"
 
 
-def mark_complete(client: QdrantClient, collection: str, point_id: str) -> None:
+def mark_complete(client: Client, collection: str, point_id: str) -> None:
     client.set_payload(collection, payload={COMPLETE_KEY: True}, points=[point_id], wait=True)
 
 
@@ -249,7 +165,7 @@ class StoredVersion:
     complete: bool = False  # its last chunk was stored: a run can skip the file
 
 
-def stored_versions(client: QdrantClient, collection: str, sha256s: list[str],
+def stored_versions(client: Client, collection: str, sha256s: list[str],
                     fingerprint: str) -> dict[str, StoredVersion]:
     """Content hash -> what is stored of that version, for many files in one query.
 
@@ -276,13 +192,13 @@ def stored_versions(client: QdrantClient, collection: str, sha256s: list[str],
             return found
 
 
-def files_with_stale_points(client: QdrantClient, collection: str, versions: dict[str, dict]) -> set[str]:
+def files_with_stale_points(client: Client, collection: str, versions: dict[str, dict]) -> set[str]:
     """The paths among ``versions`` (path -> the payload values that name the version being
     written: content hash and settings fingerprint) that have points of another version.
 
-    One query for many files, so that the delete by filter (``delete_stale_points``), which
-    scans every point of a local collection, runs only for files that changed: run per file,
-    it cost 2 core-ms a page over 233 single-page files.
+    One query for many files, so that the delete by filter (``delete_stale_points``) runs only
+    for files that changed (run per file on qdrant-client's local mode, which scanned every
+    point, it cost 2 core-ms a page over 233 single-page files).
     """
     if not versions or not client.collection_exists(collection):
         return set()
@@ -303,7 +219,7 @@ def files_with_stale_points(client: QdrantClient, collection: str, versions: dic
             return stale
 
 
-def delete_stale_points(client: QdrantClient, collection: str, file_path: str, current: dict) -> None:
+def delete_stale_points(client: Client, collection: str, file_path: str, current: dict) -> None:
     """Delete the points of ``file_path`` that do not match all ``current`` payload values.
 
     ``current`` names the version being written (content hash and settings fingerprint), so
@@ -316,18 +232,18 @@ def delete_stale_points(client: QdrantClient, collection: str, file_path: str, c
         must_not=[models.Filter(must=[_match(k, v) for k, v in current.items()])])), wait=True)
 
 
-def delete_ids(client: QdrantClient, collection: str, ids: set[str]) -> None:
+def delete_ids(client: Client, collection: str, ids: set[str]) -> None:
     if ids and client.collection_exists(collection):
         client.delete(collection, points_selector=models.PointIdsList(points=sorted(ids)), wait=True)
 
 
-def count_points(client: QdrantClient, collection: str) -> int:
+def count_points(client: Client, collection: str) -> int:
     if not client.collection_exists(collection):
         return 0
     return client.count(collection, exact=True).count
 
 
 __all__ = ["COMPLETE_KEY", "DEFAULT_COLLECTION", "DEFAULT_PATH", "DENSE_VECTOR", "MODES", "SPARSE_VECTOR",
-           "UPSERT_BATCH", "check_mode", "collection_mode", "search_mode", "count_points", "delete_ids", "require_mode",
-           "delete_stale_points", "ensure_payload_indexes", "files_with_stale_points", "make_client", "make_vector_store",
-           "mark_complete", "StoredVersion", "stored_versions", "tune_local_storage"]
+           "UPSERT_BATCH", "EdgeClient", "FolderInUse", "check_mode", "collection_mode", "search_mode", "count_points",
+           "delete_ids", "require_mode", "delete_stale_points", "finish_writes", "files_with_stale_points", "is_embedded",
+           "make_client", "make_vector_store", "mark_complete", "StoredVersion", "stored_versions"]

@@ -1,0 +1,248 @@
+"""The embedded store at scale: one collection grown 10k -> 100k -> 1M chunks.
+
+Each step adds points through the store every path uses (``store.make_vector_store``: LlamaIndex
+nodes with chunk-sized payloads, a 384-d dense vector and a BM25 vector: a hybrid collection),
+then builds the indexes (``store.finish_writes``, as an ingest does at its end), then, in a fresh
+process, reopens the folder and asks it questions. Reported per size:
+
+- store-side insert: points a second inside the store's ``upsert`` calls (the payloads and the
+  BM25 vectors made before are the pipeline's work, not the store's), and the index build after;
+- reopen: opening the folder and the collection's first answer, in a new process;
+- dense and hybrid query latency, p50 and p90 over ``QUERIES`` questions, after reopening;
+- recall@10 of the dense search against exact search (``SearchParams(exact=True)``);
+- peak RSS of the writing process, and of the reopening process.
+
+The vectors are clustered like a corpus's embeddings (topics: a centre each, chunks spread
+around it), not uniform noise, and unit length; a payload carries ~1 kB of text, the file and
+page metadata, the heading path and regions, and LlamaIndex's ``_node_content`` copy.
+
+qdrant-client's local mode (the store before 0.2.0) is run beside it at the sizes it reaches
+within ``--local-budget-s``. Run from the repository root::
+
+    .venv/bin/python benchmarks/store_scale.py --json .bench/store_scale.json          # about 40 minutes
+    .venv/bin/python benchmarks/store_scale.py --sizes 10000 100000 --no-local         # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DIM = 384
+TOPICS = 2000  # clusters of the vectors and of the words
+QUERIES = 200
+BATCH = 1024  # nodes made and added at a time
+WORDS = [f"w{i}" for i in range(20000)]
+
+
+def make_nodes(start: int, count: int, seed: int):
+    """``count`` chunk nodes numbered from ``start``, with embeddings and realistic payloads."""
+    from llama_index.core.schema import TextNode
+
+    rng = np.random.default_rng(seed + start)
+    centres = np.random.default_rng(7).standard_normal((TOPICS, DIM)).astype(np.float32)
+    topics = rng.integers(0, TOPICS, count)
+    vectors = centres[topics] + 0.6 * rng.standard_normal((count, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    nodes = []
+    for i in range(count):
+        number = start + i
+        topic = int(topics[i])
+        words = [WORDS[(topic * 10 + int(w)) % len(WORDS)] for w in rng.integers(0, 60, 150)]
+        file = number // 40
+        metadata = {"file_name": f"report-{file:07d}.pdf", "file_path": f"/data/reports/{file % 997}/report-{file:07d}.pdf",
+                    "file_sha256": f"{file:064x}", "pipeline_fingerprint": "f" * 16, "page": number % 40 + 1,
+                    "pages": [number % 40 + 1], "header_path": f"Report {file} > Section {topic % 12}",
+                    "regions": [{"page": number % 40 + 1, "bbox": [72.0, 100.0 + i % 500, 540.0, 180.0 + i % 500]}],
+                    "bbox_source": "text_layer", "ocr_engine": "vllm", "chunk_index": number % 40}
+        nodes.append(TextNode(id_=str(__import__("uuid").UUID(int=number + 1)), text=" ".join(words),
+                              metadata=metadata, embedding=vectors[i].tolist()))
+    return nodes
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def grow(args) -> int:
+    """Child process: add points ``args.start`` .. ``args.size`` to the folder, build the
+    indexes, and print the step's figures as a JSON line."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from lightocr_ingest.store import finish_writes, make_vector_store
+
+    client = open_store(args)
+    store = make_vector_store(client, "scale", "hybrid")
+    if args.store == "local":
+        store.add(make_nodes(args.start, 1, args.seed))  # the collection exists from here
+        wal_mode(client)
+    in_store = [0.0]
+
+    def timed(call):
+        def timed_call(*a, **k):
+            started = time.perf_counter()
+            try:
+                return call(*a, **k)
+            finally:
+                in_store[0] += time.perf_counter() - started
+        return timed_call
+
+    # The store's share of adding: its write calls (EdgeVectorStore upserts; LlamaIndex's
+    # QdrantVectorStore, on local mode, uploads).
+    client.upsert, client.upload_points = timed(client.upsert), timed(getattr(client, "upload_points", None))
+    done, wall = args.start, time.perf_counter()
+    while done < args.size:
+        count = min(BATCH, args.size - done)
+        store.add(make_nodes(done, count, args.seed))
+        done += count
+    added_s = time.perf_counter() - wall
+    started = time.perf_counter()
+    if args.store == "edge":
+        finish_writes(client, "scale")
+    index_s = time.perf_counter() - started
+    client.close()
+    print(json.dumps({"size": args.size, "store_insert_pts_s": round((args.size - args.start) / in_store[0]),
+                      "add_wall_s": round(added_s, 1), "index_build_s": round(index_s, 1),
+                      "writer_peak_rss_mb": round(peak_rss_mb())}), flush=True)
+    return 0
+
+
+def wal_mode(client) -> None:
+    """Local mode's SQLite file in write-ahead mode with synchronous=NORMAL, as lightocr-ingest
+    0.1 set it (``store.tune_local_storage``, removed in 0.2.0): 8x faster inserts than as
+    qdrant-client ships it. Private attributes: a benchmark's business only."""
+    connection = client._client.collections["scale"].storage.storage
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+
+
+def open_store(args):
+    if args.store == "edge":
+        from lightocr_ingest.store import make_client
+
+        return make_client(args.folder)
+    from qdrant_client import QdrantClient
+
+    return QdrantClient(path=args.folder)
+
+
+def ask(args) -> int:
+    """Child process: reopen the folder, time the first answer, then dense and hybrid queries."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+    from qdrant_client import models
+
+    from llama_index.vector_stores.qdrant import QdrantVectorStore  # noqa: F401  (imports are not the reopen)
+
+    from lightocr_ingest.store import make_vector_store
+    from lightocr_ingest.store.edge_vector_store import EdgeVectorStore  # noqa: F401
+
+    started = time.perf_counter()
+    client = open_store(args)
+
+    store = make_vector_store(client, "scale", "hybrid")
+    probes = make_nodes(0, QUERIES, args.seed + 99)  # new chunks of the same topics: the questions
+    store.query(VectorStoreQuery(query_embedding=probes[0].embedding, similarity_top_k=10))
+    reopen_s = time.perf_counter() - started
+    dense_ms, hybrid_ms, recalls = [], [], []
+    for probe in probes:
+        question = " ".join(probe.text.split()[:8])
+        t = time.perf_counter()
+        found = store.query(VectorStoreQuery(query_embedding=probe.embedding, similarity_top_k=10))
+        dense_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        if args.store == "edge":
+            store.query(VectorStoreQuery(query_embedding=probe.embedding, query_str=question, similarity_top_k=10,
+                                         sparse_top_k=50, mode=VectorStoreQueryMode.HYBRID))
+        else:  # the retriever's way on local mode (one request, prefetches fused by RRF)
+            client.query_points("scale", prefetch=[
+                models.Prefetch(query=probe.embedding, using="text-dense", limit=50)], query=models.FusionQuery(
+                fusion=models.Fusion.RRF), limit=10)
+        hybrid_ms.append((time.perf_counter() - t) * 1000)
+        exact = client.query_points("scale", query=probe.embedding, using="text-dense", limit=10,
+                                    search_params=models.SearchParams(exact=True)).points
+        truth = {str(p.id) for p in exact}
+        recalls.append(len(truth & set(found.ids)) / len(truth))
+    client.close()
+
+    def pct(values, q):
+        return round(sorted(values)[int(q * (len(values) - 1))], 2)
+
+    print(json.dumps({"reopen_s": round(reopen_s, 2), "dense_p50_ms": pct(dense_ms, 0.5),
+                      "dense_p90_ms": pct(dense_ms, 0.9), "hybrid_p50_ms": pct(hybrid_ms, 0.5),
+                      "hybrid_p90_ms": pct(hybrid_ms, 0.9), "recall_at_10": round(statistics.mean(recalls), 4),
+                      "reader_peak_rss_mb": round(peak_rss_mb())}), flush=True)
+    return 0
+
+
+def run_store(store: str, sizes: list[int], seed: int, budget_s: float | None) -> list[dict]:
+    folder = Path(tempfile.mkdtemp(prefix=f"store-scale-{store}-"))
+    rows = []
+    try:
+        script = Path(__file__).resolve()
+        start = 0
+        for size in sizes:  # one writer process a step, so each step's peak RSS is its own
+            begun = time.perf_counter()
+            grown = subprocess.run([sys.executable, str(script), "--_grow", store, str(folder), str(seed),
+                                    str(start), str(size)], capture_output=True, text=True)
+            if grown.returncode:
+                print(grown.stderr[-3000:], file=sys.stderr)
+                break
+            row = json.loads(grown.stdout.strip().splitlines()[-1])
+            asked = subprocess.run([sys.executable, str(script), "--_ask", store, str(folder), str(seed)],
+                                   capture_output=True, text=True)
+            if asked.returncode:
+                print(asked.stderr[-3000:], file=sys.stderr)
+                break
+            row.update(json.loads(asked.stdout.strip().splitlines()[-1]))
+            row.update(store=store, disk_mb=round(sum(f.stat().st_blocks * 512 for f in folder.rglob("*") if f.is_file())
+                                                    / 2**20))
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            start = size
+            if budget_s is not None and time.perf_counter() - begun > budget_s:
+                print(f"{store}: the {size} step took over {budget_s:.0f} s; stopping there", file=sys.stderr)
+                break
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] in ("--_grow", "--_ask"):
+        ns = argparse.Namespace(store=sys.argv[2], folder=sys.argv[3], seed=int(sys.argv[4]))
+        if sys.argv[1] == "--_grow":
+            ns.start, ns.size = int(sys.argv[5]), int(sys.argv[6])
+            return grow(ns)
+        return ask(ns)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-local", action="store_true", help="skip qdrant-client's local mode")
+    parser.add_argument("--local-budget-s", type=float, default=900, help="stop local mode after a step this long")
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args()
+    results = {"machine": f"{platform.node()} ({platform.processor() or platform.machine()}), {os.cpu_count()} cores",
+               "date": time.strftime("%Y-%m-%d"), "edge": run_store("edge", args.sizes, args.seed, None)}
+    if not args.no_local:
+        results["local_mode"] = run_store("local", args.sizes, args.seed, args.local_budget_s)
+    print(json.dumps(results, indent=2))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

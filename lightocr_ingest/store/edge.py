@@ -1,0 +1,397 @@
+"""The embedded store: one Qdrant Edge shard a collection, in one folder.
+
+Qdrant Edge (``qdrant-edge-py``) is Qdrant's own engine in the process: segments on disk,
+HNSW, payload indexes, sparse vectors with the IDF modifier, prefetch and fusion. It replaced
+qdrant-client's local mode, which unpickled every point into memory on opening and compared
+each query with every vector in Python.
+
+``EdgeClient`` answers the part of ``QdrantClient``'s API this project calls (collections,
+upsert, scroll, retrieve, delete, payload, count, query with prefetch and fusion), taking and
+returning qdrant-client's models, so the store helpers, the retriever and the tests speak one
+API to a server and to the embedded store. Edge is in beta: every call into its API is in this
+module (``tests/test_edge_store.py`` covers each one), so an upgrade fails here and nowhere else.
+
+Layout of a folder (``qdrant.path``)::
+
+    edge/<collection>/        the shard (Edge's files: segments, WAL, edge_config.json)
+    edge/<collection>.json    its vectors as qdrant-client describes them (read by get_collection)
+    .lock                     held while a process has the folder open (and who holds it)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Iterable
+
+import qdrant_edge as qe
+from qdrant_client import models
+from qdrant_client.http import models as rest  # QueryResponse: qdrant_client.models has another of that name
+
+from .folder_lock import hold_folder, release_folder
+
+log = logging.getLogger("lightocr_ingest")
+
+SHARDS = "edge"  # the shards' folder inside qdrant.path (local mode's files sit beside it, untouched)
+# A million 384-d float vectors are 1.5 GB: the originals stay on disk (read through the page
+# cache) and HNSW searches int8 copies held in memory (a quarter of the size), rescoring the best
+# candidates with the originals, as Qdrant recommends for large collections.
+QUANTIZATION = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned)
+ORIGINALS = qe.Memory.Cold
+QDRANT_RRF_K = 2  # Qdrant's (server and qdrant-client) constant when a fusion query names none
+_SCHEMAS = {models.PayloadSchemaType.KEYWORD: qe.PayloadSchemaType.Keyword,
+            models.PayloadSchemaType.INTEGER: qe.PayloadSchemaType.Integer,
+            models.PayloadSchemaType.FLOAT: qe.PayloadSchemaType.Float,
+            models.PayloadSchemaType.BOOL: qe.PayloadSchemaType.Bool,
+            models.PayloadSchemaType.TEXT: qe.PayloadSchemaType.Text}
+
+
+class EdgeClient:
+    """The embedded store on ``path``: ``QdrantClient``'s calls this project uses, on Edge shards.
+
+    Safe from several threads at once (the engine locks inside; opening and creating shards is
+    serialised here). One process at a time may open a folder: a second gets ``FolderInUse``
+    naming the process that holds it.
+    """
+
+    def __init__(self, path: str | os.PathLike, hold: bool = True):
+        self.path = Path(path)
+        (self.path / SHARDS).mkdir(parents=True, exist_ok=True)
+        # hold=False: for code that holds the folder already (moving local mode's points in)
+        self._lock_file = hold_folder(self.path) if hold else None
+        self._shards: dict[str, qe.EdgeShard] = {}
+        self._opening = threading.Lock()
+        self._closed = False
+
+    # ------------------------------------------------------------------ collections
+
+    def _shard_dir(self, name: str) -> Path:
+        _check_name(name)
+        return self.path / SHARDS / name
+
+    def _layout_file(self, name: str) -> Path:
+        return self.path / SHARDS / f"{name}.json"
+
+    def _shard(self, name: str) -> qe.EdgeShard:
+        shard = self._shards.get(name)
+        if shard is not None:
+            return shard
+        with self._opening:
+            if self._closed:
+                raise RuntimeError(f"the embedded store at {self.path} was closed")
+            if name not in self._shards:
+                if not self.collection_exists(name):
+                    raise ValueError(f"Collection {name} not found")
+                self._shards[name] = qe.EdgeShard.load(str(self._shard_dir(name)))
+            return self._shards[name]
+
+    def collection_exists(self, collection_name: str) -> bool:
+        return self._layout_file(collection_name).is_file() and self._shard_dir(collection_name).is_dir()
+
+    def get_collections(self) -> SimpleNamespace:
+        names = sorted(p.stem for p in (self.path / SHARDS).glob("*.json") if self.collection_exists(p.stem))
+        return SimpleNamespace(collections=[SimpleNamespace(name=n) for n in names])
+
+    def get_collection(self, collection_name: str) -> SimpleNamespace:
+        """What qdrant-client's ``get_collection`` tells of it: vector params and point count."""
+        if not self.collection_exists(collection_name):
+            raise ValueError(f"Collection {collection_name} not found")
+        layout = json.loads(self._layout_file(collection_name).read_text())
+        vectors = layout["vectors"]
+        dense = models.VectorParams(**vectors[""]) if list(vectors) == [""] else \
+            {name: models.VectorParams(**params) for name, params in vectors.items()}
+        sparse = {name: models.SparseVectorParams(modifier=models.Modifier.IDF if p.get("idf") else None)
+                  for name, p in layout.get("sparse_vectors", {}).items()} or None
+        info = self._shard(collection_name).info()
+        return SimpleNamespace(points_count=info.points_count, segments_count=info.segments_count,
+                               indexed_vectors_count=info.indexed_vectors_count,
+                               config=SimpleNamespace(params=SimpleNamespace(vectors=dense, sparse_vectors=sparse)))
+
+    def create_collection(self, collection_name: str, vectors_config: Any,
+                          sparse_vectors_config: dict | None = None, **_: Any) -> bool:
+        """A shard for ``vectors_config`` (one ``VectorParams``, or a dict of named ones) and
+        ``sparse_vectors_config`` (name -> ``SparseVectorParams``; IDF kept)."""
+        with self._opening:
+            if self.collection_exists(collection_name):
+                raise ValueError(f"Collection {collection_name} already exists")
+            named = vectors_config if isinstance(vectors_config, dict) else {"": vectors_config}
+            layout = {"vectors": {name: {"size": p.size, "distance": _distance_name(p.distance)}
+                                  for name, p in named.items()},
+                      "sparse_vectors": {name: {"idf": p.modifier == models.Modifier.IDF}
+                                         for name, p in (sparse_vectors_config or {}).items()}}
+            config = qe.EdgeConfig(
+                vectors={name: qe.EdgeVectorParams(size=p.size, distance=_DISTANCES[_distance_name(p.distance)],
+                                                   memory=ORIGINALS, quantization_config=QUANTIZATION)
+                         for name, p in named.items()},
+                sparse_vectors={name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if p["idf"] else None)
+                                for name, p in layout["sparse_vectors"].items()} or None)
+            directory = self._shard_dir(collection_name)
+            if directory.exists():  # a shard whose description was never written: an interrupted create
+                shutil.rmtree(directory)
+            self._shards[collection_name] = qe.EdgeShard.create(str(directory), config)
+            temporary = self._layout_file(collection_name).with_suffix(".json.tmp")
+            temporary.write_text(json.dumps(layout, indent=1))
+            os.replace(temporary, self._layout_file(collection_name))  # the collection exists from here
+            return True
+
+    def delete_collection(self, collection_name: str, **_: Any) -> bool:
+        with self._opening:
+            if not self.collection_exists(collection_name):
+                return False
+            shard = self._shards.pop(collection_name, None)
+            if shard is not None:
+                shard.close()
+            self._layout_file(collection_name).unlink()
+            shutil.rmtree(self._shard_dir(collection_name))
+            return True
+
+    def rename_collection(self, old: str, new: str) -> None:
+        """Give collection ``old`` the name ``new`` (which must be free): its description file
+        moves last, so an interrupted rename leaves ``old`` as it was."""
+        with self._opening:
+            if self.collection_exists(new):
+                raise ValueError(f"Collection {new} already exists")
+            shard = self._shards.pop(old, None)
+            if shard is not None:
+                shard.close()
+            os.rename(self._shard_dir(old), self._shard_dir(new))
+            os.rename(self._layout_file(old), self._layout_file(new))
+
+    def create_payload_index(self, collection_name: str, field_name: str, field_schema: Any = None, **_: Any):
+        schema = _SCHEMAS.get(models.PayloadSchemaType(field_schema), qe.PayloadSchemaType.Keyword)
+        self._shard(collection_name).update(qe.UpdateOperation.create_field_index(field_name, schema))
+
+    def payload_indexes(self, collection_name: str) -> set[str]:
+        return set(self._shard(collection_name).info().payload_schema)
+
+    # ------------------------------------------------------------------ points
+
+    def upsert(self, collection_name: str, points: list[models.PointStruct], wait: bool = True, **_: Any):
+        """Insert or replace ``points``; durable when this returns (written to the shard's WAL)."""
+        self._shard(collection_name).update(qe.UpdateOperation.upsert_points(
+            [qe.Point(_point_id(p.id), _to_vector(p.vector), p.payload or {}) for p in points]))
+        return SimpleNamespace(status=models.UpdateStatus.COMPLETED)
+
+    def scroll(self, collection_name: str, scroll_filter: models.Filter | None = None, limit: int = 10,
+               offset: Any = None, with_payload: Any = True, with_vectors: Any = False, **_: Any):
+        records, next_offset = self._shard(collection_name).scroll(qe.ScrollRequest(
+            offset=_point_id(offset) if offset is not None else None, limit=limit, filter=_filter(scroll_filter),
+            with_payload=_with_payload(with_payload), with_vector=_with_vectors(with_vectors)))
+        return [_record(r) for r in records], (str(next_offset) if next_offset is not None else None)
+
+    def retrieve(self, collection_name: str, ids: Iterable, with_payload: Any = True, with_vectors: Any = False,
+                 **_: Any) -> list[models.Record]:
+        found = self._shard(collection_name).retrieve([_point_id(i) for i in ids], _with_payload(with_payload),
+                                                      _with_vectors(with_vectors))
+        return [_record(r) for r in found]
+
+    def delete(self, collection_name: str, points_selector: Any, wait: bool = True, **_: Any):
+        shard = self._shard(collection_name)
+        if isinstance(points_selector, models.FilterSelector):
+            shard.update(qe.UpdateOperation.delete_points_by_filter(_filter(points_selector.filter)))
+        elif isinstance(points_selector, models.Filter):
+            shard.update(qe.UpdateOperation.delete_points_by_filter(_filter(points_selector)))
+        else:
+            ids = points_selector.points if isinstance(points_selector, models.PointIdsList) else points_selector
+            shard.update(qe.UpdateOperation.delete_points([_point_id(i) for i in ids]))
+        return SimpleNamespace(status=models.UpdateStatus.COMPLETED)
+
+    def set_payload(self, collection_name: str, payload: dict, points: Any = None, wait: bool = True, **_: Any):
+        shard = self._shard(collection_name)
+        if isinstance(points, (models.Filter, models.FilterSelector)):
+            where = points.filter if isinstance(points, models.FilterSelector) else points
+            shard.update(qe.UpdateOperation.set_payload_by_filter(_filter(where), payload))
+        else:
+            shard.update(qe.UpdateOperation.set_payload([_point_id(i) for i in points], payload))
+
+    def delete_payload(self, collection_name: str, keys: list[str], points: Any, wait: bool = True, **_: Any):
+        self._shard(collection_name).update(qe.UpdateOperation.delete_payload([_point_id(i) for i in points], keys))
+
+    def count(self, collection_name: str, count_filter: models.Filter | None = None, exact: bool = True,
+              **_: Any) -> models.CountResult:
+        return models.CountResult(count=self._shard(collection_name).count(
+            qe.CountRequest(exact=exact, filter=_filter(count_filter))))
+
+    def query_points(self, collection_name: str, query: Any = None, using: str | None = None,
+                     prefetch: Any = None, query_filter: models.Filter | None = None, limit: int = 10,
+                     with_payload: Any = True, with_vectors: Any = False, search_params: Any = None,
+                     score_threshold: float | None = None, **kwargs: Any) -> rest.QueryResponse:
+        """Nearest points to ``query`` (dense list or ``SparseVector``, in vector ``using``), or
+        ``prefetch`` stages fused by ``FusionQuery``/``RrfQuery``: the fusion runs in the engine."""
+        prefetches = prefetch if isinstance(prefetch, list) else [prefetch] if prefetch is not None else None
+        request = qe.QueryRequest(
+            limit=limit, query=_scoring(query, using), filter=_filter(query_filter or kwargs.get("filter")),
+            prefetches=[_prefetch(p) for p in prefetches] if prefetches else None,
+            with_payload=_with_payload(with_payload), with_vector=_with_vectors(with_vectors),
+            score_threshold=score_threshold, params=_params(search_params))
+        hits = self._shard(collection_name).query(request)
+        return rest.QueryResponse(points=[models.ScoredPoint(
+            id=_out_id(h.id), version=h.version, score=h.score, payload=h.payload,
+            vector=_from_vector(h.vector)) for h in hits])
+
+    # ------------------------------------------------------------------ upkeep
+
+    def optimize(self, collection_name: str) -> bool:
+        """Merge the shard's small segments and build their HNSW and payload indexes (blocking).
+        Edge runs no optimiser on its own: an ingest calls this when it has stored its points."""
+        return self._shard(collection_name).optimize()
+
+    def flush(self) -> None:
+        for shard in list(self._shards.values()):
+            shard.flush()
+
+    def close(self, **_: Any) -> None:
+        with self._opening:
+            if self._closed:
+                return
+            self._closed = True
+            for shard in self._shards.values():
+                shard.close()
+            self._shards.clear()
+            if self._lock_file is not None:
+                release_folder(self._lock_file)
+
+    def __enter__(self) -> "EdgeClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------- model conversions
+
+_DISTANCES = {"Cosine": qe.Distance.Cosine, "Dot": qe.Distance.Dot, "Euclid": qe.Distance.Euclid,
+              "Manhattan": qe.Distance.Manhattan}
+
+
+def _distance_name(distance: Any) -> str:
+    return models.Distance(distance).value
+
+
+def _check_name(name: str) -> None:
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(f"collection name {name!r} cannot name a folder; use letters, digits, '-' and '_'")
+
+
+def _point_id(value: Any):
+    """Qdrant ids are unsigned integers or UUIDs; a UUID as text goes in as a UUID."""
+    if isinstance(value, (int, uuid.UUID)):
+        return value
+    return uuid.UUID(str(value))
+
+
+def _out_id(value: Any):
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+def _to_vector(vector: Any):
+    if isinstance(vector, dict):
+        return {name: qe.SparseVector(list(v.indices), list(v.values)) if isinstance(v, models.SparseVector)
+                else list(v) for name, v in vector.items()}
+    return {"": list(vector)}
+
+
+def _from_vector(vector: Any):
+    if vector is None or isinstance(vector, list):
+        return vector
+    out = {name: models.SparseVector(indices=list(v.indices), values=list(v.values))
+           if isinstance(v, qe.SparseVector) else v for name, v in vector.items()}
+    return out[""] if list(out) == [""] else out
+
+
+def _record(record) -> models.Record:
+    return models.Record(id=_out_id(record.id), payload=record.payload, vector=_from_vector(record.vector))
+
+
+def _with_payload(value: Any):
+    if isinstance(value, models.PayloadSelectorInclude):
+        return list(value.include)
+    return list(value) if isinstance(value, (list, tuple)) else bool(value)
+
+
+def _with_vectors(value: Any):
+    return list(value) if isinstance(value, (list, tuple)) else bool(value)
+
+
+def _scoring(query: Any, using: str | None):
+    if query is None:
+        return None
+    if isinstance(query, models.FusionQuery):
+        return qe.Fusion.Rrf(k=QDRANT_RRF_K) if query.fusion == models.Fusion.RRF else qe.Fusion.Dbsf()
+    if isinstance(query, models.RrfQuery):
+        return qe.Fusion.Rrf(k=query.rrf.k if query.rrf.k is not None else QDRANT_RRF_K, weights=query.rrf.weights)
+    if isinstance(query, models.NearestQuery):
+        query = query.nearest
+    if isinstance(query, models.SparseVector):
+        return qe.Query.Nearest(qe.SparseVector(list(query.indices), list(query.values)), using=using)
+    return qe.Query.Nearest([float(x) for x in query], using=using or None)
+
+
+def _prefetch(prefetch: models.Prefetch) -> qe.Prefetch:
+    inner = prefetch.prefetch if isinstance(prefetch.prefetch, list) else \
+        [prefetch.prefetch] if prefetch.prefetch is not None else None
+    return qe.Prefetch(limit=prefetch.limit or 10, query=_scoring(prefetch.query, prefetch.using),
+                       prefetches=[_prefetch(p) for p in inner] if inner else None,
+                       filter=_filter(prefetch.filter), params=_params(prefetch.params),
+                       score_threshold=prefetch.score_threshold)
+
+
+def _params(params: Any):
+    if params is None:
+        return None
+    if isinstance(params, dict):
+        params = models.SearchParams(**params)
+    return qe.SearchParams(hnsw_ef=params.hnsw_ef, exact=bool(params.exact))
+
+
+def _filter(where: Any):
+    """qdrant-client's ``Filter`` as Edge's (must, should, must_not; nested filters kept)."""
+    if where is None:
+        return None
+    if isinstance(where, models.FilterSelector):
+        where = where.filter
+
+    def conditions(value):
+        if value is None:
+            return None
+        return [_condition(c) for c in (value if isinstance(value, list) else [value])]
+
+    min_should = None
+    if where.min_should is not None:
+        min_should = qe.MinShould(conditions(where.min_should.conditions), where.min_should.min_count)
+    return qe.Filter(must=conditions(where.must), should=conditions(where.should),
+                     must_not=conditions(where.must_not), min_should=min_should)
+
+
+def _condition(condition: Any):
+    if isinstance(condition, models.Filter):
+        return _filter(condition)
+    if isinstance(condition, models.HasIdCondition):
+        return qe.HasIdCondition({_point_id(i) for i in condition.has_id})
+    if isinstance(condition, models.IsEmptyCondition):
+        return qe.IsEmptyCondition(condition.is_empty.key)
+    if isinstance(condition, models.IsNullCondition):
+        return qe.IsNullCondition(condition.is_null.key)
+    if isinstance(condition, models.FieldCondition):
+        match, bounds = condition.match, condition.range
+        if isinstance(match, models.MatchValue):
+            return qe.FieldCondition(condition.key, match=qe.MatchValue(match.value))
+        if isinstance(match, models.MatchAny):
+            return qe.FieldCondition(condition.key, match=qe.MatchAny(list(match.any)))
+        if isinstance(match, models.MatchExcept):
+            return qe.FieldCondition(condition.key, match=qe.MatchExcept(list(match.except_)))
+        if isinstance(match, models.MatchText):
+            return qe.FieldCondition(condition.key, match=qe.MatchText(match.text))
+        if bounds is not None:
+            return qe.FieldCondition(condition.key, range=qe.RangeFloat(gte=bounds.gte, gt=bounds.gt,
+                                                                        lte=bounds.lte, lt=bounds.lt))
+        if condition.is_empty is not None:
+            return qe.FieldCondition(condition.key, is_empty=condition.is_empty)
+    raise NotImplementedError(f"the embedded store does not translate the condition {condition!r}; "
+                              f"use match (value, any, except, text), range, is_empty, has_id or a nested filter")

@@ -1,0 +1,18 @@
+"""What a collection of this project is made of: its default place and name, its vectors'
+names, the payload fields it indexes. Shared by the store, the embedded store's moves in and
+out, and the retriever."""
+
+from __future__ import annotations
+
+from qdrant_client import models
+
+DEFAULT_PATH = ".lightocr/qdrant"
+DEFAULT_COLLECTION = "lightocr"
+UPSERT_BATCH = 128  # points per request: Qdrant's sweet spot is 64-256 for 384-dim vectors
+INDEXED_FIELDS = {"file_name": models.PayloadSchemaType.KEYWORD, "file_path": models.PayloadSchemaType.KEYWORD,
+                  "file_sha256": models.PayloadSchemaType.KEYWORD,
+                  "pipeline_fingerprint": models.PayloadSchemaType.KEYWORD,
+                  "page": models.PayloadSchemaType.INTEGER}  # filters users and re-ingestion run
+MODES = ("dense", "hybrid")
+DENSE_VECTOR = "text-dense"  # LlamaIndex's names for a hybrid collection's two vectors, so that its own
+SPARSE_VECTOR = "text-sparse-new"  # QdrantVectorStore(enable_hybrid=True) reads our collections as they are
