@@ -43,6 +43,8 @@ import numpy as np
 DIM = 384
 TOPICS = 2000  # clusters of the vectors and of the words
 QUERIES = 200
+DURING_POINTS = 20_480  # added while queries run (``during``), after the step of CONCURRENT_AT points
+CONCURRENT_AT = 100_000
 BATCH = 1024  # nodes made and added at a time
 WORDS = [f"w{i}" for i in range(20000)]
 
@@ -186,6 +188,58 @@ def ask(args) -> int:
     return 0
 
 
+def during(args) -> int:
+    """Child process: dense query latency on a quiet store, then while another thread of the same
+    process adds ``DURING_POINTS`` points (as the service searches during a job), no lock of
+    ours between them."""
+    import threading
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    from lightocr_ingest.store import make_vector_store
+
+    client = open_store(args)
+    store = make_vector_store(client, "scale", "hybrid")
+    probes = make_nodes(0, QUERIES, args.seed + 99)
+
+    def latencies(stop=None) -> list[float]:
+        out = []
+        for probe in (probes * 50):
+            if stop is not None and stop.is_set():
+                break
+            started = time.perf_counter()
+            store.query(VectorStoreQuery(query_embedding=probe.embedding, similarity_top_k=10))
+            out.append((time.perf_counter() - started) * 1000)
+            if stop is None and len(out) == QUERIES:
+                break
+        return out
+
+    quiet = latencies()
+    finished = threading.Event()
+
+    def writer():
+        done = args.start
+        while done < args.start + DURING_POINTS:
+            store.add(make_nodes(done, BATCH, args.seed))
+            done += BATCH
+        finished.set()
+
+    thread = threading.Thread(target=writer)
+    started = time.perf_counter()
+    thread.start()
+    busy = latencies(finished)
+    thread.join()
+    written_s = time.perf_counter() - started
+    client.close()
+    print(json.dumps({"quiet_dense_p50_ms": round(statistics.median(quiet), 2),
+                      "during_insert_dense_p50_ms": round(statistics.median(busy), 2),
+                      "during_insert_dense_p90_ms": round(sorted(busy)[int(0.9 * (len(busy) - 1))], 2),
+                      "queries_during_insert": len(busy), "points_added": DURING_POINTS,
+                      "insert_with_queries_pts_s": round(DURING_POINTS / written_s)}), flush=True)
+    return 0
+
+
 def run_store(store: str, sizes: list[int], seed: int, budget_s: float | None) -> list[dict]:
     folder = Path(tempfile.mkdtemp(prefix=f"store-scale-{store}-"))
     rows = []
@@ -208,6 +262,14 @@ def run_store(store: str, sizes: list[int], seed: int, budget_s: float | None) -
             row.update(json.loads(asked.stdout.strip().splitlines()[-1]))
             row.update(store=store, disk_mb=round(sum(f.stat().st_blocks * 512 for f in folder.rglob("*") if f.is_file())
                                                     / 2**20))
+            if store == "edge" and size == CONCURRENT_AT:  # searching while storing, then back to size
+                concurrent = subprocess.run([sys.executable, str(script), "--_during", store, str(folder), str(seed),
+                                             str(size)], capture_output=True, text=True)
+                if concurrent.returncode == 0:
+                    row["concurrent"] = json.loads(concurrent.stdout.strip().splitlines()[-1])
+                    size += DURING_POINTS
+                else:
+                    print(concurrent.stderr[-3000:], file=sys.stderr)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
             start = size
@@ -220,11 +282,14 @@ def run_store(store: str, sizes: list[int], seed: int, budget_s: float | None) -
 
 
 def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] in ("--_grow", "--_ask"):
+    if len(sys.argv) > 1 and sys.argv[1] in ("--_grow", "--_ask", "--_during"):
         ns = argparse.Namespace(store=sys.argv[2], folder=sys.argv[3], seed=int(sys.argv[4]))
         if sys.argv[1] == "--_grow":
             ns.start, ns.size = int(sys.argv[5]), int(sys.argv[6])
             return grow(ns)
+        if sys.argv[1] == "--_during":
+            ns.start = int(sys.argv[5])
+            return during(ns)
         return ask(ns)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])

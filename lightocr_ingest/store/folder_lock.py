@@ -9,11 +9,13 @@ import fcntl
 import os
 from pathlib import Path
 
+from ..errors import LightOCRError
+
 LOCK_FILE = ".lock"
 
 
-class FolderInUse(RuntimeError):
-    """Another process has the embedded store's folder open."""
+class FolderInUse(LightOCRError, RuntimeError):
+    """Another process has the embedded store's folder open (the CLI prints it as an error)."""
 
 
 def hold_folder(path: Path):
