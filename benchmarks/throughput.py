@@ -4,7 +4,7 @@ It generates corpora (single-page scans and a few long PDFs, ``corpus.py``), sta
 vLLM servers (``lightocr_ingest.testing.simulated_vllm``, each in its own process: up to 256
 sequences decoded at once, a decode rate that grows with the batch, the rest queued), and runs
 the real pipeline end to end against them: render, encode, requests, post-processing, chunking,
-embedding, Qdrant local mode. Each figure is the median of ``--runs`` runs. From the repository
+embedding, the embedded Qdrant store. Each figure is the median of ``--runs`` runs. From the repository
 root::
 
     .venv/bin/python benchmarks/throughput.py            # about 70 minutes on 2 cores
@@ -235,9 +235,9 @@ def embedding_and_upsert(texts: list[str], repeats: int, workdir: Path) -> dict:
 
 
 def chunk_texts(qdrant_path: Path) -> list[str]:
-    from qdrant_client import QdrantClient
+    from lightocr_ingest.store import make_client
 
-    client = QdrantClient(path=str(qdrant_path))
+    client = make_client(str(qdrant_path))
     texts, offset = [], None
     while True:
         points, offset = client.scroll("bench", limit=512, offset=offset, with_payload=True)

@@ -107,7 +107,9 @@ def assert_same_vectors(ours: dict, theirs: dict) -> None:
 
 
 def _dense(vector):
-    return vector if isinstance(vector, list) else next(iter(vector.values()))
+    from lightocr_ingest.store import DENSE_VECTOR
+
+    return vector if isinstance(vector, list) else vector[DENSE_VECTOR]
 
 
 def _without_timings(value):

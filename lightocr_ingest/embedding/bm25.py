@@ -10,7 +10,7 @@ Qdrant's IDF modifier, so the inverse document frequency comes from the collecti
 and stays right as it grows. A query's vector holds each of its terms once.
 
 The tokenisation (English: lower-cased words, stop words dropped, Snowball stemming, terms
-hashed to indices) is the same for chunks and queries, in local mode and on a server.
+hashed to indices) is the same for chunks and queries, in the embedded store and on a server.
 """
 
 from __future__ import annotations

@@ -300,9 +300,12 @@ def _to_vector(vector: Any):
 def _from_vector(vector: Any):
     if vector is None or isinstance(vector, list):
         return vector
-    out = {name: models.SparseVector(indices=list(v.indices), values=list(v.values))
-           if isinstance(v, qe.SparseVector) else v for name, v in vector.items()}
-    return out[""] if list(out) == [""] else out
+    dense = {name: v for name, v in vector.items() if not isinstance(v, qe.SparseVector)}
+    if list(dense) == [""] and len(vector) == 1:
+        return dense[""]
+    sparse = {name: models.SparseVector(indices=list(v.indices), values=list(v.values))
+              for name, v in vector.items() if isinstance(v, qe.SparseVector)}
+    return {**dense, **sparse}  # dense first, as qdrant-client gives them
 
 
 def _record(record) -> models.Record:

@@ -2,7 +2,7 @@
 
 The driver runs the one run loop (``run.Ingestor``): it plans exactly as the local runner
 does (``plan.Planner``: skipped, duplicate, resumed and failed files are settled before any
-OCR) and owns Qdrant: Qdrant's local mode allows one process, so the points are upserted,
+OCR) and owns Qdrant: one process may open the embedded store's folder, so the points are upserted,
 stale versions deleted and files marked complete by the driver, through the same
 ``StoreStage``. Only reading differs (``RayIngestor._read_files``): the files to read flow
 through Ray Data (``dataset``):
