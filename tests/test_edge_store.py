@@ -305,3 +305,17 @@ def test_copy_moves_a_collection_to_a_server_api_with_the_same_answers(tmp_path,
             copy_collection(edge, "h", target, "moved")
     finally:
         target.close()
+
+
+def test_copy_to_a_server_that_does_not_answer_says_what_to_check(tmp_path, capsys):
+    from lightocr_ingest.cli import main
+
+    client = make_client(str(tmp_path / "q"))
+    make_vector_store(client, "c", "dense").add(nodes(5))
+    client.close()
+    code = main(["copy", "--qdrant-path", str(tmp_path / "q"), "--collection", "c", "--to", "http://127.0.0.1:9"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "did not take the points" in err and "6333" in err and "Traceback" not in err
+    assert main(["copy", "--qdrant-path", str(tmp_path / "q"), "--collection", "none", "--to", "http://x"]) == 1
+    assert "no collection 'none'" in capsys.readouterr().err

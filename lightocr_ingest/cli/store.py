@@ -27,6 +27,8 @@ def add_commands(commands) -> None:
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
     from ..store import make_client, open_client
     from ..store.migrate import copy_collection
 
@@ -52,6 +54,11 @@ def cmd_copy(args: argparse.Namespace) -> int:
             target.close()
     except ValueError as exc:  # the target collection exists
         print_error(str(exc))
+        return 1
+    except (ResponseHandlingException, UnexpectedResponse) as exc:
+        print_error(f"the Qdrant server at {args.to} did not take the points: {exc}. Check the URL (the REST port, "
+                    f"6333 by default) and the API key (--to-api-key or QDRANT_API_KEY); run the same command again "
+                    f"after deleting the partial collection '{target_name}' there")
         return 1
     finally:
         source.close()

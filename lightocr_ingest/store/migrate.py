@@ -49,7 +49,15 @@ def migrate_local_mode(path: str | Path, progress=None) -> dict[str, int]:
         print(f"lightocr-ingest: moving {len(waiting)} collection(s) of {path} from qdrant-client's local mode into "
               f"the embedded Qdrant Edge store (once; ids, vectors and payloads unchanged): {', '.join(waiting)}",
               file=sys.stderr, flush=True)
-        source = QdrantClient(path=str(path))
+        try:
+            source = QdrantClient(path=str(path))
+        except RuntimeError as exc:  # qdrant-client's words for its lock held elsewhere
+            if "already accessed" not in str(exc):
+                raise
+            from .folder_lock import FolderInUse
+
+            raise FolderInUse(f"the Qdrant folder {path} is open in another process; its collections move into the "
+                              f"embedded store when it is free: stop that process and run the command again") from None
         moved = {}
         try:
             for name in waiting:
