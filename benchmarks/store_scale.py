@@ -43,6 +43,7 @@ import numpy as np
 DIM = 384
 TOPICS = 2000  # clusters of the vectors and of the words
 QUERIES = 200
+QUERY_GAP_S = 0.05  # 20 questions a second while the insert runs
 DURING_POINTS = 20_480  # added while queries run (``during``), after the step of CONCURRENT_AT points
 CONCURRENT_AT = 100_000
 BATCH = 1024  # nodes made and added at a time
@@ -75,7 +76,17 @@ def make_nodes(start: int, count: int, seed: int):
 
 
 def peak_rss_mb() -> float:
+    """The process's peak resident set (VmHWM): anonymous memory and the file pages it mapped
+    (the shard's on-disk vectors and payloads read through the page cache count too)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def anonymous_mb() -> float:
+    """Memory of the process's own (RssAnon): what the kernel cannot drop and read again."""
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def grow(args) -> int:
@@ -116,7 +127,8 @@ def grow(args) -> int:
     client.close()
     print(json.dumps({"size": args.size, "store_insert_pts_s": round((args.size - args.start) / in_store[0]),
                       "add_wall_s": round(added_s, 1), "index_build_s": round(index_s, 1),
-                      "writer_peak_rss_mb": round(peak_rss_mb())}), flush=True)
+                      "writer_peak_rss_mb": round(peak_rss_mb()), "writer_end_anon_mb": round(anonymous_mb())}),
+          flush=True)
     return 0
 
 
@@ -184,7 +196,8 @@ def ask(args) -> int:
     print(json.dumps({"reopen_s": round(reopen_s, 2), "dense_p50_ms": pct(dense_ms, 0.5),
                       "dense_p90_ms": pct(dense_ms, 0.9), "hybrid_p50_ms": pct(hybrid_ms, 0.5),
                       "hybrid_p90_ms": pct(hybrid_ms, 0.9), "recall_at_10": round(statistics.mean(recalls), 4),
-                      "reader_peak_rss_mb": round(peak_rss_mb())}), flush=True)
+                      "reader_peak_rss_mb": round(peak_rss_mb()), "reader_anon_mb": round(anonymous_mb())}),
+          flush=True)
     return 0
 
 
@@ -204,16 +217,18 @@ def during(args) -> int:
     probes = make_nodes(0, QUERIES, args.seed + 99)
 
     def latencies(stop=None) -> list[float]:
+        """Dense queries: ``QUERIES`` of them back to back, or, with ``stop``, one every
+        ``QUERY_GAP_S`` (a service's steady traffic, not a loop that holds the GIL) until it is set."""
         out = []
-        for probe in (probes * 50):
-            if stop is not None and stop.is_set():
-                break
+        while True:
+            probe = probes[len(out) % len(probes)]
             started = time.perf_counter()
             store.query(VectorStoreQuery(query_embedding=probe.embedding, similarity_top_k=10))
             out.append((time.perf_counter() - started) * 1000)
             if stop is None and len(out) == QUERIES:
-                break
-        return out
+                return out
+            if stop is not None and stop.wait(QUERY_GAP_S):
+                return out
 
     quiet = latencies()
     finished = threading.Event()

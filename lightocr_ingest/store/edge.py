@@ -14,7 +14,6 @@ A folder (``qdrant.path``) holds ``edge/<collection>/`` (the shard), ``edge/<col
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import threading
@@ -27,9 +26,8 @@ import qdrant_edge as qe
 from qdrant_client import models
 from qdrant_client.http import models as rest  # QueryResponse: qdrant_client.models has another of that name
 
+from .edge_layout import check_name, layout_of, layout_params
 from .folder_lock import hold_folder, release_folder
-
-log = logging.getLogger("lightocr_ingest")
 
 SHARDS = "edge"  # the shards' folder inside qdrant.path (local mode's files sit beside it, untouched)
 # A million 384-d float vectors are 1.5 GB: the originals stay on disk (read through the page
@@ -37,6 +35,14 @@ SHARDS = "edge"  # the shards' folder inside qdrant.path (local mode's files sit
 # candidates with the originals, as Qdrant recommends for large collections.
 QUANTIZATION = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned)
 ORIGINALS = qe.Memory.Cold
+HNSW = qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, memory=qe.Memory.Cold)
+# Edge optimises only when asked: every OPTIMIZE_EVERY points written, and at the end of a run,
+# new points become indexed segments of at most SEGMENT_KB of vectors (about 53,000 chunks), so
+# an optimisation's memory stays bounded as the collection grows (one of a 30,000-point segment
+# peaked at 20 kB a point). The log is flushed with it: reopening replays at most that much.
+OPTIMIZE_EVERY = 50_000
+SEGMENT_KB = 80_000
+OPTIMIZERS = qe.EdgeOptimizersConfig(max_segment_size=SEGMENT_KB)
 # Searching: int8 distances pick OVERSAMPLING times the candidates asked for, the originals
 # rescore them, and HNSW looks at HNSW_EF candidates a segment. Measured on clustered 384-d
 # vectors (benchmarks/store_scale.py), Edge's defaults (ef 100, no oversampling) found 0.984 of
@@ -44,11 +50,13 @@ ORIGINALS = qe.Memory.Cold
 HNSW_EF = 128
 OVERSAMPLING = 2.0
 QDRANT_RRF_K = 2  # Qdrant's (server and qdrant-client) constant when a fusion query names none
-_SCHEMAS = {models.PayloadSchemaType.KEYWORD: qe.PayloadSchemaType.Keyword,
-            models.PayloadSchemaType.INTEGER: qe.PayloadSchemaType.Integer,
+# Payload indexes on disk, and no HNSW links per value: they serve re-ingestion's look-ups and
+# users' filters, not a graph of their own.
+_SCHEMAS = {models.PayloadSchemaType.KEYWORD: qe.KeywordIndexParams(enable_hnsw=False, memory=qe.Memory.Cold),
+            models.PayloadSchemaType.INTEGER: qe.IntegerIndexParams(lookup=True, range=True, enable_hnsw=False,
+                                                                    memory=qe.Memory.Cold),
             models.PayloadSchemaType.FLOAT: qe.PayloadSchemaType.Float,
-            models.PayloadSchemaType.BOOL: qe.PayloadSchemaType.Bool,
-            models.PayloadSchemaType.TEXT: qe.PayloadSchemaType.Text}
+            models.PayloadSchemaType.BOOL: qe.PayloadSchemaType.Bool}
 
 
 class EdgeClient:
@@ -65,13 +73,14 @@ class EdgeClient:
         # hold=False: for code that holds the folder already (moving local mode's points in)
         self._lock_file = hold_folder(self.path) if hold else None
         self._shards: dict[str, qe.EdgeShard] = {}
+        self._unoptimised: dict[str, int] = {}  # points written since the shard's last optimisation
         self._opening = threading.Lock()
         self._closed = False
 
     # ------------------------------------------------------------------ collections
 
     def _shard_dir(self, name: str) -> Path:
-        _check_name(name)
+        check_name(name)
         return self.path / SHARDS / name
 
     def _layout_file(self, name: str) -> Path:
@@ -101,12 +110,7 @@ class EdgeClient:
         """What qdrant-client's ``get_collection`` tells of it: vector params and point count."""
         if not self.collection_exists(collection_name):
             raise ValueError(f"Collection {collection_name} not found")
-        layout = json.loads(self._layout_file(collection_name).read_text())
-        vectors = layout["vectors"]
-        dense = models.VectorParams(**vectors[""]) if list(vectors) == [""] else \
-            {name: models.VectorParams(**params) for name, params in vectors.items()}
-        sparse = {name: models.SparseVectorParams(modifier=models.Modifier.IDF if p.get("idf") else None)
-                  for name, p in layout.get("sparse_vectors", {}).items()} or None
+        dense, sparse = layout_params(json.loads(self._layout_file(collection_name).read_text()))
         info = self._shard(collection_name).info()
         return SimpleNamespace(points_count=info.points_count, segments_count=info.segments_count,
                                indexed_vectors_count=info.indexed_vectors_count,
@@ -120,16 +124,15 @@ class EdgeClient:
             if self.collection_exists(collection_name):
                 raise ValueError(f"Collection {collection_name} already exists")
             named = vectors_config if isinstance(vectors_config, dict) else {"": vectors_config}
-            layout = {"vectors": {name: {"size": p.size, "distance": _distance_name(p.distance)}
-                                  for name, p in named.items()},
-                      "sparse_vectors": {name: {"idf": p.modifier == models.Modifier.IDF}
-                                         for name, p in (sparse_vectors_config or {}).items()}}
+            layout = layout_of(named, sparse_vectors_config or {})
             config = qe.EdgeConfig(
-                vectors={name: qe.EdgeVectorParams(size=p.size, distance=_DISTANCES[_distance_name(p.distance)],
-                                                   memory=ORIGINALS, quantization_config=QUANTIZATION)
-                         for name, p in named.items()},
-                sparse_vectors={name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if p["idf"] else None)
-                                for name, p in layout["sparse_vectors"].items()} or None)
+                vectors={name: qe.EdgeVectorParams(size=p.size, distance=_DISTANCES[models.Distance(p.distance).value],
+                                                   memory=ORIGINALS, quantization_config=QUANTIZATION,
+                                                   hnsw_config=HNSW) for name, p in named.items()},
+                sparse_vectors={name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if p["idf"] else None,
+                                                                memory=qe.Memory.Cold)
+                                for name, p in layout["sparse_vectors"].items()} or None,
+                payload_memory=qe.Memory.Cold, id_tracker_memory=qe.Memory.Cold, optimizers=OPTIMIZERS)
             directory = self._shard_dir(collection_name)
             if directory.exists():  # a shard whose description was never written: an interrupted create
                 shutil.rmtree(directory)
@@ -163,7 +166,7 @@ class EdgeClient:
             os.rename(self._layout_file(old), self._layout_file(new))
 
     def create_payload_index(self, collection_name: str, field_name: str, field_schema: Any = None, **_: Any):
-        schema = _SCHEMAS.get(models.PayloadSchemaType(field_schema), qe.PayloadSchemaType.Keyword)
+        schema = _SCHEMAS.get(models.PayloadSchemaType(field_schema), _SCHEMAS[models.PayloadSchemaType.KEYWORD])
         self._shard(collection_name).update(qe.UpdateOperation.create_field_index(field_name, schema))
 
     def payload_indexes(self, collection_name: str) -> set[str]:
@@ -175,6 +178,11 @@ class EdgeClient:
         """Insert or replace ``points``; durable when this returns (written to the shard's WAL)."""
         self._shard(collection_name).update(qe.UpdateOperation.upsert_points(
             [qe.Point(_point_id(p.id), _to_vector(p.vector), p.payload or {}) for p in points]))
+        with self._opening:
+            self._unoptimised[collection_name] = self._unoptimised.get(collection_name, 0) + len(points)
+            due = self._unoptimised[collection_name] >= OPTIMIZE_EVERY
+        if due:
+            self.optimize(collection_name)
         return SimpleNamespace(status=models.UpdateStatus.COMPLETED)
 
     def scroll(self, collection_name: str, scroll_filter: models.Filter | None = None, limit: int = 10,
@@ -239,7 +247,12 @@ class EdgeClient:
     def optimize(self, collection_name: str) -> bool:
         """Merge the shard's small segments and build their HNSW and payload indexes (blocking).
         Edge runs no optimiser on its own: an ingest calls this when it has stored its points."""
-        return self._shard(collection_name).optimize()
+        with self._opening:
+            self._unoptimised[collection_name] = 0
+        shard = self._shard(collection_name)
+        changed = shard.optimize()
+        shard.flush()  # segments on disk: the log before this point is not replayed on opening
+        return changed
 
     def close(self, **_: Any) -> None:
         with self._opening:
@@ -265,15 +278,6 @@ _DISTANCES = {"Cosine": qe.Distance.Cosine, "Dot": qe.Distance.Dot, "Euclid": qe
               "Manhattan": qe.Distance.Manhattan}
 
 
-def _distance_name(distance: Any) -> str:
-    return models.Distance(distance).value
-
-
-def _check_name(name: str) -> None:
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise ValueError(f"collection name {name!r} cannot name a folder; use letters, digits, '-' and '_'")
-
-
 def _point_id(value: Any):
     """Qdrant ids are unsigned integers or UUIDs; a UUID as text goes in as a UUID."""
     if isinstance(value, (int, uuid.UUID)):
@@ -281,8 +285,8 @@ def _point_id(value: Any):
     return uuid.UUID(str(value))
 
 
-def _out_id(value: Any):  # qdrant-client gives UUIDs as text
-    return str(value) if isinstance(value, uuid.UUID) else value
+def _out_id(value: Any):
+    return str(value) if isinstance(value, uuid.UUID) else value  # qdrant-client gives UUIDs as text
 
 
 def _to_vector(vector: Any):
@@ -357,17 +361,13 @@ def _filter(where: Any):
     """qdrant-client's ``Filter`` as Edge's (must, should, must_not; nested filters kept)."""
     if where is None:
         return None
-    if isinstance(where, models.FilterSelector):
-        where = where.filter
+    where = where.filter if isinstance(where, models.FilterSelector) else where
 
     def conditions(value):
-        if value is None:
-            return None
-        return [_condition(c) for c in (value if isinstance(value, list) else [value])]
+        return None if value is None else [_condition(c) for c in (value if isinstance(value, list) else [value])]
 
-    min_should = None
-    if where.min_should is not None:
-        min_should = qe.MinShould(conditions(where.min_should.conditions), where.min_should.min_count)
+    least = where.min_should
+    min_should = None if least is None else qe.MinShould(conditions(least.conditions), least.min_count)
     return qe.Filter(must=conditions(where.must), should=conditions(where.should),
                      must_not=conditions(where.must_not), min_should=min_should)
 
