@@ -100,32 +100,39 @@ def grow(args) -> int:
     if args.store == "local":
         store.add(make_nodes(args.start, 1, args.seed))  # the collection exists from here
         wal_mode(client)
-    in_store = [0.0]
+    spent = {"writes": 0.0, "optimising": 0.0}
 
-    def timed(call):
+    def timed(call, account):
         def timed_call(*a, **k):
             started = time.perf_counter()
             try:
                 return call(*a, **k)
             finally:
-                in_store[0] += time.perf_counter() - started
+                spent[account] += time.perf_counter() - started
         return timed_call
 
     # The store's share of adding: its write calls (EdgeVectorStore upserts; LlamaIndex's
-    # QdrantVectorStore, on local mode, uploads).
-    client.upsert, client.upload_points = timed(client.upsert), timed(getattr(client, "upload_points", None))
+    # QdrantVectorStore, on local mode, uploads). The embedded store optimises every 50,000
+    # points from inside an upsert: that time is counted apart (and taken out of the writes).
+    client.upsert, client.upload_points = timed(client.upsert, "writes"), \
+        timed(getattr(client, "upload_points", None), "writes")
+    if hasattr(client, "optimize"):
+        client.optimize = timed(client.optimize, "optimising")
     done, wall = args.start, time.perf_counter()
     while done < args.size:
         count = min(BATCH, args.size - done)
         store.add(make_nodes(done, count, args.seed))
         done += count
     added_s = time.perf_counter() - wall
+    during_writes = spent["optimising"]
     started = time.perf_counter()
     if args.store == "edge":
         finish_writes(client, "scale")
     index_s = time.perf_counter() - started
     client.close()
-    print(json.dumps({"size": args.size, "store_insert_pts_s": round((args.size - args.start) / in_store[0]),
+    writes = spent["writes"] - during_writes
+    print(json.dumps({"size": args.size, "store_insert_pts_s": round((args.size - args.start) / writes),
+                      "optimising_while_writing_s": round(during_writes, 1),
                       "add_wall_s": round(added_s, 1), "index_build_s": round(index_s, 1),
                       "writer_peak_rss_mb": round(peak_rss_mb()), "writer_end_anon_mb": round(anonymous_mb())}),
           flush=True)
