@@ -19,6 +19,12 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1; origin at the top-lef
 OcrStatus = Literal["ok", "retried", "fallback_text_layer", "fallback_cpu", "failed"]
 
 
+# Bits of ``PageWords.styles[:, 2]``: the PDF font descriptor's own, then two of ours.
+FIXED_PITCH, ITALIC = 1, 64
+INVISIBLE = 1 << 16  # drawn invisibly: the OCR text a scanner lays over its scan
+SOFT_HYPHEN = 1 << 17  # the word was broken across lines at a hyphen (written "-" in ``text``)
+
+
 @dataclass(frozen=True, eq=False)
 class PageWords:
     """Words located on a page, in the order their source lists them, in page points.
@@ -30,6 +36,10 @@ class PageWords:
     source: str  # "text_layer" (the PDF's own text), "ocr_lines" (the CPU engine) or "located"
     text: str  # the words, " " between words of a line and "\n" between lines
     boxes: np.ndarray  # float32 (words, 4): the box of word i of ``text.split()``
+    # float32 (words, 3), text layers read for the text-layer engine only: the font size (pt),
+    # weight (400 regular, 700 bold; <= 0 unknown) and flags (the PDF font flags: FIXED_PITCH,
+    # ITALIC; and INVISIBLE, SOFT_HYPHEN) of each word's first character. None: not read.
+    styles: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -94,6 +104,7 @@ class PageImage:
     pixels_sha256: str  # hash of the PNG, which depends only on the pixels: the key of identical pages
     text_layer: str | None = None  # the PDF's own text, kept for fallbacks and checks
     text_words: PageWords | None = None  # the text layer's words with their boxes (page points)
+    image_share: float | None = None  # of the page's area under images; None: not measured (see text_words)
     rotation: int = 0  # degrees clockwise the page was turned to make it upright (0, 90, 180, 270)
     rotation_confidence: float | None = None  # how sure that was; None: not judged (blank, switched off)
 

@@ -117,7 +117,8 @@ def resolve(settings: EngineSettings) -> tuple[str, str | None, list[str]]:
                   + (f" (left out: {'; '.join(unanswered)})" if unanswered else ""),
                   key=f"vllm-engine-chosen {answered} {model}")
         return "vllm", model, answered
-    warn_once(f"lightocr-ingest: OCR engine: CPU (RapidOCR: slow, plain paragraphs, no tables or math), since "
+    warn_once(f"lightocr-ingest: OCR engine: CPU (born-digital pages from their text layer; scans by RapidOCR: "
+              f"slow, plain paragraphs, no tables or math), since "
               f"{'; '.join(unanswered)}.\nFor LightOnOCR-2-1B on a GPU: {VLLM_SERVE}, then --ocr-url "
               f"http://HOST:8000/v1 (or --ocr-engine cpu to choose the CPU engine and silence this).",
               key=f"cpu-engine-chosen {urls}")
@@ -139,7 +140,7 @@ def create_engine(settings: EngineSettings) -> ResilientEngine:
                               page_deadline_s=settings.page_deadline_s))
     return ResilientEngine(primary, cache=open_cache(settings.cache_dir),
                            retry_temperatures=settings.retry_temperatures, fallbacks=settings.fallbacks,
-                           cpu_engine_factory=CpuEngine)
+                           cpu_engine_factory=CpuEngine, text_layer_first=kind == "cpu")
 
 
 def open_cache(setting: str | None) -> OcrCache | None:

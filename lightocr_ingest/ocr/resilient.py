@@ -1,6 +1,8 @@
 """No page lost: the OCR engine every reader uses, around vLLM (or the CPU engine).
 
 For each page, in order:
+0. **Text layer first** (the embedded CPU engine only, ``text_layer_first``): a born-digital
+   page whose text layer stands for the page is read from it (``text_layer``), in milliseconds.
 1. **Cache.** An answer already on disk for these pixels, model and sampling is used as is.
    The same page image met twice in one run (in flight in two files) is read once.
 2. **Transport.** ``VLLMEngine.complete`` retries connection errors, timeouts, 429 and 5xx
@@ -33,6 +35,7 @@ from .cache import CACHEABLE, OcrCache, cache_key
 from .postprocess import text_layer_markdown
 from .retry import PageClock
 from .runaway import Verdict, best_of, content_chars, judge
+from .text_layer import read_text_layer, why_unusable
 from .vllm import RequestsFailed, VLLMEngine
 
 log = logging.getLogger("lightocr_ingest")
@@ -52,7 +55,7 @@ class ResilientEngine:
 
     def __init__(self, primary, *, cache: OcrCache | None = None,
                  retry_temperatures: Sequence[float] = RETRY_TEMPERATURES,
-                 fallbacks: Sequence[str] = FALLBACKS, cpu_engine_factory=None):
+                 fallbacks: Sequence[str] = FALLBACKS, cpu_engine_factory=None, text_layer_first: bool = False):
         unknown = set(fallbacks) - set(FALLBACKS)
         if unknown:
             raise ValueError(f"unknown fallback(s) {sorted(unknown)}; allowed: {list(FALLBACKS)}")
@@ -61,6 +64,7 @@ class ResilientEngine:
         self.retry_temperatures = tuple(retry_temperatures)
         self.fallbacks = tuple(fallbacks)
         self._cpu_factory = cpu_engine_factory
+        self.text_layer_first = text_layer_first
         self._cpu = None
         self._in_flight: dict[str, asyncio.Future] = {}
 
@@ -76,6 +80,11 @@ class ResilientEngine:
     @property
     def longest_side(self) -> int:
         return self.primary.longest_side
+
+    @property
+    def reads_text_layer(self) -> bool:
+        """Pages should come with their text layer's words and fonts (``text_words="styled"``)."""
+        return self.text_layer_first
 
     @property
     def window(self) -> int:
@@ -94,6 +103,12 @@ class ResilientEngine:
 
     async def ocr(self, page: PageImage) -> OcrResult:
         """Never raises for a page's own trouble: the result's ``status`` says what happened."""
+        if self.text_layer_first and why_unusable(page) is None:
+            try:
+                return await asyncio.to_thread(read_text_layer, page)
+            except Exception as exc:  # a layout this module cannot make sense of: the page is still read
+                log.warning("%s, page %d: text layer not read (%s: %s); reading the page image instead",
+                            page.source.path, page.page, type(exc).__name__, exc)
         key = self.key(page)
         while True:
             if self.cache is not None:  # again after a twin that ended without an answer: it may have kept one

@@ -42,7 +42,7 @@ from .orientation import NOT_JUDGED, Orientation, classify, from_text_layer, tur
 from .pixels import _fitted_size, _scale_to_fit, fit, grey_if_possible, to_model_mode
 from .png import encode_png
 from .selection import parse_page_selection
-from .words import text_layer_words
+from .words import image_share, text_layer_words
 
 log = logging.getLogger("lightocr_ingest")
 
@@ -53,7 +53,7 @@ PDFIUM_LOCK = threading.RLock()  # PDFium keeps global state: one caller at a ti
 
 def _page_record(source: SourceFile, page: int, label: str, size_pt: tuple[float, float],
                  pixels: np.ndarray, text_layer: str | None, text_words: PageWords | None = None,
-                 orientation: Orientation = NOT_JUDGED) -> PageImage:
+                 orientation: Orientation = NOT_JUDGED, image_share: float | None = None) -> PageImage:
     pixels = turn(pixels, orientation.rotation)
     with stage_cpu("encode"):
         pixels = grey_if_possible(pixels)
@@ -71,6 +71,7 @@ def _page_record(source: SourceFile, page: int, label: str, size_pt: tuple[float
         pixels_sha256=pixels_sha256,
         text_layer=text_layer,
         text_words=text_words,
+        image_share=image_share,
         rotation=orientation.rotation,
         rotation_confidence=orientation.confidence,
     )
@@ -84,10 +85,12 @@ class DocumentSource:
     """
 
     def __init__(self, path: str | os.PathLike, *, password: str | None = None,
-                 fs: Any | None = None, longest_side: int = LONGEST_SIDE, text_words: bool = False,
+                 fs: Any | None = None, longest_side: int = LONGEST_SIDE, text_words: bool | str = False,
                  detect_rotation: bool = True):
         self.path = str(path)
-        self.text_words = text_words  # also read the text layer's word boxes (for chunk regions)
+        # Also read the text layer's word boxes (for chunk regions); "styled": with their fonts
+        # too (the CPU engine reads born-digital pages from them).
+        self.text_words = text_words
         self.detect_rotation = detect_rotation  # turn pages that lie sideways or upside down upright
         self.password = password
         self.longest_side = longest_side
@@ -129,7 +132,7 @@ class DocumentSource:
             self.path = path
             self.source = replace(self.source, path=path, name=Path(path).name)
 
-    def set_rendering(self, *, longest_side: int, text_words: bool, detect_rotation: bool) -> None:
+    def set_rendering(self, *, longest_side: int, text_words: bool | str, detect_rotation: bool) -> None:
         """How pages are rendered, for a file opened before its reader knew (the pipeline opens
         files ahead to hash them and count their pages, and renders from the same bytes)."""
         self.longest_side, self.text_words, self.detect_rotation = longest_side, text_words, detect_rotation
@@ -226,14 +229,14 @@ class DocumentSource:
 
     def _render_pdf_page(self, number: int) -> PageImage:
         with stage_cpu("render"):
-            width, height, bitmap, text_layer, label, words, orientation = self._rasterise_pdf_page(number)
+            width, height, bitmap, text_layer, label, words, orientation, images = self._rasterise_pdf_page(number)
         try:
             with stage_cpu("render"):
                 pixels = _bitmap_pixels(bitmap)  # a view of the buffer the bitmap was drawn into
             if orientation is None:
                 orientation = self._classify(pixels, number)
             return _page_record(self.source, number, label, (width, height), pixels, text_layer or None, words,
-                                orientation)
+                                orientation, images)
         finally:
             with PDFIUM_LOCK:  # freeing PDFium's bitmap is a call into PDFium too: not beside another render
                 bitmap.close()
@@ -252,7 +255,7 @@ class DocumentSource:
             return NOT_JUDGED
 
     def _rasterise_pdf_page(self, number: int) -> tuple[float, float, Any, str, str, PageWords | None,
-                                                         Orientation | None]:
+                                                         Orientation | None, float | None]:
         import pypdfium2.raw as pdfium_raw
 
         with PDFIUM_LOCK:
@@ -269,11 +272,14 @@ class DocumentSource:
             try:
                 textpage = page.get_textpage()
                 text_layer = textpage.get_text_range()
-                words = None
+                words, images = None, None
+                if self.text_words == "styled":  # the CPU engine judges whether the page is a scan by it
+                    images = image_share(page, width, height)
                 if self.text_words and text_layer.strip():
                     with stage_cpu("words"):
                         try:
-                            words = text_layer_words(page, textpage, text_layer, width, height)
+                            words = text_layer_words(page, textpage, text_layer, width, height,
+                                                     styles=self.text_words == "styled")
                         except Exception as exc:  # boxes are extra: never lose the page's text for them
                             log.warning("%s, page %d: text layer boxes unreadable (%s: %s); its chunks get "
                                         "no text-layer regions", self.path, number, type(exc).__name__, exc)
@@ -288,7 +294,7 @@ class DocumentSource:
                 raise
             finally:
                 page.close()
-        return width, height, bitmap, text_layer, label, words, orientation
+        return width, height, bitmap, text_layer, label, words, orientation, images
 
     def _render_image_page(self, number: int) -> PageImage:
         with stage_cpu("render"):

@@ -199,7 +199,7 @@ class LightOnOCRReader(BasePydanticReader):
             raise
 
     async def _stream_with(self, engine, sources, extra_info, fs, on_file_error) -> AsyncIterator[Document]:
-        rendering = Rendering(longest_side=engine.longest_side, text_words=self.regions != "off",
+        rendering = Rendering(longest_side=engine.longest_side, text_words=self._text_words(engine),
                               detect_rotation=self.detect_rotation, pages=self.pages,
                               password=self.password.get_secret_value() if self.password else None, fs=fs)
         async for document in self._read_pages(engine, rendered_pages(sources, rendering, on_file_error),
@@ -215,10 +215,16 @@ class LightOnOCRReader(BasePydanticReader):
             async for document in self._read_pages(engine, pages, extra_info):
                 yield document
 
-    async def rendering_size(self) -> int:
-        """The longest side pages are rendered at for this reader's engine (its model's profile)."""
+    async def rendering_size(self) -> tuple[int, bool | str]:
+        """The longest side pages are rendered at for this reader's engine (its model's
+        profile), and what of the text layer's words each page should carry."""
         async with self.lease_engine() as engine:
-            return engine.longest_side
+            return engine.longest_side, self._text_words(engine)
+
+    def _text_words(self, engine) -> bool | str:
+        """The text layer's words for regions; "styled" (with their fonts) for the CPU engine,
+        which reads born-digital pages from them."""
+        return "styled" if getattr(engine, "reads_text_layer", False) else self.regions != "off"
 
     async def _read_pages(self, engine, pages: AsyncIterator[PageImage | InputError],
                           extra_info: dict | None) -> AsyncIterator[Document]:

@@ -52,14 +52,14 @@ def page_document(page: PageImage, result: OcrResult | BaseException | None, ext
         ocr_error=result.error, ocr_warning=result.warning, page_furniture=tuple(text for _, text in furniture if text))
     metadata = dict(extra_info or {})
     metadata.update(facts.to_metadata())
-    ocr_lines = None  # page.text_words is None already when regions are off
+    ocr_lines = None
     if located is not None:
         ocr_lines = located[0]
     elif result.text_boxes and regions != "off":
         ocr_lines = page.lines_in_points(result.text_boxes, "ocr_lines")
     layout = PageLayout(
         figures=tuple(PlacedFigure(f.ref, page.to_page_points(f.box) if f.box else None) for f in result.figures),
-        text_layer=page.text_words, ocr_lines=ocr_lines, locate_s=located[1] if located else 0.0,
+        text_layer=page.text_words if regions != "off" else None, ocr_lines=ocr_lines, locate_s=located[1] if located else 0.0,
         blocks=tuple(replace(block, box=page.to_page_points(block.box)) for block in result.blocks))
     return PageDocument(
         id_=page_document_id(page.source.sha256, page.page),

@@ -33,7 +33,7 @@ class Rendering:
     """How a reader renders pages: its engine's page size and the reader's settings."""
 
     longest_side: int
-    text_words: bool  # keep the text layer's words with their boxes (for regions)
+    text_words: bool | str  # keep the text layer's words with their boxes (regions); "styled": fonts too
     detect_rotation: bool
     pages: str | None  # the page selection, e.g. "1-3,7"
     password: str | None = field(default=None, repr=False)  # the PDFs' password: not for logs

@@ -43,7 +43,8 @@ CHUNK_ACTORS = 1  # one cuts about 300 pages a second (3 core-ms a page), more t
 ACTORS_START_S = 600  # the longest each stage's actors may take to start (an autoscaling cluster may add nodes)
 
 
-def build_dataset(config: PipelineConfig, to_read: list[FileToRead], longest_side: int):
+def build_dataset(config: PipelineConfig, to_read: list[FileToRead], longest_side: int,
+                  text_words: bool | str = False):
     """The Ray Data plan over the files to read (see the module docstring), lazy until iterated,
     and what its actors ask the cluster for (for an error that says so)."""
     import ray
@@ -64,7 +65,8 @@ def build_dataset(config: PipelineConfig, to_read: list[FileToRead], longest_sid
               f"embedding: {max(1, int(gpus)) if embed_on_gpu else 1} x "
               + ("1 GPU" if embed_on_gpu else f"{EMBED_ACTOR_CPUS} CPU"))
     return (dataset
-            .map_batches(render_group, fn_kwargs={"config": worker_config, "longest_side": longest_side},
+            .map_batches(render_group, fn_kwargs={"config": worker_config, "longest_side": longest_side,
+                                                         "text_words": text_words},
                          batch_size=1, batch_format="pandas", num_cpus=RENDER_TASK_CPUS)
             .map_batches(OcrPages, fn_constructor_kwargs={"config": worker_config}, batch_size=None,
                          batch_format="pandas", num_cpus=OCR_ACTOR_CPUS,

@@ -100,11 +100,11 @@ class RayIngestor(Ingestor):
             return
         if self.reader.detect_rotation:
             await asyncio.to_thread(ensure_classifier)  # a missing model stops here, with the fix
-        longest_side = await self.reader.rendering_size()  # the model's, asked once for every render task
+        longest_side, text_words = await self.reader.rendering_size()  # asked once for every render task
         data_context = _apply_data_settings(_DATA_SETTINGS)
         rows = None
         try:
-            dataset, actors = build_dataset(self.config, to_read, longest_side)
+            dataset, actors = build_dataset(self.config, to_read, longest_side, text_words)
             rows = iter(dataset.iter_rows())
             while (row := await asyncio.to_thread(_next_row, rows, actors)) is not None:
                 path = row["known_as"]

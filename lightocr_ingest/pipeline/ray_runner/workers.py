@@ -45,12 +45,14 @@ class FileToRead:
     pages: int  # pages to read
 
 
-def render_files(files: list[FileToRead], config: PipelineConfig, longest_side: int):
+def render_files(files: list[FileToRead], config: PipelineConfig, longest_side: int,
+                 text_words: bool | str = False):
     """Renders each file (one open, one read) and yields its pages in rows of up to
     ``RENDER_PAGES_PER_ROW``, as they are rendered: a 1,000-page PDF streams on, never held
     whole. A file that cannot be opened gives one row with its error and no pages; a page that
     cannot be rendered travels as its ``InputError`` (the OCR stage makes it a failed page).
-    ``longest_side``: the model's page size, asked once by the driver."""
+    ``longest_side``: the model's page size, and ``text_words`` what of the text layer each page
+    carries, asked once by the driver."""
     import pandas as pd
 
     password = config.input.password.get_secret_value() if config.input.password else None
@@ -66,7 +68,7 @@ def render_files(files: list[FileToRead], config: PipelineConfig, longest_side: 
         try:
             with stage_cpu("open"):
                 source = DocumentSource(file.read, password=password, longest_side=longest_side,
-                                        text_words=config.chunking.regions != "off",
+                                        text_words=text_words,
                                         detect_rotation=config.ocr.detect_rotation)
         except InputError as exc:
             yield row([], 0, str(exc).replace(file.read, file.known_as), total=0)
@@ -88,12 +90,12 @@ def render_files(files: list[FileToRead], config: PipelineConfig, longest_side: 
             yield row(items, sent, total=sent + len(items))
 
 
-def render_group(batch, config: PipelineConfig, longest_side: int):
+def render_group(batch, config: PipelineConfig, longest_side: int, text_words: bool | str = False):
     """``render_files`` over the files of each row (``files``: a pickled list of one render task's
     ``FileToRead``, as the driver groups them by pages). Here, not in ``driver``: a function a
     task runs is imported by its module in every worker process, and that one imports the whole reader."""
     for files in batch["files"]:
-        yield from render_files(pickle.loads(files), config, longest_side)
+        yield from render_files(pickle.loads(files), config, longest_side, text_words)
 
 
 class _Loading:

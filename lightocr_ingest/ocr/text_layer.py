@@ -1,0 +1,62 @@
+"""Born-digital pages read from their own text layer: the embedded default's first reader.
+
+Without a model server every page used to go through RapidOCR, about 5 s a page on two
+cores, born-digital pages too, and a two-column page came out with its columns interleaved.
+A PDF made by a typesetting program already holds every word with its font and position, and
+reading that takes milliseconds (``text_lines`` for the order, ``text_markdown`` for the
+Markdown). So the CPU engine reads a page from its text layer when the layer can be trusted
+to be the page (``why_unusable`` says when not: scans, the invisible OCR text a scanner lays
+over its scan, broken font encodings), and sends only the other pages to RapidOCR.
+
+With a model server nothing changes: LightOnOCR reads every page (its tables and LaTeX are
+the point), and the text layer stays its fallback (``resilient``).
+"""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+
+import numpy as np
+
+from ..records import INVISIBLE, OcrResult, PageImage
+from .runaway import content_chars
+from .text_lines import page_lines
+from .text_markdown import lines_markdown
+
+TEXT_LAYER_ENGINE = "pdf-text-layer"  # ocr_engine of a page read from its layer (as the fallback's)
+TEXT_LAYER_MODEL = "pdfium-layout"  # words, fonts and positions from PDFium, laid out here
+MIN_CHARS = 20  # visible word characters; fewer is a stamp, a label or a page number on a scan
+MAX_BROKEN_SHARE = 0.05  # of characters: replacement, private-use or control characters (no ToUnicode map)
+MIN_ALNUM_SHARE = 0.5  # of characters: letters and digits; a layer of "!#$%&" is a font without a map
+SCAN_IMAGE_SHARE = 0.5  # a page this much under images, ...
+SCAN_MAX_CHARS = 200  # ... with fewer visible characters than this, is a scan with a stamp or header
+
+
+def why_unusable(page: PageImage) -> str | None:
+    """Why ``page``'s text layer cannot stand for the page (then RapidOCR reads it), or None."""
+    words = page.text_words
+    if words is None or words.styles is None or not len(words):
+        return "no text layer"
+    visible = (words.styles[:, 2].astype(np.int64) & INVISIBLE) == 0
+    texts = words.text.split()
+    shown = "".join(t for t, v in zip(texts, visible) if v)
+    if content_chars(shown) < MIN_CHARS:
+        hidden = "" if visible.all() else " (its text is invisible: an OCR layer over a scan)"
+        return f"too little text in the layer{hidden}"
+    broken = sum(1 for c in shown if c == "\ufffd" or unicodedata.category(c) in ("Co", "Cc", "Cs"))
+    if broken > MAX_BROKEN_SHARE * len(shown):
+        return "the layer's characters are unreadable (a font without a Unicode map)"
+    if sum(c.isalnum() for c in shown) < MIN_ALNUM_SHARE * len(shown):
+        return "the layer is mostly symbols (a font without a Unicode map)"
+    if (page.image_share or 0.0) >= SCAN_IMAGE_SHARE and content_chars(shown) < SCAN_MAX_CHARS:
+        return f"a scan: images cover {page.image_share:.0%} of the page and the layer holds little text"
+    return None
+
+
+def read_text_layer(page: PageImage) -> OcrResult:
+    """The page's Markdown from its text layer (call when ``why_unusable`` is None)."""
+    started = time.perf_counter()
+    markdown = lines_markdown(page_lines(page.text_words, page.page_width))
+    return OcrResult(markdown=markdown, engine=TEXT_LAYER_ENGINE, model=TEXT_LAYER_MODEL, finish_reason="stop",
+                     latency_s=time.perf_counter() - started)

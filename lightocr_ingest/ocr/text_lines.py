@@ -1,0 +1,236 @@
+"""A PDF text layer's words -> the page's lines in reading order: columns, then full-width blocks.
+
+Pure geometry on ``PageWords`` (page points, top-left origin) with their fonts (``styles``);
+``text_markdown`` writes the lines as Markdown. The order PDFium lists words in is the
+order they were drawn, which is often but not always the order they are read (a page drawn
+row by row across two columns reads interleaved), so the order is rebuilt from where the
+words lie, by a recursive XY cut:
+
+1. Words become *segments*: runs of words on one baseline with no gap wider than
+   ``SEGMENT_GAP`` ems (a column gutter or a table's column gap ends a segment).
+2. Segments that overlap vertically form *bands*; consecutive bands that share a vertical
+   gap of white (a gutter) are grouped, so that two columns whose lines happen to share
+   baselines are not cut across into line-by-line pairs.
+3. A group is cut at its gutter into columns, read left then right, when both sides look
+   like columns of prose (``_are_columns``); otherwise its lines are read top to bottom, each
+   left to right (a table stays a table: its rows are rows).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from statistics import median
+
+import numpy as np
+
+from ..records import FIXED_PITCH, ITALIC, SOFT_HYPHEN, PageWords
+
+SEGMENT_GAP = 1.0  # ems: a wider space between two words on a line is a gutter or a table's column gap
+MIN_GUTTER = 0.8  # ems of white between columns (LaTeX's two-column gap is 1-2 ems; word spaces 0.3)
+COLUMN_MIN_WIDTH = 0.18  # of the page width: narrower "columns" are a table's, read row by row
+COLUMN_MIN_WORDS = 3.0  # median words a segment on each side of a gutter: prose, not table cells
+BOLD_WEIGHT = 550  # PDFium's font weight from which a font counts as bold (regular 400, CMBX 545-585)
+_BOLD_NAME = re.compile(r"bold|black|heavy|semibold", re.I)
+
+
+@dataclass
+class Word:
+    text: str
+    box: tuple[float, float, float, float]
+    size: float  # font size, points
+    bold: bool
+    mono: bool
+    italic: bool
+    hyphen: bool  # the word was broken across lines at a hyphen
+
+
+@dataclass
+class Segment:
+    """Words on one baseline with no gutter between them."""
+
+    words: list[Word]
+    x0: float = 0.0
+    y0: float = 0.0
+    x1: float = 0.0
+    y1: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.x0 = min(w.box[0] for w in self.words)
+        self.y0 = min(w.box[1] for w in self.words)
+        self.x1 = max(w.box[2] for w in self.words)
+        self.y1 = max(w.box[3] for w in self.words)
+
+    def add(self, word: Word) -> None:
+        self.words.append(word)
+        self.x0, self.y0 = min(self.x0, word.box[0]), min(self.y0, word.box[1])
+        self.x1, self.y1 = max(self.x1, word.box[2]), max(self.y1, word.box[3])
+
+    @property
+    def mid(self) -> float:
+        return (self.y0 + self.y1) / 2
+
+
+@dataclass
+class Line:
+    """One line as read: its segments left to right (several: a table row, or a line with a
+    wide gap), and the edges of the column it was read in (for indents and short lines)."""
+
+    segments: list[Segment]
+    left: float  # the column's edges
+    right: float
+    x0: float = 0.0
+    y0: float = 0.0
+    x1: float = 0.0
+    y1: float = 0.0
+    words: list[Word] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.words = [w for s in self.segments for w in s.words]
+        self.x0, self.x1 = min(s.x0 for s in self.segments), max(s.x1 for s in self.segments)
+        self.y0, self.y1 = min(s.y0 for s in self.segments), max(s.y1 for s in self.segments)
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+    def share(self, attribute: str) -> float:
+        """Share of the line's characters whose word has ``attribute`` (bold, mono, italic)."""
+        total = sum(len(w.text) for w in self.words)
+        return sum(len(w.text) for w in self.words if getattr(w, attribute)) / max(1, total)
+
+    @property
+    def size(self) -> float:
+        """The font size most of the line's characters are set in."""
+        weights: dict[float, int] = {}
+        for w in self.words:
+            weights[round(w.size * 2) / 2] = weights.get(round(w.size * 2) / 2, 0) + len(w.text)
+        return max(weights, key=weights.get)
+
+
+def words_of(layer: PageWords) -> list[Word]:
+    """The layer's words with their boxes and fonts, in the order PDFium lists them."""
+    texts = layer.text.split()
+    styles = layer.styles if layer.styles is not None else np.zeros((len(texts), 3), dtype=np.float32)
+    words = []
+    for text, box, (size, weight, flags) in zip(texts, layer.boxes.tolist(), styles.tolist()):
+        height = box[3] - box[1]
+        size = size if size > 0 else height / 1.2  # a size PDFium could not tell: from the box
+        bits = int(flags)
+        words.append(Word(text, tuple(box), size, bool(weight >= BOLD_WEIGHT), bool(bits & FIXED_PITCH),
+                          bool(bits & ITALIC), bool(bits & SOFT_HYPHEN)))
+    return words
+
+
+def segments_of(words: list[Word]) -> list[Segment]:
+    """Words joined into segments: the next word continues a segment when it sits on the same
+    baseline just after it (PDFium's own line breaks are not trusted: it breaks lines inside a
+    formula, and joins two columns' lines drawn one after the other on one baseline)."""
+    segments: list[Segment] = []
+    current: Segment | None = None
+    for word in words:
+        if current is not None:
+            last = current.words[-1].box
+            height = min(last[3] - last[1], word.box[3] - word.box[1])
+            overlap = min(last[3], word.box[3]) - max(last[1], word.box[1])
+            gap = word.box[0] - last[2]
+            em = max(current.words[-1].size, word.size, 1.0)
+            if overlap >= 0.5 * height and -0.3 * em <= gap <= SEGMENT_GAP * em:
+                current.add(word)
+                continue
+        current = Segment([word])
+        segments.append(current)
+    return segments
+
+
+def _bands(segments: list[Segment]) -> list[list[Segment]]:
+    """Segments grouped into horizontal bands: runs that overlap vertically, top to bottom."""
+    bands: list[list[Segment]] = []
+    bottom = None
+    for segment in sorted(segments, key=lambda s: (s.y0, s.x0)):
+        overlap = 0.0 if bottom is None else bottom - segment.y0
+        if bands and overlap > 0.3 * (segment.y1 - segment.y0):
+            bands[-1].append(segment)
+            bottom = max(bottom, segment.y1)
+        else:
+            bands.append([segment])
+            bottom = segment.y1
+    return bands
+
+
+def _gutters(segments: list[Segment], min_width: float) -> list[tuple[float, float]]:
+    """Vertical gaps of white at least ``min_width`` wide between the segments' extents."""
+    gaps, reach = [], None
+    for segment in sorted(segments, key=lambda s: s.x0):
+        if reach is not None and segment.x0 - reach >= min_width:
+            gaps.append((reach, segment.x0))
+        reach = segment.x1 if reach is None else max(reach, segment.x1)
+    return gaps
+
+
+def _em(segments: list[Segment]) -> float:
+    return median(w.size for s in segments for w in s.words)
+
+
+def _are_columns(left: list[Segment], right: list[Segment], page_width: float) -> bool:
+    """Both sides of a gutter are columns of prose: several lines each, wide enough, and lines
+    of several words (a table's cells are short, and its columns narrow)."""
+    for side in (left, right):
+        if len(side) < 2 or max(s.x1 for s in side) - min(s.x0 for s in side) < COLUMN_MIN_WIDTH * page_width:
+            return False
+        if median(len(s.words) for s in side) < COLUMN_MIN_WORDS:
+            return False
+    return True
+
+
+def _column_cut(segments: list[Segment], page_width: float) -> tuple[list[Segment], list[Segment]] | None:
+    """The segments cut into a left and a right column at the widest gutter that parts two
+    columns of prose, or None."""
+    for x0, x1 in sorted(_gutters(segments, MIN_GUTTER * _em(segments)), key=lambda g: g[0] - g[1]):
+        cut = (x0 + x1) / 2
+        left = [s for s in segments if s.x1 <= cut]
+        right = [s for s in segments if s.x0 >= cut]
+        if _are_columns(left, right, page_width):
+            return left, right
+    return None
+
+
+def _rows(segments: list[Segment]) -> list[list[Segment]]:
+    """Segments into lines, top to bottom, each left to right: a segment joins the line whose
+    vertical extent holds its middle."""
+    rows: list[list[Segment]] = []
+    for segment in sorted(segments, key=lambda s: s.mid):
+        if rows and rows[-1][0].y0 <= segment.mid <= rows[-1][0].y1:
+            rows[-1].append(segment)
+        else:
+            rows.append([segment])
+    return [sorted(row, key=lambda s: s.x0) for row in rows]
+
+
+def reading_order(segments: list[Segment], page_width: float) -> list[Line]:
+    """The page's lines in reading order (see the module's docstring)."""
+    if not segments:
+        return []
+    groups: list[list[Segment]] = []
+    for band in _bands(segments):
+        if groups:
+            merged = groups[-1] + band
+            if _gutters(merged, MIN_GUTTER * _em(merged)) and _gutters(groups[-1], MIN_GUTTER * _em(groups[-1])):
+                groups[-1] = merged
+                continue
+        groups.append(list(band))
+    lines: list[Line] = []
+    for group in groups:
+        cut = _column_cut(group, page_width) if len(group) > 2 else None
+        if cut is not None and len(cut[0]) + len(cut[1]) == len(group):
+            lines.extend(reading_order(cut[0], page_width))
+            lines.extend(reading_order(cut[1], page_width))
+            continue
+        left, right = min(s.x0 for s in group), max(s.x1 for s in group)
+        lines.extend(Line(row, left, right) for row in _rows(group))
+    return lines
+
+
+def page_lines(layer: PageWords, page_width: float) -> list[Line]:
+    """A text layer's lines in reading order."""
+    return reading_order(segments_of(words_of(layer)), page_width)

@@ -1,0 +1,226 @@
+"""A text layer's lines in reading order (``text_lines``) -> Markdown like the model's.
+
+Headings from the fonts (size against the page's body text, bold, numbering), paragraphs
+joined across line breaks and hyphenation, bulleted and numbered lists, code in fixed-pitch
+fonts as fenced blocks, and tables as HTML where rows line up in columns. Where the
+geometry is unsure the words stay plain text, in order: no rule here drops a word
+(``tests/test_text_layer.py`` checks every word of the layer comes out).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from statistics import median
+
+from .text_lines import Line, page_lines, segments_of, words_of  # noqa: F401 (re-exported for callers)
+
+# Heading levels by the font size against the page's body text: a title, a section, a subsection;
+# bold text at the body's size is the level below.
+HEADING_RATIOS = ((1.4, 1), (1.17, 2), (1.1, 3))
+BOLD_HEADING_LEVEL = 4
+NUMBERED_HEADING_LEVEL = 5  # "1. Wide text" in italics or capitals at the body's size
+HEADING_MAX_WORDS = 14  # a longer line is a sentence, whatever its font
+PARAGRAPH_GAP = 0.5  # ems of extra white above a line (more than the usual leading): a new paragraph
+INDENT = (0.7, 5.0)  # ems: a first line indented this much starts a paragraph
+SHORT_LINE = 2.5  # ems short of the column's right edge: the last line of a paragraph
+MIN_TABLE_ROWS = 3
+# A bullet glyph, or a dash or star followed by a space ("-5 degrees" is no item).
+_BULLET = re.compile(r"^(?:[\u2022\u25e6\u25aa\u25ab\u2023\u2219\u00b7\u25cf\u25cb\u25a0\u25a1\u27a2\u25ba]\s*"
+                     r"|[*\u2013\u2014-]\s+)(\S.*)$")
+_ENUMERATOR = re.compile(r"^(\d{1,3})[.)]\s+(\S.*)$")
+_NUMBERED_HEADING = re.compile(r"^(\d+(\.\d+)*\.?|[IVXL]+\.|[A-Z]\.|Appendix\s+[A-Z0-9]+\.?)\s+\S")
+_CAPTION = re.compile(r"^(Fig(ure)?|Table|Listing|Algorithm)\.?\s*[\dIVX]", re.I)
+_MARKDOWN_START = re.compile(r"^(#{1,6}(\s|$)|[>+*-](\s|$)|\d+[.)](\s|$)|[=_]{3,}|`{3}|~{3}|\||<)")
+
+
+@dataclass
+class _Block:
+    kind: str  # "paragraph", "heading", "item", "code", "table"
+    lines: list[Line] = field(default_factory=list)
+    level: int = 0  # headings
+    rows: list[list[str]] = field(default_factory=list)  # tables
+
+
+def body_size(lines: list[Line]) -> float:
+    """The font size most of the page's characters are set in."""
+    weights: dict[float, int] = {}
+    for line in lines:
+        for word in line.words:
+            key = round(word.size * 2) / 2
+            weights[key] = weights.get(key, 0) + len(word.text)
+    return max(weights, key=weights.get) if weights else 10.0
+
+
+def heading_level(line: Line, body: float) -> int:
+    """The Markdown heading level of a line, or 0 for a line of text."""
+    text = line.text
+    words = text.split()
+    letters = sum(c.isalpha() for c in text)
+    if (len(words) > HEADING_MAX_WORDS or letters < 2 or letters < 0.5 * len(text.replace(" ", ""))
+            or line.share("mono") > 0.5 or _CAPTION.match(text) or text[0].islower()):
+        return 0
+    ratio = line.size / body
+    for at_least, level in HEADING_RATIOS:
+        if ratio >= at_least:
+            return level
+    if line.share("bold") >= 0.9 and ratio >= 0.85:
+        return BOLD_HEADING_LEVEL
+    if _NUMBERED_HEADING.match(text) and len(words) <= 10 and not text.endswith((".", ",", ";", ":")) and (
+            line.share("italic") >= 0.9 or letters and sum(c.isupper() for c in text) >= 0.8 * letters):
+        return NUMBERED_HEADING_LEVEL
+    return 0
+
+
+def _continues_heading(heading: _Block, line: Line, em: float, leading: float) -> bool:
+    """``line`` is the second line of a heading: set in the same font, just below it."""
+    last = heading.lines[-1]
+    return (len(heading.lines) < 3 and abs(line.size - last.size) <= 0.5 and len(line.words) <= HEADING_MAX_WORDS
+            and abs(line.share("bold") - last.share("bold")) < 0.2 and line.y0 > last.y0
+            and line.y0 - last.y1 < leading + PARAGRAPH_GAP * em)
+
+
+def _starts_paragraph(previous: Line, line: Line, em: float, leading: float) -> bool:
+    """``line`` starts a new paragraph rather than continuing the one ``previous`` belongs to."""
+    if abs(previous.size - line.size) > 0.5:
+        return True
+    if line.y0 < previous.y0:  # the next column: the paragraph goes on unless it visibly ended
+        return previous.x1 < previous.right - SHORT_LINE * em
+    if line.y0 - previous.y1 > leading + PARAGRAPH_GAP * em:
+        return True
+    indent = line.x0 - previous.x0
+    if INDENT[0] * em <= indent <= INDENT[1] * em and line.x0 - line.left >= INDENT[0] * em:
+        return True
+    return previous.x1 < previous.right - SHORT_LINE * em
+
+
+def _table_rows(lines: list[Line], em: float) -> list[list[str]] | None:
+    """Lines whose segments line up in two or more columns as table rows (one cell a segment),
+    or None when they do not (a bulleted list's bullets are not a column)."""
+    segments = [s for line in lines for s in line.segments]
+    edges = sorted(segments, key=lambda s: s.x0)
+    columns: list[list[float]] = []  # [x0, x1] extents, left to right
+    for segment in edges:
+        if columns and segment.x0 < columns[-1][1] + 0.3 * em:
+            columns[-1][1] = max(columns[-1][1], segment.x1)
+        else:
+            columns.append([segment.x0, segment.x1])
+    if len(columns) < 2:
+        return None
+    rows = []
+    for line in lines:
+        cells = [""] * len(columns)
+        for segment in line.segments:
+            at = next(i for i, (x0, x1) in enumerate(columns) if x0 <= segment.x0 <= x1)
+            if cells[at]:
+                return None
+            cells[at] = " ".join(w.text for w in segment.words)
+        rows.append(cells)
+    for column in range(len(columns)):
+        if all(_BULLET.match(row[column] + " x") or _ENUMERATOR.match(row[column] + " x") or not row[column]
+               for row in rows):
+            return None
+    return rows
+
+
+def blocks_of(lines: list[Line]) -> list[_Block]:
+    """The page's lines grouped into Markdown blocks."""
+    body = body_size(lines)
+    em = body
+    gaps = [b.y0 - a.y1 for a, b in zip(lines, lines[1:]) if 0 <= b.y0 - a.y1 < em]
+    leading = median(gaps) if gaps else 0.2 * em
+    blocks: list[_Block] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if len(line.segments) > 1:  # a table's rows follow one another, each in several segments
+            end = index
+            while end < len(lines) and len(lines[end].segments) > 1:
+                end += 1
+            rows = _table_rows(lines[index:end], em) if end - index >= MIN_TABLE_ROWS else None
+            if rows is not None:
+                blocks.append(_Block("table", lines[index:end], rows=rows))
+                index = end
+                continue
+        level = heading_level(line, body)
+        previous = blocks[-1] if blocks else None
+        if previous and previous.kind == "heading" and previous.level < NUMBERED_HEADING_LEVEL and \
+                _continues_heading(previous, line, em, leading):
+            previous.lines.append(line)  # a heading set on two lines
+        elif level:
+            blocks.append(_Block("heading", [line], level=level))
+        elif line.share("mono") >= 0.9:
+            if previous and previous.kind == "code" and line.y0 > previous.lines[-1].y0:
+                previous.lines.append(line)
+            else:
+                blocks.append(_Block("code", [line]))
+        elif _BULLET.match(line.text) or _ENUMERATOR.match(line.text):
+            blocks.append(_Block("item", [line]))
+        elif previous and previous.kind == "item" and line.x0 > previous.lines[0].x0 + 0.5 * em and \
+                0 <= line.y0 - previous.lines[-1].y1 < leading + PARAGRAPH_GAP * em:
+            previous.lines.append(line)  # an item's next line, indented under its text
+        elif previous and previous.kind == "paragraph" and not _starts_paragraph(previous.lines[-1], line, em, leading):
+            previous.lines.append(line)
+        else:
+            blocks.append(_Block("paragraph", [line]))
+        index += 1
+    return blocks
+
+
+def _joined(lines: list[Line]) -> str:
+    """Lines of a paragraph as one line of text: a word broken at a line's end is mended."""
+    words = [w for line in lines for w in line.words]
+    out: list[str] = []
+    for number, word in enumerate(words):
+        if out and words[number - 1].hyphen and out[-1].endswith("-"):
+            out[-1] = out[-1][:-1] + word.text
+        else:
+            out.append(word.text)
+    return " ".join(out)
+
+
+def _escaped(text: str) -> str:
+    """Text that starts like Markdown syntax ("1. ", "# ", "- ") kept as text."""
+    return "\\" + text if _MARKDOWN_START.match(text) else text
+
+
+def _code(lines: list[Line]) -> str:
+    """Fixed-pitch lines as a fenced block, indents kept in characters."""
+    chars = [(w.box[2] - w.box[0]) / len(w.text) for line in lines for w in line.words if w.text]
+    width = median(chars) if chars else 6.0
+    left = min(line.x0 for line in lines)
+    text = "\n".join(" " * int(round((line.x0 - left) / width)) + line.text for line in lines)
+    fence = "~~~" if "```" in text else "```"
+    return f"{fence}\n{text}\n{fence}"
+
+
+def _table(rows: list[list[str]]) -> str:
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table>{body}</table>"
+
+
+def _item(lines: list[Line]) -> str:
+    text = _joined(lines)
+    bullet = _BULLET.match(text)
+    if bullet:
+        return f"- {_escaped(bullet.group(1))}"
+    number = _ENUMERATOR.match(text)
+    return f"{number.group(1)}. {_escaped(number.group(2))}"
+
+
+def lines_markdown(lines: list[Line]) -> str:
+    """Markdown for lines in reading order."""
+    out = []
+    for block in blocks_of(lines):
+        if block.kind == "heading":
+            out.append("#" * block.level + " " + _joined(block.lines))
+        elif block.kind == "code":
+            out.append(_code(block.lines))
+        elif block.kind == "table":
+            out.append(_table(block.rows))
+        elif block.kind == "item":
+            out.append(_item(block.lines))
+        else:
+            out.append(_escaped(_joined(block.lines)))
+    return "\n\n".join(out)
