@@ -61,3 +61,22 @@ def encrypted_pdf(path: Path, password: str = "s3cret") -> Path:
     pdf.set_encryption(owner_password="owner-" + password, user_password=password)
     pdf.output(str(path))
     return path
+
+
+def as_scan(path: Path, out: Path, dpi: int = 150) -> Path:
+    """``path`` printed and scanned: each page an image at ``dpi`` on a page of the same size,
+    with no text layer (so the CPU engine reads it with RapidOCR)."""
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument(str(path))
+    pdf = FPDF(unit="pt")
+    pdf.set_auto_page_break(False)
+    for number, page in enumerate(document):
+        width, height = page.get_size()
+        image = out.with_name(f"{out.stem}-{number}.png")
+        page.render(scale=dpi / 72).to_pil().convert("L").save(image)
+        pdf.add_page(format=(width, height))
+        pdf.image(str(image), x=0, y=0, w=width, h=height)
+    document.close()
+    pdf.output(str(out))
+    return out

@@ -36,5 +36,5 @@ def test_ocr_with_the_cpu_engine_in_a_fresh_process(pdf_dir):
     assert result.returncode == 0, result.stderr
     assert "Quarterly Report on Water Quality" in result.stdout
     # says what it chose, once, with the whole command to start a server instead
-    assert result.stderr.count("OCR engine: CPU (RapidOCR") == 1 and VLLM_SERVE in result.stderr
+    assert result.stderr.count("OCR engine: CPU (born-digital pages from their text layer") == 1 and VLLM_SERVE in result.stderr
     assert "[RapidOCR]" not in result.stderr  # its INFO chatter is silenced

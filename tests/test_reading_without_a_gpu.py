@@ -1,4 +1,7 @@
-"""The embedded CPU engine on real rendered pages, and its layout rules on synthetic boxes."""
+"""The embedded CPU engine (RapidOCR) on scanned pages, and its layout rules on synthetic boxes.
+
+The pages are the test PDFs printed and scanned (``as_scan``): a PDF with a text layer is
+read from the layer instead (tests/test_text_layer.py)."""
 
 import re
 
@@ -10,7 +13,7 @@ from lightocr_ingest import LightOnOCRReader
 from lightocr_ingest.ocr.layout import lines_to_paragraphs
 from lightocr_ingest.records import TextBox
 
-from .documents import LEFT_COLUMN, RIGHT_COLUMN
+from .documents import LEFT_COLUMN, RIGHT_COLUMN, as_scan
 
 
 def normalise(text: str) -> str:
@@ -29,9 +32,11 @@ def character_error_rate(reference: str, hypothesis: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def cpu_pages(pdf_dir):
+def cpu_pages(pdf_dir, tmp_path_factory):
     reader = LightOnOCRReader(ocr_engine="cpu")
-    return {name: reader.load_data(pdf_dir / name, extra_info=None) for name in ("report.pdf", "columns.pdf")}
+    scans = tmp_path_factory.mktemp("scans")
+    return {name: reader.load_data(as_scan(pdf_dir / name, scans / name), extra_info=None)
+            for name in ("report.pdf", "columns.pdf")}
 
 
 @pytest.fixture(scope="module")

@@ -41,12 +41,13 @@ def why_unusable(page: PageImage) -> str | None:
     visible = (words.styles[:, 2].astype(np.int64) & INVISIBLE) == 0
     texts = words.text.split()
     shown = "".join(t for t, v in zip(texts, visible) if v)
+    shown = shown.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")  # pairs PDFium gave in halves
+    broken = sum(1 for c in shown if c == "\ufffd" or unicodedata.category(c) in ("Co", "Cc", "Cs"))
+    if shown and broken > MAX_BROKEN_SHARE * len(shown):
+        return "the layer's characters are unreadable (a font without a Unicode map)"
     if content_chars(shown) < MIN_CHARS:
         hidden = "" if visible.all() else " (its text is invisible: an OCR layer over a scan)"
         return f"too little text in the layer{hidden}"
-    broken = sum(1 for c in shown if c == "\ufffd" or unicodedata.category(c) in ("Co", "Cc", "Cs"))
-    if broken > MAX_BROKEN_SHARE * len(shown):
-        return "the layer's characters are unreadable (a font without a Unicode map)"
     if sum(c.isalnum() for c in shown) < MIN_ALNUM_SHARE * len(shown):
         return "the layer is mostly symbols (a font without a Unicode map)"
     if (page.image_share or 0.0) >= SCAN_IMAGE_SHARE and content_chars(shown) < SCAN_MAX_CHARS:

@@ -29,7 +29,9 @@ from ..records import FIXED_PITCH, ITALIC, SOFT_HYPHEN, PageWords
 SEGMENT_GAP = 1.0  # ems: a wider space between two words on a line is a gutter or a table's column gap
 MIN_GUTTER = 0.8  # ems of white between columns (LaTeX's two-column gap is 1-2 ems; word spaces 0.3)
 COLUMN_MIN_WIDTH = 0.18  # of the page width: narrower "columns" are a table's, read row by row
+COLUMN_WIDE = 0.3  # of the page width: a column beside a column of prose that is not prose itself
 COLUMN_MIN_WORDS = 3.0  # median words a segment on each side of a gutter: prose, not table cells
+JUSTIFIED_SHARE = 0.5  # of a column's lines that reach its right edge: set justified
 BOLD_WEIGHT = 550  # PDFium's font weight from which a font counts as bold (regular 400, CMBX 545-585)
 _BOLD_NAME = re.compile(r"bold|black|heavy|semibold", re.I)
 
@@ -109,8 +111,10 @@ class Line:
 
 
 def words_of(layer: PageWords) -> list[Word]:
-    """The layer's words with their boxes and fonts, in the order PDFium lists them."""
-    texts = layer.text.split()
+    """The layer's words with their boxes and fonts, in the order PDFium lists them (a
+    character PDFium gives as half a surrogate pair is joined to its other half, or replaced:
+    a lone surrogate cannot be written to a payload)."""
+    texts = layer.text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace").split()
     styles = layer.styles if layer.styles is not None else np.zeros((len(texts), 3), dtype=np.float32)
     words = []
     for text, box, (size, weight, flags) in zip(texts, layer.boxes.tolist(), styles.tolist()):
@@ -173,14 +177,26 @@ def _em(segments: list[Segment]) -> float:
 
 
 def _are_columns(left: list[Segment], right: list[Segment], page_width: float) -> bool:
-    """Both sides of a gutter are columns of prose: several lines each, wide enough, and lines
-    of several words (a table's cells are short, and its columns narrow)."""
+    """Both sides of a gutter are columns: several lines each, each side wide enough, and
+    prose on both sides (a table's cells are short); or a justified column of prose beside
+    a wide column of something else (a table set in one column, a table of contents). A table
+    whose narrow first column holds names and the next their descriptions is neither: its
+    rows stay rows."""
+    widths = []
     for side in (left, right):
-        if len(side) < 2 or max(s.x1 for s in side) - min(s.x0 for s in side) < COLUMN_MIN_WIDTH * page_width:
+        widths.append(max(s.x1 for s in side) - min(s.x0 for s in side))
+        if len(side) < 2 or widths[-1] < COLUMN_MIN_WIDTH * page_width:
             return False
-        if median(len(s.words) for s in side) < COLUMN_MIN_WORDS:
-            return False
-    return True
+    prose = [median(len(s.words) for s in side) >= COLUMN_MIN_WORDS for side in (left, right)]
+    if all(prose):
+        return True
+    return min(widths) >= COLUMN_WIDE * page_width and any(
+        is_prose and _justified(side) for is_prose, side in zip(prose, (left, right)))
+
+
+def _justified(side: list[Segment]) -> bool:
+    edge, em = max(s.x1 for s in side), _em(side)
+    return sum(s.x1 >= edge - em for s in side) >= JUSTIFIED_SHARE * len(side)
 
 
 def _column_cut(segments: list[Segment], page_width: float) -> tuple[list[Segment], list[Segment]] | None:

@@ -16,12 +16,16 @@ from statistics import median
 
 from .text_lines import Line, page_lines, segments_of, words_of  # noqa: F401 (re-exported for callers)
 
-# Heading levels by the font size against the page's body text: a title, a section, a subsection;
-# bold text at the body's size is the level below.
-HEADING_RATIOS = ((1.4, 1), (1.17, 2), (1.1, 3))
+# Heading levels by the font size against the page's body text: a title, a section; a bold line a
+# little larger than the body, a subsection; bold text at the body's size is the level below.
+# (A line set a little larger but not bold is body text in another size: an introduction at
+# 11 pt on a page whose abstract is at 10.)
+HEADING_RATIOS = ((1.4, 1), (1.17, 2))
+BOLD_HEADING_RATIO = 1.1  # a bold line this much larger than the body: level 3
 BOLD_HEADING_LEVEL = 4
 NUMBERED_HEADING_LEVEL = 5  # "1. Wide text" in italics or capitals at the body's size
 HEADING_MAX_WORDS = 14  # a longer line is a sentence, whatever its font
+MAX_HEADING_LINES = (2, 3)  # lines a heading runs to (a title: the second); more in its style is a paragraph
 PARAGRAPH_GAP = 0.5  # ems of extra white above a line (more than the usual leading): a new paragraph
 INDENT = (0.7, 5.0)  # ems: a first line indented this much starts a paragraph
 SHORT_LINE = 2.5  # ems short of the column's right edge: the last line of a paragraph
@@ -29,7 +33,7 @@ MIN_TABLE_ROWS = 3
 # A bullet glyph, or a dash or star followed by a space ("-5 degrees" is no item).
 _BULLET = re.compile(r"^(?:[\u2022\u25e6\u25aa\u25ab\u2023\u2219\u00b7\u25cf\u25cb\u25a0\u25a1\u27a2\u25ba]\s*"
                      r"|[*\u2013\u2014-]\s+)(\S.*)$")
-_ENUMERATOR = re.compile(r"^(\d{1,3})[.)]\s+(\S.*)$")
+_ENUMERATOR = re.compile(r"^(\d{1,3}[.)])\s+(\S.*)$")
 _NUMBERED_HEADING = re.compile(r"^(\d+(\.\d+)*\.?|[IVXL]+\.|[A-Z]\.|Appendix\s+[A-Z0-9]+\.?)\s+\S")
 _CAPTION = re.compile(r"^(Fig(ure)?|Table|Listing|Algorithm)\.?\s*[\dIVX]", re.I)
 _MARKDOWN_START = re.compile(r"^(#{1,6}(\s|$)|[>+*-](\s|$)|\d+[.)](\s|$)|[=_]{3,}|`{3}|~{3}|\||<)")
@@ -59,14 +63,14 @@ def heading_level(line: Line, body: float) -> int:
     words = text.split()
     letters = sum(c.isalpha() for c in text)
     if (len(words) > HEADING_MAX_WORDS or letters < 2 or letters < 0.5 * len(text.replace(" ", ""))
-            or line.share("mono") > 0.5 or _CAPTION.match(text) or text[0].islower()):
+            or line.share("mono") > 0.5 or _CAPTION.match(text) or text[0].islower() or line.words[-1].hyphen):
         return 0
     ratio = line.size / body
     for at_least, level in HEADING_RATIOS:
         if ratio >= at_least:
             return level
     if line.share("bold") >= 0.9 and ratio >= 0.85:
-        return BOLD_HEADING_LEVEL
+        return 3 if ratio >= BOLD_HEADING_RATIO else BOLD_HEADING_LEVEL
     if _NUMBERED_HEADING.match(text) and len(words) <= 10 and not text.endswith((".", ",", ";", ":")) and (
             line.share("italic") >= 0.9 or letters and sum(c.isupper() for c in text) >= 0.8 * letters):
         return NUMBERED_HEADING_LEVEL
@@ -76,7 +80,7 @@ def heading_level(line: Line, body: float) -> int:
 def _continues_heading(heading: _Block, line: Line, em: float, leading: float) -> bool:
     """``line`` is the second line of a heading: set in the same font, just below it."""
     last = heading.lines[-1]
-    return (len(heading.lines) < 3 and abs(line.size - last.size) <= 0.5 and len(line.words) <= HEADING_MAX_WORDS
+    return (len(heading.lines) < MAX_HEADING_LINES[heading.level == 1] and abs(line.size - last.size) <= 0.5 and len(line.words) <= HEADING_MAX_WORDS
             and abs(line.share("bold") - last.share("bold")) < 0.2 and line.y0 > last.y0
             and line.y0 - last.y1 < leading + PARAGRAPH_GAP * em)
 
@@ -85,6 +89,8 @@ def _starts_paragraph(previous: Line, line: Line, em: float, leading: float) -> 
     """``line`` starts a new paragraph rather than continuing the one ``previous`` belongs to."""
     if abs(previous.size - line.size) > 0.5:
         return True
+    if previous.words[-1].hyphen:  # the line ends inside a word
+        return False
     if line.y0 < previous.y0:  # the next column: the paragraph goes on unless it visibly ended
         return previous.x1 < previous.right - SHORT_LINE * em
     if line.y0 - previous.y1 > leading + PARAGRAPH_GAP * em:
@@ -124,12 +130,29 @@ def _table_rows(lines: list[Line], em: float) -> list[list[str]] | None:
     return rows
 
 
+def heading_levels(lines: list[Line], body: float) -> list[int]:
+    """Each line's heading level (0: text). A run of lines in one heading style longer than a
+    heading runs (``MAX_HEADING_LINES``) is a paragraph set larger or bolder than the page's
+    body text (an introduction at 11 pt on a page whose abstract is at 10), not headings."""
+    levels = [heading_level(line, body) for line in lines]
+    start = 0
+    for end in range(1, len(lines) + 1):
+        if end < len(lines) and levels[end] and levels[end] == levels[start] and \
+                abs(lines[end].size - lines[start].size) <= 0.5 and lines[end].y0 > lines[end - 1].y0:
+            continue
+        if levels[start] and end - start > MAX_HEADING_LINES[levels[start] == 1]:
+            levels[start:end] = [0] * (end - start)
+        start = end
+    return levels
+
+
 def blocks_of(lines: list[Line]) -> list[_Block]:
     """The page's lines grouped into Markdown blocks."""
     body = body_size(lines)
     em = body
     gaps = [b.y0 - a.y1 for a, b in zip(lines, lines[1:]) if 0 <= b.y0 - a.y1 < em]
     leading = median(gaps) if gaps else 0.2 * em
+    levels = heading_levels(lines, body)
     blocks: list[_Block] = []
     index = 0
     while index < len(lines):
@@ -143,7 +166,7 @@ def blocks_of(lines: list[Line]) -> list[_Block]:
                 blocks.append(_Block("table", lines[index:end], rows=rows))
                 index = end
                 continue
-        level = heading_level(line, body)
+        level = levels[index]
         previous = blocks[-1] if blocks else None
         if previous and previous.kind == "heading" and previous.level < NUMBERED_HEADING_LEVEL and \
                 _continues_heading(previous, line, em, leading):
@@ -169,14 +192,18 @@ def blocks_of(lines: list[Line]) -> list[_Block]:
 
 
 def _joined(lines: list[Line]) -> str:
-    """Lines of a paragraph as one line of text: a word broken at a line's end is mended."""
-    words = [w for line in lines for w in line.words]
+    """Lines of a paragraph as one line of text: a word broken at a line's end is mended
+    with the first word of the next line."""
     out: list[str] = []
-    for number, word in enumerate(words):
-        if out and words[number - 1].hyphen and out[-1].endswith("-"):
-            out[-1] = out[-1][:-1] + word.text
+    for line in lines:
+        first, rest = line.words[0].text, [w.text for w in line.words[1:]]
+        last = out[-1] if out else ""
+        if out and line is not lines[0] and previous_hyphen and len(last) > 1 and last[-2].isalnum():
+            out[-1] = last[:-1] + first
         else:
-            out.append(word.text)
+            out.append(first)
+        out.extend(rest)
+        previous_hyphen = line.words[-1].hyphen
     return " ".join(out)
 
 
@@ -206,7 +233,7 @@ def _item(lines: list[Line]) -> str:
     if bullet:
         return f"- {_escaped(bullet.group(1))}"
     number = _ENUMERATOR.match(text)
-    return f"{number.group(1)}. {_escaped(number.group(2))}"
+    return f"{number.group(1)} {_escaped(number.group(2))}"  # "2)" is CommonMark's too
 
 
 def lines_markdown(lines: list[Line]) -> str:

@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from ..records import INVISIBLE, SOFT_HYPHEN, PageWords
+from ..records import FIXED_PITCH, INVISIBLE, SOFT_HYPHEN, PageWords
 
 # A word ends at white space or just after a soft hyphen: PDFium writes a hyphen that breaks a
 # word across lines as U+FFFE (or \x02) with no line break after it, so "Se-/bastian" would
@@ -27,6 +27,12 @@ DEVICE_SCALE = 100  # PageToDevice answers in whole device pixels: 100 per point
 # Font facts asked of each word's first character (``PageWords.styles``): the text-layer engine
 # tells headings, code and hidden text by them. Four PDFium calls a word, about 2 ms a dense page.
 FONT_FLAGS_KEPT = 0xFFFF  # the PDF font descriptor's flags (FixedPitch 1, Italic 64, ...)
+FONT_NAME_BYTES = 64  # font names are short ("ABCDEF+CMTT10"); a longer one is cut, harmlessly
+_TYPEWRITER = re.compile(rb"mono|courier|consol|cmtt|sftt|txtt|lmtt|inconsolata|menlo|typewriter|code", re.I)
+# PDFium's font weight comes from the font descriptor, which is often wrong (Latin Modern's
+# Regular says 744, its Bold 620): a font whose name tells its weight is taken at its word.
+_BOLD = re.compile(rb"bold|black|heavy|demi|cmbx|sfbx|cmb\d", re.I)
+_NOT_BOLD = re.compile(rb"regular|roman|book|light|medium|italic|oblique|^([A-Z]{6}\+)?(CM|SF|LM|EU)[A-Z]*\d", re.I)
 
 
 def _page_to_points(raw, page, width: float, height: float) -> np.ndarray:
@@ -62,7 +68,7 @@ def text_layer_words(page, textpage, text: str, width: float, height: float,
     rect = raw.FS_RECTF()
     corners: list[tuple[float, float, float, float]] = []
     fonts: list[tuple[float, float, int]] = []
-    flags = ctypes.c_int()
+    name = ctypes.create_string_buffer(FONT_NAME_BYTES)
     out: list[str] = []
     previous_end = None
     for match in _WORD.finditer(chars):
@@ -84,7 +90,7 @@ def text_layer_words(page, textpage, text: str, width: float, height: float,
         out.append(word[:-1] + "-" if word[-1] in _SOFT_HYPHENS else word)
         corners.append(box)
         if styles:
-            fonts.append(_font_of(raw, textpage.raw, start, word[-1] in _SOFT_HYPHENS, flags))
+            fonts.append(_font_of(raw, textpage.raw, start, word[-1] in _SOFT_HYPHENS, name))
         previous_end = end
     if not corners:
         return None
@@ -102,18 +108,24 @@ def text_layer_words(page, textpage, text: str, width: float, height: float,
                      np.asarray(fonts, dtype=np.float32).reshape(-1, 3) if styles else None)
 
 
-def _font_of(raw, textpage, index: int, soft_hyphen: bool, flags) -> tuple[float, float, int]:
-    """(size in points, weight, flags) of the character at ``index``: the PDF font flags, plus
+def _font_of(raw, textpage, index: int, soft_hyphen: bool, name) -> tuple[float, float, int]:
+    """(size in points, weight, flags) of the character at ``index``: the PDF font flags (and
+    FIXED_PITCH for a typewriter font by its name: TeX's fonts do not set the flag), plus
     ``INVISIBLE`` for text drawn invisibly (an OCR layer laid over a scan) and ``SOFT_HYPHEN``
     for a word PDFium found broken across lines."""
-    raw.FPDFText_GetFontInfo(textpage, index, None, 0, ctypes.byref(flags))
+    flags = ctypes.c_int()
+    raw.FPDFText_GetFontInfo(textpage, index, name, FONT_NAME_BYTES, ctypes.byref(flags))
     bits = flags.value & FONT_FLAGS_KEPT
+    if _TYPEWRITER.search(name.value):
+        bits |= FIXED_PITCH
     text_object = raw.FPDFText_GetTextObject(textpage, index)
     if text_object and raw.FPDFTextObj_GetTextRenderMode(text_object) == raw.FPDF_TEXTRENDERMODE_INVISIBLE:
         bits |= INVISIBLE
     if soft_hyphen:
         bits |= SOFT_HYPHEN
-    return raw.FPDFText_GetFontSize(textpage, index), raw.FPDFText_GetFontWeight(textpage, index), bits
+    weight = 700 if _BOLD.search(name.value) else 400 if _NOT_BOLD.search(name.value) else \
+        raw.FPDFText_GetFontWeight(textpage, index)
+    return raw.FPDFText_GetFontSize(textpage, index), weight, bits
 
 
 def image_share(page, width: float, height: float) -> float:

@@ -1,0 +1,365 @@
+"""The CPU engine reads born-digital pages from their text layer (ocr/text_layer.py,
+text_lines.py, text_markdown.py): reading order, headings, paragraphs, lists, tables, code;
+scans and broken layers still go to RapidOCR; no word of the layer is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from lightocr_ingest.ocr.text_layer import TEXT_LAYER_ENGINE, read_text_layer, why_unusable
+from lightocr_ingest.ocr.text_lines import page_lines
+from lightocr_ingest.ocr.text_markdown import lines_markdown
+from lightocr_ingest.pages.source import DocumentSource
+from lightocr_ingest.records import FIXED_PITCH, SOFT_HYPHEN, PageWords
+from lightocr_ingest.testing.text_quality import plain_words, reading_order, word_recall
+
+REAL = Path(__file__).parent / "real_documents"
+TWO_COLUMN = sorted(REAL.glob("paper-two-column-*.pdf"))
+LOREM = ("river", "station", "nitrate", "sample", "oxygen", "spring", "basin", "delta", "flow", "rain")
+
+
+def styled_page(path: Path, number: int = 1):
+    with DocumentSource(path, text_words="styled") as source:
+        return source.render_page(number)
+
+
+def markdown_of(path: Path, number: int = 1) -> str:
+    return read_text_layer(styled_page(path, number)).markdown
+
+
+def sentence(seed: int, words: int = 9) -> str:
+    return " ".join(LOREM[(seed * 7 + i * 3) % len(LOREM)] + str(seed) for i in range(words)) + "."
+
+
+# -- reading order ----------------------------------------------------------------------------
+
+def test_two_columns_drawn_line_by_line_across_the_page_are_read_column_by_column(tmp_path):
+    """The PDF draws left line 1, right line 1, left line 2, ... (PDFium lists the words in that
+    order): the Markdown must still read the whole left column before the right one."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(612, 792))
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=10)
+    left = [f"Left line {i} tells of the northern basin and its wells" for i in range(20)]
+    right = [f"Right line {i} tells of the southern coast and its dunes" for i in range(20)]
+    for i, (a, b) in enumerate(zip(left, right)):
+        pdf.text(56, 100 + 13 * i, a)
+        pdf.text(320, 100 + 13 * i, b)
+    path = tmp_path / "interleaved.pdf"
+    pdf.output(str(path))
+    page = styled_page(path)
+    assert "Right line 0" in page.text_layer.split("Left line 1")[0]  # the layer itself is interleaved
+    markdown = read_text_layer(page).markdown
+    positions = [markdown.index(line) for line in left + right]
+    assert positions == sorted(positions)
+
+
+def test_a_full_width_title_and_abstract_come_before_the_columns(tmp_path):
+    from tests.documents import LEFT_COLUMN, RIGHT_COLUMN, two_column_pdf
+
+    markdown = markdown_of(two_column_pdf(tmp_path / "two.pdf"))
+    assert markdown.startswith("# Rivers and Coasts Compared")
+    starts = [markdown.index(text.split()[0] + " " + text.split()[1]) for text in LEFT_COLUMN + RIGHT_COLUMN]
+    assert starts == sorted(starts)
+
+
+@pytest.mark.parametrize("path", TWO_COLUMN, ids=lambda p: p.name)
+def test_real_two_column_papers_keep_every_word_in_reading_order(path):
+    """Word recall >= 0.99 on every page of the real papers (tests/real_documents: pdfTeX,
+    REVTeX, acmart, MNRAS), and reading order >= 0.95 over each paper's sentence pairs, the
+    typesetter's order as reference (a float placed mid-column reorders a pair or two)."""
+    with DocumentSource(path, text_words="styled") as source:
+        pages = [source.render_page(n) for n in range(1, source.source.page_count + 1)]
+    in_order = pairs = 0
+    for page in pages:
+        assert why_unusable(page) is None, page.page
+        markdown = read_text_layer(page).markdown
+        assert word_recall(page.text_words.text, markdown) >= 0.99, page.page
+        order, judged = reading_order(page.text_layer, markdown)
+        in_order, pairs = in_order + order * judged, pairs + judged
+    assert pairs >= 40 and in_order / pairs >= 0.95, (in_order, pairs)
+
+
+# -- headings, paragraphs, lists, tables, code -------------------------------------------------
+
+def test_headings_come_from_the_fonts_and_body_text_does_not(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(612, 792))
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 20)
+    pdf.text(72, 90, "Annual Water Report")
+    pdf.set_font("Helvetica", "B", 13)
+    pdf.text(72, 130, "1 Methods of Sampling")
+    pdf.set_font("Helvetica", size=10)
+    for i in range(6):
+        pdf.text(72, 150 + 12 * i, sentence(i))
+    pdf.set_font("Helvetica", "B", 10)
+    pdf.text(72, 240, "1.1 Stations")
+    pdf.set_font("Helvetica", size=10)
+    for i in range(4):
+        pdf.text(72, 256 + 12 * i, sentence(10 + i))
+    path = tmp_path / "headings.pdf"
+    pdf.output(str(path))
+    markdown = markdown_of(path)
+    headings = [line for line in markdown.splitlines() if line.startswith("#")]
+    assert headings == ["# Annual Water Report", "## 1 Methods of Sampling", "#### 1.1 Stations"]
+
+
+def test_the_lines_of_a_paragraph_are_joined_and_paragraphs_kept_apart(tmp_path):
+    from tests.documents import one_column_pdf
+
+    markdown = markdown_of(one_column_pdf(tmp_path / "one.pdf"))
+    paragraphs = markdown.split("\n\n")
+    assert paragraphs[0] == "# Quarterly Report on Water Quality 1"
+    assert paragraphs[1].startswith("The monitoring network sampled") and paragraphs[1].endswith("rains of April.")
+    assert paragraphs[2].startswith("Section 1 notes") and len(paragraphs) == 3
+
+
+def test_a_word_broken_at_a_line_end_is_mended():
+    """TUGboat's page 1 breaks "Se-bastian" across two lines (PDFium marks the hyphen as soft)."""
+    page = styled_page(REAL / "paper-two-column-1.pdf")
+    assert "Se-\nbastian" in page.text_words.text
+    assert "Sebastian Rahtz" in read_text_layer(page).markdown
+
+
+def test_bullets_and_numbers_become_list_items(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(612, 792))
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=10)
+    pdf.text(72, 90, sentence(1))
+    for i, mark in enumerate(["\u00b7", "-", "1.", "2."]):  # Helvetica in fpdf has no U+2022
+        pdf.text(80, 120 + 14 * i, mark)
+        pdf.text(92, 120 + 14 * i, f"Item {i} about the river")
+    path = tmp_path / "list.pdf"
+    pdf.output(str(path))
+    items = [line for line in markdown_of(path).splitlines() if line[:2] in ("- ", "1.", "2.")]
+    assert items == ["- Item 0 about the river", "- Item 1 about the river",
+                     "1. Item 2 about the river", "2. Item 3 about the river"]
+
+
+def test_rows_in_columns_become_an_html_table(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(612, 792))
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=10)
+    rows = [("Station", "Nitrate", "Oxygen"), ("North", "2.1", "9.4"), ("Delta", "3.7", "8.8"), ("Basin", "1.9", "10.2")]
+    for i, row in enumerate(rows):
+        for x, cell in zip((72, 220, 360), row):
+            pdf.text(x, 100 + 14 * i, cell)
+    path = tmp_path / "table.pdf"
+    pdf.output(str(path))
+    markdown = markdown_of(path)
+    assert "<table><tr><td>Station</td><td>Nitrate</td><td>Oxygen</td></tr><tr><td>North</td><td>2.1</td>" in markdown
+    assert markdown.count("<tr>") == 4
+
+
+def test_real_tables_come_out_as_tables_with_their_cells():
+    """manual-tables.pdf page 3: Table 5.1, Verilog operators and their cell types."""
+    markdown = markdown_of(REAL / "manual-tables.pdf", 3)
+    assert "<tr><td>Y = ~A</td><td>$not</td></tr>" in markdown
+
+
+def test_fixed_pitch_lines_become_a_code_block(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(612, 792))
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=10)
+    pdf.text(72, 90, sentence(2))
+    pdf.set_font("Courier", size=10)
+    for i, line in enumerate(["module top(input a);", "  assign y = a;", "endmodule"]):
+        pdf.text(72 + (12 if line.startswith(" ") else 0), 120 + 12 * i, line.strip())
+    path = tmp_path / "code.pdf"
+    pdf.output(str(path))
+    markdown = markdown_of(path)
+    assert "```\nmodule top(input a);\n  assign y = a;\nendmodule\n```" in markdown
+
+
+def test_text_that_looks_like_markdown_stays_text(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(612, 792))
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=10)
+    pdf.text(72, 90, "# of samples taken at each station in the spring")
+    pdf.text(72, 130, "2024. was a dry year along the whole river basin")
+    path = tmp_path / "syntax.pdf"
+    pdf.output(str(path))
+    assert markdown_of(path).split("\n\n") == ["\\# of samples taken at each station in the spring",
+                                               "\\2024. was a dry year along the whole river basin"]
+
+
+# -- which pages are read from the layer ----------------------------------------------------------
+
+def scan_pdf(tmp_path, invisible_text: str | None = None, stamp: str | None = None) -> Path:
+    from fpdf import FPDF
+    from fpdf.enums import TextMode
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (850, 1100), 255)
+    draw = ImageDraw.Draw(image)
+    for i in range(30):
+        draw.text((60, 60 + 30 * i), sentence(i), fill=0)
+    image.save(tmp_path / "scan.png")
+    pdf = FPDF(unit="pt", format=(612, 792))
+    pdf.add_page()
+    pdf.image(str(tmp_path / "scan.png"), x=0, y=0, w=612, h=792)
+    pdf.set_font("Helvetica", size=9)
+    if invisible_text:
+        pdf.text_mode = TextMode.INVISIBLE
+        for i in range(30):
+            pdf.text(43, 50 + 21.6 * i, invisible_text)
+        pdf.text_mode = TextMode.FILL
+    if stamp:
+        pdf.text(400, 780, stamp)
+    path = tmp_path / "scan.pdf"
+    pdf.output(str(path))
+    return path
+
+
+def test_a_scan_without_a_layer_goes_to_the_cpu_ocr(tmp_path):
+    assert why_unusable(styled_page(scan_pdf(tmp_path))) == "no text layer"
+
+
+def test_an_invisible_ocr_layer_over_a_scan_is_not_read(tmp_path):
+    page = styled_page(scan_pdf(tmp_path, invisible_text="garbled ocr text of a scanned page"))
+    assert "invisible" in why_unusable(page)
+
+
+def test_a_visible_stamp_on_a_scan_does_not_stand_for_the_page(tmp_path):
+    page = styled_page(scan_pdf(tmp_path, stamp="Received 2024-03-01 by the records office, Bates 000123"))
+    assert page.image_share > 0.95 and why_unusable(page).startswith("a scan")
+
+
+def test_a_layer_of_unmapped_glyphs_is_not_read():
+    text = "\ue001\ue002\ue003 \ue004\ue005 \ue006\ue007\ue008 " * 10
+    words = PageWords("text_layer", text.strip(), np.tile([[72, 72, 100, 84]], (30, 1)).astype(np.float32),
+                      np.tile([[10, 400, 0]], (30, 1)).astype(np.float32))
+    assert "unreadable" in why_unusable(_page_with(words))
+
+
+def _page_with(words: PageWords):
+    from lightocr_ingest.records import PageImage, SourceFile
+
+    return PageImage(SourceFile("x.pdf", "x.pdf", "0" * 64, 1, "pdf"), 1, "1", 612, 792, 612, 792, b"", "0",
+                     text_layer=words.text, text_words=words, image_share=0.0)
+
+
+def test_the_reader_reads_born_digital_pages_from_the_layer_and_says_so(tmp_path):
+    """Through the reader with the CPU engine: the page's metadata names the engine, and the
+    Markdown has the layer's heading (RapidOCR would give plain paragraphs)."""
+    from lightocr_ingest import LightOnOCRReader
+    from tests.documents import one_column_pdf
+
+    reader = LightOnOCRReader(ocr_engine="cpu", ocr_cache_dir=None)
+    documents = reader.load_data(one_column_pdf(tmp_path / "one.pdf", pages=2))
+    assert [d.metadata["ocr_engine"] for d in documents] == [TEXT_LAYER_ENGINE] * 2
+    assert documents[1].text.startswith("# Quarterly Report on Water Quality 2")
+
+
+def test_a_layout_that_fails_falls_back_to_the_cpu_ocr(tmp_path, monkeypatch, caplog):
+    from lightocr_ingest.ocr import resilient
+    from lightocr_ingest.ocr.cpu import CpuEngine
+    from lightocr_ingest.records import OcrResult
+    from tests.documents import one_column_pdf
+
+    def broken(page):
+        raise IndexError("list index out of range")
+
+    class FakeCpu(CpuEngine):
+        async def ocr(self, page):
+            return OcrResult(markdown="read by the image", engine="cpu", model="rapidocr")
+
+    monkeypatch.setattr(resilient, "read_text_layer", broken)
+    engine = resilient.ResilientEngine(FakeCpu(), text_layer_first=True)
+    page = styled_page(one_column_pdf(tmp_path / "one.pdf"))
+    result = asyncio.run(engine.ocr(page))
+    assert (result.engine, result.markdown) == ("cpu", "read by the image")
+    assert "one.pdf, page 1: text layer not read (IndexError: list index out of range)" in caplog.text
+
+
+# -- no word lost, whatever the layout (property) ----------------------------------------------
+
+@st.composite
+def layouts(draw):
+    """Random pages: lines in one or two columns, some with wide gaps (table-like), sizes and
+    weights that make headings, fixed-pitch lines, bullets, numbers and broken words."""
+    alphabet = st.sampled_from(list(LOREM) + ["1.", "2)", "-", "\u2022", "#", "*", "x-", "A.", "III.", "3.14", "(a)"])
+    texts, boxes, styles = [], [], []
+    columns = draw(st.sampled_from([1, 2]))
+    width = 612 / columns - 40
+    y = {c: 60.0 for c in range(columns)}
+    for _ in range(draw(st.integers(1, 40))):
+        column = draw(st.integers(0, columns - 1))
+        size = draw(st.sampled_from([8.0, 10.0, 10.0, 10.0, 12.0, 16.0]))
+        weight = draw(st.sampled_from([400, 400, 700]))
+        flags = draw(st.sampled_from([0, 0, 0, FIXED_PITCH]))
+        x = 36 + column * (612 / columns) + draw(st.sampled_from([0, 0, 12, 40]))
+        line = []
+        for word in draw(st.lists(alphabet, min_size=1, max_size=12)):
+            w = len(word) * size * 0.5
+            if x + w > 36 + (column + 1) * width:
+                break
+            line.append((word, (x, y[column], x + w, y[column] + size * 1.2)))
+            x += w + size * draw(st.sampled_from([0.3, 0.3, 0.3, 1.5, 4.0]))
+        if not line:
+            continue
+        for number, (word, box) in enumerate(line):
+            last = number == len(line) - 1
+            hyphen = last and word.endswith("-") and draw(st.booleans())
+            texts.append((word, "\n" if last else " "))
+            boxes.append(box)
+            styles.append((size, weight, flags | (SOFT_HYPHEN if hyphen else 0)))
+        y[column] += size * draw(st.sampled_from([1.2, 1.3, 2.5]))
+    event(f"{columns} column(s)")
+    text = "".join(word + gap for word, gap in texts).rstrip("\n")
+    return PageWords("text_layer", text, np.asarray(boxes, np.float32).reshape(-1, 4),
+                     np.asarray(styles, np.float32).reshape(-1, 3))
+
+
+def lost_words(words: PageWords, markdown: str) -> list[str]:
+    """Layer words missing from the Markdown. A word broken at a hyphen may come out mended
+    with the word that follows it in reading order (not always the next in the layer's
+    order), and a bullet glyph may come out as the Markdown list mark."""
+    have = Counter(plain_words(markdown))
+    layer = words.text.split()
+    hyphens = (words.styles[:, 2].astype(int) & SOFT_HYPHEN) != 0
+    suffixes: Counter = Counter()  # second halves of mended words, still to be matched
+    lost = []
+    for i, word in enumerate(layer):
+        mended = [m for m in have if have[m] and hyphens[i] and len(m) > len(word) - 1
+                  and m.startswith(word[:-1]) and m != word]
+        if mended:
+            have[mended[0]] -= 1
+            suffixes[mended[0][len(word) - 1:]] += 1
+        elif have[word] > 0:
+            have[word] -= 1
+        elif suffixes[word] > 0:
+            suffixes[word] -= 1
+        elif word in ("-", "\u2022", "*") and "- " in markdown:
+            continue
+        else:
+            lost.append(word)
+    return lost
+
+
+@settings(max_examples=300, deadline=None)
+@given(layouts())
+def test_no_word_of_the_layer_is_lost_whatever_the_layout(words):
+    markdown = lines_markdown(page_lines(words, 612))
+    for kind in ("<table>", "```", "\n- ", "\n#"):
+        if kind in "\n" + markdown:
+            event(f"made {kind.strip()}")
+    assert lost_words(words, markdown) == []
