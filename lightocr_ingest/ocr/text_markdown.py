@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from statistics import median
 
-from .text_lines import Line, page_lines, segments_of, words_of  # noqa: F401 (re-exported for callers)
+from .text_lines import Line
 
 # Heading levels by the font size against the page's body text: a title, a section; a bold line a
 # little larger than the body, a subsection; bold text at the body's size is the level below.
@@ -195,10 +195,11 @@ def _joined(lines: list[Line]) -> str:
     """Lines of a paragraph as one line of text: a word broken at a line's end is mended
     with the first word of the next line."""
     out: list[str] = []
+    previous_hyphen = False
     for line in lines:
         first, rest = line.words[0].text, [w.text for w in line.words[1:]]
         last = out[-1] if out else ""
-        if out and line is not lines[0] and previous_hyphen and len(last) > 1 and last[-2].isalnum():
+        if previous_hyphen and len(last) > 1 and last[-2].isalnum():
             out[-1] = last[:-1] + first
         else:
             out.append(first)
