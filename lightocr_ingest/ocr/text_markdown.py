@@ -63,7 +63,8 @@ def heading_level(line: Line, body: float) -> int:
     words = text.split()
     letters = sum(c.isalpha() for c in text)
     if (len(words) > HEADING_MAX_WORDS or letters < 2 or letters < 0.5 * len(text.replace(" ", ""))
-            or line.share("mono") > 0.5 or _CAPTION.match(text) or text[0].islower() or line.words[-1].hyphen):
+            or line.share("mono") > 0.5 or _CAPTION.match(text) or text[0].islower() or line.words[-1].hyphen
+            or _BULLET.match(text)):
         return 0
     ratio = line.size / body
     for at_least, level in HEADING_RATIOS:
@@ -71,8 +72,10 @@ def heading_level(line: Line, body: float) -> int:
             return level
     if line.share("bold") >= 0.9 and ratio >= 0.85:
         return 3 if ratio >= BOLD_HEADING_RATIO else BOLD_HEADING_LEVEL
-    if _NUMBERED_HEADING.match(text) and len(words) <= 10 and not text.endswith((".", ",", ";", ":")) and (
-            line.share("italic") >= 0.9 or letters and sum(c.isupper() for c in text) >= 0.8 * letters):
+    numbered = _NUMBERED_HEADING.match(text) and len(words) <= 10 and not text.endswith((".", ",", ";", ":"))
+    if numbered and ratio >= BOLD_HEADING_RATIO:  # "2.1 Template Styles" a point larger than the body
+        return 3
+    if numbered and (line.share("italic") >= 0.9 or sum(c.isupper() for c in text) >= 0.8 * letters):
         return NUMBERED_HEADING_LEVEL
     return 0
 
