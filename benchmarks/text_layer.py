@@ -15,8 +15,8 @@ Figures (each a median of ``--runs`` runs):
   one core.
 - **reader pages/s**: ``LightOnOCRReader(ocr_engine="cpu")`` over the document: open, render,
   orientation, words and fonts, layout: the OCR side as a user meets it, on all cores.
-- **RapidOCR pages/s**: the same reader with the text layer switched off (every page read
-  from its image, as before), on the first ``--rapidocr-pages`` pages of the papers.
+- **RapidOCR pages/s**: the same reader with the text layer switched off (``text_layer=False``:
+  every page read from its image, as before), on the first ``--rapidocr-pages`` pages of the papers.
 - **word recall**: the share of the layer's words found in the Markdown, per page.
 - **reading order**: olmOCR-bench's order test over the papers' sentence pairs
   (``lightocr_ingest.testing.text_quality``), the typesetter's order as reference.
@@ -179,33 +179,43 @@ def quality(documents: dict[str, list[Path]], runs: int) -> dict:
 
 
 def reader_speed(paths: list[Path], runs: int, rapidocr: bool = False, pages: str | None = None) -> dict:
-    """Pages a second through the reader with the CPU engine (median of ``runs``)."""
+    """Pages a second through the reader with the CPU engine (median of ``runs``); ``rapidocr``:
+    with the text layer switched off (``text_layer=False``), every page read from its image."""
     from lightocr_ingest import LightOnOCRReader
-    from lightocr_ingest.ocr import resilient
 
-    if rapidocr:
-        saved, resilient.why_unusable = resilient.why_unusable, lambda page: "benchmark: RapidOCR reads every page"
-    try:
-        reader = LightOnOCRReader(ocr_engine="cpu", ocr_cache_dir=None, pages=pages)
-        reader.load_data(paths[0])  # engines, models and imports loaded before timing
-        rates = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            count = sum(len(reader.load_data(path)) for path in paths)
-            rates.append(count / (time.perf_counter() - started))
-        engines = {}
-        for document in reader.load_data(paths[0]):
-            engines[document.metadata["ocr_engine"]] = engines.get(document.metadata["ocr_engine"], 0) + 1
-    finally:
-        if rapidocr:
-            resilient.why_unusable = saved
+    reader = LightOnOCRReader(ocr_engine="cpu", pages=pages, text_layer=not rapidocr)
+    reader.load_data(paths[0])  # engines, models and imports loaded before timing
+    rates = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        count = sum(len(reader.load_data(path)) for path in paths)
+        rates.append(count / (time.perf_counter() - started))
+    engines: dict[str, int] = {}
+    for document in reader.load_data(paths[0]):
+        engines[document.metadata["ocr_engine"]] = engines.get(document.metadata["ocr_engine"], 0) + 1
     return {"pages_per_s": round(statistics.median(rates), 2), "runs": [round(r, 2) for r in rates],
             "pages": count, "engines_first_file": engines}
 
 
+def ingest(paths: list[Path], workdir: Path, name: str, text_layer: bool):
+    from lightocr_ingest.pipeline import Ingestor, parse_config
+
+    config = parse_config({"ocr": {"engine": "cpu", "cache_dir": None, "text_layer": text_layer},
+                           "qdrant": {"path": str(workdir / "qdrant"), "collection": name},
+                           "retrieval": {"mode": "hybrid"}})
+    ingestor = Ingestor(config)
+    try:
+        report = ingestor.run([str(p) for p in paths])
+    finally:
+        ingestor.close()
+    assert report.ok, f"{name}: ingestion failed"
+    return config
+
+
 def retrieval(manual: Path, rapidocr_manual: bool) -> dict:
+    """recall@k and MRR of the question sets, ingested through the embedded path (the CPU
+    engine) with the text layer on, and off (RapidOCR, as before)."""
     import retrieval as bench
-    from lightocr_ingest.ocr import resilient
 
     out = {}
     sets = [("real", sorted(REAL.glob("*.pdf")), bench.QUESTIONS / "real_documents.yaml", True),
@@ -213,15 +223,9 @@ def retrieval(manual: Path, rapidocr_manual: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for name, paths, questions, with_rapidocr in sets:
             for engine in ("text layer", "rapidocr") if with_rapidocr else ("text layer",):
-                saved = resilient.why_unusable
-                if engine == "rapidocr":
-                    resilient.why_unusable = lambda page: "benchmark: RapidOCR reads every page"
-                try:
-                    workdir = Path(tmp) / f"{name}-{engine.replace(' ', '-')}"
-                    config = bench.ingest(paths, workdir, name, None)
-                    scores = bench.evaluate(config, questions)
-                finally:
-                    resilient.why_unusable = saved
+                workdir = Path(tmp) / f"{name}-{engine.replace(' ', '-')}"
+                config = ingest(paths, workdir, name, text_layer=engine == "text layer")
+                scores = bench.evaluate(config, questions)
                 out[f"{name}, {engine}"] = {mode: {k: v for k, v in scores[mode].items() if k != "misses@5"}
                                             for mode in ("dense", "hybrid")}
                 out[f"{name}, {engine}"]["questions"] = scores["questions"]

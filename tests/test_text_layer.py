@@ -263,7 +263,7 @@ def test_the_reader_reads_born_digital_pages_from_the_layer_and_says_so(tmp_path
     from lightocr_ingest import LightOnOCRReader
     from tests.documents import one_column_pdf
 
-    reader = LightOnOCRReader(ocr_engine="cpu", ocr_cache_dir=None)
+    reader = LightOnOCRReader(ocr_engine="cpu")
     documents = reader.load_data(one_column_pdf(tmp_path / "one.pdf", pages=2))
     assert [d.metadata["ocr_engine"] for d in documents] == [TEXT_LAYER_ENGINE] * 2
     assert documents[1].text.startswith("# Quarterly Report on Water Quality 2")
@@ -363,3 +363,37 @@ def test_no_word_of_the_layer_is_lost_whatever_the_layout(words):
         if kind in "\n" + markdown:
             event(f"made {kind.strip()}")
     assert lost_words(words, markdown) == []
+
+
+def test_the_text_layer_can_be_switched_off_and_never_applies_with_a_model_server():
+    """``ocr.text_layer: false`` (reader ``text_layer=False``): RapidOCR reads every page; with a
+    model server the text layer is only ever a fallback."""
+    from lightocr_ingest import LightOnOCRReader
+    from lightocr_ingest.ocr.engine import EngineSettings, create_engine
+    from lightocr_ingest.pipeline import parse_config
+    from lightocr_ingest.pipeline.build import make_reader
+
+    async def first(settings):
+        engine = create_engine(settings)
+        try:
+            return engine.text_layer_first
+        finally:
+            await engine.aclose()
+
+    assert asyncio.run(first(EngineSettings(kind="cpu", cache_dir=None))) is True
+    assert asyncio.run(first(EngineSettings(kind="cpu", cache_dir=None, text_layer=False))) is False
+    off = make_reader(parse_config({"ocr": {"engine": "cpu", "text_layer": False, "cache_dir": None}}))
+    assert off.engine_settings().text_layer is False
+    assert LightOnOCRReader(ocr_engine="cpu").engine_settings().text_layer is True
+
+
+def test_a_model_server_reads_every_page_itself(tmp_path):
+    """With vLLM the text-layer reader is not used: born-digital pages go to the model."""
+    from lightocr_ingest import LightOnOCRReader
+    from lightocr_ingest.testing import FakeVLLMServer
+    from tests.documents import one_column_pdf
+
+    with FakeVLLMServer(responder=lambda request: "# From the model\n\nThe model read this page.") as server:
+        reader = LightOnOCRReader(ocr_engine="vllm", ocr_url=server.url)
+        (document,) = reader.load_data(one_column_pdf(tmp_path / "one.pdf"))
+    assert document.metadata["ocr_engine"] == "vllm" and document.text.startswith("# From the model")

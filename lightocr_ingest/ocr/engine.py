@@ -51,6 +51,7 @@ class EngineSettings:
     fallbacks: tuple[str, ...] = FALLBACKS
     cache_dir: str | None = None  # OCR cache folder ("auto": the user's cache folder); None: no cache
     wait_for_server_s: float = 0.0  # engine "vllm": how long to wait for the server to answer at start
+    text_layer: bool = True  # the CPU engine reads born-digital pages from their text layer
 
 
 def _probe_until(url: str, api_key: str | None, wait_s: float) -> list[str]:
@@ -140,7 +141,7 @@ def create_engine(settings: EngineSettings) -> ResilientEngine:
                               page_deadline_s=settings.page_deadline_s))
     return ResilientEngine(primary, cache=open_cache(settings.cache_dir),
                            retry_temperatures=settings.retry_temperatures, fallbacks=settings.fallbacks,
-                           cpu_engine_factory=CpuEngine, text_layer_first=kind == "cpu")
+                           cpu_engine_factory=CpuEngine, text_layer_first=kind == "cpu" and settings.text_layer)
 
 
 def open_cache(setting: str | None) -> OcrCache | None:

@@ -76,6 +76,9 @@ class OcrConfig(_Section):
     wait_for_server_s: float = Field(default=0.0, ge=0, description="engine vllm: wait for the server to come up.")
     detect_rotation: bool = Field(default=True, description=(
         "Turn pages lying sideways or upside down upright before OCR (text layer, else an embedded classifier)."))
+    text_layer: bool = Field(default=True, description=(
+        "CPU engine: read born-digital pages from their own text layer (milliseconds a page, columns in order, "
+        "headings); false: RapidOCR reads every page from its image. No effect with a model server."))
     max_failed_share: float = Field(default=0.1, ge=0, le=1,
                                     description="A file with a larger share of failed pages is failed as a whole.")
 
