@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 # The stages a run reports. Embedding is not among them: torch does it in its own threads,
 # which the calling thread's clock does not see (it is in the run's "process" total).
-STAGES = ("open", "render", "words", "orient", "encode", "requests", "postprocess", "reread", "locate", "chunking", "upsert")
+STAGES = ("open", "render", "words", "orient", "encode", "requests", "layout", "postprocess", "reread", "locate",
+          "chunking", "upsert")
 
 
 @dataclass

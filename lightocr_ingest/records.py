@@ -23,6 +23,7 @@ OcrStatus = Literal["ok", "retried", "fallback_text_layer", "fallback_cpu", "fai
 FIXED_PITCH, ITALIC = 1, 64
 INVISIBLE = 1 << 16  # drawn invisibly: the OCR text a scanner lays over its scan
 SOFT_HYPHEN = 1 << 17  # the word was broken across lines at a hyphen (written "-" in ``text``)
+ROTATED = 1 << 18  # runs another way than most of the page's text (a stamp up the margin)
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,7 +39,7 @@ class PageWords:
     boxes: np.ndarray  # float32 (words, 4): the box of word i of ``text.split()``
     # float32 (words, 3), text layers read for the text-layer engine only: the font size (pt),
     # weight (400 regular, 700 bold; <= 0 unknown) and flags (the PDF font flags: FIXED_PITCH,
-    # ITALIC; and INVISIBLE, SOFT_HYPHEN) of each word's first character. None: not read.
+    # ITALIC; and INVISIBLE, SOFT_HYPHEN, ROTATED) of each word's first character. None: not read.
     styles: np.ndarray | None = None
 
     def __len__(self) -> int:

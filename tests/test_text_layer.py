@@ -238,6 +238,24 @@ def test_an_invisible_ocr_layer_over_a_scan_is_not_read(tmp_path):
     assert "invisible" in why_unusable(page)
 
 
+def test_a_table_of_contents_and_a_nearly_empty_page_are_read_from_the_layer(tmp_path):
+    """Dot leaders are not the symbols of a font without a Unicode map; a born-digital page
+    with only a figure number has no scan under it to read."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(612, 792))
+    pdf.set_font("Helvetica", size=10)
+    pdf.add_page()
+    for i in range(30):
+        pdf.text(72, 80 + 14 * i, f"{i + 1} Chapter {i + 1} " + ". " * 40 + f"{10 * i + 3}")
+    pdf.add_page()
+    pdf.text(300, 760, "17")
+    path = tmp_path / "contents.pdf"
+    pdf.output(str(path))
+    assert why_unusable(styled_page(path, 1)) is None
+    assert why_unusable(styled_page(path, 2)) is None and read_text_layer(styled_page(path, 2)).markdown == "17"
+
+
 def test_a_visible_stamp_on_a_scan_does_not_stand_for_the_page(tmp_path):
     page = styled_page(scan_pdf(tmp_path, stamp="Received 2024-03-01 by the records office, Bates 000123"))
     assert page.image_share > 0.95 and why_unusable(page).startswith("a scan")
@@ -397,3 +415,35 @@ def test_a_model_server_reads_every_page_itself(tmp_path):
         reader = LightOnOCRReader(ocr_engine="vllm", ocr_url=server.url)
         (document,) = reader.load_data(one_column_pdf(tmp_path / "one.pdf"))
     assert document.metadata["ocr_engine"] == "vllm" and document.text.startswith("# From the model")
+
+
+def test_the_run_report_counts_pages_by_what_read_them(tmp_path):
+    """A folder of a born-digital PDF and a scan: the report says which engine read how many
+    pages, and each stored chunk says it too."""
+    from lightocr_ingest.pipeline import Ingestor, parse_config
+    from lightocr_ingest.store import make_client
+    from tests.documents import as_scan, one_column_pdf
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    one_column_pdf(folder / "typeset.pdf", pages=2)
+    as_scan(one_column_pdf(tmp_path / "printed.pdf"), folder / "scanned.pdf", dpi=100)
+    for leftover in folder.glob("*.png"):
+        leftover.unlink()
+    config = parse_config({"ocr": {"engine": "cpu", "cache_dir": None},
+                           "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "mixed"}})
+    ingestor = Ingestor(config)
+    try:
+        report = ingestor.run([str(folder)])
+    finally:
+        ingestor.close()
+    assert report.totals()["pages_by_engine"] == {"cpu": 1, TEXT_LAYER_ENGINE: 2}
+    client = make_client(str(tmp_path / "qdrant"))
+    try:
+        points, _ = client.scroll("mixed", limit=100, with_payload=True)
+    finally:
+        client.close()
+    engines = {(p.payload["file_name"], p.payload["ocr_engine"]) for p in points}
+    assert engines == {("typeset.pdf", TEXT_LAYER_ENGINE), ("scanned.pdf", "cpu")}
+    # regions from the same words the Markdown was made of
+    assert {p.payload["bbox_source"] for p in points if p.payload["file_name"] == "typeset.pdf"} == {"text_layer"}

@@ -26,6 +26,8 @@ def print_summary(report) -> None:
     if len(problems) > MAX_PAGE_LINES:
         stderr.print(f"  ... {len(problems) - MAX_PAGE_LINES} more pages (--report FILE lists them all)")
     by_status = ", ".join(f"{n} {s}" for s, n in totals["pages_by_status"].items() if n)
+    if len(totals["pages_by_engine"]) > 1 or "pdf-text-layer" in totals["pages_by_engine"]:
+        by_status += "; read by " + ", ".join(f"{n} {e}" for e, n in sorted(totals["pages_by_engine"].items()))
     stderr.print(
         f"pages seen {totals['pages_seen']} = ingested {totals['pages_ingested']} + failed {totals['pages_failed']}"
         f"{' (' + by_status + ')' if by_status else ''}; {totals['pages_from_cache']} from the OCR cache, "

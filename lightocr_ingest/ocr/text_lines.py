@@ -24,7 +24,7 @@ from statistics import median
 
 import numpy as np
 
-from ..records import FIXED_PITCH, ITALIC, SOFT_HYPHEN, PageWords
+from ..records import FIXED_PITCH, ITALIC, ROTATED, SOFT_HYPHEN, PageWords
 
 SEGMENT_GAP = 1.0  # ems: a wider space between two words on a line is a gutter or a table's column gap
 MIN_GUTTER = 0.8  # ems of white between columns (LaTeX's two-column gap is 1-2 ems; word spaces 0.3)
@@ -45,6 +45,7 @@ class Word:
     mono: bool
     italic: bool
     hyphen: bool  # the word was broken across lines at a hyphen
+    rotated: bool = False  # runs another way than the page's text
 
 
 @dataclass
@@ -122,7 +123,7 @@ def words_of(layer: PageWords) -> list[Word]:
         size = size if size > 0 else height / 1.2  # a size PDFium could not tell: from the box
         bits = int(flags)
         words.append(Word(text, tuple(box), size, bool(weight >= BOLD_WEIGHT), bool(bits & FIXED_PITCH),
-                          bool(bits & ITALIC), bool(bits & SOFT_HYPHEN)))
+                          bool(bits & ITALIC), bool(bits & SOFT_HYPHEN), bool(bits & ROTATED)))
     return words
 
 
@@ -248,5 +249,17 @@ def reading_order(segments: list[Segment], page_width: float) -> list[Line]:
 
 
 def page_lines(layer: PageWords, page_width: float) -> list[Line]:
-    """A text layer's lines in reading order."""
-    return reading_order(segments_of(words_of(layer)), page_width)
+    """A text layer's lines in reading order; text that runs another way than the page's (a
+    stamp up the margin, a running head on a landscape page) after them, a line for each run
+    of it in the order it was drawn, so that it never cuts into the page's lines."""
+    words = words_of(layer)
+    lines = reading_order(segments_of([w for w in words if not w.rotated]), page_width)
+    run: list[Word] = []
+    for word in words + [None]:
+        if word is not None and word.rotated:
+            run.append(word)
+        elif run:
+            segment = Segment(run)
+            lines.append(Line([segment], segment.x0, segment.x1))
+            run = []
+    return lines

@@ -12,11 +12,12 @@ that does not start at the origin come out as the page is shown.
 from __future__ import annotations
 
 import ctypes
+import math
 import re
 
 import numpy as np
 
-from ..records import FIXED_PITCH, INVISIBLE, SOFT_HYPHEN, PageWords
+from ..records import FIXED_PITCH, INVISIBLE, ROTATED, SOFT_HYPHEN, PageWords
 
 # A word ends at white space or just after a soft hyphen: PDFium writes a hyphen that breaks a
 # word across lines as U+FFFE (or \x02) with no line break after it, so "Se-/bastian" would
@@ -24,8 +25,8 @@ from ..records import FIXED_PITCH, INVISIBLE, SOFT_HYPHEN, PageWords
 _SOFT_HYPHENS = "\ufffe\x02"
 _WORD = re.compile(r"[^\s\ufffe\x02]+[\ufffe\x02]?|[\ufffe\x02]")
 DEVICE_SCALE = 100  # PageToDevice answers in whole device pixels: 100 per point keeps 0.01 pt
-# Font facts asked of each word's first character (``PageWords.styles``): the text-layer engine
-# tells headings, code and hidden text by them. Four PDFium calls a word, about 2 ms a dense page.
+# Font facts asked of each word's first character (``PageWords.styles``), once per text object:
+# the text-layer engine tells headings, code and hidden text by them.
 FONT_FLAGS_KEPT = 0xFFFF  # the PDF font descriptor's flags (FixedPitch 1, Italic 64, ...)
 FONT_NAME_BYTES = 64  # font names are short ("ABCDEF+CMTT10"); a longer one is cut, harmlessly
 _TYPEWRITER = re.compile(rb"mono|courier|consol|cmtt|sftt|txtt|lmtt|inconsolata|menlo|typewriter|code", re.I)
@@ -67,8 +68,9 @@ def text_layer_words(page, textpage, text: str, width: float, height: float,
     chars = _char_text(raw, textpage.raw, count, text)
     rect = raw.FS_RECTF()
     corners: list[tuple[float, float, float, float]] = []
-    fonts: list[tuple[float, float, int]] = []
+    fonts: list[tuple[float, float, int, int]] = []
     name = ctypes.create_string_buffer(FONT_NAME_BYTES)
+    known_fonts: dict = {}  # text object -> its font facts
     out: list[str] = []
     previous_end = None
     for match in _WORD.finditer(chars):
@@ -90,7 +92,7 @@ def text_layer_words(page, textpage, text: str, width: float, height: float,
         out.append(word[:-1] + "-" if word[-1] in _SOFT_HYPHENS else word)
         corners.append(box)
         if styles:
-            fonts.append(_font_of(raw, textpage.raw, start, word[-1] in _SOFT_HYPHENS, name))
+            fonts.append(_font_of(raw, textpage.raw, start, word[-1] in _SOFT_HYPHENS, name, known_fonts))
         previous_end = end
     if not corners:
         return None
@@ -105,27 +107,47 @@ def text_layer_words(page, textpage, text: str, width: float, height: float,
     # them) but their boxes are held to the page's edge.
     boxes = np.clip(boxes, 0.0, [width, height, width, height])
     return PageWords("text_layer", "".join(out), boxes.astype(np.float32),
-                     np.asarray(fonts, dtype=np.float32).reshape(-1, 3) if styles else None)
+                     _mark_rotated(fonts, "".join(out).split()) if styles else None)
 
 
-def _font_of(raw, textpage, index: int, soft_hyphen: bool, name) -> tuple[float, float, int]:
-    """(size in points, weight, flags) of the character at ``index``: the PDF font flags (and
+def _font_of(raw, textpage, index: int, soft_hyphen: bool, name, known: dict) -> tuple[float, float, int, int]:
+    """(size in points, weight, flags, quarter turns it runs at; -1: unknown) of the character at ``index``: the PDF font flags (and
     FIXED_PITCH for a typewriter font by its name: TeX's fonts do not set the flag), plus
     ``INVISIBLE`` for text drawn invisibly (an OCR layer laid over a scan) and ``SOFT_HYPHEN``
-    for a word PDFium found broken across lines."""
-    flags = ctypes.c_int()
-    raw.FPDFText_GetFontInfo(textpage, index, name, FONT_NAME_BYTES, ctypes.byref(flags))
-    bits = flags.value & FONT_FLAGS_KEPT
-    if _TYPEWRITER.search(name.value):
-        bits |= FIXED_PITCH
+    for a word PDFium found broken across lines. Asked once per text object (``known``): the
+    words of one object share its font, and a page has a few hundred objects for a thousand
+    words."""
     text_object = raw.FPDFText_GetTextObject(textpage, index)
-    if text_object and raw.FPDFTextObj_GetTextRenderMode(text_object) == raw.FPDF_TEXTRENDERMODE_INVISIBLE:
-        bits |= INVISIBLE
-    if soft_hyphen:
-        bits |= SOFT_HYPHEN
-    weight = 700 if _BOLD.search(name.value) else 400 if _NOT_BOLD.search(name.value) else \
-        raw.FPDFText_GetFontWeight(textpage, index)
-    return raw.FPDFText_GetFontSize(textpage, index), weight, bits
+    key = ctypes.cast(text_object, ctypes.c_void_p).value if text_object else None
+    font = known.get(key) if key is not None else None
+    if font is None:
+        flags = ctypes.c_int()
+        raw.FPDFText_GetFontInfo(textpage, index, name, FONT_NAME_BYTES, ctypes.byref(flags))
+        bits = flags.value & FONT_FLAGS_KEPT
+        if _TYPEWRITER.search(name.value):
+            bits |= FIXED_PITCH
+        if text_object and raw.FPDFTextObj_GetTextRenderMode(text_object) == raw.FPDF_TEXTRENDERMODE_INVISIBLE:
+            bits |= INVISIBLE
+        weight = 700 if _BOLD.search(name.value) else 400 if _NOT_BOLD.search(name.value) else \
+            raw.FPDFText_GetFontWeight(textpage, index)
+        angle = raw.FPDFText_GetCharAngle(textpage, index)  # radians; -1: no direction (a space)
+        turn = round(math.degrees(angle) / 90) % 4 if angle >= 0 else -1
+        font = (raw.FPDFText_GetFontSize(textpage, index), weight, bits, turn)
+        if key is not None:
+            known[key] = font
+    return (font[0], font[1], font[2] | SOFT_HYPHEN, font[3]) if soft_hyphen else font
+
+
+def _mark_rotated(fonts: list[tuple], texts: list[str]) -> np.ndarray:
+    """The styles array, with ``ROTATED`` on words that run another way than most of the
+    page's characters (an arXiv stamp up the margin, a running head on a landscape page)."""
+    votes = [0, 0, 0, 0]
+    for (_, _, _, turn), text in zip(fonts, texts):
+        if turn >= 0:
+            votes[turn] += len(text)
+    main = int(np.argmax(votes))
+    return np.asarray([(size, weight, bits | (ROTATED if turn >= 0 and turn != main else 0))
+                       for (size, weight, bits, turn) in fonts], dtype=np.float32).reshape(-1, 3)
 
 
 def image_share(page, width: float, height: float) -> float:

@@ -80,6 +80,8 @@ class RunReport:
             "pages_ingested": len(pages) - failed,
             "pages_failed": failed,
             "pages_by_status": by_status,
+            # what read them: vllm, cpu (RapidOCR), pdf-text-layer (the CPU engine's or the fallback)
+            "pages_by_engine": sum_counts([{p.engine: 1} for p in pages if p.status != "failed" and p.engine]),
             "pages_from_cache": sum(p.cached for p in pages),
             "ocr_requests": sum(p.attempts for p in pages if not p.cached),
             "output_tokens": sum(p.output_tokens or 0 for p in pages if not p.cached),
