@@ -35,6 +35,7 @@ _BULLET = re.compile(r"^(?:[\u2022\u25e6\u25aa\u25ab\u2023\u2219\u00b7\u25cf\u25
                      r"|[*\u2013\u2014-]\s+)(\S.*)$")
 _ENUMERATOR = re.compile(r"^(\d{1,3}[.)])\s+(\S.*)$")
 _NUMBERED_HEADING = re.compile(r"^(\d+(\.\d+)*\.?|[IVXL]+\.|[A-Z]\.|Appendix\s+[A-Z0-9]+\.?)\s+\S")
+_LINE_NUMBER = re.compile(r"^\d{1,4}$")  # a listing's numbered lines
 _CAPTION = re.compile(r"^(Fig(ure)?|Table|Listing|Algorithm)\.?\s*[\dIVX]", re.I)
 _MARKDOWN_START = re.compile(r"^(#{1,6}(\s|$)|[>+*-](\s|$)|\d+[.)](\s|$)|[=_]{3,}|`{3}|~{3}|\||<)")
 
@@ -86,6 +87,20 @@ def _continues_heading(heading: _Block, line: Line, em: float, leading: float) -
     return (len(heading.lines) < MAX_HEADING_LINES[heading.level == 1] and abs(line.size - last.size) <= 0.5 and len(line.words) <= HEADING_MAX_WORDS
             and abs(line.share("bold") - last.share("bold")) < 0.2 and line.y0 > last.y0
             and line.y0 - last.y1 < leading + PARAGRAPH_GAP * em)
+
+
+def _is_code(line: Line) -> bool:
+    """A line of a program listing: set in a fixed-pitch font, but for its line number."""
+    words = [w for w in line.words if not _LINE_NUMBER.match(w.text)]
+    if not words:
+        return False
+    total = sum(len(w.text) for w in words)
+    return sum(len(w.text) for w in words if w.mono) >= 0.9 * total
+
+
+def _is_numbered_code(line: Line) -> bool:
+    """A listing's numbered line: its number, then code (not a table's first column)."""
+    return bool(_LINE_NUMBER.match(line.words[0].text)) and len(line.words) > 1 and _is_code(line)
 
 
 def _starts_paragraph(previous: Line, line: Line, em: float, leading: float) -> bool:
@@ -160,9 +175,9 @@ def blocks_of(lines: list[Line]) -> list[_Block]:
     index = 0
     while index < len(lines):
         line = lines[index]
-        if len(line.segments) > 1:  # a table's rows follow one another, each in several segments
+        if len(line.segments) > 1 and not _is_numbered_code(line):  # a table's rows, each in several segments
             end = index
-            while end < len(lines) and len(lines[end].segments) > 1:
+            while end < len(lines) and len(lines[end].segments) > 1 and not _is_numbered_code(lines[end]):
                 end += 1
             rows = _table_rows(lines[index:end], em) if end - index >= MIN_TABLE_ROWS else None
             if rows is not None:
@@ -176,9 +191,10 @@ def blocks_of(lines: list[Line]) -> list[_Block]:
             previous.lines.append(line)  # a heading set on two lines
         elif level:
             blocks.append(_Block("heading", [line], level=level))
-        elif line.share("mono") >= 0.9:
+        elif _is_code(line) or (previous and previous.kind == "code" and _LINE_NUMBER.match(line.text)
+                                and line.y0 > previous.lines[-1].y0):
             if previous and previous.kind == "code" and line.y0 > previous.lines[-1].y0:
-                previous.lines.append(line)
+                previous.lines.append(line)  # a listing's next line (an empty one shows its number only)
             else:
                 blocks.append(_Block("code", [line]))
         elif _BULLET.match(line.text) or _ENUMERATOR.match(line.text):
