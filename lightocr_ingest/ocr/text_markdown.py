@@ -35,6 +35,7 @@ _BULLET = re.compile(r"^(?:[\u2022\u25e6\u25aa\u25ab\u2023\u2219\u00b7\u25cf\u25
                      r"|[*\u2013\u2014-]\s+)(\S.*)$")
 _ENUMERATOR = re.compile(r"^(\d{1,3}[.)])\s+(\S.*)$")
 _NUMBERED_HEADING = re.compile(r"^(\d+(\.\d+)*\.?|[IVXL]+\.|[A-Z]\.|Appendix\s+[A-Z0-9]+\.?)\s+\S")
+_PAGE_NUMBERED = re.compile(r"^\d{1,4}\s|\s\d{1,4}$")  # a line that starts or ends with a page number
 _LINE_NUMBER = re.compile(r"^\d{1,4}$")  # a listing's numbered lines
 _CAPTION = re.compile(r"^(Fig(ure)?|Table|Listing|Algorithm)\.?\s*[\dIVX]", re.I)
 _MARKDOWN_START = re.compile(r"^(#{1,6}(\s|$)|[>+*-](\s|$)|\d+[.)](\s|$)|[=_]{3,}|`{3}|~{3}|\||<)")
@@ -153,6 +154,11 @@ def heading_levels(lines: list[Line], body: float) -> list[int]:
     heading runs (``MAX_HEADING_LINES``) is a paragraph set larger or bolder than the page's
     body text (an introduction at 11 pt on a page whose abstract is at 10), not headings."""
     levels = [heading_level(line, body) for line in lines]
+    if lines:  # a running head with its page number ("6 K. T. Smith"): furniture, not a heading
+        top, bottom = min(line.y0 for line in lines), max(line.y1 for line in lines)
+        for number, line in enumerate(lines):
+            if levels[number] and (line.y0 <= top + 1 or line.y1 >= bottom - 1) and _PAGE_NUMBERED.search(line.text):
+                levels[number] = 0
     start = 0
     for end in range(1, len(lines) + 1):
         if end < len(lines) and levels[end] and levels[end] == levels[start] and \
