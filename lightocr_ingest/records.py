@@ -101,8 +101,8 @@ class PageImage:
     page_height: float
     image_width: int  # pixels of the rendered image sent to the model (after ``rotation``)
     image_height: int
-    png: bytes
-    pixels_sha256: str  # hash of the PNG, which depends only on the pixels: the key of identical pages
+    png: bytes  # empty for a page the CPU engine reads from its text layer: it was not rendered
+    pixels_sha256: str  # hash of the PNG, which depends only on the pixels: the key of identical pages ("": none)
     text_layer: str | None = None  # the PDF's own text, kept for fallbacks and checks
     text_words: PageWords | None = None  # the text layer's words with their boxes (page points)
     image_share: float | None = None  # of the page's area under images; None: not measured (see text_words)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -230,7 +231,17 @@ def scan_pdf(tmp_path, invisible_text: str | None = None, stamp: str | None = No
 
 
 def test_a_scan_without_a_layer_goes_to_the_cpu_ocr(tmp_path):
-    assert why_unusable(styled_page(scan_pdf(tmp_path))) == "no text layer"
+    page = styled_page(scan_pdf(tmp_path))
+    assert why_unusable(page) == "no text layer" and page.png  # rendered, for RapidOCR
+
+
+def test_a_page_read_from_its_layer_is_not_rendered_unless_it_must_be_turned(tmp_path):
+    from tests.documents import one_column_pdf
+
+    page = styled_page(one_column_pdf(tmp_path / "one.pdf"))
+    assert page.png == b"" and (page.image_width, page.image_height) == (1089, 1540)  # A4 as it would be rendered
+    with DocumentSource(tmp_path / "one.pdf", text_words=True) as source:  # for vLLM: rendered as always
+        assert source.render_page(1).png
 
 
 def test_an_invisible_ocr_layer_over_a_scan_is_not_read(tmp_path):
@@ -302,10 +313,17 @@ def test_a_layout_that_fails_falls_back_to_the_cpu_ocr(tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(resilient, "read_text_layer", broken)
     engine = resilient.ResilientEngine(FakeCpu(), text_layer_first=True)
-    page = styled_page(one_column_pdf(tmp_path / "one.pdf"))
-    result = asyncio.run(engine.ocr(page))
+    with DocumentSource(one_column_pdf(tmp_path / "one.pdf"), text_words="styled", detect_rotation=False) as source:
+        page = source.render_page(1)
+    assert page.png == b""  # its layer stands for it: not rendered
+    result = asyncio.run(engine.ocr(page))  # no image to read: the layer's plain text, said
+    assert result.status == "fallback_text_layer" and "Quarterly Report on Water Quality" in result.markdown
+    assert "one.pdf, page 1: using the PDF's text layer (text layer not laid out (IndexError" in caplog.text
+    rendered = replace(page, png=b"png bytes")  # a page that was rendered (the classifier turned it): RapidOCR
+    result = asyncio.run(engine.ocr(rendered))
     assert (result.engine, result.markdown) == ("cpu", "read by the image")
-    assert "one.pdf, page 1: text layer not read (IndexError: list index out of range)" in caplog.text
+    assert "one.pdf, page 1: text layer not laid out (IndexError: list index out of range); reading the page " \
+           "image instead" in caplog.text
 
 
 # -- no word lost, whatever the layout (property) ----------------------------------------------

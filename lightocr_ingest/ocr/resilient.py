@@ -107,8 +107,10 @@ class ResilientEngine:
             try:
                 return await asyncio.to_thread(read_text_layer, page)
             except Exception as exc:  # a layout this module cannot make sense of: the page is still read
-                log.warning("%s, page %d: text layer not read (%s: %s); reading the page image instead",
-                            page.source.path, page.page, type(exc).__name__, exc)
+                why = f"text layer not laid out ({type(exc).__name__}: {exc})"
+                if not page.png:  # not rendered (its layer stood for it): its plain text, in PDFium's order
+                    return await self._fall_back(page, 0, why, allow_cpu=False)
+                log.warning("%s, page %d: %s; reading the page image instead", page.source.path, page.page, why)
         key = self.key(page)
         while True:
             if self.cache is not None:  # again after a twin that ended without an answer: it may have kept one

@@ -35,7 +35,7 @@ _BULLET = re.compile(r"^(?:[\u2022\u25e6\u25aa\u25ab\u2023\u2219\u00b7\u25cf\u25
                      r"|[*\u2013\u2014-]\s+)(\S.*)$")
 _ENUMERATOR = re.compile(r"^(\d{1,3}[.)])\s+(\S.*)$")
 _NUMBERED_HEADING = re.compile(r"^(\d+(\.\d+)*\.?|[IVXL]+\.|[A-Z]\.|Appendix\s+[A-Z0-9]+\.?)\s+\S")
-_PAGE_NUMBERED = re.compile(r"^\d{1,4}\s|\s\d{1,4}$")  # a line that starts or ends with a page number
+_PAGE_NUMBER = re.compile(r"^(\d{1,4}|[ivxlc]{1,6})$")
 _LINE_NUMBER = re.compile(r"^\d{1,4}$")  # a listing's numbered lines
 _CAPTION = re.compile(r"^(Fig(ure)?|Table|Listing|Algorithm)\.?\s*[\dIVX]", re.I)
 _MARKDOWN_START = re.compile(r"^(#{1,6}(\s|$)|[>+*-](\s|$)|\d+[.)](\s|$)|[=_]{3,}|`{3}|~{3}|\||<)")
@@ -66,7 +66,7 @@ def heading_level(line: Line, body: float) -> int:
     letters = sum(c.isalpha() for c in text)
     if (len(words) > HEADING_MAX_WORDS or letters < 2 or letters < 0.5 * len(text.replace(" ", ""))
             or line.share("mono") > 0.5 or _CAPTION.match(text) or text[0].islower() or line.words[-1].hyphen
-            or _BULLET.match(text)):
+            or _BULLET.match(text) or line.words[0].rotated):
         return 0
     ratio = line.size / body
     for at_least, level in HEADING_RATIOS:
@@ -154,10 +154,12 @@ def heading_levels(lines: list[Line], body: float) -> list[int]:
     heading runs (``MAX_HEADING_LINES``) is a paragraph set larger or bolder than the page's
     body text (an introduction at 11 pt on a page whose abstract is at 10), not headings."""
     levels = [heading_level(line, body) for line in lines]
-    if lines:  # a running head with its page number ("6 K. T. Smith"): furniture, not a heading
+    if lines:  # a running head with its page number set apart ("6     K. T. Smith"): furniture, not a heading
         top, bottom = min(line.y0 for line in lines), max(line.y1 for line in lines)
         for number, line in enumerate(lines):
-            if levels[number] and (line.y0 <= top + 1 or line.y1 >= bottom - 1) and _PAGE_NUMBERED.search(line.text):
+            ends = (line.segments[0].words, line.segments[-1].words)
+            if levels[number] and (line.y0 <= top + 1 or line.y1 >= bottom - 1) and len(line.segments) > 1 and \
+                    any(len(end) == 1 and _PAGE_NUMBER.match(end[0].text) for end in ends):
                 levels[number] = 0
     start = 0
     for end in range(1, len(lines) + 1):

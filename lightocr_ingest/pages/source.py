@@ -42,6 +42,7 @@ from .orientation import NOT_JUDGED, Orientation, classify, from_text_layer, tur
 from .pixels import _fitted_size, _scale_to_fit, fit, grey_if_possible, to_model_mode
 from .png import encode_png
 from .selection import parse_page_selection
+from .layer_check import why_unusable
 from .words import image_share, text_layer_words
 
 log = logging.getLogger("lightocr_ingest")
@@ -75,6 +76,22 @@ def _page_record(source: SourceFile, page: int, label: str, size_pt: tuple[float
         rotation=orientation.rotation,
         rotation_confidence=orientation.confidence,
     )
+
+
+def _unrendered_record(source: SourceFile, page: int, label: str, size_pt: tuple[float, float], longest_side: int,
+                       text_layer: str, words: PageWords | None, orientation: Orientation | None,
+                       image_share: float | None) -> PageImage:
+    """A page read from its text layer, with no image: ``png`` is empty, and the image size is
+    the one the page would have been rendered at."""
+    scale = _scale_to_fit(size_pt[0], size_pt[1], longest_side, allow_upscale=True)
+    width, height = max(1, round(size_pt[0] * scale)), max(1, round(size_pt[1] * scale))
+    orientation = orientation or NOT_JUDGED
+    if orientation.rotation in (90, 270):
+        width, height = height, width
+    return PageImage(source=source, page=page, label=label, page_width=round(size_pt[0], 2),
+                     page_height=round(size_pt[1], 2), image_width=width, image_height=height, png=b"",
+                     pixels_sha256="", text_layer=text_layer or None, text_words=words, image_share=image_share,
+                     rotation=orientation.rotation, rotation_confidence=orientation.confidence)
 
 
 class DocumentSource:
@@ -230,6 +247,9 @@ class DocumentSource:
     def _render_pdf_page(self, number: int) -> PageImage:
         with stage_cpu("render"):
             width, height, bitmap, text_layer, label, words, orientation, images = self._rasterise_pdf_page(number)
+        if bitmap is None:  # read from its text layer: no image is needed
+            return _unrendered_record(self.source, number, label, (width, height), self.longest_side, text_layer,
+                                      words, orientation, images)
         try:
             with stage_cpu("render"):
                 pixels = _bitmap_pixels(bitmap)  # a view of the buffer the bitmap was drawn into
@@ -256,30 +276,27 @@ class DocumentSource:
 
     def _rasterise_pdf_page(self, number: int) -> tuple[float, float, Any, str, str, PageWords | None,
                                                          Orientation | None, float | None]:
+        """The page's size, bitmap (None: not rendered, its text layer stands for it), text,
+        label, words, orientation (None: the classifier must tell) and share under images."""
         import pypdfium2.raw as pdfium_raw
 
         with PDFIUM_LOCK:
             page = self._pdf[number - 1]
+            bitmap = None
             try:
                 width, height = page.get_size()
                 if width <= 0 or height <= 0:
                     raise InputError(self.path, f"page has an empty size ({width} x {height} pt)", page=number)
-                scale = _scale_to_fit(width, height, self.longest_side, allow_upscale=True)
-                bitmap = page.render(scale=scale, may_draw_forms=True, rev_byteorder=True)  # RGB, not BGR
-            except BaseException:
-                page.close()
-                raise
-            try:
                 textpage = page.get_textpage()
                 text_layer = textpage.get_text_range()
                 words, images = None, None
-                if self.text_words == "styled":  # the CPU engine judges whether the page is a scan by it
+                styled = self.text_words == "styled"
+                if styled:  # the CPU engine judges whether the page is a scan by it
                     images = image_share(page, width, height)
                 if self.text_words and text_layer.strip():
                     with stage_cpu("words"):
                         try:
-                            words = text_layer_words(page, textpage, text_layer, width, height,
-                                                     styles=self.text_words == "styled")
+                            words = text_layer_words(page, textpage, text_layer, width, height, styles=styled)
                         except Exception as exc:  # boxes are extra: never lose the page's text for them
                             log.warning("%s, page %d: text layer boxes unreadable (%s: %s); its chunks get "
                                         "no text-layer regions", self.path, number, type(exc).__name__, exc)
@@ -289,8 +306,15 @@ class DocumentSource:
                         orientation = from_text_layer(pdfium_raw, textpage.raw, page.get_rotation())
                 textpage.close()
                 label = self._pdf.get_page_label(number - 1) or str(number)
+                # The CPU engine reads a page whose layer stands for it from the layer: rendering it
+                # (two thirds of its cost) would be wasted. A page the classifier must turn is rendered.
+                if not (styled and (orientation is not None or not self.detect_rotation)
+                        and why_unusable(words, images) is None):
+                    scale = _scale_to_fit(width, height, self.longest_side, allow_upscale=True)
+                    bitmap = page.render(scale=scale, may_draw_forms=True, rev_byteorder=True)  # RGB, not BGR
             except BaseException:
-                bitmap.close()  # here, under the lock, not later by the garbage collector in any thread
+                if bitmap is not None:
+                    bitmap.close()  # here, under the lock, not later by the garbage collector in any thread
                 raise
             finally:
                 page.close()

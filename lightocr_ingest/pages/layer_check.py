@@ -1,0 +1,53 @@
+"""Whether a PDF page's text layer can stand for the page: the CPU engine then reads the page
+from it (``ocr/text_layer``), and the page need not even be rendered (``source``); otherwise
+RapidOCR reads the page's image.
+
+Judged from the words and fonts read while the page is open, and the share of the page under
+images: no decision here needs the pixels.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import numpy as np
+
+from ..records import INVISIBLE, PageWords
+
+MIN_CHARS = 20  # visible characters: fewer are too few to judge a layer's characters by
+MAX_BROKEN_SHARE = 0.05  # of characters: replacement, private-use or control characters (no ToUnicode map)
+MIN_ALNUM_SHARE = 0.5  # of characters: letters and digits; a layer of "!#$%&" is a font without a map
+LEADERS = ".\u2026\u00b7_-"  # a table of contents' dot leaders are not symbols
+SCAN_IMAGE_SHARE = 0.5  # a page this much under images, ...
+SCAN_MAX_CHARS = 200  # ... with fewer visible word characters, is a scan with a stamp or a typed header
+_WORD = re.compile(r"\w")
+
+
+def content_chars(text: str) -> int:
+    """Word characters in ``text`` (as ``ocr.runaway`` counts them)."""
+    return len(_WORD.findall(text))
+
+
+def why_unusable(words: PageWords | None, image_share: float | None) -> str | None:
+    """Why a page's text layer (``words`` read with their styles, and the share of the page
+    under images) cannot stand for the page (then RapidOCR reads it), or None."""
+    if words is None or words.styles is None or not len(words):
+        return "no text layer"
+    visible = (words.styles[:, 2].astype(np.int64) & INVISIBLE) == 0
+    if not visible.any():
+        return "its text is invisible: an OCR layer laid over a scan"
+    shown = "".join(t for t, v in zip(words.text.split(), visible) if v)
+    shown = shown.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")  # pairs PDFium gave in halves
+    characters = content_chars(shown)
+    if (image_share or 0.0) >= SCAN_IMAGE_SHARE and characters < SCAN_MAX_CHARS:
+        return f"a scan: images cover {image_share:.0%} of the page and its text layer holds little text"
+    if len(shown) < MIN_CHARS:  # a figure, a blank page with its number: too little to judge, and to lose
+        return None
+    broken = sum(1 for c in shown if c == "\ufffd" or unicodedata.category(c) in ("Co", "Cc", "Cs"))
+    if broken > MAX_BROKEN_SHARE * len(shown):
+        return "the layer's characters are unreadable (a font without a Unicode map)"
+    judged = [c for c in shown if c not in LEADERS]
+    if sum(c.isalnum() for c in judged) < MIN_ALNUM_SHARE * len(judged):
+        return "the layer is mostly symbols (a font without a Unicode map)"
+    return None
