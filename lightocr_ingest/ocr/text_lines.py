@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from statistics import median
 
 import numpy as np
@@ -102,7 +103,7 @@ class Line:
         total = sum(len(w.text) for w in self.words)
         return sum(len(w.text) for w in self.words if getattr(w, attribute)) / max(1, total)
 
-    @property
+    @cached_property
     def size(self) -> float:
         """The font size most of the line's characters are set in."""
         weights: dict[float, int] = {}
@@ -173,6 +174,18 @@ def _gutters(segments: list[Segment], min_width: float) -> list[tuple[float, flo
     return gaps
 
 
+def _covered(spans: list[list[float]], gutter: float) -> list[list[float]]:
+    """Horizontal spans joined where less than ``gutter`` apart: what is left between them are
+    gutters (as ``_gutters`` finds them)."""
+    runs: list[list[float]] = []
+    for x0, x1 in sorted(spans):
+        if runs and x0 - runs[-1][1] < gutter:
+            runs[-1][1] = max(runs[-1][1], x1)
+        else:
+            runs.append([x0, x1])
+    return runs
+
+
 def _em(segments: list[Segment]) -> float:
     return median(w.size for s in segments for w in s.words)
 
@@ -200,10 +213,11 @@ def _justified(side: list[Segment]) -> bool:
     return sum(s.x1 >= edge - em for s in side) >= JUSTIFIED_SHARE * len(side)
 
 
-def _column_cut(segments: list[Segment], page_width: float) -> tuple[list[Segment], list[Segment]] | None:
-    """The segments cut into a left and a right column at the widest gutter that parts two
-    columns of prose, or None."""
-    for x0, x1 in sorted(_gutters(segments, MIN_GUTTER * _em(segments)), key=lambda g: g[0] - g[1]):
+def _column_cut(segments: list[Segment], page_width: float,
+                gutter: float) -> tuple[list[Segment], list[Segment]] | None:
+    """The segments cut into a left and a right column at the widest gap of at least
+    ``gutter`` points that parts two columns of prose, or None."""
+    for x0, x1 in sorted(_gutters(segments, gutter), key=lambda g: g[0] - g[1]):
         cut = (x0 + x1) / 2
         left = [s for s in segments if s.x1 <= cut]
         right = [s for s in segments if s.x0 >= cut]
@@ -228,17 +242,22 @@ def reading_order(segments: list[Segment], page_width: float) -> list[Line]:
     """The page's lines in reading order (see the module's docstring)."""
     if not segments:
         return []
+    gutter = MIN_GUTTER * _em(segments)  # the same em for every group: the page's (or the column's) text
     groups: list[list[Segment]] = []
+    covered: list[list[float]] = []  # the last group's extent across the page, as runs parted by gutters
     for band in _bands(segments):
-        if groups:
-            merged = groups[-1] + band
-            if _gutters(merged, MIN_GUTTER * _em(merged)) and _gutters(groups[-1], MIN_GUTTER * _em(groups[-1])):
-                groups[-1] = merged
+        runs = _covered([[s.x0, s.x1] for s in band], gutter)
+        if groups and len(covered) > 1:
+            merged = _covered(covered + runs, gutter)
+            if len(merged) > 1:  # a gutter runs through both: one group
+                groups[-1].extend(band)
+                covered = merged
                 continue
         groups.append(list(band))
+        covered = runs
     lines: list[Line] = []
     for group in groups:
-        cut = _column_cut(group, page_width) if len(group) > 2 else None
+        cut = _column_cut(group, page_width, gutter) if len(group) > 2 else None
         if cut is not None and len(cut[0]) + len(cut[1]) == len(group):
             lines.extend(reading_order(cut[0], page_width))
             lines.extend(reading_order(cut[1], page_width))
