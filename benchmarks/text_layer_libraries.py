@@ -82,6 +82,7 @@ def pdfplumber(path: Path, pages: int) -> list[str]:
 
 
 def docling_parse(path: Path, pages: int) -> list[str]:
+    from docling_core.types.doc.page import TextCellUnit
     from docling_parse.pdf_parser import DoclingPdfParser
 
     document = DoclingPdfParser().load(str(path))
@@ -89,7 +90,8 @@ def docling_parse(path: Path, pages: int) -> list[str]:
     for number, page in document.iterate_pages():
         if number > pages:
             break
-        out.append("\n".join(page.export_to_textlines(add_fontkey=False, add_fontname=False)))
+        out.append("\n".join(page.export_to_textlines(TextCellUnit.LINE, add_location=False, add_fontname=False,
+                                                       add_text_direction=False)))
     return out
 
 
