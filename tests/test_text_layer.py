@@ -456,6 +456,7 @@ def test_the_run_report_counts_pages_by_what_read_them(tmp_path):
     finally:
         ingestor.close()
     assert report.totals()["pages_by_engine"] == {"cpu": 1, TEXT_LAYER_ENGINE: 2}
+    assert report.totals()["ocr_requests"] == 1  # the scan's; a layer read sends none
     client = make_client(str(tmp_path / "qdrant"))
     try:
         points, _ = client.scroll("mixed", limit=100, with_payload=True)

@@ -37,4 +37,4 @@ def read_text_layer(page: PageImage) -> OcrResult:
     with stage_cpu("layout"):
         markdown = lines_markdown(page_lines(page.text_words, page.page_width))
     return OcrResult(markdown=markdown, engine=TEXT_LAYER_ENGINE, model=TEXT_LAYER_MODEL, finish_reason="stop",
-                     latency_s=time.perf_counter() - started)
+                     latency_s=time.perf_counter() - started, attempts=0)  # no OCR request was sent
