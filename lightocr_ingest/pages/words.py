@@ -67,7 +67,9 @@ def text_layer_words(page, textpage, text: str, width: float, height: float,
         return None
     chars = _char_text(raw, textpage.raw, count, text)
     rect = raw.FS_RECTF()
-    corners: list[tuple[float, float, float, float]] = []
+    char_box = raw.FPDFText_GetLooseCharBox  # bound once: a dense page asks 2,000 times
+    handle = textpage.raw
+    corners: list[tuple[float, float, float, float, float, float, float, float]] = []  # first and last char
     fonts: list[tuple[float, float, int, int]] = []
     name = ctypes.create_string_buffer(FONT_NAME_BYTES)
     known_fonts: dict = {}  # text object -> its font facts
@@ -75,27 +77,25 @@ def text_layer_words(page, textpage, text: str, width: float, height: float,
     previous_end = None
     for match in _WORD.finditer(chars):
         start, end = match.span()
-        box = None
-        for index in (start, end - 1):
-            if not raw.FPDFText_GetLooseCharBox(textpage.raw, index, rect):
-                continue
-            left, right = min(rect.left, rect.right), max(rect.left, rect.right)
-            bottom, top = min(rect.bottom, rect.top), max(rect.bottom, rect.top)
-            box = (left, bottom, right, top) if box is None else (
-                min(box[0], left), min(box[1], bottom), max(box[2], right), max(box[3], top))
-        if box is None:
+        first = (rect.left, rect.right, rect.bottom, rect.top) if char_box(handle, start, rect) else None
+        last = first if end - 1 == start else \
+            (rect.left, rect.right, rect.bottom, rect.top) if char_box(handle, end - 1, rect) else None
+        if first is None and last is None:
             continue
+        corners.append((first or last) + (last or first))
         if out:
             gap = chars[previous_end:start]
             out.append("\n" if "\n" in gap or "\r" in gap or chars[previous_end - 1] in _SOFT_HYPHENS else " ")
         word = match.group()
         out.append(word[:-1] + "-" if word[-1] in _SOFT_HYPHENS else word)
-        corners.append(box)
         if styles:
-            fonts.append(_font_of(raw, textpage.raw, start, word[-1] in _SOFT_HYPHENS, name, known_fonts))
+            fonts.append(_font_of(raw, handle, start, word[-1] in _SOFT_HYPHENS, name, known_fonts))
         previous_end = end
     if not corners:
         return None
+    edges = np.asarray(corners, dtype=np.float64).reshape(-1, 2, 4)  # word, char, (left, right, bottom, top)
+    corners = np.stack([edges[:, :, 0:2].min(axis=(1, 2)), edges[:, :, 2:4].min(axis=(1, 2)),
+                        edges[:, :, 0:2].max(axis=(1, 2)), edges[:, :, 2:4].max(axis=(1, 2))], axis=1)
     affine = _page_to_points(raw, page.raw, width, height)
     user = np.asarray(corners, dtype=np.float64)
     xs = np.stack([user[:, 0], user[:, 2], user[:, 0], user[:, 2]], axis=1)
