@@ -249,9 +249,9 @@ def test_an_invisible_ocr_layer_over_a_scan_is_not_read(tmp_path):
     assert "invisible" in why_unusable(page)
 
 
-def test_a_table_of_contents_and_a_nearly_empty_page_are_read_from_the_layer(tmp_path):
-    """Dot leaders are not the symbols of a font without a Unicode map; a born-digital page
-    with only a figure number has no scan under it to read."""
+def test_a_table_of_contents_is_read_from_the_layer_and_a_page_number_alone_is_not(tmp_path):
+    """Dot leaders are not the symbols of a font without a Unicode map; a page whose layer holds
+    only its number may show its text as a picture or as outlines: RapidOCR reads its image."""
     from fpdf import FPDF
 
     pdf = FPDF(unit="pt", format=(612, 792))
@@ -264,7 +264,37 @@ def test_a_table_of_contents_and_a_nearly_empty_page_are_read_from_the_layer(tmp
     path = tmp_path / "contents.pdf"
     pdf.output(str(path))
     assert why_unusable(styled_page(path, 1)) is None
-    assert why_unusable(styled_page(path, 2)) is None and read_text_layer(styled_page(path, 2)).markdown == "17"
+    number_only = styled_page(path, 2)
+    assert why_unusable(number_only) == "too little text in the layer" and number_only.png
+
+
+def test_a_page_lying_sideways_is_read_from_its_image_upright(tmp_path):
+    """The layout reads lines as they run across the page: a page whose text runs up it is
+    rendered, turned upright, and read by RapidOCR."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(595, 842))
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=11)
+    with pdf.rotation(90, x=297, y=421):
+        for row in range(20):
+            pdf.text(80, 250 + 16 * row, sentence(row))
+    path = tmp_path / "sideways.pdf"
+    pdf.output(str(path))
+    page = styled_page(path)
+    assert page.rotation == 90 and page.png and why_unusable(page) == "the page is turned 90 degrees to be read"
+
+
+def test_a_font_size_scaled_by_the_text_matrix_is_taken_from_the_box():
+    """"1 Tf" with a 10x text matrix: PDFium says 1 pt; the words' boxes say 10. Read at 1 pt,
+    every word space would be a column gap."""
+    from lightocr_ingest.ocr.text_lines import words_of
+
+    text = " ".join(["river"] * 8)
+    boxes = np.asarray([[72 + 30 * i, 100, 97 + 30 * i, 112] for i in range(8)], np.float32)
+    layer = PageWords("text_layer", text, boxes, np.tile([[1, 400, 0]], (8, 1)).astype(np.float32))
+    assert {round(w.size) for w in words_of(layer)} == {10}
+    assert lines_markdown(page_lines(layer, 612)) == text
 
 
 def test_a_visible_stamp_on_a_scan_does_not_stand_for_the_page(tmp_path):
@@ -318,7 +348,7 @@ def test_a_layout_that_fails_falls_back_to_the_cpu_ocr(tmp_path, monkeypatch, ca
     assert page.png == b""  # its layer stands for it: not rendered
     result = asyncio.run(engine.ocr(page))  # no image to read: the layer's plain text, said
     assert result.status == "fallback_text_layer" and "Quarterly Report on Water Quality" in result.markdown
-    assert "one.pdf, page 1: using the PDF's text layer (text layer not laid out (IndexError" in caplog.text
+    assert "one.pdf, page 1: using the PDF's text layer as it is (text layer not laid out (IndexError" in caplog.text
     rendered = replace(page, png=b"png bytes")  # a page that was rendered (the classifier turned it): RapidOCR
     result = asyncio.run(engine.ocr(rendered))
     assert (result.engine, result.markdown) == ("cpu", "read by the image")
@@ -373,6 +403,7 @@ def lost_words(words: PageWords, markdown: str) -> list[str]:
     layer = words.text.split()
     hyphens = (words.styles[:, 2].astype(int) & SOFT_HYPHEN) != 0
     suffixes: Counter = Counter()  # second halves of mended words, still to be matched
+    list_marks = sum(line.startswith("- ") for line in markdown.split("\n"))  # bullets they may stand for
     lost = []
     for i, word in enumerate(layer):
         mended = [m for m in have if have[m] and hyphens[i] and len(m) > len(word) - 1
@@ -384,8 +415,8 @@ def lost_words(words: PageWords, markdown: str) -> list[str]:
             have[word] -= 1
         elif suffixes[word] > 0:
             suffixes[word] -= 1
-        elif word in ("-", "\u2022", "*") and "- " in markdown:
-            continue
+        elif word in ("-", "\u2022", "*") and list_marks > 0:
+            list_marks -= 1
         else:
             lost.append(word)
     return lost

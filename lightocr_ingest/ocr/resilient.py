@@ -103,14 +103,22 @@ class ResilientEngine:
 
     async def ocr(self, page: PageImage) -> OcrResult:
         """Never raises for a page's own trouble: the result's ``status`` says what happened."""
-        if self.text_layer_first and why_unusable(page) is None:
+        # A page that was not rendered (its layer stands for it) is read from its layer whatever
+        # engine this is (a Ray actor may have found a server the driver did not): it has no image.
+        if (self.text_layer_first or not page.png) and why_unusable(page) is None:
             try:
                 return await asyncio.to_thread(read_text_layer, page)
             except Exception as exc:  # a layout this module cannot make sense of: the page is still read
                 why = f"text layer not laid out ({type(exc).__name__}: {exc})"
-                if not page.png:  # not rendered (its layer stood for it): its plain text, in PDFium's order
-                    return await self._fall_back(page, 0, why, allow_cpu=False)
+                if not page.png:  # no image to read: its plain text, in PDFium's order
+                    log.warning("%s, page %d: using the PDF's text layer as it is (%s)", page.source.path,
+                                page.page, why)
+                    return OcrResult(markdown=text_layer_markdown(page.text_layer or ""), engine="pdf-text-layer",
+                                     model="pdfium", finish_reason=None, attempts=0, status="fallback_text_layer",
+                                     error=why)
                 log.warning("%s, page %d: %s; reading the page image instead", page.source.path, page.page, why)
+        if not page.png:  # cannot happen from this package's sources; never sent, never keyed on ""
+            return self._failed(page, 0, "the page was not rendered and its text layer cannot be read")
         key = self.key(page)
         while True:
             if self.cache is not None:  # again after a twin that ended without an answer: it may have kept one

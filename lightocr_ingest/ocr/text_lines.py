@@ -121,7 +121,10 @@ def words_of(layer: PageWords) -> list[Word]:
     words = []
     for text, box, (size, weight, flags) in zip(texts, layer.boxes.tolist(), styles.tolist()):
         height = box[3] - box[1]
-        size = size if size > 0 else height / 1.2  # a size PDFium could not tell: from the box
+        # PDFium's size is the Tf operand: "1 Tf" scaled by a 10x text matrix says 1. A size far
+        # under what the word's box shows (ascent to descent, about 1.2 ems) is taken from the box.
+        if not size > 0.5 * height / 1.2:
+            size = max(height / 1.2, 1.0)
         bits = int(flags)
         words.append(Word(text, tuple(box), size, bool(weight >= BOLD_WEIGHT), bool(bits & FIXED_PITCH),
                           bool(bits & ITALIC), bool(bits & SOFT_HYPHEN), bool(bits & ROTATED)))

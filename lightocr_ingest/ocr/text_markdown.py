@@ -56,7 +56,7 @@ def body_size(lines: list[Line]) -> float:
         for word in line.words:
             key = round(word.size * 2) / 2
             weights[key] = weights.get(key, 0) + len(word.text)
-    return max(weights, key=weights.get) if weights else 10.0
+    return max(max(weights, key=weights.get), 1.0) if weights else 10.0
 
 
 def heading_level(line: Line, body: float) -> int:
@@ -242,8 +242,8 @@ def _escaped(text: str) -> str:
 
 def _code(lines: list[Line]) -> str:
     """Fixed-pitch lines as a fenced block, indents kept in characters."""
-    chars = [(w.box[2] - w.box[0]) / len(w.text) for line in lines for w in line.words if w.text]
-    width = median(chars) if chars else 6.0
+    chars = [(w.box[2] - w.box[0]) / len(w.text) for line in lines for w in line.words if w.text and w.box[2] > w.box[0]]
+    width = median(chars) if chars else 6.0  # boxes held to the page's edge can be empty
     left = min(line.x0 for line in lines)
     text = "\n".join(" " * int(round((line.x0 - left) / width)) + line.text for line in lines)
     fence = "~~~" if "```" in text else "```"

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..records import INVISIBLE, PageWords
 
-MIN_CHARS = 20  # visible characters: fewer are too few to judge a layer's characters by
+MIN_CHARS = 20  # visible word characters: fewer (a page number) may stand for a picture of text
 MAX_BROKEN_SHARE = 0.05  # of characters: replacement, private-use or control characters (no ToUnicode map)
 MIN_ALNUM_SHARE = 0.5  # of characters: letters and digits; a layer of "!#$%&" is a font without a map
 LEADERS = ".\u2026\u00b7_-"  # a table of contents' dot leaders are not symbols
@@ -42,11 +42,11 @@ def why_unusable(words: PageWords | None, image_share: float | None) -> str | No
     characters = content_chars(shown)
     if (image_share or 0.0) >= SCAN_IMAGE_SHARE and characters < SCAN_MAX_CHARS:
         return f"a scan: images cover {image_share:.0%} of the page and its text layer holds little text"
-    if len(shown) < MIN_CHARS:  # a figure, a blank page with its number: too little to judge, and to lose
-        return None
     broken = sum(1 for c in shown if c == "\ufffd" or unicodedata.category(c) in ("Co", "Cc", "Cs"))
-    if broken > MAX_BROKEN_SHARE * len(shown):
+    if len(shown) >= MIN_CHARS and broken > MAX_BROKEN_SHARE * len(shown):
         return "the layer's characters are unreadable (a font without a Unicode map)"
+    if characters < MIN_CHARS:  # a page number, a label: the page's text may be in a picture or in outlines
+        return "too little text in the layer"
     judged = [c for c in shown if c not in LEADERS]
     if sum(c.isalnum() for c in judged) < MIN_ALNUM_SHARE * len(judged):
         return "the layer is mostly symbols (a font without a Unicode map)"

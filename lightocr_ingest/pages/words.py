@@ -122,6 +122,7 @@ def _font_of(raw, textpage, index: int, soft_hyphen: bool, name, known: dict) ->
     font = known.get(key) if key is not None else None
     if font is None:
         flags = ctypes.c_int()
+        name.value = b""  # a font PDFium cannot name must not take the last one's name
         raw.FPDFText_GetFontInfo(textpage, index, name, FONT_NAME_BYTES, ctypes.byref(flags))
         bits = flags.value & FONT_FLAGS_KEPT
         if _TYPEWRITER.search(name.value):
@@ -151,15 +152,29 @@ def _mark_rotated(fonts: list[tuple], texts: list[str]) -> np.ndarray:
 
 
 def image_share(page, width: float, height: float) -> float:
-    """The share of the page's area under image objects (a scan is one image over the page),
-    overlaps counted twice, at most 1."""
+    """The share of the page's area under images (a scan is one image over the page), overlaps
+    counted twice, at most 1. An image inside a form XObject (a scan wrapped in one) counts the
+    form's bounds."""
     import pypdfium2.raw as raw
 
     left, bottom, right, top = (ctypes.c_float() for _ in range(4))
     area = 0.0
     for index in range(raw.FPDFPage_CountObjects(page.raw)):
         item = raw.FPDFPage_GetObject(page.raw, index)
-        if raw.FPDFPageObj_GetType(item) == raw.FPDF_PAGEOBJ_IMAGE and raw.FPDFPageObj_GetBounds(
-                item, ctypes.byref(left), ctypes.byref(bottom), ctypes.byref(right), ctypes.byref(top)):
+        kind = raw.FPDFPageObj_GetType(item)
+        if (kind == raw.FPDF_PAGEOBJ_IMAGE or (kind == raw.FPDF_PAGEOBJ_FORM and _holds_image(raw, item))) and \
+                raw.FPDFPageObj_GetBounds(item, ctypes.byref(left), ctypes.byref(bottom), ctypes.byref(right),
+                                          ctypes.byref(top)):
             area += max(0.0, right.value - left.value) * max(0.0, top.value - bottom.value)
     return min(1.0, area / max(1.0, width * height))
+
+
+def _holds_image(raw, form, depth: int = 0) -> bool:
+    """A form XObject holds an image, at any depth (up to 8: a loop of forms is cut there)."""
+    for index in range(raw.FPDFFormObj_CountObjects(form)):
+        item = raw.FPDFFormObj_GetObject(form, index)
+        kind = raw.FPDFPageObj_GetType(item)
+        if kind == raw.FPDF_PAGEOBJ_IMAGE or (kind == raw.FPDF_PAGEOBJ_FORM and depth < 8
+                                              and _holds_image(raw, item, depth + 1)):
+            return True
+    return False
