@@ -497,3 +497,31 @@ def test_the_run_report_counts_pages_by_what_read_them(tmp_path):
     assert engines == {("typeset.pdf", TEXT_LAYER_ENGINE), ("scanned.pdf", "cpu")}
     # regions from the same words the Markdown was made of
     assert {p.payload["bbox_source"] for p in points if p.payload["file_name"] == "typeset.pdf"} == {"text_layer"}
+
+
+def test_a_scan_wrapped_in_a_form_xobject_is_still_a_scan(tmp_path):
+    """Some tools draw the scanned image inside a form XObject (``/Fm1 Do``), with a stamp on
+    top: the image under the form counts, so RapidOCR reads the page."""
+    import ctypes
+
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as raw
+
+    source = pdfium.PdfDocument(str(scan_pdf(tmp_path)))
+    wrapped = pdfium.PdfDocument.new()
+    page = wrapped.new_page(612, 792)
+    xobject = raw.FPDF_NewXObjectFromPage(wrapped.raw, source.raw, 0)
+    raw.FPDFPage_InsertObject(page.raw, raw.FPDF_NewFormObjectFromXObject(xobject))
+    stamp = raw.FPDFPageObj_CreateTextObj(wrapped.raw, raw.FPDFText_LoadStandardFont(wrapped.raw, b"Helvetica"), 9.0)
+    text = "Received 2024-03-01 by the records office, Bates 000123\0".encode("utf-16-le")
+    raw.FPDFText_SetText(stamp, ctypes.cast(ctypes.c_char_p(text), ctypes.POINTER(raw.FPDF_WCHAR)))
+    raw.FPDFPageObj_Transform(stamp, 1, 0, 0, 1, 400, 20)
+    raw.FPDFPage_InsertObject(page.raw, stamp)
+    raw.FPDFPage_GenerateContent(page.raw)
+    raw.FPDF_CloseXObject(xobject)
+    wrapped.save(str(tmp_path / "wrapped.pdf"))
+    for document in (wrapped, source):
+        document.close()
+    page = styled_page(tmp_path / "wrapped.pdf")
+    assert "Bates 000123" in page.text_layer and page.image_share > 0.95
+    assert why_unusable(page).startswith("a scan") and page.png
