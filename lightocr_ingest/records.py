@@ -19,7 +19,7 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1; origin at the top-lef
 OcrStatus = Literal["ok", "retried", "fallback_text_layer", "fallback_cpu", "failed"]
 
 
-# Bits of ``PageWords.styles[:, 2]``: the PDF font descriptor's own, then two of ours.
+# Bits of ``PageWords.styles[:, 2]``: the PDF font descriptor's own, then three of ours.
 FIXED_PITCH, ITALIC = 1, 64
 INVISIBLE = 1 << 16  # drawn invisibly: the OCR text a scanner lays over its scan
 SOFT_HYPHEN = 1 << 17  # the word was broken across lines at a hyphen (written "-" in ``text``)

@@ -8,6 +8,7 @@ import os
 from rich.table import Table
 
 from ..console import common_folder, shorten_middle, stderr
+from ..ocr.text_layer import TEXT_LAYER_ENGINE
 from ..pipeline.report import PAGE_STATUSES
 
 MAX_FILES_IN_COMMAND = 10  # beyond this a re-run command is unreadable; the same command does it anyway
@@ -26,7 +27,7 @@ def print_summary(report) -> None:
     if len(problems) > MAX_PAGE_LINES:
         stderr.print(f"  ... {len(problems) - MAX_PAGE_LINES} more pages (--report FILE lists them all)")
     by_status = ", ".join(f"{n} {s}" for s, n in totals["pages_by_status"].items() if n)
-    if len(totals["pages_by_engine"]) > 1 or "pdf-text-layer" in totals["pages_by_engine"]:
+    if len(totals["pages_by_engine"]) > 1 or TEXT_LAYER_ENGINE in totals["pages_by_engine"]:
         by_status += "; read by " + ", ".join(f"{n} {e}" for e, n in sorted(totals["pages_by_engine"].items()))
     stderr.print(
         f"pages seen {totals['pages_seen']} = ingested {totals['pages_ingested']} + failed {totals['pages_failed']}"

@@ -35,7 +35,7 @@ from .cache import CACHEABLE, OcrCache, cache_key
 from .postprocess import text_layer_markdown
 from .retry import PageClock
 from .runaway import Verdict, best_of, content_chars, judge
-from .text_layer import read_text_layer, why_unusable
+from .text_layer import TEXT_LAYER_ENGINE, read_text_layer, why_unusable
 from .vllm import RequestsFailed, VLLMEngine
 
 log = logging.getLogger("lightocr_ingest")
@@ -113,9 +113,7 @@ class ResilientEngine:
                 if not page.png:  # no image to read: its plain text, in PDFium's order
                     log.warning("%s, page %d: using the PDF's text layer as it is (%s)", page.source.path,
                                 page.page, why)
-                    return OcrResult(markdown=text_layer_markdown(page.text_layer or ""), engine="pdf-text-layer",
-                                     model="pdfium", finish_reason=None, attempts=0, status="fallback_text_layer",
-                                     error=why)
+                    return _plain_text_layer(page, 0, why)
                 log.warning("%s, page %d: %s; reading the page image instead", page.source.path, page.page, why)
         if not page.png:  # cannot happen from this package's sources; never sent, never keyed on ""
             return self._failed(page, 0, "the page was not rendered and its text layer cannot be read")
@@ -217,8 +215,7 @@ class ResilientEngine:
     async def _fall_back(self, page: PageImage, requests: int, why: str, allow_cpu: bool = True) -> OcrResult:
         if "text_layer" in self.fallbacks and page.text_layer and content_chars(page.text_layer) >= MIN_TEXT_LAYER_CHARS:
             log.warning("%s, page %d: using the PDF's text layer (%s)", page.source.path, page.page, why)
-            return OcrResult(markdown=text_layer_markdown(page.text_layer), engine="pdf-text-layer", model="pdfium",
-                             finish_reason=None, attempts=requests, status="fallback_text_layer", error=why)
+            return _plain_text_layer(page, requests, why)
         if "cpu" in self.fallbacks and allow_cpu and self._cpu_factory is not None:
             try:
                 if self._cpu is None:
@@ -235,6 +232,12 @@ class ResilientEngine:
         log.error("%s, page %d: OCR failed: %s", page.source.path, page.page, why)
         return OcrResult(markdown="", engine=self.name, model=self.model or "", attempts=requests,
                          status="failed", error=why)
+
+
+def _plain_text_layer(page: PageImage, requests: int, why: str) -> OcrResult:
+    """The page's text layer as PDFium orders it, when nothing better could read the page."""
+    return OcrResult(markdown=text_layer_markdown(page.text_layer or ""), engine=TEXT_LAYER_ENGINE, model="pdfium",
+                     finish_reason=None, attempts=requests, status="fallback_text_layer", error=why)
 
 
 def _describe_problem(verdict: Verdict, completion) -> str:

@@ -27,12 +27,8 @@ TEXT_LAYER_MODEL = "pdfium-layout"  # words, fonts and positions from PDFium, la
 
 
 def why_unusable(page: PageImage) -> str | None:
-    """Why ``page``'s text layer cannot stand for the page (then RapidOCR reads it), or None. A
-    page that lies sideways or upside down is read from its image, turned upright: the layout
-    reads lines as they run across the page."""
-    if page.rotation:
-        return f"the page is turned {page.rotation} degrees to be read"
-    return layer_check.why_unusable(page.text_words, page.image_share)
+    """Why ``page``'s text layer cannot stand for the page (then RapidOCR reads it), or None."""
+    return layer_check.why_unusable(page.text_words, page.image_share, page.rotation)
 
 
 def read_text_layer(page: PageImage) -> OcrResult:

@@ -29,9 +29,13 @@ def content_chars(text: str) -> int:
     return len(_WORD.findall(text))
 
 
-def why_unusable(words: PageWords | None, image_share: float | None) -> str | None:
-    """Why a page's text layer (``words`` read with their styles, and the share of the page
-    under images) cannot stand for the page (then RapidOCR reads it), or None."""
+def why_unusable(words: PageWords | None, image_share: float | None, rotation: int = 0) -> str | None:
+    """Why a page's text layer (``words`` read with their styles, the share of the page under
+    images, the degrees it is turned to be read) cannot stand for the page (then RapidOCR reads
+    it), or None. A page that lies sideways or upside down is read from its image, turned
+    upright: the layout reads lines as they run across the page."""
+    if rotation:
+        return f"the page is turned {rotation} degrees to be read"
     if words is None or words.styles is None or not len(words):
         return "no text layer"
     visible = (words.styles[:, 2].astype(np.int64) & INVISIBLE) == 0

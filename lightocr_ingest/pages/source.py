@@ -307,11 +307,10 @@ class DocumentSource:
                 textpage.close()
                 label = self._pdf.get_page_label(number - 1) or str(number)
                 # The CPU engine reads a page whose layer stands for it from the layer: rendering it
-                # (two thirds of its cost) would be wasted. A page that lies sideways or upside down
-                # (or that the classifier must judge) is rendered and read from its image.
-                if not (styled and (orientation is not None or not self.detect_rotation)
-                        and (orientation is None or orientation.rotation == 0)
-                        and why_unusable(words, images) is None):
+                # (two thirds of its cost) would be wasted. A page the classifier must judge is rendered.
+                judged = orientation is not None or not self.detect_rotation
+                if not (styled and judged and why_unusable(words, images, orientation.rotation if orientation else 0)
+                        is None):
                     scale = _scale_to_fit(width, height, self.longest_side, allow_upscale=True)
                     bitmap = page.render(scale=scale, may_draw_forms=True, rev_byteorder=True)  # RGB, not BGR
             except BaseException:

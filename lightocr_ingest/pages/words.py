@@ -94,10 +94,9 @@ def text_layer_words(page, textpage, text: str, width: float, height: float,
     if not corners:
         return None
     edges = np.asarray(corners, dtype=np.float64).reshape(-1, 2, 4)  # word, char, (left, right, bottom, top)
-    corners = np.stack([edges[:, :, 0:2].min(axis=(1, 2)), edges[:, :, 2:4].min(axis=(1, 2)),
-                        edges[:, :, 0:2].max(axis=(1, 2)), edges[:, :, 2:4].max(axis=(1, 2))], axis=1)
+    user = np.stack([edges[:, :, 0:2].min(axis=(1, 2)), edges[:, :, 2:4].min(axis=(1, 2)),
+                     edges[:, :, 0:2].max(axis=(1, 2)), edges[:, :, 2:4].max(axis=(1, 2))], axis=1)
     affine = _page_to_points(raw, page.raw, width, height)
-    user = np.asarray(corners, dtype=np.float64)
     xs = np.stack([user[:, 0], user[:, 2], user[:, 0], user[:, 2]], axis=1)
     ys = np.stack([user[:, 1], user[:, 1], user[:, 3], user[:, 3]], axis=1)
     px = affine[0, 0] * xs + affine[0, 1] * ys + affine[0, 2]
@@ -111,12 +110,12 @@ def text_layer_words(page, textpage, text: str, width: float, height: float,
 
 
 def _font_of(raw, textpage, index: int, soft_hyphen: bool, name, known: dict) -> tuple[float, float, int, int]:
-    """(size in points, weight, flags, quarter turns it runs at; -1: unknown) of the character at ``index``: the PDF font flags (and
-    FIXED_PITCH for a typewriter font by its name: TeX's fonts do not set the flag), plus
-    ``INVISIBLE`` for text drawn invisibly (an OCR layer laid over a scan) and ``SOFT_HYPHEN``
-    for a word PDFium found broken across lines. Asked once per text object (``known``): the
-    words of one object share its font, and a page has a few hundred objects for a thousand
-    words."""
+    """(size in points, weight, flags, quarter turns it runs at; -1: unknown) of the character
+    at ``index``: the PDF font flags (and FIXED_PITCH for a typewriter font by its name: TeX's
+    fonts do not set the flag), plus ``INVISIBLE`` for text drawn invisibly (an OCR layer laid
+    over a scan) and ``SOFT_HYPHEN`` for a word PDFium found broken across lines. Asked once per
+    text object (``known``): words drawn by one object share its font (pdfTeX draws most words
+    as objects of their own, so this saves little there)."""
     text_object = raw.FPDFText_GetTextObject(textpage, index)
     key = ctypes.cast(text_object, ctypes.c_void_p).value if text_object else None
     font = known.get(key) if key is not None else None

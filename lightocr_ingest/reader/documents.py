@@ -59,7 +59,8 @@ def page_document(page: PageImage, result: OcrResult | BaseException | None, ext
         ocr_lines = page.lines_in_points(result.text_boxes, "ocr_lines")
     layout = PageLayout(
         figures=tuple(PlacedFigure(f.ref, page.to_page_points(f.box) if f.box else None) for f in result.figures),
-        text_layer=page.text_words if regions != "off" else None, ocr_lines=ocr_lines, locate_s=located[1] if located else 0.0,
+        text_layer=page.text_words if regions != "off" else None, ocr_lines=ocr_lines,
+        locate_s=located[1] if located else 0.0,
         blocks=tuple(replace(block, box=page.to_page_points(block.box)) for block in result.blocks))
     return PageDocument(
         id_=page_document_id(page.source.sha256, page.page),
