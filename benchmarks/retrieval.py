@@ -44,15 +44,19 @@ MANUAL_PACKAGE = "yosys-doc"  # Debian bookworm's yosys-doc 0.23-6 holds /usr/sh
 
 
 def fetch_manual() -> Path:
-    target = CACHE / "yosys" / "manual.pdf"
+    return fetch_from_debian(MANUAL_PACKAGE, "usr/share/doc/yosys/manual.pdf", CACHE / "yosys" / "manual.pdf")
+
+
+def fetch_from_debian(package: str, inside: str, target: Path) -> Path:
+    """``target``, copied once from the file ``inside`` Debian's ``package`` (``apt-get download``)."""
     if target.exists():
         return target
     work = Path(tempfile.mkdtemp())
-    subprocess.run(["apt-get", "download", MANUAL_PACKAGE], cwd=work, check=True, capture_output=True)
+    subprocess.run(["apt-get", "download", package], cwd=work, check=True, capture_output=True)
     deb = next(work.glob("*.deb"))
     subprocess.run(["dpkg", "-x", str(deb), str(work / "x")], check=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(work / "x/usr/share/doc/yosys/manual.pdf", target)
+    shutil.copy(work / "x" / inside, target)
     shutil.rmtree(work)
     return target
 
@@ -71,10 +75,13 @@ def text_layer_answers(paths: list[Path]) -> dict[str, str]:
     return answers
 
 
-def ingest(paths: list[Path], workdir: Path, name: str, url: str | None) -> dict:
+def ingest(paths: list[Path], workdir: Path, name: str, url: str | None, text_layer: bool = True) -> dict:
+    """Ingest ``paths`` through the vLLM server at ``url``, or the CPU engine (``text_layer``:
+    born-digital pages from their layer; False: RapidOCR reads every page)."""
     from lightocr_ingest.pipeline import Ingestor, parse_config
 
-    ocr = {"engine": "vllm", "url": url, "cache_dir": None} if url else {"engine": "cpu", "cache_dir": None}
+    ocr = {"engine": "vllm", "url": url, "cache_dir": None} if url else \
+        {"engine": "cpu", "cache_dir": None, "text_layer": text_layer}
     config = parse_config({"ocr": ocr, "qdrant": {"path": str(workdir / "qdrant"), "collection": name},
                            "retrieval": {"mode": "hybrid"}})
     ingestor = Ingestor(config)

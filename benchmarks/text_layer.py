@@ -40,9 +40,7 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,26 +51,19 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 CACHE = Path.home() / ".cache" / "lightocr-ingest"
 REAL = REPO / "tests" / "real_documents"
-PACKAGES = {  # name -> (Debian package, path inside it)
-    "manual.pdf": ("yosys-doc", "usr/share/doc/yosys/manual.pdf"),
-    "presentation.pdf": ("yosys-doc", "usr/share/doc/yosys/presentation.pdf"),
-    "strucplot.pdf": ("r-cran-vcd", "usr/lib/R/site-library/vcd/doc/strucplot.pdf"),
-    "zoo.pdf": ("r-cran-zoo", "usr/lib/R/site-library/zoo/doc/zoo.pdf"),
+PACKAGES = {  # name -> (Debian package, path inside it, folder under CACHE: retrieval.py's for the manual)
+    "manual.pdf": ("yosys-doc", "usr/share/doc/yosys/manual.pdf", "yosys"),
+    "presentation.pdf": ("yosys-doc", "usr/share/doc/yosys/presentation.pdf", "yosys"),
+    "strucplot.pdf": ("r-cran-vcd", "usr/lib/R/site-library/vcd/doc/strucplot.pdf", "r-cran-vcd"),
+    "zoo.pdf": ("r-cran-zoo", "usr/lib/R/site-library/zoo/doc/zoo.pdf", "r-cran-zoo"),
 }
 
 
 def fetch(name: str) -> Path:
-    package, inside = PACKAGES[name]
-    target = CACHE / package / name
-    if target.exists():
-        return target
-    work = Path(tempfile.mkdtemp())
-    subprocess.run(["apt-get", "download", package], cwd=work, check=True, capture_output=True)
-    subprocess.run(["dpkg", "-x", str(next(work.glob("*.deb"))), str(work / "x")], check=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(work / "x" / inside, target)
-    shutil.rmtree(work)
-    return target
+    from retrieval import fetch_from_debian
+
+    package, inside, folder = PACKAGES[name]
+    return fetch_from_debian(package, inside, CACHE / folder / name)
 
 
 def corpus() -> dict[str, list[Path]]:
@@ -197,21 +188,6 @@ def reader_speed(paths: list[Path], runs: int, rapidocr: bool = False, pages: st
             "pages": count, "engines_first_file": engines}
 
 
-def ingest(paths: list[Path], workdir: Path, name: str, text_layer: bool):
-    from lightocr_ingest.pipeline import Ingestor, parse_config
-
-    config = parse_config({"ocr": {"engine": "cpu", "cache_dir": None, "text_layer": text_layer},
-                           "qdrant": {"path": str(workdir / "qdrant"), "collection": name},
-                           "retrieval": {"mode": "hybrid"}})
-    ingestor = Ingestor(config)
-    try:
-        report = ingestor.run([str(p) for p in paths])
-    finally:
-        ingestor.close()
-    assert report.ok, f"{name}: ingestion failed"
-    return config
-
-
 def retrieval(manual: Path, rapidocr_manual: bool) -> dict:
     """recall@k and MRR of the question sets, ingested through the embedded path (the CPU
     engine) with the text layer on, and off (RapidOCR, as before)."""
@@ -224,7 +200,7 @@ def retrieval(manual: Path, rapidocr_manual: bool) -> dict:
         for name, paths, questions, with_rapidocr in sets:
             for engine in ("text layer", "rapidocr") if with_rapidocr else ("text layer",):
                 workdir = Path(tmp) / f"{name}-{engine.replace(' ', '-')}"
-                config = ingest(paths, workdir, name, text_layer=engine == "text layer")
+                config = bench.ingest(paths, workdir, name, None, text_layer=engine == "text layer")
                 scores = bench.evaluate(config, questions)
                 out[f"{name}, {engine}"] = {mode: {k: v for k, v in scores[mode].items() if k != "misses@5"}
                                             for mode in ("dense", "hybrid")}

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MANUAL = Path.home() / ".cache" / "lightocr-ingest" / "yosys-doc" / "manual.pdf"
+MANUAL = Path.home() / ".cache" / "lightocr-ingest" / "yosys" / "manual.pdf"  # as benchmarks/retrieval.py fetches it
 _spec = importlib.util.spec_from_file_location("text_quality", REPO / "lightocr_ingest/testing/text_quality.py")
 quality = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(quality)
