@@ -404,14 +404,19 @@ def lost_words(words: PageWords, markdown: str) -> list[str]:
     hyphens = (words.styles[:, 2].astype(int) & SOFT_HYPHEN) != 0
     suffixes: Counter = Counter()  # second halves of mended words, still to be matched
     list_marks = sum(line.startswith("- ") for line in markdown.split("\n"))  # bullets they may stand for
-    lost = []
-    for i, word in enumerate(layer):
+    mended_at = set()
+    for i, word in enumerate(layer):  # first the broken words: their second half may come before them
         mended = [m for m in have if have[m] and hyphens[i] and len(m) > len(word) - 1
                   and m.startswith(word[:-1]) and m != word]
         if mended:
             have[mended[0]] -= 1
             suffixes[mended[0][len(word) - 1:]] += 1
-        elif have[word] > 0:
+            mended_at.add(i)
+    lost = []
+    for i, word in enumerate(layer):
+        if i in mended_at:
+            continue
+        if have[word] > 0:
             have[word] -= 1
         elif suffixes[word] > 0:
             suffixes[word] -= 1
