@@ -37,9 +37,10 @@ class PageWords:
     source: str  # "text_layer" (the PDF's own text), "ocr_lines" (the CPU engine) or "located"
     text: str  # the words, " " between words of a line and "\n" between lines
     boxes: np.ndarray  # float32 (words, 4): the box of word i of ``text.split()``
-    # float32 (words, 3), text layers read for the text-layer engine only: the font size (pt),
-    # weight (400 regular, 700 bold; <= 0 unknown) and flags (the PDF font flags: FIXED_PITCH,
-    # ITALIC; and INVISIBLE, SOFT_HYPHEN, ROTATED) of each word's first character. None: not read.
+    # float32 (words, 4), text layers read for the text-layer engine only: the font size (pt),
+    # weight (400 regular, 700 bold; <= 0 unknown), flags (the PDF font flags: FIXED_PITCH,
+    # ITALIC; and INVISIBLE, SOFT_HYPHEN, ROTATED) and quarter turns clockwise it runs at (-1:
+    # unknown) of each word's first character. None: not read.
     styles: np.ndarray | None = None
 
     def __len__(self) -> int:

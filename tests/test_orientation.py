@@ -257,8 +257,15 @@ def sideways_pdf(tmp_path_factory) -> Path:
     return path
 
 
+# Both ways a page's text tells its turn: sampled characters (the vLLM path), and the turns of
+# the words read with their fonts (the CPU engine's text-layer path, "styled").
+BOTH_READINGS = pytest.mark.parametrize("text_words", [False, "styled"])
+
+
+@BOTH_READINGS
 @pytest.mark.parametrize("page_rotate", [0, 90, 180, 270])
-def test_born_digital_pages_are_turned_by_their_text_layer(tmp_path, monkeypatch, sideways_pdf, page_rotate):
+def test_born_digital_pages_are_turned_by_their_text_layer(tmp_path, monkeypatch, sideways_pdf, page_rotate,
+                                                           text_words):
     """A born-digital page is turned by the direction its text runs as shown (the characters'
     own angle and the page's /Rotate together), without the classifier; the classifier,
     shown the turned page, agrees that it is upright."""
@@ -272,11 +279,14 @@ def test_born_digital_pages_are_turned_by_their_text_layer(tmp_path, monkeypatch
     asked = []
     real_classify = orientation.classify
     monkeypatch.setattr("lightocr_ingest.pages.source.classify", lambda pixels: asked.append(1) or real_classify(pixels))
-    with DocumentSource(path) as source:
+    with DocumentSource(path, text_words=text_words) as source:
         page = source.render_page(1)
     assert asked == []  # the text layer told: no classifier
     assert page.rotation == (90 - page_rotate) % 360 and page.rotation_confidence >= 0.9
-    assert real_classify(pixels_of(page)).rotation == 0
+    if text_words == "styled" and page.rotation == 0:  # upright: read from its layer, never rendered
+        assert page.png == b""
+    else:
+        assert real_classify(pixels_of(page)).rotation == 0
     assert (page.page_width, page.page_height) == ((595, 842) if page_rotate in (0, 180) else (842, 595))
 
 
@@ -370,7 +380,8 @@ def upside_down_scan_pdf(tmp_path, text_page):
     return pdf
 
 
-def test_an_invisible_ocr_layer_over_an_upside_down_scan_does_not_hide_it(tmp_path, text_page):
+@BOTH_READINGS
+def test_an_invisible_ocr_layer_over_an_upside_down_scan_does_not_hide_it(tmp_path, text_page, text_words):
     """Scanning software lays invisible OCR text over the scan, set upright whatever the scan
     does (an OCR engine cannot tell a page upside down). That layer says nothing of how the
     scan lies: the classifier decides, and turns the page."""
@@ -383,13 +394,14 @@ def test_an_invisible_ocr_layer_over_an_upside_down_scan_does_not_hide_it(tmp_pa
         pdf.text(60, 80 + 22 * line, "garbled ocr text of an upside down page sdfh weoi qpwo")
     path = tmp_path / "ocred.pdf"
     pdf.output(str(path))
-    with DocumentSource(path) as source:
+    with DocumentSource(path, text_words=text_words) as source:
         page = source.render_page(1)
     assert page.text_layer and "garbled" in page.text_layer  # the layer is there, and ignored for this
     assert page.rotation == 180 and page.rotation_confidence >= MIN_CONFIDENCE
 
 
-def test_a_sideways_table_of_numbers_is_turned_by_its_text_layer(tmp_path):
+@BOTH_READINGS
+def test_a_sideways_table_of_numbers_is_turned_by_its_text_layer(tmp_path, text_words):
     """Short cells: the spaces and line breaks PDFium generates between them run 'upright' and
     must not outvote the digits."""
     from fpdf import FPDF
@@ -402,19 +414,20 @@ def test_a_sideways_table_of_numbers_is_turned_by_its_text_layer(tmp_path):
             pdf.text(80, 250 + 16 * row, "  ".join(str((row * 7 + col) % 10) for col in range(12)))
     path = tmp_path / "numbers.pdf"
     pdf.output(str(path))
-    with DocumentSource(path) as source:
+    with DocumentSource(path, text_words=text_words) as source:
         page = source.render_page(1)
     assert page.rotation == 90 and page.rotation_confidence >= 0.9
 
 
-def test_a_stamp_on_a_scan_leaves_the_decision_to_the_classifier(tmp_path, text_page):
+@BOTH_READINGS
+def test_a_stamp_on_a_scan_leaves_the_decision_to_the_classifier(tmp_path, text_page, text_words):
     """A few visible words stamped on a scan (a Bates number) are too few to speak for the page."""
     pdf = upside_down_scan_pdf(tmp_path, text_page)
     pdf.set_font("Helvetica", size=9)
     pdf.text(420, 830, "Received 2024-03-01 / Bates 000123")
     path = tmp_path / "stamped.pdf"
     pdf.output(str(path))
-    with DocumentSource(path) as source:
+    with DocumentSource(path, text_words=text_words) as source:
         page = source.render_page(1)
     assert page.rotation == 180
 

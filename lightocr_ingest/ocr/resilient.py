@@ -105,7 +105,8 @@ class ResilientEngine:
         """Never raises for a page's own trouble: the result's ``status`` says what happened."""
         # A page that was not rendered (its layer stands for it) is read from its layer whatever
         # engine this is (a Ray actor may have found a server the driver did not): it has no image.
-        if (self.text_layer_first or not page.png) and why_unusable(page) is None:
+        # (The source renders no page whose layer it found unusable: no second judgement then.)
+        if not page.png or (self.text_layer_first and why_unusable(page) is None):
             try:
                 return await asyncio.to_thread(read_text_layer, page)
             except Exception as exc:  # a layout this module cannot make sense of: the page is still read
@@ -115,8 +116,6 @@ class ResilientEngine:
                                 page.page, why)
                     return _plain_text_layer(page, 0, why)
                 log.warning("%s, page %d: %s; reading the page image instead", page.source.path, page.page, why)
-        if not page.png:  # cannot happen from this package's sources; never sent, never keyed on ""
-            return self._failed(page, 0, "the page was not rendered and its text layer cannot be read")
         key = self.key(page)
         while True:
             if self.cache is not None:  # again after a twin that ended without an answer: it may have kept one

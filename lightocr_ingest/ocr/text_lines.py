@@ -37,7 +37,7 @@ BOLD_WEIGHT = 550  # PDFium's font weight from which a font counts as bold (regu
 _BOLD_NAME = re.compile(r"bold|black|heavy|semibold", re.I)
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a dense page makes a thousand of them, and reads their fields often
 class Word:
     text: str
     box: tuple[float, float, float, float]
@@ -60,15 +60,24 @@ class Segment:
     y1: float = 0.0
 
     def __post_init__(self) -> None:
-        self.x0 = min(w.box[0] for w in self.words)
-        self.y0 = min(w.box[1] for w in self.words)
-        self.x1 = max(w.box[2] for w in self.words)
-        self.y1 = max(w.box[3] for w in self.words)
+        self.x0, self.y0, self.x1, self.y1 = self.words[0].box
+        for word in self.words[1:]:
+            self._grow(word.box)
 
     def add(self, word: Word) -> None:
         self.words.append(word)
-        self.x0, self.y0 = min(self.x0, word.box[0]), min(self.y0, word.box[1])
-        self.x1, self.y1 = max(self.x1, word.box[2]), max(self.y1, word.box[3])
+        self._grow(word.box)
+
+    def _grow(self, box: tuple[float, float, float, float]) -> None:
+        x0, y0, x1, y1 = box
+        if x0 < self.x0:
+            self.x0 = x0
+        if y0 < self.y0:
+            self.y0 = y0
+        if x1 > self.x1:
+            self.x1 = x1
+        if y1 > self.y1:
+            self.y1 = y1
 
     @property
     def mid(self) -> float:
@@ -117,7 +126,7 @@ def words_of(layer: PageWords) -> list[Word]:
     character PDFium gives as half a surrogate pair is joined to its other half, or replaced:
     a lone surrogate cannot be written to a payload)."""
     texts = layer.text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace").split()
-    styles = layer.styles if layer.styles is not None else np.zeros((len(texts), 3), dtype=np.float32)
+    styles = layer.styles[:, :3] if layer.styles is not None else np.zeros((len(texts), 3), dtype=np.float32)
     words = []
     for text, box, (size, weight, flags) in zip(texts, layer.boxes.tolist(), styles.tolist()):
         height = box[3] - box[1]
@@ -137,18 +146,22 @@ def segments_of(words: list[Word]) -> list[Segment]:
     formula, and joins two columns' lines drawn one after the other on one baseline)."""
     segments: list[Segment] = []
     current: Segment | None = None
+    last: Word | None = None
     for word in words:
-        if current is not None:
-            last = current.words[-1].box
-            height = min(last[3] - last[1], word.box[3] - word.box[1])
-            overlap = min(last[3], word.box[3]) - max(last[1], word.box[1])
-            gap = word.box[0] - last[2]
-            em = max(current.words[-1].size, word.size, 1.0)
+        if last is not None:
+            lx0, ly0, lx1, ly1 = last.box
+            x0, y0, x1, y1 = word.box
+            height = min(ly1 - ly0, y1 - y0)
+            overlap = min(ly1, y1) - max(ly0, y0)
+            gap = x0 - lx1
+            em = max(last.size, word.size, 1.0)
             if overlap >= 0.5 * height and -0.3 * em <= gap <= SEGMENT_GAP * em:
                 current.add(word)
+                last = word
                 continue
         current = Segment([word])
         segments.append(current)
+        last = word
     return segments
 
 

@@ -61,12 +61,15 @@ def body_size(lines: list[Line]) -> float:
 
 def heading_level(line: Line, body: float) -> int:
     """The Markdown heading level of a line, or 0 for a line of text."""
+    if len(line.words) > HEADING_MAX_WORDS:  # cheap tests first: most lines are a paragraph's
+        return 0
     text = line.text
     words = text.split()
-    letters = sum(c.isalpha() for c in text)
-    if (len(words) > HEADING_MAX_WORDS or letters < 2 or letters < 0.5 * len(text.replace(" ", ""))
-            or line.share("mono") > 0.5 or _CAPTION.match(text) or text[0].islower() or line.words[-1].hyphen
-            or _BULLET.match(text) or line.words[0].rotated):
+    if text[0].islower() or line.words[-1].hyphen or line.words[0].rotated:
+        return 0
+    letters = sum(map(str.isalpha, text))
+    if (letters < 2 or letters < 0.5 * len(text.replace(" ", "")) or line.share("mono") > 0.5
+            or _CAPTION.match(text) or _BULLET.match(text)):
         return 0
     ratio = line.size / body
     for at_least, level in HEADING_RATIOS:

@@ -9,7 +9,6 @@ images: no decision here needs the pixels.
 from __future__ import annotations
 
 import re
-import unicodedata
 
 import numpy as np
 
@@ -22,6 +21,10 @@ LEADERS = ".\u2026\u00b7_-"  # a table of contents' dot leaders are not symbols
 SCAN_IMAGE_SHARE = 0.5  # a page this much under images, ...
 SCAN_MAX_CHARS = 200  # ... with fewer visible word characters, is a scan with a stamp or a typed header
 _WORD = re.compile(r"\w")
+# Unicode's categories Co (private use), Cc (control) and Cs (surrogates), and the replacement
+# character: what a font without a Unicode map gives. Both ranges are fixed by Unicode's stability policy.
+_BROKEN = re.compile("[\ufffd\x00-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd]")
+_NOT_LEADERS = str.maketrans("", "", LEADERS)
 
 
 def content_chars(text: str) -> int:
@@ -41,17 +44,18 @@ def why_unusable(words: PageWords | None, image_share: float | None, rotation: i
     visible = (words.styles[:, 2].astype(np.int64) & INVISIBLE) == 0
     if not visible.any():
         return "its text is invisible: an OCR layer laid over a scan"
-    shown = "".join(t for t, v in zip(words.text.split(), visible) if v)
+    texts = words.text.split()
+    shown = "".join(texts) if visible.all() else "".join(t for t, v in zip(texts, visible.tolist()) if v)
     shown = shown.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")  # pairs PDFium gave in halves
     characters = content_chars(shown)
     if (image_share or 0.0) >= SCAN_IMAGE_SHARE and characters < SCAN_MAX_CHARS:
         return f"a scan: images cover {image_share:.0%} of the page and its text layer holds little text"
-    broken = sum(1 for c in shown if c == "\ufffd" or unicodedata.category(c) in ("Co", "Cc", "Cs"))
+    broken = len(_BROKEN.findall(shown))
     if len(shown) >= MIN_CHARS and broken > MAX_BROKEN_SHARE * len(shown):
         return "the layer's characters are unreadable (a font without a Unicode map)"
     if characters < MIN_CHARS:  # a page number, a label: the page's text may be in a picture or in outlines
         return "too little text in the layer"
-    judged = [c for c in shown if c not in LEADERS]
-    if sum(c.isalnum() for c in judged) < MIN_ALNUM_SHARE * len(judged):
+    judged = shown.translate(_NOT_LEADERS)
+    if sum(map(str.isalnum, judged)) < MIN_ALNUM_SHARE * len(judged):
         return "the layer is mostly symbols (a font without a Unicode map)"
     return None

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..records import INVISIBLE, PageWords
 from .pixels import downscale
 
 MODEL_INPUT = 224  # px square: the classifier's input size
@@ -244,19 +245,41 @@ def from_text_layer(raw, textpage, page_rotation: int) -> Orientation | None:
     characters (a stamp, a label), a split vote, or an invisible layer (the OCR text that
     scanning software lays over a scan says nothing about how the scan itself lies: OCR
     engines cannot tell a page upside down). Call it under PDFium's lock."""
+    from .pdfium_calls import address, text_calls
+
+    calls, handle = text_calls(), address(textpage)
     count = raw.FPDFText_CountChars(textpage)
     votes = [0, 0, 0, 0]
     for index in range(0, max(0, count), max(1, count // TEXT_LAYER_SAMPLE)):
         # Spaces and line breaks PDFium generates run "upright" whatever the text does.
-        if raw.FPDFText_IsGenerated(textpage, index) == 1 or chr(raw.FPDFText_GetUnicode(textpage, index)).isspace():
+        if calls.is_generated(handle, index) == 1 or chr(calls.unicode(handle, index)).isspace():
             continue
-        text_object = raw.FPDFText_GetTextObject(textpage, index)
-        if text_object and raw.FPDFTextObj_GetTextRenderMode(text_object) == raw.FPDF_TEXTRENDERMODE_INVISIBLE:
+        text_object = calls.text_object(handle, index)
+        if text_object and calls.render_mode(text_object) == calls.INVISIBLE:
             continue
-        angle = raw.FPDFText_GetCharAngle(textpage, index)  # radians, clockwise as shown; -1: no direction
+        angle = calls.char_angle(handle, index)  # radians, clockwise as shown; -1: no direction
         if angle < 0:
             continue
         votes[(round(math.degrees(angle) / 90) + page_rotation // 90) % 4] += 1
+    return _from_votes(votes)
+
+
+def from_word_turns(words: PageWords, page_rotation: int) -> Orientation | None:
+    """``from_text_layer`` for words read with their styles (the CPU engine's pages): the turn
+    of every visible word's first character, counted by its characters, is already there."""
+    if words.styles is None or words.styles.shape[1] < 4:
+        raise ValueError("words read without their turns (text_layer_words(..., styles=True))")
+    texts = words.text.split()
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    turns = words.styles[:, 3].astype(np.int64)
+    counted = (turns >= 0) & ((words.styles[:, 2].astype(np.int64) & INVISIBLE) == 0)
+    votes = np.bincount((turns[counted] + page_rotation // 90) % 4, weights=lengths[counted], minlength=4)
+    return _from_votes([int(v) for v in votes])
+
+
+def _from_votes(votes: list[int]) -> Orientation | None:
+    """The orientation most visible characters vote for (by quarter turns clockwise as shown),
+    or None when too few voted or the vote is split."""
     total = sum(votes)
     if total < TEXT_LAYER_MIN_CHARS:
         return None

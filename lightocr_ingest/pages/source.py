@@ -38,7 +38,7 @@ from ..errors import InputError
 from ..records import PageImage, PageWords, SourceFile
 from .decode import _TRANSPOSE, MAX_PAGE_PIXELS, _bitmap_pixels, _decode_plain, _open_header, _orientation
 from .files import PDF_SUFFIXES, SUPPORTED_SUFFIXES, _read_source, sniff
-from .orientation import NOT_JUDGED, Orientation, classify, from_text_layer, turn
+from .orientation import NOT_JUDGED, Orientation, classify, from_text_layer, from_word_turns, turn
 from .pixels import _fitted_size, _scale_to_fit, fit, grey_if_possible, to_model_mode
 from .png import encode_png
 from .selection import parse_page_selection
@@ -303,7 +303,10 @@ class DocumentSource:
                 orientation = None  # None: the text layer cannot tell (or detection is off): ``_classify`` decides
                 if self.detect_rotation and text_layer.strip():
                     with stage_cpu("orient"):
-                        orientation = from_text_layer(pdfium_raw, textpage.raw, page.get_rotation())
+                        if words is not None and words.styles is not None:  # their turns are read: no second pass
+                            orientation = from_word_turns(words, page.get_rotation())
+                        else:
+                            orientation = from_text_layer(pdfium_raw, textpage.raw, page.get_rotation())
                 textpage.close()
                 label = self._pdf.get_page_label(number - 1) or str(number)
                 # The CPU engine reads a page whose layer stands for it from the layer: rendering it

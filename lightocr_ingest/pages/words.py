@@ -14,10 +14,12 @@ from __future__ import annotations
 import ctypes
 import math
 import re
+from functools import lru_cache
 
 import numpy as np
 
 from ..records import FIXED_PITCH, INVISIBLE, ROTATED, SOFT_HYPHEN, PageWords
+from .pdfium_calls import address, text_calls
 
 # A word ends at white space or just after a soft hyphen: PDFium writes a hyphen that breaks a
 # word across lines as U+FFFE (or \x02) with no line break after it, so "Se-/bastian" would
@@ -49,47 +51,49 @@ def _page_to_points(raw, page, width: float, height: float) -> np.ndarray:
                      [(ay - oy) / 1000.0, (by - oy) / 1000.0, oy]])
 
 
-def _char_text(raw, textpage, count: int, text: str) -> str:
+def _char_text(calls, textpage: int, count: int, text: str) -> str:
     """One character per PDFium index (get_text_range can differ for characters beyond the BMP)."""
     if len(text) == count:
         return text
-    return "".join(chr(raw.FPDFText_GetUnicode(textpage, i) or 32) for i in range(count))
+    return "".join(chr(calls.unicode(textpage, i) or 32) for i in range(count))
 
 
 def text_layer_words(page, textpage, text: str, width: float, height: float,
                      styles: bool = False) -> PageWords | None:
     """The words of ``textpage`` (whose full text is ``text``); None when it has none.
-    ``styles``: also each word's font size, weight and flags (``PageWords.styles``)."""
+    ``styles``: also each word's font size, weight, flags and turn (``PageWords.styles``)."""
     import pypdfium2.raw as raw
 
     count = textpage.count_chars()
     if count <= 0:
         return None
-    chars = _char_text(raw, textpage.raw, count, text)
+    calls = text_calls()
+    handle = address(textpage.raw)
+    chars = _char_text(calls, handle, count, text)
     rect = raw.FS_RECTF()
-    char_box = raw.FPDFText_GetLooseCharBox  # bound once: a dense page asks 2,000 times
-    handle = textpage.raw
+    at = ctypes.addressof(rect)
+    char_box = calls.loose_char_box  # bound once: a dense page asks 2,000 times
     corners: list[tuple[float, float, float, float, float, float, float, float]] = []  # first and last char
     fonts: list[tuple[float, float, int, int]] = []
-    name = ctypes.create_string_buffer(FONT_NAME_BYTES)
-    known_fonts: dict = {}  # text object -> its font facts
+    fonts_of = _FontReader(calls, handle) if styles else None
     out: list[str] = []
     previous_end = None
     for match in _WORD.finditer(chars):
         start, end = match.span()
-        first = (rect.left, rect.right, rect.bottom, rect.top) if char_box(handle, start, rect) else None
+        first = (rect.left, rect.right, rect.bottom, rect.top) if char_box(handle, start, at) else None
         last = first if end - 1 == start else \
-            (rect.left, rect.right, rect.bottom, rect.top) if char_box(handle, end - 1, rect) else None
+            (rect.left, rect.right, rect.bottom, rect.top) if char_box(handle, end - 1, at) else None
         if first is None and last is None:
             continue
         corners.append((first or last) + (last or first))
+        word = match.group()
+        hyphen = word[-1] in _SOFT_HYPHENS
         if out:
             gap = chars[previous_end:start]
             out.append("\n" if "\n" in gap or "\r" in gap or chars[previous_end - 1] in _SOFT_HYPHENS else " ")
-        word = match.group()
-        out.append(word[:-1] + "-" if word[-1] in _SOFT_HYPHENS else word)
-        if styles:
-            fonts.append(_font_of(raw, handle, start, word[-1] in _SOFT_HYPHENS, name, known_fonts))
+        out.append(word[:-1] + "-" if hyphen else word)
+        if fonts_of is not None:
+            fonts.append(fonts_of(start, hyphen))
         previous_end = end
     if not corners:
         return None
@@ -105,37 +109,55 @@ def text_layer_words(page, textpage, text: str, width: float, height: float,
     # Text outside the crop box is not shown: its words stay (the text layer's own Markdown has
     # them) but their boxes are held to the page's edge.
     boxes = np.clip(boxes, 0.0, [width, height, width, height])
-    return PageWords("text_layer", "".join(out), boxes.astype(np.float32),
-                     _mark_rotated(fonts, "".join(out).split()) if styles else None)
+    joined = "".join(out)
+    return PageWords("text_layer", joined, boxes.astype(np.float32),
+                     _mark_rotated(fonts, joined.split()) if styles else None)
 
 
-def _font_of(raw, textpage, index: int, soft_hyphen: bool, name, known: dict) -> tuple[float, float, int, int]:
-    """(size in points, weight, flags, quarter turns it runs at; -1: unknown) of the character
-    at ``index``: the PDF font flags (and FIXED_PITCH for a typewriter font by its name: TeX's
+class _FontReader:
+    """(size in points, weight, flags, quarter turns it runs at; -1: unknown) of a word's first
+    character: the PDF font flags (and FIXED_PITCH for a typewriter font by its name: TeX's
     fonts do not set the flag), plus ``INVISIBLE`` for text drawn invisibly (an OCR layer laid
     over a scan) and ``SOFT_HYPHEN`` for a word PDFium found broken across lines. Asked once per
-    text object (``known``): words drawn by one object share its font (pdfTeX draws most words
-    as objects of their own, so this saves little there)."""
-    text_object = raw.FPDFText_GetTextObject(textpage, index)
-    key = ctypes.cast(text_object, ctypes.c_void_p).value if text_object else None
-    font = known.get(key) if key is not None else None
-    if font is None:
-        flags = ctypes.c_int()
-        name.value = b""  # a font PDFium cannot name must not take the last one's name
-        raw.FPDFText_GetFontInfo(textpage, index, name, FONT_NAME_BYTES, ctypes.byref(flags))
-        bits = flags.value & FONT_FLAGS_KEPT
-        if _TYPEWRITER.search(name.value):
-            bits |= FIXED_PITCH
-        if text_object and raw.FPDFTextObj_GetTextRenderMode(text_object) == raw.FPDF_TEXTRENDERMODE_INVISIBLE:
+    text object: words drawn by one object share its font (pdfTeX draws about four words an
+    object), and the facts a font's name tells once per name."""
+
+    def __init__(self, calls, textpage: int) -> None:
+        self.calls, self.textpage = calls, textpage
+        self.name = ctypes.create_string_buffer(FONT_NAME_BYTES)
+        self.flags = ctypes.c_int()
+        self.by_object: dict[int, tuple[float, float, int, int]] = {}
+
+    def __call__(self, index: int, soft_hyphen: bool) -> tuple[float, float, int, int]:
+        calls, textpage = self.calls, self.textpage
+        text_object = calls.text_object(textpage, index)
+        font = self.by_object.get(text_object) if text_object else None
+        if font is None:
+            font = self._read(index, text_object)
+            if text_object:
+                self.by_object[text_object] = font
+        return (font[0], font[1], font[2] | SOFT_HYPHEN, font[3]) if soft_hyphen else font
+
+    def _read(self, index: int, text_object: int | None) -> tuple[float, float, int, int]:
+        calls, textpage = self.calls, self.textpage
+        self.name.value = b""  # a font PDFium cannot name must not take the last one's name
+        calls.font_info(textpage, index, ctypes.addressof(self.name), FONT_NAME_BYTES, ctypes.addressof(self.flags))
+        bold, fixed_pitch = _named_style(self.name.value)
+        bits = (self.flags.value & FONT_FLAGS_KEPT) | fixed_pitch
+        if text_object and calls.render_mode(text_object) == calls.INVISIBLE:
             bits |= INVISIBLE
-        weight = 700 if _BOLD.search(name.value) else 400 if _NOT_BOLD.search(name.value) else \
-            raw.FPDFText_GetFontWeight(textpage, index)
-        angle = raw.FPDFText_GetCharAngle(textpage, index)  # radians; -1: no direction (a space)
+        weight = 700 if bold is True else 400 if bold is False else calls.font_weight(textpage, index)
+        angle = calls.char_angle(textpage, index)  # radians; -1: no direction (a space)
         turn = round(math.degrees(angle) / 90) % 4 if angle >= 0 else -1
-        font = (raw.FPDFText_GetFontSize(textpage, index), weight, bits, turn)
-        if key is not None:
-            known[key] = font
-    return (font[0], font[1], font[2] | SOFT_HYPHEN, font[3]) if soft_hyphen else font
+        return (calls.font_size(textpage, index), weight, bits, turn)
+
+
+@lru_cache(maxsize=1024)
+def _named_style(name: bytes) -> tuple[bool | None, int]:
+    """(bold by the font's name: True, False, or None when the name does not say; FIXED_PITCH
+    when the name is a typewriter font's, else 0)."""
+    bold = True if _BOLD.search(name) else False if _NOT_BOLD.search(name) else None
+    return bold, FIXED_PITCH if _TYPEWRITER.search(name) else 0
 
 
 def _mark_rotated(fonts: list[tuple], texts: list[str]) -> np.ndarray:
@@ -146,8 +168,8 @@ def _mark_rotated(fonts: list[tuple], texts: list[str]) -> np.ndarray:
         if turn >= 0:
             votes[turn] += len(text)
     main = int(np.argmax(votes))
-    return np.asarray([(size, weight, bits | (ROTATED if turn >= 0 and turn != main else 0))
-                       for (size, weight, bits, turn) in fonts], dtype=np.float32).reshape(-1, 3)
+    return np.asarray([(size, weight, bits | (ROTATED if turn >= 0 and turn != main else 0), turn)
+                       for (size, weight, bits, turn) in fonts], dtype=np.float32).reshape(-1, 4)
 
 
 def image_share(page, width: float, height: float) -> float:
