@@ -171,6 +171,49 @@ def test_section_continues_on_the_next_page():
     assert chunks[-1].header_path == ("3 Method",) and chunks[-1].pages == (4,)
 
 
+TOKEN_TABLE = ("<table><tr><th>Token-Type</th><th>Token-Value</th></tr><tr><td>TOK_NUMBER</td><td>42</td></tr>"
+               "<tr><td>TOK_SEMICOLON</td><td>-</td></tr></table>")
+FILLER = " ".join(["The lexer reads the source text and writes a list of tokens for the parser."] * 5)
+
+
+@pytest.mark.parametrize("caption", ["Table 2.1: Exemplary token list.", "TABLE IV. Tokens of the example.",
+                                     "**Table 3.** Tokens of the example."])
+def test_a_caption_paragraph_goes_with_the_table_it_names_before_or_after_it(caption):
+    """Without a model's labels (the text-layer engine, LightOnOCR-2) a paragraph that opens
+    like a table's caption stays with its table: a table's rows say little without it."""
+    for markdown in (f"{FILLER}\n\n{caption}\n\n{TOKEN_TABLE}", f"{FILLER}\n\n{TOKEN_TABLE}\n\n{caption}"):
+        chunks = chunk_pages([PageText(1, markdown)], max_tokens=110)
+        (with_table,) = [c for c in chunks if "<table>" in c.text]
+        assert caption in with_table.text and "caption" in with_table.block_types
+        assert sum(caption in c.text for c in chunks) == 1 and FILLER in chunks[0].text
+
+
+def test_a_caption_goes_with_the_first_piece_of_a_table_too_long_for_one_chunk():
+    rows = "".join(f"<tr><td>TOK_{i}</td><td>{i}</td></tr>" for i in range(40))
+    table = f"<table><tr><th>Token-Type</th><th>Token-Value</th></tr>{rows}</table>"
+    caption = "Table 2.1: Exemplary token list."
+    chunks = chunk_pages([PageText(1, f"{FILLER}\n\n{caption}\n\n{table}")], max_tokens=110)
+    pieces = [c for c in chunks if "<table>" in c.text]
+    assert len(pieces) > 2 and caption in pieces[0].text and "TOK_0<" in pieces[0].text
+    assert all(estimate_tokens(c.text) <= 110 for c in chunks)
+
+
+def test_a_sentence_about_a_table_or_a_figure_caption_is_not_moved_to_a_table():
+    for text in ("Table 2 shows the tokens of the example.", "Figure 2.3: Example parse tree."):
+        chunks = chunk_pages([PageText(1, f"{FILLER}\n\n{text}\n\n{TOKEN_TABLE}")], max_tokens=110)
+        (with_table,) = [c for c in chunks if "<table>" in c.text]
+        assert text not in with_table.text and text in chunks[0].text
+
+
+def test_a_caption_too_long_to_share_its_tables_budget_stays_where_it_is():
+    caption = "Table 1. " + " ".join(["Tokens of the example, one per row, as the lexer gives them."] * 4)
+    assert estimate_tokens(caption) + estimate_tokens(TOKEN_TABLE) > 110  # each fits alone, not together
+    chunks = chunk_pages([PageText(1, f"{FILLER}\n\n{caption}\n\n{TOKEN_TABLE}")], max_tokens=110)
+    assert all(estimate_tokens(c.text) <= 110 for c in chunks)
+    assert sum(caption in c.text for c in chunks) == 1 and not any(caption in c.text and "<table>" in c.text
+                                                                   for c in chunks)
+
+
 def test_tiny_budget_is_refused():
     with pytest.raises(ValueError, match="at least 16"):
         chunk_pages([PageText(1, "x")], max_tokens=3)
@@ -190,7 +233,11 @@ html_table = st.lists(st.lists(WORDS, min_size=2, max_size=2), min_size=1, max_s
 pipe_table = st.lists(st.lists(WORDS, min_size=2, max_size=2), min_size=1, max_size=25).map(
     lambda rows: "| Key | Value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows))
 bullets = st.lists(sentence, min_size=1, max_size=8).map(lambda items: "\n".join(f"- {i}" for i in items))
-block = st.one_of(paragraph, heading, formula, html_table, pipe_table, bullets)
+# Paragraphs that open like captions (and one that only mentions a table): moved to the table
+# they caption when it starts a chunk, which must lose nothing and keep the budget.
+caption = st.tuples(st.sampled_from(["Table 1.", "Table A2:", "**Table 3.**", "Figure 4:", "Table 2 shows"]),
+                    st.lists(sentence, min_size=1, max_size=6).map(" ".join)).map(" ".join)
+block = st.one_of(paragraph, heading, formula, html_table, pipe_table, bullets, caption)
 document = st.lists(st.lists(block, min_size=1, max_size=8).map("\n\n".join), min_size=1, max_size=3)
 
 
@@ -200,6 +247,9 @@ def test_invariants(page_texts, budget):
     pages = [PageText(i + 1, text) for i, text in enumerate(page_texts)]
     chunks = chunk_pages(pages, max_tokens=budget, drop_page_furniture=False)
     source = "\n\n".join(page_texts)
+    for c in chunks:
+        if "caption" in c.block_types and len(c.block_types) > 1 and c.block_types[0] == "caption":
+            event("a caption opens a chunk with more after it (moved to its table)")
 
     # No text lost, none duplicated (repeated table headers aside), order kept.
     assert squeeze("".join(own_text(c) for c in chunks)) == squeeze(source)

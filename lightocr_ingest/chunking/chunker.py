@@ -17,10 +17,14 @@ Rules, in order of precedence:
    ``text+`` block joins the paragraph it continues (next column, next page); a caption stays
    with its table, chart or image; formula and code blocks are never cut; regions are the
    model's boxes; ``block_types`` are the model's labels.
+7. Elsewhere a paragraph that opens like a caption ("Table 2.1:", "Figure 3.") stays with the
+   table (or figure) next to it in the same way: the text-layer engine and LightOnOCR-2 write
+   captions as paragraphs, and a table's rows say little without the caption that names them.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..metadata import BboxSource
@@ -34,6 +38,13 @@ from .tokens import TokenCounter, estimate_tokens, is_additive
 
 BLOCK_SEPARATOR = "\n\n"
 DEFAULT_MAX_TOKENS = 512
+# A caption's opening: its word and number, then punctuation ("Table 4.", "Table A1.", "TABLE IV:",
+# "Fig. 2.3:"). "Table 3 shows ..." has no punctuation after the number: a sentence, not a caption.
+_TABLE_CAPTION = re.compile(r"(Table|TABLE|Tab\.)\s*[A-Z]?[\dIVXLC]+([.\-–]\d+)*\s*[.:|]")
+_FIGURE_CAPTION = re.compile(r"(Figure|FIGURE|Fig\.)\s*[A-Z]?[\dIVXLC]+([.\-–]\d+)*\s*[.:|]")
+_CAPTION_TYPE = {"table_caption": "caption", "figure_caption": "caption"}  # in ``block_types``, as the model's label
+# Markdown block kinds a caption of each family goes with.
+_CAPTIONED = {"table_caption": frozenset({"table", "html_table"}), "figure_caption": frozenset({"figure"})}
 
 
 @dataclass(frozen=True)
@@ -89,10 +100,10 @@ class _Open:
     tokens: int = 0  # of its parts joined, kept when the counter is additive
     added: list[tuple[int, int, int]] = field(default_factory=list)  # per part: spans, refs, tokens it brought
 
-    def pop_caption(self) -> tuple | None:
-        """Its last part when that is a caption and not all it holds, taken out (to go with the
-        table, chart or image it captions, which starts the next chunk)."""
-        if len(self.parts) < 2 or self.kinds[-1] != "caption" or len(self.added) != len(self.parts):
+    def pop_caption(self, captioned: str) -> tuple | None:
+        """Its last part when that is a caption of ``captioned`` (the kind of the table, chart or
+        image that starts the next chunk) and not all it holds, taken out (to go with it)."""
+        if len(self.parts) < 2 or not _captions(self.kinds[-1], captioned) or len(self.added) != len(self.parts):
             return None
         spans, refs, tokens = self.added.pop()
         taken = (self.parts.pop(), self.pages.pop(), self.kinds.pop(), self.refs[len(self.refs) - refs:],
@@ -164,11 +175,12 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
             layout = grounded.get(page.page)
             model_block = layout.block_at(block.start) if layout else None
             label = model_block.label if model_block else None
-            kind = label or block.kind
+            kind = label or _caption_kind(block) or block.kind
             split_kind = "math" if label in KEEP_WHOLE_LABELS else block.kind  # "math": never cut
             # "text+": the first Markdown block of a block that goes on from the last one
             continues = bool(model_block and model_block.continues and model_block.start == block.start)
-            for number, piece in enumerate(split_block(split_kind, block.text, max_tokens, count)):
+            budget = max_tokens - _caption_room(current, kind, label, count, max_tokens)
+            for number, piece in enumerate(split_block(split_kind, block.text, budget, count)):
                 piece_tokens = count(piece.text) if additive else 0
                 spans, cursor = _piece_spans(page.page, block, piece, cursor)
                 figure = layout.image_ref_at(block.start) if label == "image" and number == 0 else None
@@ -178,8 +190,13 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
                     _add(current, piece, page.page, kind, block, piece_tokens, spans, figure,
                          join=continues and number == 0 and current.kinds[-1] in ("text", "paragraph"))
                     continue
-                # a caption just before a table, chart or image that starts a new chunk goes with it
-                caption = current.pop_caption() if current is not None and kind in FIGURE_LABELS else None
+                # a caption just before a table, chart or image that starts a new chunk goes with
+                # it (a caption the model did not label: when both fit the budget)
+                caption = current.pop_caption(kind) if current is not None else None
+                if caption is not None and label is None and not fits(_Open([caption[0]], [], [], [], [], tokens=caption[5]),
+                                                                       piece, piece_tokens):
+                    current.take(caption)
+                    caption = None
                 flush(page.page)
                 current = _Open([], [], [], [], [])
                 current_path = tuple(title for _, title in path)
@@ -296,7 +313,7 @@ def _close(index: int, chunk: _Open, header_path: tuple[str, ...], by_page: dict
         text=text,
         pages=tuple(dict.fromkeys(chunk.pages)),
         header_path=header_path,
-        block_types=tuple(dict.fromkeys(chunk.kinds)),
+        block_types=tuple(dict.fromkeys(_CAPTION_TYPE.get(kind, kind) for kind in chunk.kinds)),
         figures=tuple(figures),
         regions=tuple(regions),
         bbox_source=sources[0] if sources else "none",
@@ -305,3 +322,33 @@ def _close(index: int, chunk: _Open, header_path: tuple[str, ...], by_page: dict
         spans=tuple(chunk.spans),
         blocks=tuple(blocks),
     )
+
+
+def _caption_kind(block: Block) -> str | None:
+    """"table_caption" or "figure_caption" for a paragraph that opens like one, else None."""
+    if block.kind != "paragraph":
+        return None
+    text = block.text.lstrip("*_ ")  # "**Table 2.** ..." as LightOnOCR may write it
+    if _TABLE_CAPTION.match(text):
+        return "table_caption"
+    return "figure_caption" if _FIGURE_CAPTION.match(text) else None
+
+
+def _captions(caption: str, captioned: str) -> bool:
+    """A part of kind ``caption`` belongs with one of kind ``captioned``: the model's caption
+    with its table, chart or image; a paragraph that opens like a table's caption with a
+    Markdown table, like a figure's with a figure."""
+    if caption == "caption":
+        return captioned in FIGURE_LABELS
+    return captioned in _CAPTIONED.get(caption, ())
+
+
+def _caption_room(current: _Open | None, kind: str, label: str | None, count: TokenCounter, max_tokens: int) -> int:
+    """Tokens to leave free in a table's pieces for the caption just before it (a caption the
+    model did not label), so that the caption fits with the table's first piece when the table
+    is cut: "Table 4. An example landscape table." says what its rows are. 0 when there is none,
+    or when it would take more than a quarter of the budget (it stays where it is then)."""
+    if current is None or label is not None or not current.parts or not _captions(current.kinds[-1], kind):
+        return 0
+    room = count(current.parts[-1]) + count(BLOCK_SEPARATOR)
+    return room if room <= max_tokens // 4 else 0

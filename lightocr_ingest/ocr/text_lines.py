@@ -103,9 +103,9 @@ class Line:
         self.x0, self.x1 = min(s.x0 for s in self.segments), max(s.x1 for s in self.segments)
         self.y0, self.y1 = min(s.y0 for s in self.segments), max(s.y1 for s in self.segments)
 
-    @property
+    @cached_property  # asked by several rules; a line's words do not change once it is made
     def text(self) -> str:
-        return " ".join(w.text for w in self.words)
+        return " ".join([w.text for w in self.words])
 
     def share(self, attribute: str) -> float:
         """Share of the line's characters whose word has ``attribute`` (bold, mono, italic)."""
@@ -117,7 +117,8 @@ class Line:
         """The font size most of the line's characters are set in."""
         weights: dict[float, int] = {}
         for w in self.words:
-            weights[round(w.size * 2) / 2] = weights.get(round(w.size * 2) / 2, 0) + len(w.text)
+            key = round(w.size * 2) / 2
+            weights[key] = weights.get(key, 0) + len(w.text)
         return max(weights, key=weights.get)
 
 

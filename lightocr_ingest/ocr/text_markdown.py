@@ -107,6 +107,15 @@ def _is_numbered_code(line: Line) -> bool:
     return bool(_LINE_NUMBER.match(line.words[0].text)) and len(line.words) > 1 and _is_code(line)
 
 
+def _wraps_on(item: list[Line], line: Line, em: float) -> bool:
+    """``line`` goes on with a list item whose lines wrap back to the margin rather than under
+    the item's text (MNRAS's lists): it starts near the bullet, and the item's last line runs
+    as far right as any of them (a full line wraps; a short one ends the item)."""
+    last = item[-1]
+    return (item[0].x0 - 1.5 * em <= line.x0 <= item[0].x0 + 0.5 * em and len(last.words) > 3
+            and last.x1 >= max(line.x1, *(other.x1 for other in item)) - em)
+
+
 def _starts_paragraph(previous: Line, line: Line, em: float, leading: float) -> bool:
     """``line`` starts a new paragraph rather than continuing the one ``previous`` belongs to."""
     if abs(previous.size - line.size) > 0.5:
@@ -210,9 +219,10 @@ def blocks_of(lines: list[Line]) -> list[_Block]:
                 blocks.append(_Block("code", [line]))
         elif _BULLET.match(line.text) or _ENUMERATOR.match(line.text):
             blocks.append(_Block("item", [line]))
-        elif previous and previous.kind == "item" and line.x0 > previous.lines[0].x0 + 0.5 * em and \
+        elif previous and previous.kind == "item" and (line.x0 > previous.lines[0].x0 + 0.5 * em or
+                                                        _wraps_on(previous.lines, line, em)) and \
                 0 <= line.y0 - previous.lines[-1].y1 < leading + PARAGRAPH_GAP * em:
-            previous.lines.append(line)  # an item's next line, indented under its text
+            previous.lines.append(line)  # an item's next line, indented under its text (or wrapped to the margin)
         elif previous and previous.kind == "paragraph" and not _starts_paragraph(previous.lines[-1], line, em, leading):
             previous.lines.append(line)
         else:
