@@ -198,8 +198,28 @@ def test_a_caption_goes_with_the_first_piece_of_a_table_too_long_for_one_chunk()
     assert all(estimate_tokens(c.text) <= 110 for c in chunks)
 
 
+def test_a_table_that_fits_is_not_cut_to_make_room_for_its_caption():
+    rows = "".join(f"<tr><td>TOK_{i}</td><td>{i}</td></tr>" for i in range(3))
+    table = f"<table><tr><th>Token-Type</th><th>Token-Value</th></tr>{rows}</table>"
+    caption = "Table 2.1: Exemplary token list."
+    assert estimate_tokens(table) <= 110 < estimate_tokens(table) + estimate_tokens(caption) + 2
+    chunks = chunk_pages([PageText(1, f"{FILLER}\n\n{caption}\n\n{table}")], max_tokens=110)
+    assert [c.text.count("<table>") for c in chunks if "<table>" in c.text] == [1]  # whole, in one chunk
+    assert not any(c.oversize for c in chunks)
+
+
+def test_a_caption_below_one_table_is_not_moved_to_the_next():
+    first = TOKEN_TABLE
+    second = TOKEN_TABLE.replace("TOK_NUMBER", "TOK_STRING")
+    caption = "Table 1: Tokens of the first example."
+    chunks = chunk_pages([PageText(1, f"{first}\n\n{caption}\n\n{second}")], max_tokens=110)
+    (with_caption,) = [c for c in chunks if caption in c.text]
+    assert "TOK_NUMBER" in with_caption.text and "TOK_STRING" not in with_caption.text
+
+
 def test_a_sentence_about_a_table_or_a_figure_caption_is_not_moved_to_a_table():
-    for text in ("Table 2 shows the tokens of the example.", "Figure 2.3: Example parse tree."):
+    for text in ("Table 2 shows the tokens of the example.", "Table 2.1 shows the tokens of the example.",
+                 "Figure 2.3: Example parse tree."):
         chunks = chunk_pages([PageText(1, f"{FILLER}\n\n{text}\n\n{TOKEN_TABLE}")], max_tokens=110)
         (with_table,) = [c for c in chunks if "<table>" in c.text]
         assert text not in with_table.text and text in chunks[0].text

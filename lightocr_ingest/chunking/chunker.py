@@ -17,9 +17,10 @@ Rules, in order of precedence:
    ``text+`` block joins the paragraph it continues (next column, next page); a caption stays
    with its table, chart or image; formula and code blocks are never cut; regions are the
    model's boxes; ``block_types`` are the model's labels.
-7. Elsewhere a paragraph that opens like a caption ("Table 2.1:", "Figure 3.") stays with the
-   table (or figure) next to it in the same way: the text-layer engine and LightOnOCR-2 write
-   captions as paragraphs, and a table's rows say little without the caption that names them.
+7. Elsewhere a paragraph that opens like a table's caption ("Table 2.1:") stays with the table
+   it precedes when both fit the budget: the text-layer engine and LightOnOCR-2 write captions
+   as paragraphs, and a table's rows say little without the caption that names them. A caption
+   that follows a table is that table's, and is never moved to the next one.
 """
 
 from __future__ import annotations
@@ -38,13 +39,12 @@ from .tokens import TokenCounter, estimate_tokens, is_additive
 
 BLOCK_SEPARATOR = "\n\n"
 DEFAULT_MAX_TOKENS = 512
-# A caption's opening: its word and number, then punctuation ("Table 4.", "Table A1.", "TABLE IV:",
-# "Fig. 2.3:"). "Table 3 shows ..." has no punctuation after the number: a sentence, not a caption.
-_TABLE_CAPTION = re.compile(r"(Table|TABLE|Tab\.)\s*[A-Z]?[\dIVXLC]+([.\-–]\d+)*\s*[.:|]")
-_FIGURE_CAPTION = re.compile(r"(Figure|FIGURE|Fig\.)\s*[A-Z]?[\dIVXLC]+([.\-–]\d+)*\s*[.:|]")
-_CAPTION_TYPE = {"table_caption": "caption", "figure_caption": "caption"}  # in ``block_types``, as the model's label
-# Markdown block kinds a caption of each family goes with.
-_CAPTIONED = {"table_caption": frozenset({"table", "html_table"}), "figure_caption": frozenset({"figure"})}
+# A table caption's opening: its word and number, then punctuation and a space ("Table 4. ",
+# "Table A1. ", "TABLE IV: ", "Table 2.1: ", "Table 3.** "). "Table 3 shows" and "Table 2.1 shows"
+# have no punctuation after the number: sentences, not captions.
+_TABLE_CAPTION = re.compile(r"(Table|TABLE|Tab\.)\s*[A-Z]?[\dIVXLC]+([.\-–]\d+)*\s*[.:|][*_]*(\s|$)")
+_CAPTION_TYPE = {"table_caption": "caption"}  # in ``block_types``, as the model's label
+_CAPTIONED = {"table_caption": frozenset({"table", "html_table"})}  # Markdown kinds such a caption goes with
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,8 @@ class _Open:
         """Its last part when that is a caption of ``captioned`` (the kind of the table, chart or
         image that starts the next chunk) and not all it holds, taken out (to go with it)."""
         if len(self.parts) < 2 or not _captions(self.kinds[-1], captioned) or len(self.added) != len(self.parts):
+            return None
+        if _captions(self.kinds[-1], self.kinds[-2]):  # it follows a table: that table's caption, set below it
             return None
         spans, refs, tokens = self.added.pop()
         taken = (self.parts.pop(), self.pages.pop(), self.kinds.pop(), self.refs[len(self.refs) - refs:],
@@ -179,8 +181,8 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
             split_kind = "math" if label in KEEP_WHOLE_LABELS else block.kind  # "math": never cut
             # "text+": the first Markdown block of a block that goes on from the last one
             continues = bool(model_block and model_block.continues and model_block.start == block.start)
-            budget = max_tokens - _caption_room(current, kind, label, count, max_tokens)
-            for number, piece in enumerate(split_block(split_kind, block.text, budget, count)):
+            for number, piece in enumerate(_pieces(split_kind, block.text, max_tokens, count,
+                                                   _caption_room(current, kind, count, max_tokens))):
                 piece_tokens = count(piece.text) if additive else 0
                 spans, cursor = _piece_spans(page.page, block, piece, cursor)
                 figure = layout.image_ref_at(block.start) if label == "image" and number == 0 else None
@@ -193,8 +195,8 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
                 # a caption just before a table, chart or image that starts a new chunk goes with
                 # it (a caption the model did not label: when both fit the budget)
                 caption = current.pop_caption(kind) if current is not None else None
-                if caption is not None and label is None and not fits(_Open([caption[0]], [], [], [], [], tokens=caption[5]),
-                                                                       piece, piece_tokens):
+                if caption is not None and caption[2] != "caption" and not fits(
+                        _Open([caption[0]], [], [], [], [], tokens=caption[5]), piece, piece_tokens):
                     current.take(caption)
                     caption = None
                 flush(page.page)
@@ -325,30 +327,41 @@ def _close(index: int, chunk: _Open, header_path: tuple[str, ...], by_page: dict
 
 
 def _caption_kind(block: Block) -> str | None:
-    """"table_caption" or "figure_caption" for a paragraph that opens like one, else None."""
+    """"table_caption" for a paragraph that opens like a table's caption, else None."""
     if block.kind != "paragraph":
         return None
-    text = block.text.lstrip("*_ ")  # "**Table 2.** ..." as LightOnOCR may write it
-    if _TABLE_CAPTION.match(text):
-        return "table_caption"
-    return "figure_caption" if _FIGURE_CAPTION.match(text) else None
+    return "table_caption" if _TABLE_CAPTION.match(block.text.lstrip("*_ ")) else None  # "**Table 2.**"
 
 
 def _captions(caption: str, captioned: str) -> bool:
     """A part of kind ``caption`` belongs with one of kind ``captioned``: the model's caption
     with its table, chart or image; a paragraph that opens like a table's caption with a
-    Markdown table, like a figure's with a figure."""
+    Markdown table."""
     if caption == "caption":
         return captioned in FIGURE_LABELS
     return captioned in _CAPTIONED.get(caption, ())
 
 
-def _caption_room(current: _Open | None, kind: str, label: str | None, count: TokenCounter, max_tokens: int) -> int:
-    """Tokens to leave free in a table's pieces for the caption just before it (a caption the
-    model did not label), so that the caption fits with the table's first piece when the table
-    is cut: "Table 4. An example landscape table." says what its rows are. 0 when there is none,
-    or when it would take more than a quarter of the budget (it stays where it is then)."""
-    if current is None or label is not None or not current.parts or not _captions(current.kinds[-1], kind):
+def _caption_room(current: _Open | None, kind: str, count: TokenCounter, max_tokens: int) -> int:
+    """Tokens to leave free in the pieces of a table too long for one chunk, for the caption
+    just before it (one the model did not label), so that the caption fits with the table's
+    first piece: "Table 4. An example landscape table." says what its rows are. 0 when there
+    is none, or when the caption would take more than a quarter of the budget."""
+    if current is None or not current.parts or current.kinds[-1] == "caption" or not _captions(current.kinds[-1], kind):
+        return 0
+    if len(current.kinds) > 1 and _captions(current.kinds[-1], current.kinds[-2]):  # the table above's caption
         return 0
     room = count(current.parts[-1]) + count(BLOCK_SEPARATOR)
     return room if room <= max_tokens // 4 else 0
+
+
+def _pieces(kind: str, text: str, max_tokens: int, count: TokenCounter, room: int) -> list[Piece]:
+    """``split_block``'s pieces, made ``room`` tokens smaller when the block is cut anyway (a
+    block that fits whole is never cut for a caption), unless that would leave a row over the
+    smaller budget (a piece marked oversize that is not)."""
+    pieces = split_block(kind, text, max_tokens, count)
+    if room and len(pieces) > 1:
+        smaller = split_block(kind, text, max_tokens - room, count)
+        if not any(piece.oversize for piece in smaller):
+            return smaller
+    return pieces

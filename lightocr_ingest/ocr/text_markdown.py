@@ -110,10 +110,12 @@ def _is_numbered_code(line: Line) -> bool:
 def _wraps_on(item: list[Line], line: Line, em: float) -> bool:
     """``line`` goes on with a list item whose lines wrap back to the margin rather than under
     the item's text (MNRAS's lists): it starts near the bullet, and the item's last line runs
-    as far right as any of them (a full line wraps; a short one ends the item)."""
+    as far right as any of them (a full line wraps; a short one ends the item) and does not end
+    a sentence before a line that starts like one (a paragraph set flush after the list)."""
     last = item[-1]
+    ends_sentence = last.text.endswith((".", "!", "?", ":")) and not line.text[0].islower()
     return (item[0].x0 - 1.5 * em <= line.x0 <= item[0].x0 + 0.5 * em and len(last.words) > 3
-            and last.x1 >= max(line.x1, *(other.x1 for other in item)) - em)
+            and not ends_sentence and last.x1 >= max(line.x1, *(other.x1 for other in item)) - em)
 
 
 def _starts_paragraph(previous: Line, line: Line, em: float, leading: float) -> bool:

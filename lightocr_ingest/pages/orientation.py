@@ -45,7 +45,7 @@ MIN_INK = 0.002  # share of dark pixels below which a page is blank: nothing to 
 #                  page's guess is noise
 PAPER_PERCENTILE = 90  # the paper's grey level: most of a page is paper
 INK_CONTRAST = 60  # grey levels under the paper that are ink, not paper texture or scanner noise
-TEXT_LAYER_MIN_CHARS = 50  # visible characters (of those sampled) before the text layer is believed: a
+TEXT_LAYER_MIN_CHARS = 50  # visible characters (sampled, or all the words') before the text layer is believed: a
 #                            stamp or a label on a scan has fewer, a born-digital page hundreds
 TEXT_LAYER_MIN_SHARE = 0.75  # of them running one way; a page more mixed than this goes to the classifier
 TEXT_LAYER_SAMPLE = 400  # characters asked (evenly spread): the majority is clear long before 5,000

@@ -31,9 +31,10 @@ def address(handle: Any) -> int | None:
 def _held_gil(function: Any) -> Any:
     """``function`` of pypdfium2's raw bindings, called with addresses and keeping the GIL."""
     def plain(kind: Any) -> Any:
-        return _HANDLE if kind is None or issubclass(kind, (ctypes._Pointer, ctypes.c_void_p)) else kind
+        return _HANDLE if issubclass(kind, (ctypes._Pointer, ctypes.c_void_p)) else kind
 
-    prototype = ctypes.PYFUNCTYPE(plain(function.restype), *(plain(kind) for kind in function.argtypes))
+    restype = None if function.restype is None else plain(function.restype)  # None: a void function
+    prototype = ctypes.PYFUNCTYPE(restype, *(plain(kind) for kind in function.argtypes))
     return prototype(address(function))
 
 
@@ -45,7 +46,7 @@ def text_calls() -> Any:
     class TextCalls:
         loose_char_box = _held_gil(raw.FPDFText_GetLooseCharBox)  # (textpage, index, &FS_RECTF) -> ok
         text_object = _held_gil(raw.FPDFText_GetTextObject)  # (textpage, index) -> address or None
-        font_info = _held_gil(raw.FPDFText_GetFontInfo)  # (textpage, index, buffer, size, &flags) -> bytes
+        font_info = _held_gil(raw.FPDFText_GetFontInfo)  # (textpage, index, &buffer, size, &flags) -> name's length
         render_mode = _held_gil(raw.FPDFTextObj_GetTextRenderMode)  # (text object) -> FPDF_TEXTRENDERMODE_*
         font_weight = _held_gil(raw.FPDFText_GetFontWeight)  # (textpage, index) -> weight or -1
         char_angle = _held_gil(raw.FPDFText_GetCharAngle)  # (textpage, index) -> radians, -1: none

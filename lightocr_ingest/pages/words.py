@@ -140,7 +140,8 @@ class _FontReader:
 
     def _read(self, index: int, text_object: int | None) -> tuple[float, float, int, int]:
         calls, textpage = self.calls, self.textpage
-        self.name.value = b""  # a font PDFium cannot name must not take the last one's name
+        self.name.value = b""  # a font PDFium cannot name must not take the last one's name,
+        self.flags.value = 0  # nor its flags (PDFium writes neither for a character without a text object)
         calls.font_info(textpage, index, ctypes.addressof(self.name), FONT_NAME_BYTES, ctypes.addressof(self.flags))
         bold, fixed_pitch = _named_style(self.name.value)
         bits = (self.flags.value & FONT_FLAGS_KEPT) | fixed_pitch
