@@ -41,6 +41,7 @@ def dump_collection(client, collection: str, out) -> None:
             break
     for point in sorted(points, key=lambda p: str(p.id)):
         payload = dict(point.payload)
+        payload.pop("stored_at", None)  # when the file was marked complete: differs from run to run
         if "_node_content" in payload:
             payload["_node_content"] = json.loads(payload["_node_content"])
         vectors = point.vector if isinstance(point.vector, dict) else {"": point.vector}

@@ -273,6 +273,28 @@ def test_ingest_job_runs_to_done_then_query_finds_the_page_and_uploads_are_remov
     assert hits[0]["file_name"] == "report.pdf" and hits[0]["regions"] and hits[0]["file_sha256"]
 
 
+def test_documents_are_listed_and_one_is_deleted_by_its_hash_and_nothing_else(client, documents):
+    for name, collection in (("report.pdf", None), ("report-copy.pdf", "kept")):  # one content, two collections
+        job = poll(client, client.post("/v1/ingest", files=[("file", (name, (documents / "report.pdf").read_bytes()))],
+                                       data={"collection": collection} if collection else None).json()["job_id"])
+        assert job["status"] == "done"
+    listed = client.get("/v1/documents").json()
+    assert listed["collection"] == "svc" and [d["file_name"] for d in listed["documents"]] == ["report.pdf"]
+    (report,) = listed["documents"]
+    assert report["pages"] == 3 and report["complete"] and report["file_path"] == "report.pdf"
+    assert report["sha256"] == hashlib.sha256((documents / "report.pdf").read_bytes()).hexdigest()
+
+    assert client.delete(f"/v1/documents/{'0' * 64}").status_code == 404
+    assert client.delete("/v1/documents/not-a-hash").status_code == 422
+    deleted = client.delete(f"/v1/documents/{report['sha256']}").json()
+    assert deleted["deleted_chunks"] == report["chunks"] and deleted["documents"][0]["file_name"] == "report.pdf"
+    assert client.get("/v1/documents").json()["documents"] == []
+    assert client.post("/v1/query", json={"text": "sediment survey"}).status_code == 404  # its chunks are gone
+    # The other collection, holding the same content, is untouched.
+    assert [d["file_name"] for d in client.get("/v1/documents", params={"collection": "kept"}).json()["documents"]] \
+        == ["report-copy.pdf"]
+
+
 def poll(client, job_id, timeout_s=120.0) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -296,6 +318,8 @@ def test_api_key_guards_v1_but_not_health_metrics_or_the_page(tmp_path, vllm, ca
         assert guarded.post("/v1/query", json={"text": "x"}, headers={"X-API-Key": "wrong"}).status_code == 401
         for headers in ({"Authorization": "Bearer s3cret-key"}, {"X-API-Key": "s3cret-key"}):
             assert guarded.post("/v1/query", json={"text": "x"}, headers=headers).status_code == 404  # empty: past auth
+        assert guarded.get("/v1/documents").status_code == 401
+        assert guarded.delete(f"/v1/documents/{'0' * 64}").status_code == 401
         for open_route in ("/healthz", "/metrics", "/", "/openapi.json"):
             assert guarded.get(open_route).status_code == 200, open_route
     assert "s3cret-key" not in caplog.text

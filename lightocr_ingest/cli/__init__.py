@@ -4,11 +4,14 @@
     lightocr-ingest ingest PATH... [--config pipelines/local.yaml] [--report run.json]
     lightocr-ingest query "question" [--config ...] [--mode dense|hybrid] [-k 5] [--json]
     lightocr-ingest evaluate QUESTIONS.yaml [--config ...] [--mode dense|hybrid] [-k 1,3,5] [--json]
+    lightocr-ingest documents [--collection NAME] [--json]
+    lightocr-ingest delete PATH|SHA256... [--collection NAME] [--yes]
     lightocr-ingest copy --to http://qdrant:6333 [--collection NAME] [--to-collection NAME]
     lightocr-ingest serve [--config ...] [--port 8080]
     lightocr-ingest schema
 
-One module a command (``ocr``, ``ingest``, ``search``: query and evaluate, ``store``: copy,
+One module a command (``ocr``, ``ingest``, ``search``: query and evaluate, ``documents``:
+documents and delete, ``store``: copy,
 ``serve``: serve and schema); ``options`` holds the flags they share and how flags override a config.
 
 Progress and diagnostics go to stderr, results to stdout, so output can be piped.
@@ -22,7 +25,7 @@ import sys
 
 from ..console import print_error, print_labelled, stderr
 from ..errors import LightOCRError
-from . import ingest, ocr, search, serve, store
+from . import documents, ingest, ocr, search, serve, store
 
 
 class _ConsoleHandler(logging.Handler):
@@ -51,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    for module in (ocr, ingest, search, store, serve):
+    for module in (ocr, ingest, search, documents, store, serve):
         module.add_commands(commands)
     return parser
 

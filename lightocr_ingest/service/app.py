@@ -19,7 +19,7 @@ from .._version import __version__
 from .handlers import install_error_handlers
 from .limits import BodyLimit
 from .middleware import request_id_and_metrics
-from .routes import health, ingest, ocr, search, web
+from .routes import documents, health, ingest, ocr, search, web
 from .settings import ServiceSettings
 from .state import Service
 
@@ -61,6 +61,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     # /v1: the API key is checked by the middleware, before the body is read. Each router has the
     # prefix itself: a prefix given to include_router would not be in the route's path that the
     # latency metric is labelled with.
-    for area in (ocr, ingest, search):
+    for area in (ocr, ingest, search, documents):
         app.include_router(area.router)
     return app

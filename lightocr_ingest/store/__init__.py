@@ -154,7 +154,9 @@ COMPLETE_KEY = "file_complete"
 
 
 def mark_complete(client: Client, collection: str, point_id: str) -> None:
-    client.set_payload(collection, payload={COMPLETE_KEY: True}, points=[point_id], wait=True)
+    from .documents import STORED_AT_KEY, now_iso
+
+    client.set_payload(collection, payload={COMPLETE_KEY: True, STORED_AT_KEY: now_iso()}, points=[point_id], wait=True)
 
 
 @dataclass
