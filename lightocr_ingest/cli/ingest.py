@@ -24,6 +24,12 @@ def add_commands(commands) -> None:
                         help="place chunks on their pages: auto (text layer, CPU engine lines), locate (also run "
                              "the embedded detector on scans read by vLLM: about 9 CPU-seconds a page on 2 cores), off")
     ingest.add_argument("--report", help="write a JSON report of every file and page here")
+    ingest.add_argument("--prune", action="store_true", default=None,
+                        help="keep the collection in step with the inputs: a renamed file's points take its new "
+                             "path (no OCR), and the documents of files no longer there are deleted after the run "
+                             "(config: input.prune)")
+    ingest.add_argument("--dry-run", action="store_true",
+                        help="list what the run would add, replace, rename and (with --prune) remove; change nothing")
     ingest.add_argument("--runner", choices=["local", "ray"],
                         help="local: one process (default: the config's runner); ray: the same pipeline on Ray Data")
     ingest.add_argument("--ray-address", help="--runner ray: the Ray cluster to join (default: RAY_ADDRESS, else a "
@@ -38,6 +44,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not args.paths and not config.input.paths:
         print_error("nothing to ingest: give PATH arguments or input.paths in the config")
         return 2
+    if args.prune:
+        config = config.model_copy(update={"input": config.input.model_copy(update={"prune": True})})
+    if args.dry_run:
+        return dry_run(config, args.paths)
     if config.runner == "ray":
         try:
             from ..pipeline.ray_runner import RayIngestor
@@ -104,3 +114,33 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                          markup=False, soft_wrap=True)
         return 1
     return 0
+
+
+def dry_run(config, paths: list[str]) -> int:
+    """What a run over ``paths`` would do to the collection, touching nothing (``--dry-run``)."""
+    from ..pipeline.plan import collect_files
+    from ..pipeline.sync import plan_for
+    from ..store import open_client
+
+    files, problems = collect_files(list(config.input.paths) + list(paths), config.input.extensions,
+                                    config.input.recursive)
+    for _, problem in problems:
+        print_error(problem)
+    client = open_client(config.qdrant)
+    try:
+        plan = plan_for(client, config.qdrant.collection, files)
+    finally:
+        client.close()
+    prune = config.input.prune and not problems
+    lines = [("add", path) for path in plan.added] + [("replace", path) for path in plan.replaced] + \
+        [("rename", f"{document.file_path} -> {path}") for document, path in plan.renamed] + \
+        [("remove" if prune else "keep (no --prune)", f"{d.file_path} ({d.chunks} chunks)") for d in plan.gone]
+    for action, what in lines:
+        print(f"{action:8} {what}")
+    counts = plan.counts()
+    stderr.print(f"dry run on '{config.qdrant.collection}': {counts['added']} to add, {counts['replaced']} to replace, "
+                 f"{counts['renamed']} to rename, {counts['removed']} to {'remove' if prune else 'keep'}, "
+                 f"{counts['unchanged']} unchanged; nothing was changed"
+                 + ("; an input could not be listed, so nothing would be pruned" if problems and config.input.prune
+                    else ""))
+    return 1 if problems else 0

@@ -36,6 +36,11 @@ def print_summary(report) -> None:
         f"{totals['files_resumed']} resumed; {totals['chunks']} chunks"
         f"{' (placed by ' + _placed(totals['chunks_by_bbox_source']) + ')' if totals['chunks'] else ''}; "
         f"points {totals['points_before']} -> {totals['points_after']}; {totals['elapsed_s']} s")
+    if report.prune is not None:
+        prune = report.prune
+        stderr.print(prune.withheld or f"pruned: {len(prune.renamed)} renamed (points moved to the new path, no OCR), "
+                     f"{len(prune.removed)} removed ({prune.removed_chunks} chunks) of files no longer under the inputs",
+                     markup=False, highlight=False, soft_wrap=True)
     if totals["pages_thinking_removed"]:
         stderr.print(f"{totals['pages_thinking_removed']} page(s) came back with the model's thinking first (cut off, "
                      f"not stored): the server ignores chat_template_kwargs; serve the model with "

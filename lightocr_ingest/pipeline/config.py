@@ -37,6 +37,9 @@ class InputConfig(_Section):
     extensions: list[str] = Field(default=[".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"],
                                   description="File types picked up in folders.")
     recursive: bool = Field(default=True, description="Walk sub-folders.")
+    prune: bool = Field(default=False, description="After a run that read everything, delete the documents of files "
+                                                   "no longer under the inputs; a renamed file keeps its points, "
+                                                   "under its new path (no OCR, no embedding).")
     pages: str | None = Field(default=None, description="Page selection applied to every file, e.g. '1-3,7'.")
     password: SecretStr | None = Field(default=None, description="Password of encrypted PDFs.")
 

@@ -58,6 +58,17 @@ def sum_counts(counts) -> dict[str, int]:
 
 
 @dataclass
+class PruneReport:
+    """What ``--prune`` did: documents renamed to their file's new path, and removed (their file
+    is no longer under the inputs); ``withheld`` says why nothing was removed, when nothing was."""
+
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path)
+    removed: list[str] = field(default_factory=list)  # paths
+    removed_chunks: int = 0
+    withheld: str | None = None
+
+
+@dataclass
 class RunReport:
     collection: str
     files: list[FileReport] = field(default_factory=list)
@@ -65,6 +76,7 @@ class RunReport:
     points_after: int = 0
     elapsed_s: float = 0.0
     cpu_ns: dict[str, int] = field(default_factory=dict)  # CPU time by stage (cpu_cost.STAGES), and "process"
+    prune: PruneReport | None = None  # ``--prune``: what was renamed and removed, or why nothing was
 
     def totals(self) -> dict:
         pages = [p for f in self.files for p in f.pages]
@@ -107,5 +119,6 @@ class RunReport:
 
     def to_json(self) -> str:
         data = {"collection": self.collection, "totals": self.totals(),
+                "prune": asdict(self.prune) if self.prune is not None else None,
                 "files": [dict(asdict(f), failed_pages=f.failed_pages) for f in self.files]}
         return json.dumps(data, indent=2)

@@ -33,12 +33,14 @@ from ..documents import PageDocument
 from ..errors import InputError
 from ..metadata import PageMetadata
 from ..store import check_mode, count_points, finish_writes, make_vector_store, open_client
+from ..store.documents import delete_document, rename_document
 from .build import make_embedder, make_parser, make_reader, stamp
 from .config import PipelineConfig
 from .plan import STEP_FILES, PlannedFile, Planner, collect_files, settings_fingerprint
 from .progress import RunProgress
-from .report import FileReport, PageReport, RunReport, sum_counts
+from .report import FileReport, PageReport, PruneReport, RunReport, sum_counts
 from .storing import FileEnd, FileStart, StoreStage
+from .sync import SyncPlan, plan_for
 
 log = logging.getLogger("lightocr_ingest")
 
@@ -103,12 +105,23 @@ class Ingestor:
     # --- one run ------------------------------------------------------------------------
     def run(self, paths: Iterable[str] = (), on_page: Callable[[FileReport, PageReport], None] | None = None,
             on_file: Callable[[FileReport], None] | None = None, on_total: Callable[[int], None] | None = None,
-            names: dict[str, str] | None = None) -> RunReport:
+            names: dict[str, str] | None = None, prune: bool | None = None) -> RunReport:
         """Ingest ``paths`` (plus the config's); returns the report. Works inside a running loop.
 
         ``names``: path -> the path a file is known by, in its points and the report (the service
-        saves uploads under names of its own and stores them under the name they came with)."""
-        reports = list(iterate_in_thread(lambda: self._arun(list(paths), on_page, on_file, on_total, names)))
+        saves uploads under names of its own and stores them under the name they came with).
+        ``prune`` (default: the config's ``input.prune``): the collection then holds exactly the
+        files under the inputs (``sync``): renamed files' points take their new path first, and
+        the documents of files no longer there are deleted after the run has read everything
+        else; a run that stops early (an error, Ctrl-C) deletes nothing."""
+        prune = self.config.input.prune if prune is None else prune
+        try:
+            reports = list(iterate_in_thread(lambda: self._arun(list(paths), on_page, on_file, on_total, names,
+                                                                prune)))
+        except BaseException:
+            if prune:
+                log.warning("the run stopped before its end: nothing was pruned")
+            raise
         return reports[-1]
 
     async def _read_files(self, planned: AsyncIterator[PlannedFile],
@@ -133,12 +146,13 @@ class Ingestor:
             if page.page == last_pages.get(page.file_path):
                 yield FileEnd(page.file_path)  # chunk and store it now, not when the next file starts
 
-    async def _arun(self, extra_paths, on_page, on_file, on_total, names=None):
+    async def _arun(self, extra_paths, on_page, on_file, on_total, names=None, prune=False):
         started = time.perf_counter()
         cpu_before, loop_cpu_before, process_cpu_before = LEDGER.snapshot(), time.thread_time_ns(), time.process_time_ns()
         progress = RunProgress(RunReport(collection=self.collection,
                                          points_before=count_points(self.client, self.collection)), on_page, on_file)
         files = await self._collect(extra_paths, progress)
+        sync = await self._start_prune(files, names, progress.report) if prune else None
         planner = Planner(self.config, self.client, self.collection, self.fingerprint,
                           self.reader.password.get_secret_value() if self.reader.password else None, names)
         opened: asyncio.Queue = asyncio.Queue(maxsize=STEP_FILES)  # files opened for reading, in order
@@ -194,6 +208,8 @@ class Ingestor:
                 if (item := opened.get_nowait()) is not None and item.source is not None:
                     item.source.close()
         report = progress.report
+        if sync is not None:  # everything was read: the documents of files that have gone go now
+            await asyncio.to_thread(self._remove_gone, sync, report.prune)
         await asyncio.to_thread(finish_writes, self.client, self.collection)  # indexes built (HNSW, payload)
         report.points_after = count_points(self.client, self.collection)
         report.elapsed_s = time.perf_counter() - started
@@ -206,6 +222,29 @@ class Ingestor:
         cpu["process"] = time.process_time_ns() - process_cpu_before
         report.cpu_ns = sum_counts([cpu, progress.worker_cpu]) if progress.worker_cpu else cpu
         yield report
+
+    async def _start_prune(self, files: list[str], names: dict[str, str] | None, report: RunReport) -> SyncPlan | None:
+        """The run's sync plan, with its renames done (before planning, so that a renamed file is
+        found stored under its new path and skipped); None when nothing may be pruned: an input
+        that could not be listed would look deleted."""
+        report.prune = PruneReport()
+        unlisted = [f.path for f in report.files if f.status == "failed"]
+        if unlisted:
+            report.prune.withheld = f"{len(unlisted)} input(s) could not be listed ({unlisted[0]}...): nothing pruned"
+            log.warning("%s", report.prune.withheld)
+            return None
+        sync = await asyncio.to_thread(plan_for, self.client, self.collection, files, names)
+        for document, new_path in sync.renamed:
+            await asyncio.to_thread(rename_document, self.client, self.collection, document, new_path)
+            report.prune.renamed.append((document.file_path, new_path))
+        return sync
+
+    def _remove_gone(self, sync: SyncPlan, prune: PruneReport) -> None:
+        for document in sync.removed:  # old versions of replaced files are gone already (0 deleted)
+            deleted = delete_document(self.client, self.collection, document)
+            if deleted:
+                prune.removed_chunks += deleted
+                prune.removed.append(document.file_path)
 
     async def _collect(self, extra_paths: list[str], progress: RunProgress) -> list[str]:
         """The files named (folders expanded); the paths that name no readable file go in the

@@ -137,5 +137,33 @@ def delete_document(client, collection: str, document: StoredDocument) -> int:
     return count
 
 
+def rename_document(client, collection: str, document: StoredDocument, new_path: str) -> int:
+    """Give ``document``'s points the path ``new_path`` (and its file name), in the payload and in
+    each node's own metadata (``_node_content``), re-reading and re-embedding nothing; the number
+    of points renamed. Point by point: a kill midway leaves some points under each path, which
+    the next ``ingest --prune`` renames the rest of (same content, the old path gone)."""
+    import json
+
+    name = os.path.basename(new_path)
+    renamed = 0
+    while True:  # the filter selects the old path: a renamed point drops out, so always from the start
+        points, _ = client.scroll(collection, scroll_filter=_document_filter(document), limit=256,
+                                  with_payload=True, with_vectors=False)
+        for point in points:
+            update = {"file_path": new_path, "file_name": name}
+            content = (point.payload or {}).get("_node_content")
+            if content:
+                node = json.loads(content)
+                node.setdefault("metadata", {}).update(update)
+                for related in (node.get("relationships") or {}).values():  # the page it came from names it too
+                    if isinstance(related, dict) and "file_name" in (related.get("metadata") or {}):
+                        related["metadata"]["file_name"] = name
+                update["_node_content"] = json.dumps(node)
+            client.set_payload(collection, payload=update, points=[point.id], wait=True)
+            renamed += 1
+        if not points:
+            return renamed
+
+
 __all__ = ["MIN_HASH_PREFIX", "NoSuchDocument", "STORED_AT_KEY", "StoredDocument", "delete_document",
-           "list_documents", "now_iso", "select_documents"]
+           "list_documents", "now_iso", "rename_document", "select_documents"]

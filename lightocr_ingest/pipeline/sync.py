@@ -1,0 +1,111 @@
+"""Keeping a collection in step with its folder (``ingest --prune``): what a run adds, replaces,
+renames and removes (pure: the inputs' hashes and the collection's documents in, a plan out).
+
+A collection holds one document per content (chunk ids come from the content's hash, and a
+byte-identical copy is skipped as a copy), so a file's content tells where it was before:
+
+- **added**: a path the collection does not hold, with content it does not hold;
+- **replaced**: a path it holds, with other content (the run deletes the old points as it
+  stores the new);
+- **renamed**: content it holds under a path that is no longer among the inputs (or under
+  another path than the input that has it), now at an input's path: its points get that path,
+  with no OCR and no embedding;
+- **removed**: a document whose content no input has (its file has gone, or changed): deleted
+  once the run has read everything else (``--prune``); a content some input has is never removed;
+- **unchanged**: the same path and content (a copy of content stored under another input's
+  path counts here: the run skips it as a copy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..store.documents import StoredDocument
+
+HASH_CHUNK = 1 << 20  # bytes read at a time: a large scan PDF is not held whole to hash it
+
+
+@dataclass
+class SyncPlan:
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    renamed: list[tuple[StoredDocument, str]] = field(default_factory=list)  # (as stored, its new path)
+    removed: list[StoredDocument] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    inputs: frozenset[str] = frozenset()
+
+    @property
+    def gone(self) -> list[StoredDocument]:
+        """The removed documents whose path is no longer among the inputs (the others are old
+        versions of files the run replaces)."""
+        return [d for d in self.removed if d.file_path not in self.inputs]
+
+    def counts(self) -> dict[str, int]:
+        return {"added": len(self.added), "replaced": len(self.replaced), "renamed": len(self.renamed),
+                "removed": len(self.gone), "unchanged": len(self.unchanged)}
+
+
+def plan_sync(inputs: dict[str, str], stored: Iterable[StoredDocument]) -> SyncPlan:
+    """The plan for ``inputs`` (each path as it will be stored -> its content's sha256) against
+    the documents ``stored``. Every stored document is kept, renamed or removed; every input is
+    added, replaced, renamed to, or unchanged. A content that some input has is never removed:
+    its points move to that input's path (to the path that already holds it, when one does:
+    what a rename cut short by a kill left under two paths comes together again)."""
+    stored = list(stored)
+    kept = [d for d in stored if inputs.get(d.file_path) == d.sha256]
+    target: dict[str, str] = {}  # content -> the input path its points belong under
+    for path in sorted(inputs, reverse=True):  # the first path in order wins
+        target[inputs[path]] = path
+    target.update({d.sha256: d.file_path for d in kept})  # a path that holds it already wins
+    plan = SyncPlan(inputs=frozenset(inputs))
+    for document in stored:
+        if document in kept:
+            continue
+        destination = target.get(document.sha256)
+        if destination is not None:
+            plan.renamed.append((document, destination))
+        else:  # its content is in no input: gone, or an old version of a changed file
+            plan.removed.append(document)
+    held = {d.sha256 for d in stored}
+    holders = {(d.file_path, d.sha256) for d in kept} | {(path, d.sha256) for d, path in plan.renamed}
+    stored_paths = {d.file_path for d in stored}
+    for path in sorted(inputs):
+        sha256 = inputs[path]
+        if (path, sha256) in holders and not any(p == path for _, p in plan.renamed) or \
+                (sha256 in held and target.get(sha256) != path):  # the same, or a copy of stored content
+            plan.unchanged.append(path)
+        elif any(p == path for _, p in plan.renamed):
+            continue  # listed with the document renamed to it
+        elif path in stored_paths:
+            plan.replaced.append(path)
+        else:
+            plan.added.append(path)
+    return plan
+
+
+def plan_for(client, collection: str, files: list[str], names: dict[str, str] | None = None) -> SyncPlan:
+    """``plan_sync`` for the files a run will read (hashed here) against the collection as it is.
+    A file that cannot be read to hash it counts as present with unknown content: its document
+    is never removed for a read error (the run reports the error)."""
+    from ..store.documents import list_documents
+
+    inputs = {}
+    for path in files:
+        try:
+            inputs[(names or {}).get(path, path)] = file_sha256(path)
+        except OSError:
+            inputs[(names or {}).get(path, path)] = ""
+    return plan_sync(inputs, list_documents(client, collection))
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(HASH_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+__all__ = ["SyncPlan", "file_sha256", "plan_for", "plan_sync"]
