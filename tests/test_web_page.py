@@ -272,6 +272,17 @@ def test_drop_a_pdf_read_it_page_by_page_ingest_it_and_find_page_two(browser, tm
         assert console == [], console
         # The hit names the file as the user uploaded it, not as the service saved it.
         assert first.get_attribute("data-file-name") == "wildlife.pdf", first.text
+
+        # The collection's documents, one deleted with its button (after a confirmation).
+        browser.find_element(By.ID, "documents-button").click()
+        item = wait_for(browser, EC.visibility_of_element_located((By.CSS_SELECTOR, f"#documents li[data-sha256='{sha256}']")),
+                        30, "the document listed")
+        assert "wildlife.pdf" in item.text and "2 pages" in item.text, item.text
+        item.find_element(By.CSS_SELECTOR, "button.delete-document").click()
+        wait_for(browser, EC.alert_is_present(), 10, "the confirmation").accept()
+        wait_for(browser, EC.text_to_be_present_in_element((By.ID, "documents-status"), "No documents"), 30,
+                 "the list emptied after the delete")
+        assert not browser.find_elements(By.CSS_SELECTOR, "#documents li") and errors_shown(browser) == ""
     finally:
         server.stop()
 

@@ -492,6 +492,7 @@
         job = await api(`v1/jobs/${encodeURIComponent(id)}`, {what: "job status"});
         renderJob(job);
       }
+      if ($("documents").childElementCount || $("documents-status").textContent) await showDocuments();
     } catch (error) {
       showError(error, `adding ${file.name} to the collection`);
       $("job-status").textContent = `Could not add ${file.name}: ${error.message}`;
@@ -499,6 +500,41 @@
     } finally {
       button.disabled = !current;
     }
+  }
+
+  // ---------------------------------------------------------------- the collection's documents
+
+  async function showDocuments() {
+    const status = $("documents-status");
+    try {
+      const listed = await api("v1/documents", {what: "listing the documents"});
+      const documents = listed.documents || [];
+      status.textContent = documents.length ? `${documents.length} document${documents.length === 1 ? "" : "s"} ` +
+        `in '${listed.collection}'.` : `No documents in '${listed.collection}' yet.`;
+      $("documents").replaceChildren(...documents.map((doc) => {
+        const button = el("button", {type: "button", class: "delete-document"}, "Delete");
+        button.addEventListener("click", () => deleteDocument(doc));
+        return el("li", {"data-sha256": doc.sha256},
+          el("strong", {}, doc.file_name),
+          ` — ${doc.pages} page${doc.pages === 1 ? "" : "s"}, ${doc.chunks} chunk${doc.chunks === 1 ? "" : "s"}` +
+          (doc.complete ? "" : ", incomplete") + (doc.stored_at ? `, stored ${doc.stored_at}` : "") + " ", button);
+      }));
+    } catch (error) {
+      showError(error, "listing the documents");
+      status.textContent = `Could not list the documents: ${error.message}`;
+    }
+  }
+
+  async function deleteDocument(doc) {
+    if (!window.confirm(`Delete ${doc.file_name} (${doc.chunks} chunks) from the collection?`)) return;
+    try {
+      const deleted = await api(`v1/documents/${encodeURIComponent(doc.sha256)}`,
+        {method: "DELETE", what: "deleting a document"});
+      notice(`Deleted ${doc.file_name}: ${deleted.deleted_chunks} chunks.`);
+    } catch (error) {
+      showError(error, `deleting ${doc.file_name}`);
+    }
+    await showDocuments();
   }
 
   // ---------------------------------------------------------------- search
@@ -614,6 +650,7 @@
     $("file-input").addEventListener("change", (event) => pickFile(event.target.files));
     $("ingest-button").addEventListener("click", ingest);
     $("search-form").addEventListener("submit", search);
+    $("documents-button").addEventListener("click", showDocuments);
 
     const zone = $("drop-zone");
     for (const name of ["dragenter", "dragover"]) {
