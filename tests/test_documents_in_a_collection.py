@@ -141,3 +141,30 @@ def test_a_delete_cut_short_leaves_an_incomplete_document_that_the_next_ingest_r
     ingest([folder["report"]])  # reads it again: its chunks are found stored, and it is marked whole
     rows = {row["file_path"]: row for row in listed(capsys)}
     assert rows[str(folder["report"])]["complete"] is True and rows[str(folder["report"])]["chunks"] == report.chunks
+
+
+def test_cache_prune_drops_old_answers_then_the_oldest_over_the_size(tmp_path, capsys):
+    """Pages of deleted files stay in the OCR cache until pruned: by age, then by size, oldest first."""
+    import time
+
+    from lightocr_ingest.ocr.cache import OcrCache
+    from lightocr_ingest.records import OcrResult
+
+    cache = OcrCache(tmp_path / "ocr")
+    now = time.time()
+    for number, age_days in enumerate([40, 20, 10, 2, 1]):
+        cache.put(f"page-{number}", OcrResult(markdown="x" * 100_000, engine="vllm", model="m", attempts=1))
+        cache._db.execute("UPDATE ocr SET created = ? WHERE key = ?", (now - age_days * 86_400, f"page-{number}"))
+    cache.close()
+
+    assert main(["cache", "prune", "--cache-dir", str(tmp_path / "ocr"), "--older-than", "30"]) == 0
+    assert "pruned 1 cached pages" in capsys.readouterr().err
+    # About 100 kB an answer: 0.25 MB keeps the two newest.
+    assert main(["cache", "prune", "--cache-dir", str(tmp_path / "ocr"), "--max-size", "0.25"]) == 0
+    assert "pruned 2 cached pages" in capsys.readouterr().err
+    cache = OcrCache(tmp_path / "ocr")
+    try:
+        assert [key for key in (f"page-{n}" for n in range(5)) if cache.get(key) is not None] == ["page-3", "page-4"]
+    finally:
+        cache.close()
+    assert main(["cache", "prune", "--cache-dir", str(tmp_path / "ocr")]) == 2  # says what to drop

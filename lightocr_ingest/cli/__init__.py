@@ -6,12 +6,13 @@
     lightocr-ingest evaluate QUESTIONS.yaml [--config ...] [--mode dense|hybrid] [-k 1,3,5] [--json]
     lightocr-ingest documents [--collection NAME] [--json]
     lightocr-ingest delete PATH|SHA256... [--collection NAME] [--yes]
+    lightocr-ingest cache prune [--older-than DAYS] [--max-size MB]
     lightocr-ingest copy --to http://qdrant:6333 [--collection NAME] [--to-collection NAME]
     lightocr-ingest serve [--config ...] [--port 8080]
     lightocr-ingest schema
 
 One module a command (``ocr``, ``ingest``, ``search``: query and evaluate, ``documents``:
-documents and delete, ``store``: copy,
+documents and delete, ``cache``: cache prune, ``store``: copy,
 ``serve``: serve and schema); ``options`` holds the flags they share and how flags override a config.
 
 Progress and diagnostics go to stderr, results to stdout, so output can be piped.
@@ -25,7 +26,7 @@ import sys
 
 from ..console import print_error, print_labelled, stderr
 from ..errors import LightOCRError
-from . import documents, ingest, ocr, search, serve, store
+from . import cache, documents, ingest, ocr, search, serve, store
 
 
 class _ConsoleHandler(logging.Handler):
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    for module in (ocr, ingest, search, documents, store, serve):
+    for module in (ocr, ingest, search, documents, cache, store, serve):
         module.add_commands(commands)
     return parser
 

@@ -103,6 +103,32 @@ class OcrCache:
             self._db.execute("INSERT OR REPLACE INTO ocr (key, result, created) VALUES (?, ?, ?)",
                              (key, _encode(replace(result, cached=False)), time.time()))
 
+    def prune(self, older_than_s: float | None = None, max_bytes: int | None = None) -> tuple[int, int, int]:
+        """Drop answers stored more than ``older_than_s`` seconds ago, then the oldest until the
+        answers take at most ``max_bytes``; the file shrinks to match. Returns (entries removed,
+        entries left, bytes of answers left). A page dropped here is read again by the model
+        if a run meets it again; nothing in a collection depends on the cache."""
+        with self._lock:
+            before = self._db.execute("SELECT COUNT(*) FROM ocr").fetchone()[0]
+            if older_than_s is not None:
+                self._db.execute("DELETE FROM ocr WHERE created < ?", (time.time() - older_than_s,))
+            if max_bytes is not None:
+                kept, cutoff = 0, None
+                for created, size in self._db.execute("SELECT created, LENGTH(CAST(result AS BLOB)) FROM ocr "
+                                                      "ORDER BY created DESC"):
+                    if kept + size > max_bytes:
+                        cutoff = created
+                        break
+                    kept += size
+                if cutoff is not None:
+                    self._db.execute("DELETE FROM ocr WHERE created <= ?", (cutoff,))
+            left, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(result AS BLOB))), 0) "
+                                          "FROM ocr").fetchone()
+            if left < before:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._db.execute("VACUUM")  # the freed pages back to the file system
+        return before - left, left, size
+
     def __len__(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM ocr").fetchone()[0]
