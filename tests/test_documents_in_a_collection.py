@@ -107,6 +107,12 @@ def test_a_hash_start_two_files_share_is_refused_and_a_name_stored_elsewhere_is_
         select_documents(documents, "c/report.pdf")
     with pytest.raises(NoSuchDocument, match="lightocr-ingest documents"):
         select_documents(documents, "ab12")  # too short to be a hash: a path, and none such
+    # An upload stored as "report.pdf" and a file stored by its absolute path: the same absolute
+    # path from here, so neither is taken without the exact name.
+    here = [document("report.pdf", "aa" * 32), document(str(Path("report.pdf").resolve()), "bb" * 32)]
+    with pytest.raises(NoSuchDocument, match="same file as several stored paths"):
+        select_documents(here, "./report.pdf")
+    assert [d.sha256 for d in select_documents(here, "report.pdf")] == ["aa" * 32]
 
 
 def test_delete_asks_first_and_refuses_without_a_terminal_unless_yes(folder, capsys, monkeypatch):

@@ -293,6 +293,15 @@ def test_documents_are_listed_and_one_is_deleted_by_its_hash_and_nothing_else(cl
     # The other collection, holding the same content, is untouched.
     assert [d["file_name"] for d in client.get("/v1/documents", params={"collection": "kept"}).json()["documents"]] \
         == ["report-copy.pdf"]
+    # While a job stores into a collection, a delete there waits (it could take the job's first
+    # chunks, and the job would then mark the file complete without them).
+    service = client.app.state.service
+    service.runner.writing = lambda collection: collection == "kept"
+    busy = client.delete(f"/v1/documents/{report['sha256']}", params={"collection": "kept"})
+    assert busy.status_code == 409 and busy.headers["Retry-After"] and "after it ends" in error_of(busy)["suggestion"]
+    # A service never prunes a collection to its uploads, whatever the config says.
+    service.config = service.config.model_copy(update={"input": service.config.input.model_copy(update={"prune": True})})
+    assert service.config_for("kept").input.prune is False
 
 
 def poll(client, job_id, timeout_s=120.0) -> dict:

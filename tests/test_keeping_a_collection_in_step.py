@@ -119,7 +119,15 @@ def test_a_run_that_stops_early_prunes_nothing(day_one, tmp_path, monkeypatch, c
     monkeypatch.setattr(storing.StoreStage, "_store", broken)
     with pytest.raises(OSError, match="No space"):
         ingest("--prune")
-    assert "docs/c.pdf" in documents() and "nothing was pruned" in capsys.readouterr().err
+    assert "docs/c.pdf" in documents() and "were not pruned" in capsys.readouterr().err
+
+
+def test_a_changed_file_that_cannot_be_read_keeps_its_old_points(day_one, tmp_path, capsys):
+    (tmp_path / "docs" / "a.pdf").write_bytes(b"%PDF-1.7 cut short by a copy that failed")
+    before = documents()["docs/a.pdf"]
+    assert ingest("--prune") == 1  # the file failed: said, and its last good version kept
+    assert documents()["docs/a.pdf"] == before
+    assert "a.pdf" in capsys.readouterr().err
 
 
 def test_an_input_that_cannot_be_listed_withholds_the_prune(day_one, tmp_path, capsys):
@@ -180,14 +188,18 @@ def test_every_input_and_every_stored_document_has_exactly_one_fate(stored_pairs
 
     moved = [d for d, _ in plan.renamed]
     kept = [d for d in stored if inputs.get(d.file_path) == d.sha256]
-    # Every stored document once: kept, renamed or removed.
-    assert sorted(map(id, kept + moved + plan.removed)) == sorted(map(id, stored))
+    targets = {path for _, path in plan.renamed}
+    left = [d for d in stored if not any(d is x for x in kept + moved + plan.removed)]
+    # Every stored document once: kept, renamed, removed, or left to the run that reads its path
+    # (an old version: the run replaces it, and a file that fails to read keeps it).
+    assert sorted(map(id, kept + moved + plan.removed + left)) == sorted(map(id, stored))
+    assert all(d.file_path in inputs and d.file_path not in targets for d in left)
+    assert all(d.file_path not in inputs or d.file_path in targets for d in plan.removed)
     # No content an input has is removed; renamed content lands on an input with that content.
     assert not {d.sha256 for d in plan.removed} & set(inputs.values())
     for document, path in plan.renamed:
         assert inputs[path] == document.sha256 and path != document.file_path
     # Every input once: added, replaced, unchanged, or the path something was renamed to.
-    targets = {path for _, path in plan.renamed}
     lists = [plan.added, plan.replaced, plan.unchanged, sorted(targets)]
     assert sorted(path for listed in lists for path in listed) == sorted(inputs)
     # After the plan, each input's content is stored under one path of the inputs (or is to be read).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 
 from ..console import print_error, stderr
 from ..pipeline.config import load_config
@@ -34,13 +35,19 @@ def cmd_prune(args: argparse.Namespace) -> int:
         print_error("say what to drop: --older-than DAYS, --max-size MB, or both")
         return 2
     folder = resolve_cache_dir(args.cache_dir or load_config(args.config).ocr.cache_dir)
-    if folder is None or not os.path.exists(os.path.join(folder, CACHE_FILE)):
+    if folder is None:
+        stderr.print("the OCR cache is off in this config (ocr.cache_dir: null): nothing to prune")
+        return 0
+    if not os.path.exists(os.path.join(folder, CACHE_FILE)):
         stderr.print(f"no OCR cache at {folder}: nothing to prune")
         return 0
     cache = OcrCache(folder)
     try:
         removed, left, size = cache.prune(None if args.older_than is None else args.older_than * DAY_S,
                                           None if args.max_size is None else int(args.max_size * 1e6))
+    except sqlite3.OperationalError as exc:  # "database is locked": a run or the service has it open
+        print_error(f"the OCR cache at {folder} is in use ({exc}): prune it while no ingest or service runs")
+        return 1
     finally:
         cache.close()
     stderr.print(f"pruned {removed} cached pages from {folder}; {left} left ({size / 1e6:.1f} MB of answers)")

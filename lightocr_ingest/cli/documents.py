@@ -51,13 +51,14 @@ def cmd_documents(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, pad_edge=False)
     for column in ("file", "pages", "chunks", "complete", "stored", "sha256", "path"):
         table.add_column(column, justify="right" if column in ("pages", "chunks") else "left")
-    for d in documents:
-        table.add_row(d.file_name, str(d.pages), str(d.chunks), "yes" if d.complete else "[yellow]no[/]",
-                      (d.stored_at or "-").replace("T", " ").replace("+00:00", "Z"), d.sha256[:12], d.file_path)
+    for d in documents:  # names as Text: a file named "draft[1].pdf" is not markup
+        table.add_row(Text(d.file_name), str(d.pages), str(d.chunks), "yes" if d.complete else "[yellow]no[/]",
+                      (d.stored_at or "-").replace("T", " ").replace("+00:00", "Z"), d.sha256[:12], Text(d.file_path))
     Console().print(table)  # stdout: the listing is the result; the summary goes to stderr
     incomplete = sum(not d.complete for d in documents)
     stderr.print(f"{len(documents)} documents, {sum(d.chunks for d in documents)} chunks in "
@@ -89,7 +90,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
             return 1
         documents = list(chosen.values())
         for d in documents:
-            stderr.print(f"  {d.file_name}  {d.chunks} chunks  sha256 {d.sha256[:12]}  {d.file_path}")
+            stderr.print(f"  {d.file_name}  {d.chunks} chunks  sha256 {d.sha256[:12]}  {d.file_path}",
+                         markup=False, highlight=False, soft_wrap=True)
         total = sum(d.chunks for d in documents)
         if not args.yes:
             if not sys.stdin.isatty():
@@ -103,7 +105,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
         deleted = sum(delete_document(client, collection, d) for d in documents)
     finally:
         client.close()
-    stderr.print(f"deleted {len(documents)} documents ({deleted} chunks) from '{collection}' at {_where(config)}")
+    stderr.print(f"deleted {len(documents)} documents ({deleted} chunks) from '{collection}' at {_where(config)}",
+                 markup=False, highlight=False)
     return 0
 
 

@@ -119,7 +119,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def dry_run(config, paths: list[str]) -> int:
     """What a run over ``paths`` would do to the collection, touching nothing (``--dry-run``)."""
     from ..pipeline.plan import collect_files
-    from ..pipeline.sync import plan_for
+    from ..pipeline.sync import blocks_prune, plan_for
     from ..store import open_client
 
     files, problems = collect_files(list(config.input.paths) + list(paths), config.input.extensions,
@@ -131,16 +131,21 @@ def dry_run(config, paths: list[str]) -> int:
         plan = plan_for(client, config.qdrant.collection, files)
     finally:
         client.close()
-    prune = config.input.prune and not problems
+    blocked = [path for path, _ in problems if blocks_prune(path)]
+    prune = config.input.prune and not blocked
+    renamed = [(f"{document.file_path} -> {path}" if prune else
+                f"{path} (its content is stored under {document.file_path}: skipped as a copy; --prune moves it)")
+               for document, path in plan.renamed]
     lines = [("add", path) for path in plan.added] + [("replace", path) for path in plan.replaced] + \
-        [("rename", f"{document.file_path} -> {path}") for document, path in plan.renamed] + \
-        [("remove" if prune else "keep (no --prune)", f"{d.file_path} ({d.chunks} chunks)") for d in plan.gone]
+        [("rename" if prune else "skip", what) for what in renamed] + \
+        [("remove" if prune else "keep", f"{d.file_path} ({d.chunks} chunks)") for d in plan.removed]
     for action, what in lines:
         print(f"{action:8} {what}")
     counts = plan.counts()
     stderr.print(f"dry run on '{config.qdrant.collection}': {counts['added']} to add, {counts['replaced']} to replace, "
-                 f"{counts['renamed']} to rename, {counts['removed']} to {'remove' if prune else 'keep'}, "
+                 f"{counts['renamed']} to {'rename' if prune else 'skip as copies'}, "
+                 f"{counts['removed']} to {'remove' if prune else 'keep'}, "
                  f"{counts['unchanged']} unchanged; nothing was changed"
-                 + ("; an input could not be listed, so nothing would be pruned" if problems and config.input.prune
+                 + ("; an input could not be listed, so nothing would be pruned" if blocked and config.input.prune
                     else ""))
-    return 1 if problems else 0
+    return 1 if blocked else 0

@@ -104,8 +104,10 @@ class OcrCache:
                              (key, _encode(replace(result, cached=False)), time.time()))
 
     def prune(self, older_than_s: float | None = None, max_bytes: int | None = None) -> tuple[int, int, int]:
-        """Drop answers stored more than ``older_than_s`` seconds ago, then the oldest until the
-        answers take at most ``max_bytes``; the file shrinks to match. Returns (entries removed,
+        """Drop answers stored more than ``older_than_s`` seconds ago, then those stored longest
+        ago (first in, not least used: a hit does not refresh them) until the answers take at
+        most ``max_bytes``; the file shrinks to match (VACUUM: it needs the cache to itself, and
+        free disk about its size). Returns (entries removed,
         entries left, bytes of answers left). A page dropped here is read again by the model
         if a run meets it again; nothing in a collection depends on the cache."""
         with self._lock:

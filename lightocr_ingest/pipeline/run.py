@@ -40,7 +40,7 @@ from .plan import STEP_FILES, PlannedFile, Planner, collect_files, settings_fing
 from .progress import RunProgress
 from .report import FileReport, PageReport, PruneReport, RunReport, sum_counts
 from .storing import FileEnd, FileStart, StoreStage
-from .sync import SyncPlan, plan_for
+from .sync import SyncPlan, blocks_prune, plan_for
 
 log = logging.getLogger("lightocr_ingest")
 
@@ -119,8 +119,9 @@ class Ingestor:
             reports = list(iterate_in_thread(lambda: self._arun(list(paths), on_page, on_file, on_total, names,
                                                                 prune)))
         except BaseException:
-            if prune:
-                log.warning("the run stopped before its end: nothing was pruned")
+            if prune:  # removals come last: an error there may have removed some (run again to finish)
+                log.warning("the run stopped before its end: documents of removed files were not pruned "
+                            "(run it again to prune them)")
             raise
         return reports[-1]
 
@@ -228,7 +229,7 @@ class Ingestor:
         found stored under its new path and skipped); None when nothing may be pruned: an input
         that could not be listed would look deleted."""
         report.prune = PruneReport()
-        unlisted = [f.path for f in report.files if f.status == "failed"]
+        unlisted = [f.path for f in report.files if f.status == "failed" and blocks_prune(f.path)]
         if unlisted:
             report.prune.withheld = f"{len(unlisted)} input(s) could not be listed ({unlisted[0]}...): nothing pruned"
             log.warning("%s", report.prune.withheld)

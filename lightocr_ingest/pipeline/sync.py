@@ -10,8 +10,10 @@ byte-identical copy is skipped as a copy), so a file's content tells where it wa
 - **renamed**: content it holds under a path that is no longer among the inputs (or under
   another path than the input that has it), now at an input's path: its points get that path,
   with no OCR and no embedding;
-- **removed**: a document whose content no input has (its file has gone, or changed): deleted
-  once the run has read everything else (``--prune``); a content some input has is never removed;
+- **removed**: a document whose content no input has and whose path is no longer an input (or
+  held what a path had before content was renamed to it): deleted once the run has read
+  everything else (``--prune``). A content some input has is never removed, nor the old version
+  of a file the run reads (the run replaces it; a file that fails to read keeps it);
 - **unchanged**: the same path and content (a copy of content stored under another input's
   path counts here: the run skips it as a copy).
 """
@@ -19,6 +21,7 @@ byte-identical copy is skipped as a copy), so a file's content tells where it wa
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -36,15 +39,9 @@ class SyncPlan:
     unchanged: list[str] = field(default_factory=list)
     inputs: frozenset[str] = frozenset()
 
-    @property
-    def gone(self) -> list[StoredDocument]:
-        """The removed documents whose path is no longer among the inputs (the others are old
-        versions of files the run replaces)."""
-        return [d for d in self.removed if d.file_path not in self.inputs]
-
     def counts(self) -> dict[str, int]:
         return {"added": len(self.added), "replaced": len(self.replaced), "renamed": len(self.renamed),
-                "removed": len(self.gone), "unchanged": len(self.unchanged)}
+                "removed": len(self.removed), "unchanged": len(self.unchanged)}
 
 
 def plan_sync(inputs: dict[str, str], stored: Iterable[StoredDocument]) -> SyncPlan:
@@ -60,13 +57,21 @@ def plan_sync(inputs: dict[str, str], stored: Iterable[StoredDocument]) -> SyncP
         target[inputs[path]] = path
     target.update({d.sha256: d.file_path for d in kept})  # a path that holds it already wins
     plan = SyncPlan(inputs=frozenset(inputs))
+    left = []
     for document in stored:
         if document in kept:
             continue
         destination = target.get(document.sha256)
         if destination is not None:
             plan.renamed.append((document, destination))
-        else:  # its content is in no input: gone, or an old version of a changed file
+        else:  # its content is in no input
+            left.append(document)
+    targets = {path for _, path in plan.renamed}
+    for document in left:
+        # Gone from the inputs, or what a path held before content was renamed to it (the run
+        # skips that file: its content is stored). An old version at a path the run reads is the
+        # run's to replace (and stays if the file cannot be read: a failure prunes nothing).
+        if document.file_path not in inputs or document.file_path in targets:
             plan.removed.append(document)
     held = {d.sha256 for d in stored}
     holders = {(d.file_path, d.sha256) for d in kept} | {(path, d.sha256) for d, path in plan.renamed}
@@ -100,6 +105,13 @@ def plan_for(client, collection: str, files: list[str], names: dict[str, str] | 
     return plan_sync(inputs, list_documents(client, collection))
 
 
+def blocks_prune(problem_path: str) -> bool:
+    """Whether an input ``collect_files`` could not take (its problem's path) must stop a prune:
+    a missing path or a folder that cannot be listed would make its files look deleted. A
+    symlinked folder not followed, or a broken symlink, is the folder as it is: no reason."""
+    return not os.path.islink(problem_path)
+
+
 def file_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -108,4 +120,4 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["SyncPlan", "file_sha256", "plan_for", "plan_sync"]
+__all__ = ["SyncPlan", "blocks_prune", "file_sha256", "plan_for", "plan_sync"]

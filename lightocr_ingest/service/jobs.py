@@ -102,6 +102,11 @@ class JobRunner:
                 pass
         return True
 
+    def writing(self, collection: str) -> bool:
+        """A job queued or running stores into ``collection`` (a delete then waits: it could take
+        the chunks a job has stored so far, and the job would mark the file complete without them)."""
+        return any(j.collection == collection and j.status in ("queued", "running") for j in self.jobs.values())
+
     def submit(self, job: Job) -> None:
         """Queue ``job`` (``asyncio.QueueFull`` when the queue is full)."""
         self.queue.put_nowait(job)

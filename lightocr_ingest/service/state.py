@@ -65,7 +65,8 @@ class Service:
         collection = collection or self.config.qdrant.collection
         return self.config.model_copy(update={
             "qdrant": self.config.qdrant.model_copy(update={"collection": collection}),
-            "input": self.config.input.model_copy(update={"paths": []})})
+            # and never prunes: a job's uploads are not the whole collection (input.prune is for the CLI)
+            "input": self.config.input.model_copy(update={"paths": [], "prune": False})})
 
     def ingestor_for(self, collection: str):
         from ..pipeline.run import Ingestor

@@ -98,10 +98,15 @@ def select_documents(documents: list[StoredDocument], selector: str) -> list[Sto
         if by_hash:
             return by_hash
     absolute = os.path.abspath(os.path.expanduser(wanted))
-    by_path = [d for d in documents if d.file_path == wanted] or \
-        [d for d in documents if os.path.abspath(d.file_path) == absolute]
+    by_path = [d for d in documents if d.file_path == wanted]
     if by_path:
         return by_path
+    by_absolute = [d for d in documents if os.path.abspath(d.file_path) == absolute]
+    if len({d.file_path for d in by_absolute}) > 1:  # "report.pdf" (an upload) and "/srv/report.pdf", say
+        raise NoSuchDocument(f"{wanted}: the same file as several stored paths ("
+                             + ", ".join(sorted({d.file_path for d in by_absolute})) + "); give one exactly as stored")
+    if by_absolute:
+        return by_absolute
     same_name = sorted({d.file_path for d in documents if d.file_name == os.path.basename(wanted)})
     hint = f"; stored under that name: {', '.join(same_name)}" if same_name else \
         "; list them with: lightocr-ingest documents"

@@ -73,7 +73,8 @@ class RayIngestor(Ingestor):
         warn of in their own logs is said here."""
         check_chunk_size(self.config, configured_max_tokens(self.config.embedding.model))
 
-    def run(self, paths: Iterable[str] = (), on_page=None, on_file=None, on_total=None, names=None) -> RunReport:
+    def run(self, paths: Iterable[str] = (), on_page=None, on_file=None, on_total=None, names=None,
+            prune: bool | None = None) -> RunReport:
         import ray
 
         started_here = not ray.is_initialized()
@@ -81,7 +82,7 @@ class RayIngestor(Ingestor):
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
         try:
-            return super().run(paths, on_page=on_page, on_file=on_file, on_total=on_total, names=names)
+            return super().run(paths, on_page=on_page, on_file=on_file, on_total=on_total, names=names, prune=prune)
         finally:
             if started_here:
                 ray.shutdown()

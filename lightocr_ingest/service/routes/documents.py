@@ -18,6 +18,7 @@ from ..state import COLLECTION_NAME, ServiceDep
 
 router = APIRouter(prefix="/v1", tags=["documents"])  # the API key: checked by the middleware
 SHA256 = r"^[0-9a-f]{64}$"
+DELETE_RETRY_S = 5  # a 409 while a job stores into the collection: jobs of a few files take seconds
 
 
 @router.get("/documents", summary="The documents of a collection")
@@ -39,6 +40,10 @@ async def delete_documents(sha256: str, service: ServiceDep,
         raise ServiceError(422, "invalid_request", f"'{sha256[:80]}' is not a sha256",
                            "give the 64 lower-case hex digits GET /v1/documents lists")
     name = service.config_for(collection).qdrant.collection
+    if service.runner is not None and service.runner.writing(name):
+        raise ServiceError(409, "busy", f"an ingestion job is storing into collection '{name}'",
+                           f"delete after it ends (GET /v1/jobs/...); retry after {DELETE_RETRY_S} s",
+                           {"Retry-After": str(DELETE_RETRY_S)})
 
     def delete() -> tuple[list, int]:
         chosen = [d for d in listed(service.client, name) if d.sha256 == sha256]
