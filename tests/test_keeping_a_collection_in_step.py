@@ -193,6 +193,8 @@ def test_every_input_and_every_stored_document_has_exactly_one_fate(stored_pairs
     # Every stored document once: kept, renamed, removed, or left to the run that reads its path
     # (an old version: the run replaces it, and a file that fails to read keeps it).
     assert sorted(map(id, kept + moved + plan.removed + left)) == sorted(map(id, stored))
+    if left:
+        event("an old version left to the run that reads its path")
     assert all(d.file_path in inputs and d.file_path not in targets for d in left)
     assert all(d.file_path not in inputs or d.file_path in targets for d in plan.removed)
     # No content an input has is removed; renamed content lands on an input with that content.

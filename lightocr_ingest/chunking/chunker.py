@@ -100,12 +100,16 @@ class _Open:
     tokens: int = 0  # of its parts joined, kept when the counter is additive
     added: list[tuple[int, int, int]] = field(default_factory=list)  # per part: spans, refs, tokens it brought
 
+    def ends_with_caption_of(self, captioned: str) -> bool:
+        """Its last part is a caption for a part of kind ``captioned``, and not the caption of a
+        table set above it (a caption below its table is that table's)."""
+        return bool(self.kinds) and _captions(self.kinds[-1], captioned) and \
+            not (len(self.kinds) > 1 and _captions(self.kinds[-1], self.kinds[-2]))
+
     def pop_caption(self, captioned: str) -> tuple | None:
         """Its last part when that is a caption of ``captioned`` (the kind of the table, chart or
         image that starts the next chunk) and not all it holds, taken out (to go with it)."""
-        if len(self.parts) < 2 or not _captions(self.kinds[-1], captioned) or len(self.added) != len(self.parts):
-            return None
-        if _captions(self.kinds[-1], self.kinds[-2]):  # it follows a table: that table's caption, set below it
+        if len(self.parts) < 2 or not self.ends_with_caption_of(captioned) or len(self.added) != len(self.parts):
             return None
         spans, refs, tokens = self.added.pop()
         taken = (self.parts.pop(), self.pages.pop(), self.kinds.pop(), self.refs[len(self.refs) - refs:],
@@ -347,9 +351,7 @@ def _caption_room(current: _Open | None, kind: str, count: TokenCounter, max_tok
     just before it (one the model did not label), so that the caption fits with the table's
     first piece: "Table 4. An example landscape table." says what its rows are. 0 when there
     is none, or when the caption would take more than a quarter of the budget."""
-    if current is None or not current.parts or current.kinds[-1] == "caption" or not _captions(current.kinds[-1], kind):
-        return 0
-    if len(current.kinds) > 1 and _captions(current.kinds[-1], current.kinds[-2]):  # the table above's caption
+    if current is None or not current.ends_with_caption_of(kind) or current.kinds[-1] == "caption":
         return 0
     room = count(current.parts[-1]) + count(BLOCK_SEPARATOR)
     return room if room <= max_tokens // 4 else 0

@@ -118,12 +118,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def dry_run(config, paths: list[str]) -> int:
     """What a run over ``paths`` would do to the collection, touching nothing (``--dry-run``)."""
-    from ..pipeline.plan import collect_files
+    from ..pipeline.plan import collect_inputs
     from ..pipeline.sync import blocks_prune, plan_for
     from ..store import open_client
 
-    files, problems = collect_files(list(config.input.paths) + list(paths), config.input.extensions,
-                                    config.input.recursive)
+    files, problems = collect_inputs(config, paths)
     for _, problem in problems:
         print_error(problem)
     client = open_client(config.qdrant)

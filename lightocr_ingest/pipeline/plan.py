@@ -41,6 +41,12 @@ def settings_fingerprint(config: PipelineConfig) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def collect_inputs(config: PipelineConfig, paths: Iterable[str] = ()) -> tuple[list[str], list[tuple[str, str]]]:
+    """``collect_files`` for a run: the config's ``input.paths`` and ``paths``, with its extensions
+    and recursion."""
+    return collect_files(list(config.input.paths) + list(paths), config.input.extensions, config.input.recursive)
+
+
 def collect_files(paths: Iterable[str], extensions: list[str],
                   recursive: bool = True) -> tuple[list[str], list[tuple[str, str]]]:
     """Expand folders into files, sorted; return them and ``(path, problem)`` for what was left out.

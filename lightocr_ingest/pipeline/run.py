@@ -36,7 +36,7 @@ from ..store import check_mode, count_points, finish_writes, make_vector_store, 
 from ..store.documents import delete_document, rename_document
 from .build import make_embedder, make_parser, make_reader, stamp
 from .config import PipelineConfig
-from .plan import STEP_FILES, PlannedFile, Planner, collect_files, settings_fingerprint
+from .plan import STEP_FILES, PlannedFile, Planner, collect_inputs, settings_fingerprint
 from .progress import RunProgress
 from .report import FileReport, PageReport, PruneReport, RunReport, sum_counts
 from .storing import FileEnd, FileStart, StoreStage
@@ -250,8 +250,7 @@ class Ingestor:
     async def _collect(self, extra_paths: list[str], progress: RunProgress) -> list[str]:
         """The files named (folders expanded); the paths that name no readable file go in the
         report as failed."""
-        files, problems = await asyncio.to_thread(collect_files, list(self.config.input.paths) + extra_paths,
-                                                  self.config.input.extensions, self.config.input.recursive)
+        files, problems = await asyncio.to_thread(collect_inputs, self.config, extra_paths)
         for path, problem in problems:
             progress.report.files.append(FileReport(path=path, status="failed", error=problem))
             log.warning("%s", problem)

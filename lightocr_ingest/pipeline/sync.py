@@ -37,7 +37,6 @@ class SyncPlan:
     renamed: list[tuple[StoredDocument, str]] = field(default_factory=list)  # (as stored, its new path)
     removed: list[StoredDocument] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    inputs: frozenset[str] = frozenset()
 
     def counts(self) -> dict[str, int]:
         return {"added": len(self.added), "replaced": len(self.replaced), "renamed": len(self.renamed),
@@ -46,8 +45,8 @@ class SyncPlan:
 
 def plan_sync(inputs: dict[str, str], stored: Iterable[StoredDocument]) -> SyncPlan:
     """The plan for ``inputs`` (each path as it will be stored -> its content's sha256) against
-    the documents ``stored``. Every stored document is kept, renamed or removed; every input is
-    added, replaced, renamed to, or unchanged. A content that some input has is never removed:
+    the documents ``stored``. Every stored document is kept, renamed, removed, or left to the run
+    (an old version at a path it reads); every input is added, replaced, renamed to, or unchanged. A content that some input has is never removed:
     its points move to that input's path (to the path that already holds it, when one does:
     what a rename cut short by a kill left under two paths comes together again)."""
     stored = list(stored)
@@ -56,10 +55,10 @@ def plan_sync(inputs: dict[str, str], stored: Iterable[StoredDocument]) -> SyncP
     for path in sorted(inputs, reverse=True):  # the first path in order wins
         target[inputs[path]] = path
     target.update({d.sha256: d.file_path for d in kept})  # a path that holds it already wins
-    plan = SyncPlan(inputs=frozenset(inputs))
+    plan = SyncPlan()
     left = []
     for document in stored:
-        if document in kept:
+        if inputs.get(document.file_path) == document.sha256:  # kept (a test, not a search of ``kept``)
             continue
         destination = target.get(document.sha256)
         if destination is not None:
@@ -74,15 +73,14 @@ def plan_sync(inputs: dict[str, str], stored: Iterable[StoredDocument]) -> SyncP
         if document.file_path not in inputs or document.file_path in targets:
             plan.removed.append(document)
     held = {d.sha256 for d in stored}
-    holders = {(d.file_path, d.sha256) for d in kept} | {(path, d.sha256) for d, path in plan.renamed}
+    held_here = {(d.file_path, d.sha256) for d in kept}
     stored_paths = {d.file_path for d in stored}
     for path in sorted(inputs):
         sha256 = inputs[path]
-        if (path, sha256) in holders and not any(p == path for _, p in plan.renamed) or \
-                (sha256 in held and target.get(sha256) != path):  # the same, or a copy of stored content
-            plan.unchanged.append(path)
-        elif any(p == path for _, p in plan.renamed):
+        if path in targets:
             continue  # listed with the document renamed to it
+        if (path, sha256) in held_here or (sha256 in held and target[sha256] != path):  # the same, or a copy
+            plan.unchanged.append(path)
         elif path in stored_paths:
             plan.replaced.append(path)
         else:
@@ -98,10 +96,11 @@ def plan_for(client, collection: str, files: list[str], names: dict[str, str] | 
 
     inputs = {}
     for path in files:
+        known_as = (names or {}).get(path, path)
         try:
-            inputs[(names or {}).get(path, path)] = file_sha256(path)
+            inputs[known_as] = file_sha256(path)
         except OSError:
-            inputs[(names or {}).get(path, path)] = ""
+            inputs[known_as] = ""
     return plan_sync(inputs, list_documents(client, collection))
 
 

@@ -20,8 +20,8 @@ from ..notices import warn_once
 from .edge import EdgeClient
 from .folder_lock import FolderInUse
 from .migrate import migrate_local_mode
-from .schema import (DEFAULT_COLLECTION, DEFAULT_PATH, DENSE_VECTOR, INDEXED_FIELDS, MODES, SPARSE_VECTOR,
-                     UPSERT_BATCH)
+from .schema import (COMPLETE_KEY, DEFAULT_COLLECTION, DEFAULT_PATH, DENSE_VECTOR, INDEXED_FIELDS, MODES,
+                     SPARSE_VECTOR, STORED_AT_KEY, UPSERT_BATCH)
 
 log = logging.getLogger("lightocr_ingest")
 Client = QdrantClient | EdgeClient  # the two speak qdrant-client's API (EdgeClient: the part this project uses)
@@ -146,15 +146,8 @@ def _match(key: str, value) -> models.FieldCondition:
     return models.FieldCondition(key=key, match=models.MatchValue(value=value))
 
 
-# A file is complete when all its chunks are stored: its last point then gets ``file_complete``,
-# and a later run skips the file before reading it. A run killed before that re-reads the file
-# (the OCR cache answers its pages), finds the chunks already stored by id, and embeds only
-# the rest, since the same file and settings always give the same chunk ids.
-COMPLETE_KEY = "file_complete"
-
-
 def mark_complete(client: Client, collection: str, point_id: str) -> None:
-    from .documents import STORED_AT_KEY, now_iso
+    from .documents import now_iso
 
     client.set_payload(collection, payload={COMPLETE_KEY: True, STORED_AT_KEY: now_iso()}, points=[point_id], wait=True)
 

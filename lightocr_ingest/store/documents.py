@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 
 from qdrant_client import models
 
-COMPLETE_KEY = "file_complete"  # as ``store.COMPLETE_KEY`` (defined there, beside what sets it)
-STORED_AT_KEY = "stored_at"  # ISO 8601, UTC, on the point that carries COMPLETE_KEY
+from .schema import COMPLETE_KEY, STORED_AT_KEY
+
 MIN_HASH_PREFIX = 8  # hex digits of a sha256 a user may type instead of all 64: unique or refused
 _HEX = re.compile(r"[0-9a-f]+")
 _FIELDS = ["file_name", "file_path", "file_sha256", "page", "pages", "page_count", COMPLETE_KEY, STORED_AT_KEY]
@@ -126,16 +126,16 @@ def delete_document(client, collection: str, document: StoredDocument) -> int:
     document (``ingest`` reads its file again, ``documents`` says so, ``delete`` finishes it),
     never one that looks whole with chunks missing."""
     selected = _document_filter(document)
-    count = client.count(collection, count_filter=selected, exact=True).count
-    if not count:
-        return 0
-    marked, offset = [], None
-    while True:  # the document's points, to find its marked one (Edge does not match a boolean by value)
+    count, marked, offset = 0, [], None
+    while True:  # its points, counted, and the marked one found (Edge matches no boolean by value)
         points, offset = client.scroll(collection, scroll_filter=selected, limit=1024, offset=offset,
                                        with_payload=[COMPLETE_KEY], with_vectors=False)
+        count += len(points)
         marked += [point.id for point in points if (point.payload or {}).get(COMPLETE_KEY) is True]
         if offset is None:
             break
+    if not count:
+        return 0
     if marked:
         client.delete_payload(collection, keys=[COMPLETE_KEY, STORED_AT_KEY], points=marked, wait=True)
     client.delete(collection, points_selector=models.FilterSelector(filter=selected), wait=True)

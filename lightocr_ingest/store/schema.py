@@ -16,3 +16,10 @@ INDEXED_FIELDS = {"file_name": models.PayloadSchemaType.KEYWORD, "file_path": mo
 MODES = ("dense", "hybrid")
 DENSE_VECTOR = "text-dense"  # LlamaIndex's names for a hybrid collection's two vectors, so that its own
 SPARSE_VECTOR = "text-sparse-new"  # QdrantVectorStore(enable_hybrid=True) reads our collections as they are
+# A file is complete when all its chunks are stored: its last point then gets ``file_complete``
+# (and ``stored_at``, ISO 8601 UTC, when it was marked), and a later run skips the file before
+# reading it. A run killed before that re-reads the file (the OCR cache answers its pages),
+# finds the chunks already stored by id, and embeds only the rest, since the same file and
+# settings always give the same chunk ids.
+COMPLETE_KEY = "file_complete"
+STORED_AT_KEY = "stored_at"
