@@ -365,7 +365,10 @@ def test_readiness_asks_the_ocr_server_with_its_api_key(tmp_path, monkeypatch):
         with TestClient(create_app(ServiceSettings(config=keyed))) as ready:
             response = ready.get("/readyz")
             assert response.status_code == 200, response.text
-            assert response.json() == {"status": "ready", "ocr": f"ok ({guarded_vllm.url})", "qdrant": "ok"}
+            answer = response.json()
+            assert {k: answer[k] for k in ("status", "ocr", "qdrant")} == \
+                {"status": "ready", "ocr": f"ok ({guarded_vllm.url})", "qdrant": "ok"}
+            assert answer["limits"]["concurrency"] == 4 and answer["limits"]["engine"] == "vllm"
         with TestClient(create_app(settings(tmp_path / "keyless", guarded_vllm.url))) as keyless:
             response = keyless.get("/readyz")
             assert response.status_code == 503, response.text

@@ -7,6 +7,9 @@
   and highlights its region on page 2.
 - With an API key set, a 401 asks for the key and the request goes through with it; a 429 is retried after
   Retry-After; an API error is shown with its suggestion and request id.
+- Model HTML reaches the page only through the page's own allow-list (the server's, mirrored): crafted HTML
+  the service is made to answer as it is leaves no script, no SVG or MathML animation, no style and no
+  attribute that fetches another origin; a safe link survives with rel="noopener noreferrer".
 
 Skipped when chromium or chromedriver is not installed (apt-get install chromium chromium-driver).
 """
@@ -352,5 +355,92 @@ def test_the_models_layout_blocks_are_drawn_with_their_labels(browser, tmp_path)
             assert expected <= set(shown["labels"])
             assert shown["all_inside"], shown
             assert "layout blocks the model labelled" in shown["caption"]
+        finally:
+            server.stop()
+
+
+# Crafted answers a hostile document could make the model write. Shown as they came, each would run a script,
+# point a link at javascript: (an SVG <animate> or <set> rewriting an href, MathML's xlink:href) or fetch
+# another origin (style, background, poster, ping, src, srcset, action, formaction).
+HOSTILE_HTML = [
+    '<img src=x onerror=alert(1)>',
+    '<p style="background:url(https://evil.example/a)">x</p>',
+    '<table background="https://evil.example/b"><tr><td>t</td></tr></table>',
+    '<video poster="https://evil.example/c"></video>',
+    '<a href="https://ok.example/" ping="https://evil.example/d">ok</a>',
+    '<a href="javascript:alert(1)">bad</a>',
+    '<a href=" JaVaScRiPt:alert(1)">bad2</a> <a href="data:text/html,<script>alert(1)</script>">bad3</a>',
+    '<svg><a><animate attributeName="href" values="javascript:alert(1)"/><text>x</text></a></svg>',
+    '<svg><a><animate attributeName="href" to="javascript:alert(1)"/></a></svg>',
+    '<svg><set attributeName="href" to="javascript:alert(1)"/><image href="https://evil.example/e"/></svg>',
+    '<math><maction actiontype="statusline" xlink:href="javascript:alert(1)"><mi>x</mi></maction></math>',
+    '<math><mi href="javascript:alert(1)">y</mi><a href="https://evil.example/m">m</a></math>',
+    '<iframe src="https://evil.example"></iframe>',
+    '<form action="https://evil.example"><button formaction="https://evil.example">b</button></form>',
+    '<img srcset="https://evil.example/f 1x"><p onclick="alert(1)" onmouseover="alert(1)">kept text</p>',
+    '<style>@import url(https://evil.example/g);</style><link rel="stylesheet" href="https://evil.example/h">',
+    '<template><img src=x onerror=alert(1)></template><noscript><img src=x onerror=alert(1)></noscript>',
+]
+URL_ATTRIBUTES = {"style", "background", "poster", "ping", "src", "srcset", "xlink:href", "formaction", "action",
+                  "href"}
+
+
+def test_model_html_reaches_the_page_only_through_its_allow_list(browser, tmp_path, monkeypatch):
+    """Defence in depth: the service is made to answer crafted HTML as it came (as if the server's own
+    allow-list had let it through), and the page's sanitiser alone must keep the live DOM safe."""
+    from lightocr_ingest.service import page_html as page_html_module
+    from lightocr_ingest.service.settings import ServiceSettings
+    from lightocr_ingest.testing import FakeVLLMServer
+
+    sent = []
+
+    def crafted(markdown):
+        sent.append(markdown)
+        return "\n".join(HOSTILE_HTML)
+
+    # /v1/ocr imports page_html when it renders a page, so the service answers the crafted HTML.
+    monkeypatch.setattr(page_html_module, "page_html", crafted)
+    pdf = topics_pdf(tmp_path / "hostile.pdf", pages=1)
+    with FakeVLLMServer("lightonai/LightOnOCR-2-1B") as vllm:
+        config = parse_config({"ocr": {"engine": "vllm", "url": vllm.url, "cache_dir": None},
+                               "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "web"}})
+        server = LiveServer(ServiceSettings(config=config)).start()
+        try:
+            browser.get(server.url + "/")
+            browser.find_element(By.ID, "file-input").send_keys(str(pdf))
+            wait_for(browser, EC.text_to_be_present_in_element((By.ID, "progress-text"), "1 of 1"), 60,
+                     "page 1 read")
+            assert sent, "the service did not answer the crafted HTML: the test would prove nothing"
+            time.sleep(1)  # time for any fetch or script the DOM would start
+            shown = browser.execute_script(
+                "const root = document.querySelector('section.page[data-page=\"1\"] .page-html');"
+                "return {text: root.textContent,"
+                "  elements: [...root.querySelectorAll('*')].map((node) => ({tag: node.localName,"
+                "    ns: node.namespaceURI, attributes: [...node.attributes].map((a) => a.name.toLowerCase())})),"
+                "  links: [...root.querySelectorAll('a')].map((a) => ({href: a.getAttribute('href'),"
+                "    rel: a.getAttribute('rel'), target: a.getAttribute('target'), text: a.textContent})),"
+                "  fetched: performance.getEntriesByType('resource').map((entry) => entry.name)};")
+            from lightocr_ingest.service.page_html import ALLOWED_TAGS
+
+            tags = {element["tag"] for element in shown["elements"]}
+            assert tags <= ALLOWED_TAGS, sorted(tags - ALLOWED_TAGS)
+            assert not tags & {"svg", "animate", "set", "maction", "image", "img", "video", "iframe", "form"}
+            assert all(element["ns"] in ("http://www.w3.org/1999/xhtml", "http://www.w3.org/1998/Math/MathML")
+                       for element in shown["elements"]), shown["elements"]
+            attributes = {name for element in shown["elements"] for name in element["attributes"]}
+            assert not {name for name in attributes if name.startswith("on")}, attributes
+            hrefs = {(e["tag"], e["ns"]) for e in shown["elements"] if "href" in e["attributes"]}
+            assert hrefs == {("a", "http://www.w3.org/1999/xhtml")}, hrefs  # links only, HTML ones
+            assert not attributes & (URL_ATTRIBUTES - {"href"}), sorted(attributes & URL_ATTRIBUTES)
+            # The one safe link survives, opening apart from this page; the others keep their text only.
+            assert [link for link in shown["links"] if link["href"] is not None] == [
+                {"href": "https://ok.example/", "rel": "noopener noreferrer", "target": "_blank", "text": "ok"}]
+            for text in ("ok", "bad", "bad2", "bad3", "t", "b", "kept text"):
+                assert text in shown["text"], (text, shown["text"])
+            assert "alert(1)" not in shown["text"] and "@import" not in shown["text"]
+            assert not [name for name in shown["fetched"] if "evil.example" in name], shown["fetched"]
+            console = [entry["message"] for entry in browser.get_log("browser")]
+            assert not [message for message in console if "evil.example" in message], console
+            assert errors_shown(browser) == ""
         finally:
             server.stop()

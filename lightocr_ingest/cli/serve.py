@@ -19,16 +19,29 @@ def add_commands(commands) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--api-key", default=None,
-                       help="require this key on /v1 routes (default: $LIGHTOCR_SERVICE_API_KEY; none: open)")
+                       help="require this key on /v1 routes; better: set $LIGHTOCR_SERVICE_API_KEY (a flag is "
+                            "visible to every user in ps)")
     from ..service.settings import ServiceSettings  # its defaults, shown in the help (no service extra needed)
 
     default = {name: field.default for name, field in ServiceSettings.model_fields.items()}
     serve.add_argument("--max-upload-mb", type=float,
-                       help=f"largest upload, per request (default {default['max_upload_mb']:g})")
-    serve.add_argument("--max-pages", type=int, help=f"most pages in one uploaded file (default {default['max_pages']})")
-    serve.add_argument("--concurrency", type=int, help=f"OCR requests worked on at once (default {default['concurrency']})")
+                       help=f"largest request body, all its files (default {default['max_upload_mb']:g})")
+    serve.add_argument("--max-pages", type=int,
+                       help=f"most pages one request brings, its files together (default {default['max_pages']})")
+    serve.add_argument("--max-files", type=int, help=f"most files one ingest request brings (default {default['max_files']})")
+    serve.add_argument("--max-page-megapixels", type=float,
+                       help=f"most decoded pixels a page (default {default['max_page_megapixels']:g})")
+    serve.add_argument("--max-decode-megapixels", type=float,
+                       help=f"pixels being decoded at once, all requests (default {default['max_decode_megapixels']:g})")
+    serve.add_argument("--concurrency", type=int, help=f"OCR requests worked on at once (default {default['concurrency']}; "
+                                                       "1 with the CPU engine)")
     serve.add_argument("--queue-size", type=int, help="OCR requests waiting beyond those; more get 429 with "
                                                       f"Retry-After (default {default['queue_size']})")
+    serve.add_argument("--max-queue-wait", type=float, metavar="SECONDS",
+                       help=f"longest an OCR request waits for its turn (default {default['max_queue_wait_s']:g})")
+    serve.add_argument("--shutdown-grace", type=float, metavar="SECONDS",
+                       help=f"at shutdown, time the running job has to finish (default {default['shutdown_grace_s']:g})")
+    serve.add_argument("--state-dir", help="job records and uploads (default: beside the collection folder)")
     serve.add_argument("--cors-origin", action="append", default=[], help="allow this origin (repeatable; default none)")
     serve.set_defaults(run=cmd_serve)
 
@@ -47,8 +60,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     config = apply_flags(load_config(args.config), args)
-    given = {"max_upload_mb": args.max_upload_mb, "max_pages": args.max_pages, "concurrency": args.concurrency,
-             "queue_size": args.queue_size}  # unset flags keep ServiceSettings' defaults
+    given = {"max_upload_mb": args.max_upload_mb, "max_pages": args.max_pages, "max_files": args.max_files,
+             "max_page_megapixels": args.max_page_megapixels, "max_decode_megapixels": args.max_decode_megapixels,
+             "concurrency": args.concurrency, "queue_size": args.queue_size, "max_queue_wait_s": args.max_queue_wait,
+             "shutdown_grace_s": args.shutdown_grace, "state_dir": args.state_dir}  # unset: the defaults
+    if args.api_key:
+        stderr.print("[yellow]warning:[/] --api-key is visible to every user of this machine (ps); set "
+                     "LIGHTOCR_SERVICE_API_KEY instead")
     try:
         settings = ServiceSettings(config=config,
                                    api_key=args.api_key or os.environ.get("LIGHTOCR_SERVICE_API_KEY") or None,
@@ -56,14 +74,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                    **{name: value for name, value in given.items() if value is not None})
     except ValidationError as exc:
         problems = "; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
-                             for e in exc.errors())
+                             if e["loc"] else e["msg"] for e in exc.errors())
         print_error(f"serve: {problems}")
         return 2
     stderr.print(f"lightocr-ingest service on http://{args.host}:{args.port}/ (API docs at /docs); "
                  f"collection '{config.qdrant.collection}' at {config.qdrant.url or config.qdrant.path}; "
                  f"OCR: {config.ocr.engine}{' ' + str(config.ocr.url) if config.ocr.url else ''}; "
-                 f"API key {'required' if settings.api_key else 'not required'}")
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+                 f"API key {'required' if settings.api_key else 'not required'}; job records in "
+                 f"{settings.state_folder}")
+    from ..service.server import server_config
+
+    uvicorn.Server(server_config(create_app(settings), settings, args.host, args.port)).run()
     return 0
 
 

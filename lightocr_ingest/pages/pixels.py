@@ -35,13 +35,24 @@ def _scale_to_fit(width: float, height: float, longest_side: int, allow_upscale:
 DEEP_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # grey with more than 8 bits a pixel
 
 
+DEEP_GREY_BAND_ROWS = 256  # rows scaled at a time: the float copy of a band, not of the page (8 bytes a pixel)
+
+
 def _deep_grey_to_l(image: Image.Image) -> Image.Image:
-    """16/32-bit grey to 8-bit grey, keeping the contrast."""
-    array = np.asarray(image, dtype=np.float64)
+    """16/32-bit grey to 8-bit grey, keeping the contrast.
+
+    Scaled a band of rows at a time: a float copy of a 30-megapixel page would take 240 MB
+    (and three of them, as one expression, 720 MB); the bands give the same bytes."""
+    array = np.asarray(image)
     top = float(array.max()) or 1.0
     # 16-bit scans use the full 0-65535 range; 32-bit ones may use any; scale by the max seen.
     scale = 255.0 / (65535.0 if top > 255 and image.mode.startswith("I;16") else max(top, 255.0))
-    return Image.fromarray(np.clip(array * scale, 0, 255).astype(np.uint8), mode="L")
+    grey = np.empty(array.shape, dtype=np.uint8)
+    for start in range(0, array.shape[0], DEEP_GREY_BAND_ROWS):
+        band = array[start:start + DEEP_GREY_BAND_ROWS].astype(np.float64)
+        band *= scale
+        grey[start:start + DEEP_GREY_BAND_ROWS] = np.clip(band, 0, 255, out=band).astype(np.uint8)
+    return Image.fromarray(grey, mode="L")
 
 
 def to_model_mode(image: Image.Image) -> Image.Image:

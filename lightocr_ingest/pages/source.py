@@ -52,6 +52,16 @@ _EMPTY_PAGE_TREE = re.compile(rb"/Type\s*/Pages\b[^>]*/Count\s+0\b")  # a page t
 PDFIUM_LOCK = threading.RLock()  # PDFium keeps global state: one caller at a time per process
 
 
+def _unreadable_image(data: bytes, suffix: str, error: Exception) -> str:
+    """Why an image cannot be read, in words: what its content really is when that is known (a ZIP
+    named .png), else Pillow's reason without the object it names (``<_io.BytesIO object at ...>``)."""
+    actual = sniff(data[:1024])
+    if actual is not None and not actual.endswith("image"):
+        return f"is not a readable image: its content is {actual}, not the image its name ({suffix}) says"
+    reason = re.sub(r"\s*<[^>]* object at 0x[0-9a-fA-F]+>", "", str(error)).strip() or type(error).__name__
+    return f"is not a readable image ({actual or 'unknown format'}): {reason}"
+
+
 def _page_record(source: SourceFile, page: int, label: str, size_pt: tuple[float, float],
                  pixels: np.ndarray, text_layer: str | None, text_words: PageWords | None = None,
                  orientation: Orientation = NOT_JUDGED, image_share: float | None = None) -> PageImage:
@@ -204,13 +214,31 @@ class DocumentSource:
                 image.draft(image.mode if image.mode in ("L", "RGB") else "RGB",
                             _fitted_size(image.width, image.height, self.longest_side))
         except Exception as exc:  # Pillow raises many types for broken data
-            raise InputError(self.path, f"is not a readable image: {exc}") from None
+            raise InputError(self.path, _unreadable_image(self._data, Path(self.path).suffix.lower(), exc)) from None
         if image.width * image.height > MAX_PAGE_PIXELS:
             raise InputError(self.path, f"image is too large to decode safely ({image.width} x {image.height} px, "
                                         f"possibly a decompression bomb)",
                              hint=f"images up to {MAX_PAGE_PIXELS:,} pixels are accepted; downscale it first",
                              kind="too_large")
         return image, header_size
+
+    def largest_page_pixels(self) -> tuple[int, int]:
+        """(page, pixels) of the page that costs most to decode: what reading the file holds in
+        memory at its peak. An image's pixels are those really decoded (a JPEG at its DCT scale),
+        each TIFF frame counted; a PDF page is rendered at ``longest_side`` at most."""
+        if self.source.kind == "pdf":
+            return 1, self.longest_side * self.longest_side
+        image, _ = self._decode_image()
+        largest = (1, image.width * image.height)
+        if image.format == "TIFF":
+            for frame in range(1, self.source.page_count):
+                try:
+                    image.seek(frame)
+                except EOFError:
+                    break
+                if image.width * image.height > largest[1]:
+                    largest = (frame + 1, image.width * image.height)
+        return largest
 
     # -- rendering -------------------------------------------------------------
     def page_numbers(self, selection: str | None = None) -> list[int]:

@@ -36,7 +36,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         finally:
             await service.stop()
 
-    app = FastAPI(title="lightocr-ingest", version=__version__, lifespan=lifespan,
+    # docs_url/redoc_url off: FastAPI's pages load Swagger UI from a CDN; routes/web.py serves it
+    # from the package.
+    app = FastAPI(title="lightocr-ingest", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="OCR (LightOnOCR-2-1B via vLLM, or the embedded CPU engine), ingestion into Qdrant "
                               "and search. Errors are `{\"error\": {\"code\", \"message\", \"suggestion\", "
                               "\"request_id\"}}`; every response carries `X-Request-ID`.")

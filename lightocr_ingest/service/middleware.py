@@ -1,5 +1,5 @@
 """The HTTP middleware every request goes through: its request id, the API key, latency metrics,
-and the 500 for a fault of ours.
+the browser's security headers, and the 500 for a fault of ours.
 
 Every response carries ``X-Request-ID`` (the caller's own when it looks like one, else a new
 one), so an error a user reports can be found in the log. Metric labels come from the app's own
@@ -21,6 +21,14 @@ from .handlers import error_response
 log = logging.getLogger("lightocr_ingest")
 
 KNOWN_METHODS = {"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"}
+# What a browser may do with our answers: load from this origin only (images also as data: URLs,
+# the page's own renders), never be framed, never sniff a type, send no referrer. Swagger UI
+# (/docs) sets inline styles, so its page allows them, and nothing else more.
+CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; " \
+      "frame-ancestors 'none'"
+CSP_DOCS = CSP.replace("default-src 'self';", "default-src 'self'; style-src 'self' 'unsafe-inline';")
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                    "X-Frame-Options": "DENY"}
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")  # a caller's own X-Request-ID is kept when it looks like one
 
 
@@ -55,4 +63,6 @@ async def request_id_and_metrics(request: Request, call_next):
         method = request.method if request.method in KNOWN_METHODS else "other"
         service.metrics.latency.labels(method, label, str(status)).observe(time.perf_counter() - started)
     response.headers["X-Request-ID"] = request.state.request_id
+    response.headers["Content-Security-Policy"] = CSP_DOCS if request.url.path == "/docs" else CSP
+    response.headers.update(SECURITY_HEADERS)
     return response

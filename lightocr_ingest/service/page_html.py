@@ -2,7 +2,9 @@
 tables, and LaTeX as MathML (which browsers draw natively: no script, no build step).
 
 The model's output is text from a document, and a document can hold anything, so only an
-allow-list of tags and attributes survives; everything else is shown as text.
+allow-list of tags and attributes survives; everything else is shown as text. The one URL kept is
+a link's href to the web, to mail or within the page. The web page applies the same lists again
+(static/app.js mirrors them; tests/test_page_allow_list.py checks that they are equal).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from html.parser import HTMLParser
 from ..ocr.postprocess import math_pairs, reads_as_math
 
 ALLOWED_TAGS = {
-    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "code",
+    "a", "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "code",
     "em", "strong", "b", "i", "u", "sup", "sub", "span", "div", "table", "thead", "tbody", "tfoot", "tr",
     "th", "td", "caption", "colgroup", "col",
     # MathML Core, as latex2mathml writes it
@@ -27,6 +29,14 @@ ALLOWED_ATTRIBUTES = {"colspan", "rowspan", "align", "display", "xmlns", "mathva
                       "separator", "lspace", "rspace", "columnalign", "rowspacing", "columnspacing",
                       "displaystyle", "scriptlevel", "encoding", "width", "accent", "movablelimits"}
 VOID_TAGS = {"br", "hr", "col", "mspace"}
+# No attribute on the list carries a URL; a link's href is the one that may, and only to these.
+SAFE_LINK_PREFIXES = ("http://", "https://", "mailto:", "#")
+
+
+def _safe_link(value: str | None) -> str | None:
+    """A link's href trimmed, when it goes to the web, to mail or within the page; else None."""
+    value = (value or "").strip()
+    return value if value.lower().startswith(SAFE_LINK_PREFIXES) else None
 
 
 class _AllowList(HTMLParser):
@@ -40,6 +50,10 @@ class _AllowList(HTMLParser):
             return
         kept = "".join(f' {name}="{html.escape(value or "", quote=True)}"' for name, value in attrs
                        if name in ALLOWED_ATTRIBUTES and not (value or "").lower().lstrip().startswith("javascript:"))
+        # A browser follows the first href of a tag; the link opens with no handle on this page.
+        href = _safe_link(next((value for name, value in attrs if name == "href"), None)) if tag == "a" else None
+        if href is not None:
+            kept += f' href="{html.escape(href, quote=True)}" rel="noopener noreferrer"'
         self.out.append(f"<{tag}{kept}>")
 
     def handle_startendtag(self, tag, attrs):

@@ -1,51 +1,197 @@
-"""OCR admission: a bounded number of OCR requests worked on at once, a bounded number waiting.
+"""Admission: how much work the service takes on, and how long it tells a client to wait.
 
-Each OCR request keeps its pages in flight on the OCR server, so a few already fill a GPU's batch;
-more would only queue there while holding connections. So at most ``concurrency`` are worked on
-and at most ``queue_size`` wait; beyond that the answer is 429 with ``Retry-After``, computed from
-recent OCR request times, so a burst is told when to come back instead of piling up connections.
+The engine is shared by OCR requests and the running ingest job, so what is ahead of a new
+request is the pages they still have to read (``Workload``), and how long those take is
+measured, not assumed (``PageMeter``: the time between pages while the engine is busy, which is
+one over its throughput, whatever runs in parallel inside it). From the two:
+
+- an OCR request is admitted when a slot is free, or when its wait for one (the seconds of work
+  ahead) is within ``max_queue_wait_s`` and the queue has room; else 429 at once, with a
+  ``Retry-After`` from the work ahead;
+- an admitted request that still has no slot after ``max_queue_wait_s`` gets 503 with
+  ``Retry-After``: no request waits silently past the bound;
+- decoded pixels are budgeted across requests and the job (``PixelBudget``): each holds its
+  largest page's pixels while it is read, and a request that would go over gets 429.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import statistics
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
 
-from .errors import overloaded
+from .errors import ServiceError, overloaded
+
+MEASURED_PAGES = 50  # recent pages the time a page is the median of
+# Before anything is measured: a RapidOCR page on two cores takes 2-6 s (a text-layer page
+# milliseconds); a vLLM server with LightOnOCR reads several pages a second.
+DEFAULT_SECONDS_A_PAGE = {"cpu": 5.0, "vllm": 0.5}
+
+
+class PageMeter:
+    """Seconds a page, measured while the engine is busy: the time since the previous page ended
+    (or since work began, for the first), the median of the last ``MEASURED_PAGES``."""
+
+    def __init__(self, default_s: float):
+        self.default_s = default_s
+        self._lock = threading.Lock()  # pages end in the job's thread and on the event loop
+        self._samples: deque[float] = deque(maxlen=MEASURED_PAGES)
+        self._active = 0
+        self._since: float | None = None  # when the last page ended, or work began after a pause
+
+    def work_began(self) -> None:
+        with self._lock:
+            if self._active == 0:
+                self._since = time.monotonic()  # an idle pause is not the engine's time
+            self._active += 1
+
+    def work_ended(self) -> None:
+        with self._lock:
+            self._active = max(0, self._active - 1)
+
+    def page_done(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._since is not None:
+                self._samples.append(now - self._since)
+            self._since = now
+
+    def seconds_a_page(self) -> float:
+        with self._lock:
+            return statistics.median(self._samples) if self._samples else self.default_s
+
+
+class Ticket:
+    """One request's or job's pages in the ``Workload``: counted down as they are read."""
+
+    def __init__(self, workload: "Workload", pages: int):
+        self.workload, self.remaining = workload, pages
+
+    def page_done(self) -> None:
+        with self.workload._lock:
+            if self.remaining > 0:
+                self.remaining -= 1
+        self.workload.meter.page_done()
+
+
+class Workload:
+    """The pages still to read by everything admitted (OCR requests, waiting or worked on, and
+    the running job), and what they will take at the measured rate."""
+
+    def __init__(self, meter: PageMeter):
+        self.meter = meter
+        self._lock = threading.Lock()
+        self._tickets: set[Ticket] = set()
+
+    @contextlib.contextmanager
+    def admitted(self, pages: int):
+        ticket = Ticket(self, pages)
+        with self._lock:
+            self._tickets.add(ticket)
+        self.meter.work_began()
+        try:
+            yield ticket
+        finally:
+            self.meter.work_ended()
+            with self._lock:
+                self._tickets.discard(ticket)
+
+    def pages_ahead(self) -> int:
+        with self._lock:
+            return sum(t.remaining for t in self._tickets)
+
+    def seconds_ahead(self) -> float:
+        return self.pages_ahead() * self.meter.seconds_a_page()
+
+    def seconds_until_one_ends(self, working: set[Ticket] | None = None) -> float:
+        """Until the first of ``working`` (default: everything admitted) is done: the engine is
+        shared, so the one with the fewest pages ends after that many rounds of all of them."""
+        with self._lock:
+            tickets = [t for t in (working if working is not None else self._tickets) if t in self._tickets]
+            if not tickets:
+                return 0.0
+            return min(t.remaining for t in tickets) * len(tickets) * self.meter.seconds_a_page()
+
+
+def retry_after(seconds: float) -> int:
+    """Retry-After in whole seconds, never under 1."""
+    return max(1, math.ceil(seconds))
 
 
 class OcrSlots:
-    """``async with slots.hold():`` around an OCR request: waits for a slot, or raises the 429."""
+    """``async with slots.hold(pages) as ticket:`` around an OCR request's reading: waits for a
+    slot within the bound, or raises the 429 / 503 with Retry-After."""
 
-    def __init__(self, concurrency: int, queue_size: int, queue_gauge):
-        self.concurrency, self.queue_size = concurrency, queue_size
+    def __init__(self, concurrency: int, queue_size: int, max_wait_s: float, workload: Workload, queue_gauge):
+        self.concurrency, self.queue_size, self.max_wait_s = concurrency, queue_size, max_wait_s
+        self.workload = workload
         self.queue_gauge = queue_gauge  # lightocr_ocr_queue_depth
         self.semaphore = asyncio.Semaphore(concurrency)
         self.waiting = 0
-        self.seconds: deque[float] = deque(maxlen=50)  # recent OCR request times: what Retry-After says
+        self._working: set[Ticket] = set()
 
-    def retry_after_s(self) -> int:
-        typical = statistics.median(self.seconds) if self.seconds else 5.0
-        return max(1, round(typical * (self.waiting + 1) / self.concurrency))
+    def refusal(self) -> ServiceError | None:
+        """The 429 for a request arriving now, or None when it may wait for a slot."""
+        if not self.semaphore.locked():
+            return None
+        if self.waiting >= self.queue_size:  # a place frees when a request being worked on ends
+            return overloaded(retry_after(self.workload.seconds_until_one_ends(self._working)), "OCR")
+        ahead = self.workload.seconds_ahead()
+        if ahead > self.max_wait_s:  # it would wait past the bound: back when the work ahead is within it
+            return overloaded(retry_after(ahead - self.max_wait_s), "OCR")
+        return None
 
     @contextlib.asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
-        if self.semaphore.locked() and self.waiting >= self.queue_size:
-            raise overloaded(self.retry_after_s(), "OCR")
-        self.waiting += 1
-        self.queue_gauge.set(self.waiting)
-        try:
-            await self.semaphore.acquire()
-        finally:
-            self.waiting -= 1
+    async def hold(self, pages: int) -> AsyncIterator[Ticket]:
+        refused = self.refusal()
+        if refused is not None:
+            raise refused
+        with self.workload.admitted(pages) as ticket:
+            self.waiting += 1
             self.queue_gauge.set(self.waiting)
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.semaphore.release()
-            self.seconds.append(time.perf_counter() - started)
+            try:
+                await asyncio.wait_for(self.semaphore.acquire(), self.max_wait_s)
+            except TimeoutError:
+                raise ServiceError(
+                    503, "overloaded", f"OCR: no turn within {self.max_wait_s:g} s (the work ahead took longer "
+                                       "than measured)",
+                    f"retry after {retry_after(self.workload.seconds_ahead())} s (Retry-After)",
+                    {"Retry-After": str(retry_after(self.workload.seconds_ahead()))}) from None
+            finally:
+                self.waiting -= 1
+                self.queue_gauge.set(self.waiting)
+            self._working.add(ticket)
+            try:
+                yield ticket
+            finally:
+                self._working.discard(ticket)
+                self.semaphore.release()
+
+
+class PixelBudget:
+    """Decoded pixels in flight, all requests and the job together. Used on the event loop only."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+        self._freed = asyncio.Condition()
+
+    def try_take(self, pixels: int) -> bool:
+        if self.used + pixels > self.limit and self.used > 0:
+            return False
+        self.used += pixels
+        return True
+
+    async def take(self, pixels: int) -> None:
+        """Wait for room (the job runner: its job waits in its queue anyway)."""
+        async with self._freed:
+            await self._freed.wait_for(lambda: self.try_take(pixels))
+
+    async def give_back(self, pixels: int) -> None:
+        async with self._freed:
+            self.used = max(0, self.used - pixels)
+            self._freed.notify_all()

@@ -39,7 +39,7 @@ async def readyz(request: Request, service: ServiceDep):
     if problems:
         return error_response(request, 503, "not_ready", "; ".join(problems),
                               "start the OCR server and Qdrant, or check --ocr-url / --qdrant-url")
-    return {"status": "ready", "ocr": ocr, "qdrant": qdrant}
+    return {"status": "ready", "ocr": ocr, "qdrant": qdrant, "limits": service.limits()}
 
 
 @router.get("/metrics", summary="Prometheus metrics")

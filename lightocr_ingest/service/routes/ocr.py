@@ -1,8 +1,9 @@
 """``POST /v1/ocr``: one uploaded file read page by page, answered whole or as NDJSON.
 
 Heavy work never runs on the event loop: opening and rendering the file, the CPU engine and
-chunking run in threads, requests to vLLM are async. Each request holds an OCR slot
-(``slots.OcrSlots``) while it is worked on, and its upload only until it is answered.
+chunking run in threads, requests to vLLM are async. The upload is saved and checked against
+the request's limits first; then it waits for its turn (room for its pixels, an OCR slot:
+``slots.py``) within a stated bound, and holds it and its upload until it is answered.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from ...errors import InputError, OCRServerError
 from ...metadata import ChunkMetadata, PageMetadata
 from ...pages import DocumentSource
-from ..errors import ServiceError, envelope, from_input_error
+from ..errors import ServiceError, envelope, from_input_error, overloaded
+from ..slots import Ticket, retry_after
 from ..state import Service, ServiceDep
-from ..uploads import save_upload
+from ..uploads import UploadCost, check_upload, save_upload
 
 router = APIRouter(prefix="/v1")  # the API key is checked by the middleware, before the body is read
 
@@ -39,73 +41,91 @@ async def ocr(request: Request, service: ServiceDep,
                   "for each page as it is read, then {\"chunks\": [...]}; an error after the first line "
                   "comes as a line {\"error\": {...}}. One upload, progress page by page."))):
     name = file.filename or "upload"
+    folder = Path(tempfile.mkdtemp(dir=service.upload_root))
+    source = admission = None
+    try:
+        # The upload is saved and checked first: what it costs (pages, pixels) decides its admission.
+        path = await save_upload(file, folder, "upload", service.settings.max_upload_bytes,
+                                 service.settings.max_upload_mb)
+        source, cost = await asyncio.to_thread(_open_checked, service, path, name, pages)
+        admission = admitted(service, cost, images)
+        ticket = await admission.__aenter__()
+    except BaseException:
+        if source is not None:
+            source.close()
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+        raise
     if stream:
-        return await _ocr_stream(service, file, name, pages, images, chunks, html, request.state.request_id)
-    settings = service.settings
-    async with service.ocr_slots.hold():
-        folder = Path(tempfile.mkdtemp(dir=service.upload_root))
-        try:
-            path = await save_upload(file, folder, "upload", settings.max_upload_bytes, settings.max_upload_mb)
-            return await _ocr_file(service, path, name, pages, images, chunks, html)
-        finally:
-            await asyncio.to_thread(shutil.rmtree, folder, True)
+        return _ocr_stream(service, path, source, folder, admission, ticket, name, pages, images, chunks, html,
+                           request.state.request_id)
+    try:
+        return await _ocr_file(service, path, source, ticket, name, pages, images, chunks, html)
+    finally:
+        source.close()
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+        await admission.__aexit__(None, None, None)
 
 
-async def _ocr_stream(service: Service, upload: UploadFile, name: str, pages: str | None, images: bool,
-                      chunks: bool, html: bool, request_id: str):
-    """/v1/ocr as NDJSON. Everything that can be refused (the queue, the upload, the file) is
-    refused before the first line, with the usual status; the slot and the upload are held
+@contextlib.asynccontextmanager
+async def admitted(service: Service, cost: UploadCost, images: bool) -> AsyncIterator[Ticket]:
+    """An OCR request's turn: room for its pixels in the decode budget (twice with ``images``: the
+    page is rendered again for the answer while the next is read), then a slot within the wait
+    bound; 429 / 503 with Retry-After when there is none (``slots.py``)."""
+    pixels = cost.peak_pixels * (2 if images else 1)
+    if not service.pixels.try_take(pixels):
+        wait = retry_after(service.workload.seconds_until_one_ends())
+        raise overloaded(wait, f"decoding: {service.pixels.used / 1e6:.0f} of "
+                               f"{service.settings.max_decode_megapixels:g} megapixels in flight")
+    try:
+        async with service.ocr_slots.hold(cost.pages) as ticket:
+            yield ticket
+    finally:
+        await service.pixels.give_back(pixels)
+
+
+def _ocr_stream(service: Service, path: Path, source: DocumentSource, folder: Path, admission, ticket: Ticket,
+                name: str, pages: str | None, images: bool, chunks: bool, html: bool, request_id: str):
+    """/v1/ocr as NDJSON. Everything that can be refused (the queue, the upload, the file) was
+    refused before the first line, with the usual status; the turn and the upload are held
     until the last line is sent or the client goes."""
     from fastapi.responses import StreamingResponse
 
-    slot = service.ocr_slots.hold()
-    await slot.__aenter__()
-    folder = Path(tempfile.mkdtemp(dir=service.upload_root))
-    try:
-        path = await save_upload(upload, folder, "upload", service.settings.max_upload_bytes,
-                                 service.settings.max_upload_mb)
-        source = await asyncio.to_thread(_open_checked, service, path, name, pages)
-    except BaseException:
-        await asyncio.to_thread(shutil.rmtree, folder, True)
-        await slot.__aexit__(None, None, None)
-        raise
-
     async def lines() -> AsyncIterator[bytes]:
         try:
-            async for event in _ocr_events(service, path, source, name, pages, images, chunks, html):
+            async for event in _ocr_events(service, path, source, ticket, name, pages, images, chunks, html):
                 yield (json.dumps(event) + "\n").encode()
         except ServiceError as exc:
             yield (json.dumps(envelope(exc.code, exc.message, exc.suggestion, request_id)) + "\n").encode()
         finally:
+            source.close()
             await asyncio.to_thread(shutil.rmtree, folder, True)
-            await slot.__aexit__(None, None, None)
+            await admission.__aexit__(None, None, None)
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
-def _open_checked(service: Service, path: Path, name: str, pages: str | None) -> DocumentSource:
-    """The upload opened (once), or the API error that says why it cannot be read."""
-    settings = service.settings
+def _open_checked(service: Service, path: Path, name: str, pages: str | None) -> tuple[DocumentSource, UploadCost]:
+    """The upload opened (once) and what reading it costs, or the API error that says why it
+    cannot be read or is over a limit."""
     try:
         source = DocumentSource(path, password=None)
     except InputError as exc:
         raise from_input_error(exc, name) from None
     try:
-        numbers = source.page_numbers(pages)
+        source.page_numbers(pages)
     except InputError as exc:
         source.close()
         raise ServiceError(422, "invalid_request", f"{name}: {exc.cause}",
                            "pages is a selection such as 1-3,7 within the file's pages") from None
-    if source.source.page_count > settings.max_pages and len(numbers) > settings.max_pages:
+    try:
+        return source, check_upload(path, name, service.settings, pages, source=source)
+    except BaseException:
         source.close()
-        raise ServiceError(413, "too_many_pages",
-                           f"{name}: {source.source.page_count} pages, over the limit of {settings.max_pages}",
-                           "send a page selection (pages=1-100), split the file, or raise --max-pages")
-    return source
+        raise
 
 
-async def _ocr_events(service: Service, path: Path, source: DocumentSource, name: str, pages: str | None,
-                      images: bool, chunks: bool, html: bool) -> AsyncIterator[dict]:
+async def _ocr_events(service: Service, path: Path, source: DocumentSource, ticket: Ticket, name: str,
+                      pages: str | None, images: bool, chunks: bool, html: bool) -> AsyncIterator[dict]:
     """``{"file": ...}``, then ``{"page": ...}`` for each page as it is read, then ``{"chunks": [...]}``
     (the file's chunks, cut over all its pages read) when asked. Closes ``source``."""
     reader = service.reader if pages is None else service.reader.model_copy(update={"pages": pages})
@@ -122,6 +142,7 @@ async def _ocr_events(service: Service, path: Path, source: DocumentSource, name
     try:
         async for document in reader.astream_sources(one()):
             documents.append(document)
+            ticket.page_done()
             run = document.ocr
             service.metrics.page(run.status, PageMetadata.from_metadata(document.metadata).ocr_engine, run.cached)
             yield {"page": await asyncio.to_thread(_page_entry, document, name, images_from, html)}
@@ -139,11 +160,10 @@ async def _ocr_events(service: Service, path: Path, source: DocumentSource, name
         yield {"chunks": await asyncio.to_thread(_chunks, service, documents)}
 
 
-async def _ocr_file(service: Service, path: Path, name: str, pages: str | None, images: bool, chunks: bool,
-                    html: bool) -> dict:
-    source = await asyncio.to_thread(_open_checked, service, path, name, pages)
+async def _ocr_file(service: Service, path: Path, source: DocumentSource, ticket: Ticket, name: str,
+                    pages: str | None, images: bool, chunks: bool, html: bool) -> dict:
     answer: dict = {"pages": []}
-    async for event in _ocr_events(service, path, source, name, pages, images, chunks, html):
+    async for event in _ocr_events(service, path, source, ticket, name, pages, images, chunks, html):
         if "file" in event:
             answer.update(event["file"])
         elif "page" in event:

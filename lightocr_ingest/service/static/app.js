@@ -181,24 +181,90 @@
 
   // ---------------------------------------------------------------- HTML from the server, defused
 
+  // The model writes what a document holds, and a document can hold anything. The server already shows it
+  // through an allow-list (lightocr_ingest/service/page_html.py); the page applies the same list again, so
+  // that HTML the server ever let through still cannot run a script or fetch from another origin.
+  // These two lists mirror ALLOWED_TAGS and ALLOWED_ATTRIBUTES in page_html.py:
+  // tests/test_page_allow_list.py checks that they are equal.
+  const ALLOWED_TAGS = new Set([
+    "a", "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "code",
+    "em", "strong", "b", "i", "u", "sup", "sub", "span", "div", "table", "thead", "tbody", "tfoot", "tr",
+    "th", "td", "caption", "colgroup", "col",
+    // MathML Core, as latex2mathml writes it
+    "math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "msup", "msub", "msubsup", "mfrac", "msqrt",
+    "mroot", "mover", "munder", "munderover", "mtable", "mtr", "mtd", "mstyle", "mpadded", "mphantom",
+    "menclose", "semantics", "annotation",
+  ]);
+  const ALLOWED_ATTRIBUTES = new Set([
+    "colspan", "rowspan", "align", "display", "xmlns", "mathvariant", "stretchy", "fence",
+    "separator", "lspace", "rspace", "columnalign", "rowspacing", "columnspacing",
+    "displaystyle", "scriptlevel", "encoding", "width", "accent", "movablelimits",
+  ]);
+  // Not on the list, an element goes and its text stays; these go with all they hold, since what they
+  // hold is code, styles, markup to embed or animate, not text of the page.
+  const DROPPED_WITH_CONTENT = new Set([
+    "script", "style", "template", "noscript", "noembed", "noframes", "iframe", "frame", "frameset", "object",
+    "embed", "applet", "link", "meta", "base", "svg", "animate", "animatemotion", "animatetransform", "set",
+    "maction",
+  ]);
+  // The one URL that survives: a link's href, to the web, to mail or within the page (as the server).
+  const SAFE_LINK = /^(https?:\/\/|mailto:|#)/i;
+  const HTML_NS = "http://www.w3.org/1999/xhtml";
+  const MATHML_NS = "http://www.w3.org/1998/Math/MathML";
+
+  // An allowed name is not enough: the tag must be HTML or MathML (an SVG <a> is not an HTML one), and a
+  // link only HTML (inside <math> an <a> is a MathML element, whose href browsers have followed).
+  function allowedElement(node, tag) {
+    if (!ALLOWED_TAGS.has(tag)) return false;
+    if (tag === "a") return node.namespaceURI === HTML_NS;
+    return node.namespaceURI === HTML_NS || node.namespaceURI === MATHML_NS;
+  }
+
+  function cleanAttributes(node, tag) {
+    let link = null;
+    for (const attr of [...node.attributes]) {
+      const name = attr.name.toLowerCase();
+      const value = attr.value.trim();
+      if (name === "href" && tag === "a" && SAFE_LINK.test(value)) link = value;
+      // Every attribute goes, but those on the list; a javascript: value goes too, whatever its name.
+      if (!ALLOWED_ATTRIBUTES.has(name) || value.toLowerCase().startsWith("javascript:")) {
+        node.removeAttributeNode(attr);
+      }
+    }
+    if (link !== null) {
+      node.setAttribute("href", link);  // trimmed: the value checked is the value followed
+      node.setAttribute("rel", "noopener noreferrer");
+      if (/^https?:/i.test(link)) node.setAttribute("target", "_blank");
+    }
+  }
+
+  // Children first, so an element that goes hands on only what is already clean.
+  function cleanChildren(parent) {
+    for (const node of [...parent.childNodes]) {
+      if (node.nodeType === Node.TEXT_NODE) continue;
+      if (node.nodeType !== Node.ELEMENT_NODE) {  // comments, CDATA, processing instructions
+        node.remove();
+        continue;
+      }
+      const tag = node.localName.toLowerCase();
+      if (DROPPED_WITH_CONTENT.has(tag) || node.namespaceURI !== HTML_NS && node.namespaceURI !== MATHML_NS) {
+        node.remove();
+        continue;
+      }
+      cleanChildren(node);
+      if (allowedElement(node, tag)) cleanAttributes(node, tag);
+      else node.replaceWith(...node.childNodes);
+    }
+  }
+
+  // The model's HTML as a fragment of allowed elements and attributes only. It is parsed in an inert
+  // <template> (nothing loads or runs there) and the nodes themselves are handed on, never serialised and
+  // parsed again, so what was checked is what is shown.
   function sanitize(html) {
     const template = document.createElement("template");
     template.innerHTML = html;
     const content = template.content;
-    content.querySelectorAll("script, iframe, frame, object, embed, style, link, meta, base, form")
-      .forEach((node) => node.remove());
-    for (const node of content.querySelectorAll("*")) {
-      for (const attr of [...node.attributes]) {
-        const name = attr.name.toLowerCase();
-        const value = attr.value.trim().toLowerCase();
-        if (name.startsWith("on")) node.removeAttribute(attr.name);
-        else if (["href", "src", "xlink:href", "action", "formaction", "srcset"].includes(name)) {
-          // Nothing leaves the machine: only data: images and in-page links survive.
-          const keep = name === "href" ? value.startsWith("#") : value.startsWith("data:image/");
-          if (!keep) node.removeAttribute(attr.name);
-        }
-      }
-    }
+    cleanChildren(content);
     return content;
   }
 
