@@ -435,3 +435,31 @@ def test_a_document_closed_twice_is_closed_once(tmp_path):
     source.close()
     source.close()  # the reader may close it on the last page's trip and again on the way out
     assert source._pdf is None
+
+
+@given(st.integers(1, 70), st.integers(1, 70), st.sampled_from(["L", "LA", "RGB", "RGBA", "CMYK", "I", "F"]),
+       st.integers(2, 8), st.integers(1, 24), st.integers(0, 2**32 - 1))
+@settings(max_examples=150, deadline=None)
+def test_reducing_in_bands_gives_the_pixels_of_one_reduce(width, height, mode, factor, band_rows, seed):
+    """A poster-sized page is box-averaged a band of rows at a time (no full-size premultiplied copy
+    of an RGBA scan): the pixels are exactly those of Pillow's one ``reduce``, whatever the bands."""
+    from lightocr_ingest.pages import source as source_module
+
+    rng = np.random.default_rng(seed)
+    channels = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "CMYK": 4, "I": 1, "F": 1}[mode]
+    if mode in ("I", "F"):
+        data = rng.integers(0, 70000, (height, width)).astype(np.int32 if mode == "I" else np.float32)
+        image = Image.fromarray(data, mode=mode)
+    else:
+        data = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
+        image = Image.frombytes(mode, (width, height), data.tobytes())
+    saved = source_module.REDUCE_BAND_ROWS
+    source_module.REDUCE_BAND_ROWS = max(band_rows, factor)
+    event("several bands" if height > source_module.REDUCE_BAND_ROWS - source_module.REDUCE_BAND_ROWS % factor
+          else "one band")
+    try:
+        banded = source_module.reduce_in_bands(image, factor)
+    finally:
+        source_module.REDUCE_BAND_ROWS = saved
+    assert banded.mode == image.mode and banded.size == image.reduce(factor).size
+    assert np.array_equal(np.asarray(banded), np.asarray(image.reduce(factor)))

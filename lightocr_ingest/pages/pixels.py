@@ -41,15 +41,16 @@ DEEP_GREY_BAND_ROWS = 256  # rows scaled at a time: the float copy of a band, no
 def _deep_grey_to_l(image: Image.Image) -> Image.Image:
     """16/32-bit grey to 8-bit grey, keeping the contrast.
 
-    Scaled a band of rows at a time: a float copy of a 30-megapixel page would take 240 MB
-    (and three of them, as one expression, 720 MB); the bands give the same bytes."""
-    array = np.asarray(image)
-    top = float(array.max()) or 1.0
+    Scaled a band of rows at a time, read from the image itself: a float copy of a 30-megapixel
+    page would take 240 MB (and three of them, as one expression, 720 MB); the bands give the
+    same bytes."""
+    top = float(image.getextrema()[1]) or 1.0
     # 16-bit scans use the full 0-65535 range; 32-bit ones may use any; scale by the max seen.
     scale = 255.0 / (65535.0 if top > 255 and image.mode.startswith("I;16") else max(top, 255.0))
-    grey = np.empty(array.shape, dtype=np.uint8)
-    for start in range(0, array.shape[0], DEEP_GREY_BAND_ROWS):
-        band = array[start:start + DEEP_GREY_BAND_ROWS].astype(np.float64)
+    width, height = image.size
+    grey = np.empty((height, width), dtype=np.uint8)
+    for start in range(0, height, DEEP_GREY_BAND_ROWS):
+        band = np.asarray(image.crop((0, start, width, min(height, start + DEEP_GREY_BAND_ROWS))), dtype=np.float64)
         band *= scale
         grey[start:start + DEEP_GREY_BAND_ROWS] = np.clip(band, 0, 255, out=band).astype(np.uint8)
     return Image.fromarray(grey, mode="L")
