@@ -26,6 +26,8 @@ def add_commands(commands) -> None:
     default = {name: field.default for name, field in ServiceSettings.model_fields.items()}
     serve.add_argument("--max-upload-mb", type=float,
                        help=f"largest request body, all its files (default {default['max_upload_mb']:g})")
+    serve.add_argument("--max-uploads-in-flight-mb", type=float,
+                       help=f"request bodies received or held at once (default {default['max_uploads_in_flight_mb']:g})")
     serve.add_argument("--max-pages", type=int,
                        help=f"most pages one request brings, its files together (default {default['max_pages']})")
     serve.add_argument("--max-files", type=int, help=f"most files one ingest request brings (default {default['max_files']})")
@@ -60,7 +62,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     config = apply_flags(load_config(args.config), args)
-    given = {"max_upload_mb": args.max_upload_mb, "max_pages": args.max_pages, "max_files": args.max_files,
+    given = {"max_upload_mb": args.max_upload_mb, "max_uploads_in_flight_mb": args.max_uploads_in_flight_mb,
+             "max_pages": args.max_pages, "max_files": args.max_files,
              "max_page_megapixels": args.max_page_megapixels, "max_decode_megapixels": args.max_decode_megapixels,
              "concurrency": args.concurrency, "queue_size": args.queue_size, "max_queue_wait_s": args.max_queue_wait,
              "shutdown_grace_s": args.shutdown_grace, "state_dir": args.state_dir}  # unset: the defaults
@@ -73,8 +76,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                    cors_origins=args.cors_origin,
                                    **{name: value for name, value in given.items() if value is not None})
     except ValidationError as exc:
-        problems = "; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
-                             if e["loc"] else e["msg"] for e in exc.errors())
+        flags = {"max_queue_wait_s": "--max-queue-wait", "shutdown_grace_s": "--shutdown-grace"}
+        problems = "; ".join(
+            f"{flags.get(str(e['loc'][0]), '--' + str(e['loc'][0]).replace('_', '-'))}: {e['msg']}" if e["loc"]
+            else e["msg"] for e in exc.errors())
         print_error(f"serve: {problems}")
         return 2
     stderr.print(f"lightocr-ingest service on http://{args.host}:{args.port}/ (API docs at /docs); "

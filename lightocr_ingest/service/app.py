@@ -47,7 +47,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     # Outermost first: CORS, then request ids, metrics and the API key, then the body limit (its
     # 413 gets the request id and is counted like any answer).
-    app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_bytes, limit_mb=settings.max_upload_mb)
+    app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_bytes, limit_mb=settings.max_upload_mb,
+                       idle_s=settings.body_idle_s, in_flight_bytes=int(settings.max_uploads_in_flight_mb * 2**20))
     app.middleware("http")(request_id_and_metrics)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

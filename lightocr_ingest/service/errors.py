@@ -44,8 +44,10 @@ def overloaded(retry_after_s: int, what: str) -> ServiceError:
                         f"retry after {retry_after_s} s (Retry-After)", {"Retry-After": str(retry_after_s)})
 
 
-def too_large(limit_mb: float) -> ServiceError:
-    """An upload over ``max_upload_mb``: refused while it streams in (``limits.BodyLimit``) or
-    while it is saved (``uploads.save_upload``), with the same answer."""
-    return ServiceError(413, "too_large", f"the upload is over the limit of {limit_mb:g} MB",
-                        "split the file, or start the service with a larger --max-upload-mb")
+def too_large(limit_mb: float, name: str | None = None) -> ServiceError:
+    """An upload over ``max_upload_mb``: refused while it streams in (``limits.BodyLimit``, before
+    a file's name is known) or while it is saved (``uploads.save_upload``, naming the file)."""
+    what = f"{name}: the request" if name else "the upload"
+    return ServiceError(413, "too_large", f"{what} is over the limit of {limit_mb:g} MB (all its files together)",
+                        "split the file or send the files in several requests, or start the service with a "
+                        "larger --max-upload-mb")

@@ -105,9 +105,10 @@ class JobRunner:
         self._stop = threading.Event()  # seen by the running job at its next page
 
     def start(self) -> None:
-        for record in self.store.unfinished_of_dead_processes():  # a crash or a kill left them
+        for record in self.store.left_unfinished():  # a crash or a kill left them
+            ran = record.get("status") == "running"
             record["status"] = "interrupted"
-            record["problems"] = [*record.get("problems", []), INTERRUPTED_RUNNING]
+            record["problems"] = [*record.get("problems", []), INTERRUPTED_RUNNING if ran else INTERRUPTED_QUEUED]
             for item in record.get("files", []):
                 if item.get("status") in ("queued", "running"):
                     item["status"] = "interrupted"
@@ -169,34 +170,44 @@ class JobRunner:
         return any(j.collection == collection and j.status in ("queued", "running") for j in self.jobs.values())
 
     def submit(self, job: Job) -> None:
-        """Queue ``job`` (``asyncio.QueueFull`` when the queue is full)."""
+        """Queue ``job`` (``asyncio.QueueFull`` when the queue is full). Its record is saved first:
+        a job that cannot be recorded is not queued."""
+        if self.queue.full():
+            raise asyncio.QueueFull
+        self._save(job)
         self.queue.put_nowait(job)
         self.jobs[job.job_id] = job
-        self._save(job)
         self.metrics.jobs_queued.set(self.queue.qsize())
-
-    def seconds_ahead_of_a_new_job(self) -> float:
-        """The work of the jobs queued and running, at the measured time a page."""
-        pages = sum(max(0, j.pages_expected - j.pages_seen) for j in self.jobs.values())
-        return pages * self.workload.meter.seconds_a_page()
 
     async def _work(self) -> None:
         while True:
             job = await self.queue.get()
-            self.metrics.jobs_queued.set(self.queue.qsize())
-            self._current = job
-            await self.pixels.take(job.peak_pixels)
-            self._running = asyncio.ensure_future(asyncio.to_thread(self._run, job))
+            try:
+                await self._work_on(job)
+            except asyncio.CancelledError:
+                raise  # the service stops: stop() settles the job
+            except Exception:  # noqa: BLE001 - the runner goes on with the next job whatever this one did
+                log.exception("job %s could not be run or recorded", job.job_id)
+                self.jobs.pop(job.job_id, None)
+                self._running = self._current = None
+
+    async def _work_on(self, job: Job) -> None:
+        self.metrics.jobs_queued.set(self.queue.qsize())
+        self._current = job
+        await self.pixels.take(job.peak_pixels)
+        try:
+            self._running = _in_daemon_thread(self._run, job)
             try:
                 await asyncio.shield(self._running)
             except asyncio.CancelledError:
-                raise  # the service stops: stop() settles the job
-            except BaseException:
-                pass  # settled below
+                raise
+            except BaseException:  # noqa: BLE001 - settled below
+                pass
+        finally:
             await self.pixels.give_back(job.peak_pixels)
-            _settle(job, self._running)
-            self._finish(job)
-            self._running = self._current = None
+        _settle(job, self._running)
+        self._finish(job)
+        self._running = self._current = None
 
     def _run(self, job: Job) -> None:
         job.status = "running"
@@ -205,10 +216,10 @@ class JobRunner:
         ingestor = self.ingestor_for(job.collection)
         saved_at = time.monotonic()
 
-        with self.workload.admitted(job.pages_expected) as ticket:
+        with self.workload.admitted(job.pages_expected, job=True) as ticket:
             def on_page(file_report, page_report) -> None:
                 nonlocal saved_at
-                ticket.page_done()
+                ticket.page_done(cached=page_report.cached)
                 job.pages_seen += 1
                 if page_report.status == "failed":
                     job.pages_failed += 1
@@ -247,6 +258,38 @@ class JobRunner:
         ingested = any(f.status in ("done", "skipped", "partial") for f in job.files)
         failed = any(f.status in ("failed", "partial") for f in job.files)
         job.status = "failed" if not ingested else "partial" if failed else "done"
+
+
+def _in_daemon_thread(function, *args) -> asyncio.Future:
+    """``function(*args)`` in a daemon thread of its own, as a future of this loop. Not the loop's
+    default executor: a job stuck on a page at shutdown would hold the process's exit there."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(result=None, error=None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def target() -> None:
+        try:
+            result = function(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the loop
+            try:
+                loop.call_soon_threadsafe(settle, None, exc)
+            except RuntimeError:
+                pass  # the loop has closed: the process is ending
+        else:
+            try:
+                loop.call_soon_threadsafe(settle, result, None)
+            except RuntimeError:
+                pass
+
+    threading.Thread(target=target, name="lightocr-job", daemon=True).start()
+    return future
 
 
 def _settle(job: Job, thread: asyncio.Future) -> None:

@@ -22,11 +22,10 @@ log = logging.getLogger("lightocr_ingest")
 
 KNOWN_METHODS = {"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"}
 # What a browser may do with our answers: load from this origin only (images also as data: URLs,
-# the page's own renders), never be framed, never sniff a type, send no referrer. Swagger UI
-# (/docs) sets inline styles, so its page allows them, and nothing else more.
+# the page's own renders), no inline script or style (the web page and /docs have none: their
+# scripts are files), never be framed, never sniff a type, send no referrer.
 CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; " \
       "frame-ancestors 'none'"
-CSP_DOCS = CSP.replace("default-src 'self';", "default-src 'self'; style-src 'self' 'unsafe-inline';")
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
                     "X-Frame-Options": "DENY"}
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")  # a caller's own X-Request-ID is kept when it looks like one
@@ -63,6 +62,6 @@ async def request_id_and_metrics(request: Request, call_next):
         method = request.method if request.method in KNOWN_METHODS else "other"
         service.metrics.latency.labels(method, label, str(status)).observe(time.perf_counter() - started)
     response.headers["X-Request-ID"] = request.state.request_id
-    response.headers["Content-Security-Policy"] = CSP_DOCS if request.url.path == "/docs" else CSP
+    response.headers["Content-Security-Policy"] = CSP
     response.headers.update(SECURITY_HEADERS)
     return response

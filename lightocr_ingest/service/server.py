@@ -15,14 +15,25 @@ import re
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-# A query parameter whose name says it is a secret: its value never reaches the log.
-SECRET_PARAMETER = re.compile(r"(?i)([?&][^=&#]*(?:key|token|secret|password|passwd|auth|signature)[^=&#]*=)[^&#]*")
+# A query parameter whose name (percent-decoded) says it may be a secret: its value never
+# reaches the log. Parameters are split on & and ; as servers do.
+SECRET_NAME = re.compile(r"(?i)key|token|secret|passw|pwd|auth|sig|session|jwt|bearer|credential|cookie")
 REDACTED = "[redacted]"
 
 
-def redact(path: str) -> str:
+def redact(target: str) -> str:
     """A request target with the values of secret-looking query parameters redacted."""
-    return SECRET_PARAMETER.sub(lambda m: m.group(1) + REDACTED, path)
+    from urllib.parse import unquote
+
+    path, question, query = target.partition("?")
+    if not question:
+        return target
+    parts = re.split(r"([&;])", query)
+    for index in range(0, len(parts), 2):
+        name, equals, _ = parts[index].partition("=")
+        if SECRET_NAME.search(unquote(name)):
+            parts[index] = name + (equals or "=") + REDACTED
+    return path + "?" + "".join(parts)
 
 
 class RedactSecrets(logging.Filter):

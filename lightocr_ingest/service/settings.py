@@ -23,6 +23,9 @@ class ServiceSettings(BaseModel):
                                                                 "(Authorization: Bearer KEY or X-API-Key).")
     max_upload_mb: float = Field(default=50.0, gt=0, description=(
         "Largest request body (all its files together), checked while it streams in."))
+    max_uploads_in_flight_mb: float = Field(default=200.0, gt=0, description=(
+        "Request bodies being received or held at once, all requests (a body of unknown length counts "
+        "as --max-upload-mb); past it 429. The multipart parser holds files of up to 1 MB in memory."))
     max_pages: int = Field(default=500, ge=1, description=(
         "Most pages one request may bring: an OCR request's pages (after its page selection), an ingest "
         "request's files together (an ingest job is one request)."))
@@ -52,8 +55,11 @@ class ServiceSettings(BaseModel):
         "Job records and uploads in progress. Default: beside the embedded collection folder "
         "('<qdrant.path>-service'), or .lightocr/service with a Qdrant server."))
     header_timeout_s: float = Field(default=10.0, gt=0, description=(
-        "A connection that has not sent a whole request head in this time is closed (half-sent requests "
-        "cannot hold connections)."))
+        "A connection that has not sent a whole request head within this time of connecting (or of "
+        "starting its next request) is closed: half-sent heads cannot hold connections."))
+    body_idle_s: float = Field(default=30.0, gt=0, description=(
+        "A request body that sends nothing for this long is refused with 408 (a stalled upload cannot "
+        "hold its connection)."))
     keep_alive_s: int = Field(default=5, ge=1, description="An idle keep-alive connection is closed after this.")
     max_connections: int = Field(default=256, ge=1, description=(
         "Connections and requests at once; past it new requests get 503 at once."))
@@ -61,6 +67,9 @@ class ServiceSettings(BaseModel):
 
     @model_validator(mode="after")
     def _decode_room_for_a_page(self) -> "ServiceSettings":
+        if self.max_uploads_in_flight_mb < self.max_upload_mb:
+            raise ValueError(f"max_uploads_in_flight_mb ({self.max_uploads_in_flight_mb:g}) must be at least "
+                             f"max_upload_mb ({self.max_upload_mb:g}): an upload allowed could never be received")
         if self.max_decode_megapixels < self.max_page_megapixels:
             raise ValueError(f"max_decode_megapixels ({self.max_decode_megapixels:g}) must be at least "
                              f"max_page_megapixels ({self.max_page_megapixels:g}): a page allowed could never be read")
@@ -72,9 +81,11 @@ class ServiceSettings(BaseModel):
 
     @property
     def state_folder(self) -> Path:
+        """Where job records and uploads live, as an absolute path (a restart from another working
+        folder finds them; the log shows where)."""
         if self.state_dir is not None:
-            return Path(self.state_dir)
+            return Path(self.state_dir).expanduser().absolute()
         qdrant = self.config.qdrant
         if qdrant.url is None and qdrant.path:
-            return Path(str(qdrant.path).rstrip("/\\") + "-service")
-        return Path(".lightocr/service")
+            return Path(str(Path(qdrant.path).expanduser().absolute()) + "-service")
+        return Path(".lightocr/service").absolute()

@@ -7,7 +7,7 @@ one over its throughput, whatever runs in parallel inside it). From the two:
 
 - an OCR request is admitted when a slot is free, or when its wait for one (the seconds of work
   ahead) is within ``max_queue_wait_s`` and the queue has room; else 429 at once, with a
-  ``Retry-After`` from the work ahead;
+  ``Retry-After`` from the work ahead and the clients already told to come back before it;
 - an admitted request that still has no slot after ``max_queue_wait_s`` gets 503 with
   ``Retry-After``: no request waits silently past the bound;
 - decoded pixels are budgeted across requests and the job (``PixelBudget``): each holds its
@@ -54,10 +54,12 @@ class PageMeter:
         with self._lock:
             self._active = max(0, self._active - 1)
 
-    def page_done(self) -> None:
+    def page_done(self, measured: bool = True) -> None:
+        """A page ended; ``measured=False`` for one the engine did not read (an OCR cache hit):
+        the clock moves on, no sample is taken."""
         now = time.monotonic()
         with self._lock:
-            if self._since is not None:
+            if self._since is not None and measured:
                 self._samples.append(now - self._since)
             self._since = now
 
@@ -67,21 +69,24 @@ class PageMeter:
 
 
 class Ticket:
-    """One request's or job's pages in the ``Workload``: counted down as they are read."""
+    """One OCR request's or the running job's pages in the ``Workload``: counted down as read."""
 
-    def __init__(self, workload: "Workload", pages: int):
-        self.workload, self.remaining = workload, pages
+    def __init__(self, workload: "Workload", pages: int, job: bool):
+        self.workload, self.remaining, self.job = workload, pages, job
 
-    def page_done(self) -> None:
+    def page_done(self, cached: bool = False) -> None:
         with self.workload._lock:
             if self.remaining > 0:
                 self.remaining -= 1
-        self.workload.meter.page_done()
+        self.workload.meter.page_done(measured=not cached)
 
 
 class Workload:
     """The pages still to read by everything admitted (OCR requests, waiting or worked on, and
-    the running job), and what they will take at the measured rate."""
+    the running job), and what they will take at the measured rate.
+
+    The OCR requests and the job share the engine: while a job runs, an OCR request's pages
+    alternate with the job's, so they go at half the engine's rate (and the job's likewise)."""
 
     def __init__(self, meter: PageMeter):
         self.meter = meter
@@ -89,8 +94,8 @@ class Workload:
         self._tickets: set[Ticket] = set()
 
     @contextlib.contextmanager
-    def admitted(self, pages: int):
-        ticket = Ticket(self, pages)
+    def admitted(self, pages: int, job: bool = False):
+        ticket = Ticket(self, pages, job)
         with self._lock:
             self._tickets.add(ticket)
         self.meter.work_began()
@@ -102,20 +107,40 @@ class Workload:
                 self._tickets.discard(ticket)
 
     def pages_ahead(self) -> int:
+        """Pages the OCR requests admitted still have to read (the job's are not ahead of them)."""
         with self._lock:
-            return sum(t.remaining for t in self._tickets)
+            return sum(t.remaining for t in self._tickets if not t.job)
+
+    def _job_running(self) -> bool:
+        return any(t.job for t in self._tickets)
 
     def seconds_ahead(self) -> float:
-        return self.pages_ahead() * self.meter.seconds_a_page()
+        """Until the OCR requests admitted are read: their pages, at the engine's rate shared with
+        the job when one runs."""
+        with self._lock:
+            pages = sum(t.remaining for t in self._tickets if not t.job)
+            sharing = 2 if self._job_running() else 1
+        return pages * sharing * self.meter.seconds_a_page()
 
     def seconds_until_one_ends(self, working: set[Ticket] | None = None) -> float:
-        """Until the first of ``working`` (default: everything admitted) is done: the engine is
-        shared, so the one with the fewest pages ends after that many rounds of all of them."""
+        """Until the first of ``working`` (default: the OCR requests admitted) is done: the engine
+        is shared, so the one with the fewest pages ends after that many rounds of all of them
+        (and of the job)."""
         with self._lock:
-            tickets = [t for t in (working if working is not None else self._tickets) if t in self._tickets]
+            candidates = working if working is not None else {t for t in self._tickets if not t.job}
+            tickets = [t for t in candidates if t in self._tickets]
             if not tickets:
                 return 0.0
-            return min(t.remaining for t in tickets) * len(tickets) * self.meter.seconds_a_page()
+            rounds = len(tickets) + (1 if self._job_running() else 0)
+            return min(t.remaining for t in tickets) * rounds * self.meter.seconds_a_page()
+
+    def seconds_until_the_job_ends(self) -> float:
+        """Until the running job is done (a place in the job queue frees then), sharing the engine
+        with the OCR requests being read."""
+        with self._lock:
+            job = [t.remaining for t in self._tickets if t.job]
+            sharing = 2 if any(not t.job for t in self._tickets) else 1
+        return (job[0] if job else 0) * sharing * self.meter.seconds_a_page()
 
 
 def retry_after(seconds: float) -> int:
@@ -134,21 +159,32 @@ class OcrSlots:
         self.semaphore = asyncio.Semaphore(concurrency)
         self.waiting = 0
         self._working: set[Ticket] = set()
+        self._told: deque[tuple[float, int]] = deque()  # (when, pages) of clients told to come back, in order
 
-    def refusal(self) -> ServiceError | None:
-        """The 429 for a request arriving now, or None when it may wait for a slot."""
+    def refusal(self, pages: int = 1) -> ServiceError | None:
+        """The 429 for a request of ``pages`` arriving now, or None when it may wait for a slot.
+
+        Each refusal's Retry-After counts the clients already told to come back before it (their
+        pages, until the time they were given): a burst refused at once is told to come back
+        one after another, each when it would be admitted, not all at the same second."""
         if not self.semaphore.locked():
             return None
+        now = time.monotonic()
+        self._told = deque(told for told in self._told if told[0] > now)
+        told_s = sum(pages for _, pages in self._told) * self.workload.meter.seconds_a_page()
         if self.waiting >= self.queue_size:  # a place frees when a request being worked on ends
-            return overloaded(retry_after(self.workload.seconds_until_one_ends(self._working)), "OCR")
-        ahead = self.workload.seconds_ahead()
-        if ahead > self.max_wait_s:  # it would wait past the bound: back when the work ahead is within it
-            return overloaded(retry_after(ahead - self.max_wait_s), "OCR")
-        return None
+            wait = self.workload.seconds_until_one_ends(self._working) + told_s
+        else:
+            ahead = self.workload.seconds_ahead()
+            if ahead <= self.max_wait_s:
+                return None
+            wait = ahead + told_s - self.max_wait_s  # back when the work ahead is within the bound
+        self._told.append((now + retry_after(wait), pages))
+        return overloaded(retry_after(wait), "OCR")
 
     @contextlib.asynccontextmanager
     async def hold(self, pages: int) -> AsyncIterator[Ticket]:
-        refused = self.refusal()
+        refused = self.refusal(pages)
         if refused is not None:
             raise refused
         with self.workload.admitted(pages) as ticket:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -22,7 +21,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from .job_store import JobStore, remove_left_uploads
+from .job_store import Instance, JobStore, remove_left_uploads
 from .jobs import FINISHED_JOBS_KEPT, JobRunner
 from .metrics import Metrics
 from .settings import ServiceSettings
@@ -55,6 +54,7 @@ class Service:
                                   self.metrics.ocr_queue)
         self.pixels: PixelBudget | None = None  # made on the event loop (start)
         self.upload_root: Path | None = None
+        self.instance: Instance | None = None  # this instance's lock in the state folder (made at start)
 
     async def start(self) -> None:
         from ..pipeline.build import make_reader
@@ -64,13 +64,15 @@ class Service:
             log.info("OCR requests worked on at once: 1, not %d (the CPU engine reads one page at a time)",
                      self.settings.concurrency)
         state = self.settings.state_folder
+        state.mkdir(parents=True, exist_ok=True)
+        self.instance = Instance(state)
         uploads = state / "uploads"
-        removed = await asyncio.to_thread(remove_left_uploads, uploads)
+        removed = await asyncio.to_thread(remove_left_uploads, uploads, self.instance)
         if removed:
             log.warning("removed the uploads of %d request(s) a stopped service left in %s", removed, uploads)
         uploads.mkdir(parents=True, exist_ok=True)
-        self.upload_root = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=uploads))
-        self.jobs_store = JobStore(state, FINISHED_JOBS_KEPT)
+        self.upload_root = Path(tempfile.mkdtemp(prefix=f"{self.instance.id}-", dir=uploads))
+        self.jobs_store = JobStore(state, FINISHED_JOBS_KEPT, self.instance)
         self.pixels = PixelBudget(int(self.settings.max_decode_megapixels * 1e6))
         # Queries and the job thread share it, with no lock of ours: the embedded store (Qdrant
         # Edge) and a server both take calls from several threads at once.
@@ -86,6 +88,8 @@ class Service:
             shutil.rmtree(self.upload_root, ignore_errors=True)  # the job's were deleted by stop() already
         if self.jobs_store is not None:
             self.jobs_store.close()
+        if self.instance is not None:
+            self.instance.close()
         if not finished:
             return  # a job's thread still uses the client; the process ending ends it
         if self.client is not None:

@@ -49,7 +49,7 @@ async def save_upload(upload: UploadFile, folder: Path, stem: str, limit: int, l
         while head:
             size += len(head)
             if size > limit:
-                raise too_large(limit_mb)
+                raise too_large(limit_mb, upload.filename or "the upload")
             out.write(head)
             head = await upload.read(UPLOAD_CHUNK)
     return path

@@ -30,8 +30,8 @@ async def ingest(service: ServiceDep, file: list[UploadFile] = File(..., descrip
                  collection: str | None = Form(None, pattern=COLLECTION_NAME, max_length=64)):
     settings = service.settings
     collection = collection or settings.config.qdrant.collection
-    if service.runner.queue.full():  # before taking the uploads in
-        raise overloaded(retry_after(service.runner.seconds_ahead_of_a_new_job()), "ingest jobs")
+    if service.runner.queue.full():  # before saving and opening the uploads (the body is parsed by now)
+        raise overloaded(retry_after(service.workload.seconds_until_the_job_ends()), "ingest jobs")
     if len(file) > settings.max_files:
         raise ServiceError(413, "too_many_files", f"the request brings {len(file)} files, over the limit of "
                                                   f"{settings.max_files} a request",
@@ -53,7 +53,7 @@ async def ingest(service: ServiceDep, file: list[UploadFile] = File(..., descrip
             await asyncio.to_thread(service.ingestor_for, collection)  # a mode mismatch fails now, not later
             service.runner.submit(job)
         except asyncio.QueueFull:
-            raise overloaded(retry_after(service.runner.seconds_ahead_of_a_new_job()), "ingest jobs") from None
+            raise overloaded(retry_after(service.workload.seconds_until_the_job_ends()), "ingest jobs") from None
     except ConfigError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise ServiceError(422, "invalid_request", str(exc), "see the message") from None

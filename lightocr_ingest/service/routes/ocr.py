@@ -2,8 +2,9 @@
 
 Heavy work never runs on the event loop: opening and rendering the file, the CPU engine and
 chunking run in threads, requests to vLLM are async. The upload is saved and checked against
-the request's limits first; then it waits for its turn (room for its pixels, an OCR slot:
-``slots.py``) within a stated bound, and holds it and its upload until it is answered.
+the request's limits first; then it waits for its turn (an OCR slot within a stated bound, then
+room for its pixels: ``slots.py``), holds it while its pages are read, and gives it and its
+upload back however the request ends (a client that leaves included).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import StreamingResponse
 
 from ...errors import InputError, OCRServerError
 from ...metadata import ChunkMetadata, PageMetadata
@@ -27,6 +30,9 @@ from ..state import Service, ServiceDep
 from ..uploads import UploadCost, check_upload, save_upload
 
 router = APIRouter(prefix="/v1")  # the API key is checked by the middleware, before the body is read
+
+STREAM_LINES_AHEAD = 8  # NDJSON lines read ahead of the client (a page each; with images, ~0.3 MB each)
+SLOW_READER_S = 30.0  # a streaming client that takes no line for this long ends its answer
 
 
 @router.post("/ocr", tags=["ocr"], summary="OCR one file: each page's Markdown and metadata")
@@ -41,87 +47,151 @@ async def ocr(request: Request, service: ServiceDep,
                   "for each page as it is read, then {\"chunks\": [...]}; an error after the first line "
                   "comes as a line {\"error\": {...}}. One upload, progress page by page."))):
     name = file.filename or "upload"
+    refused = service.ocr_slots.refusal()  # before the upload is saved and opened, when the answer is known
+    if refused is not None:
+        raise refused
     folder = Path(tempfile.mkdtemp(dir=service.upload_root))
-    source = admission = None
+    turn = None
     try:
-        # The upload is saved and checked first: what it costs (pages, pixels) decides its admission.
+        # Saved and checked first: what it costs (pages, pixels) decides its turn. Not held open
+        # while it waits: a waiting request holds its upload on disk only.
         path = await save_upload(file, folder, "upload", service.settings.max_upload_bytes,
                                  service.settings.max_upload_mb)
-        source, cost = await asyncio.to_thread(_open_checked, service, path, name, pages)
-        admission = admitted(service, cost, images)
-        ticket = await admission.__aenter__()
+        cost = await asyncio.to_thread(_checked, service, path, name, pages)
+        turn = Turn(service, cost, images)
+        await turn.take()
+        source = await asyncio.to_thread(DocumentSource, path)
     except BaseException:
-        if source is not None:
-            source.close()
-        await asyncio.to_thread(shutil.rmtree, folder, True)
+        with anyio.CancelScope(shield=True):
+            if turn is not None:
+                await turn.release()
+            await asyncio.to_thread(shutil.rmtree, folder, True)
         raise
+
+    async def clean_up() -> None:
+        source.close()
+        await turn.release()
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+
     if stream:
-        return _ocr_stream(service, path, source, folder, admission, ticket, name, pages, images, chunks, html,
+        return _ocr_stream(service, path, source, turn, clean_up, name, pages, images, chunks, html,
                            request.state.request_id)
     try:
-        return await _ocr_file(service, path, source, ticket, name, pages, images, chunks, html)
+        return await _ocr_file(service, path, source, turn.ticket, name, pages, images, chunks, html)
     finally:
-        source.close()
-        await asyncio.to_thread(shutil.rmtree, folder, True)
-        await admission.__aexit__(None, None, None)
+        with anyio.CancelScope(shield=True):  # a client that left cancels the request: this still runs
+            await clean_up()
 
 
-@contextlib.asynccontextmanager
-async def admitted(service: Service, cost: UploadCost, images: bool) -> AsyncIterator[Ticket]:
-    """An OCR request's turn: room for its pixels in the decode budget (twice with ``images``: the
-    page is rendered again for the answer while the next is read), then a slot within the wait
-    bound; 429 / 503 with Retry-After when there is none (``slots.py``)."""
-    pixels = cost.peak_pixels * (2 if images else 1)
-    if not service.pixels.try_take(pixels):
-        wait = retry_after(service.workload.seconds_until_one_ends())
-        raise overloaded(wait, f"decoding: {service.pixels.used / 1e6:.0f} of "
-                               f"{service.settings.max_decode_megapixels:g} megapixels in flight")
-    try:
-        async with service.ocr_slots.hold(cost.pages) as ticket:
-            yield ticket
-    finally:
-        await service.pixels.give_back(pixels)
+class Turn:
+    """An OCR request's turn: a slot within the wait bound (``slots.OcrSlots``), then room for its
+    pixels in the decode budget (twice with ``images``: the page is rendered again for the answer
+    while the next is read); 429 / 503 with Retry-After when there is none. Released once, as
+    soon as its pages are read."""
+
+    def __init__(self, service: Service, cost: UploadCost, images: bool):
+        self.service, self.cost = service, cost
+        self.pixels = cost.peak_pixels * (2 if images else 1)
+        self.ticket: Ticket | None = None
+        self._slot = None
+        self._released = False
+
+    async def take(self) -> None:
+        slot = self.service.ocr_slots.hold(self.cost.pages)
+        self.ticket = await slot.__aenter__()  # the 429 / 503 when there is no turn
+        if not self.service.pixels.try_take(self.pixels):
+            await slot.__aexit__(None, None, None)
+            wait = retry_after(self.service.workload.seconds_until_one_ends())
+            raise overloaded(wait, f"decoding: {self.service.pixels.used / 1e6:.0f} of "
+                                   f"{self.service.settings.max_decode_megapixels:g} megapixels in flight")
+        self._slot = slot  # held: a slot and the pixels, until release()
+
+    async def release(self) -> None:
+        if self._released or self._slot is None:
+            return
+        self._released = True
+        with anyio.CancelScope(shield=True):
+            await self.service.pixels.give_back(self.pixels)
+            await self._slot.__aexit__(None, None, None)
 
 
-def _ocr_stream(service: Service, path: Path, source: DocumentSource, folder: Path, admission, ticket: Ticket,
-                name: str, pages: str | None, images: bool, chunks: bool, html: bool, request_id: str):
-    """/v1/ocr as NDJSON. Everything that can be refused (the queue, the upload, the file) was
-    refused before the first line, with the usual status; the turn and the upload are held
-    until the last line is sent or the client goes."""
-    from fastapi.responses import StreamingResponse
+class _CleanedUpStream(StreamingResponse):
+    """A streaming answer whose clean-up runs when it ends however it ends: Starlette cancels the
+    body's generator when the client goes, and a ``finally`` in it would stop at its first await."""
 
-    async def lines() -> AsyncIterator[bytes]:
+    def __init__(self, content, clean_up):
+        super().__init__(content, media_type="application/x-ndjson")
+        self._clean_up = clean_up
+
+    async def __call__(self, scope, receive, send) -> None:
         try:
-            async for event in _ocr_events(service, path, source, ticket, name, pages, images, chunks, html):
-                yield (json.dumps(event) + "\n").encode()
-        except ServiceError as exc:
-            yield (json.dumps(envelope(exc.code, exc.message, exc.suggestion, request_id)) + "\n").encode()
+            await super().__call__(scope, receive, send)
         finally:
-            source.close()
-            await asyncio.to_thread(shutil.rmtree, folder, True)
-            await admission.__aexit__(None, None, None)
-
-    return StreamingResponse(lines(), media_type="application/x-ndjson")
+            with anyio.CancelScope(shield=True):
+                await self._clean_up()
 
 
-def _open_checked(service: Service, path: Path, name: str, pages: str | None) -> tuple[DocumentSource, UploadCost]:
-    """The upload opened (once) and what reading it costs, or the API error that says why it
-    cannot be read or is over a limit."""
+def _ocr_stream(service: Service, path: Path, source: DocumentSource, turn: Turn, clean_up, name: str,
+                pages: str | None, images: bool, chunks: bool, html: bool, request_id: str) -> StreamingResponse:
+    """/v1/ocr as NDJSON. Everything that can be refused (the queue, the upload, the file) was
+    refused before the first line, with the usual status. The pages are read ahead of what the
+    client has taken by at most ``STREAM_LINES_AHEAD`` lines, and the turn is given back when the
+    last page is read: a client that reads slowly does not hold the engine. One that takes
+    nothing for ``SLOW_READER_S`` ends its answer (with an error line): its pages are not read."""
+    lines: asyncio.Queue = asyncio.Queue(maxsize=STREAM_LINES_AHEAD)
+    stalled = False
+
+    async def read_pages() -> None:
+        nonlocal stalled
+        try:
+            async for event in _ocr_events(service, path, source, turn.ticket, name, pages, images, chunks, html):
+                try:
+                    await asyncio.wait_for(lines.put((json.dumps(event) + "\n").encode()), SLOW_READER_S)
+                except TimeoutError:
+                    stalled = True
+                    return
+        except ServiceError as exc:
+            await lines.put((json.dumps(envelope(exc.code, exc.message, exc.suggestion, request_id)) + "\n").encode())
+        finally:
+            await turn.release()
+            await lines.put(None)
+
+    reader: asyncio.Task | None = None
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal reader
+        reader = asyncio.ensure_future(read_pages())
+        while (line := await lines.get()) is not None:
+            yield line
+        if stalled:
+            error = ServiceError(408, "client_too_slow", f"{name}: the answer was not read for {SLOW_READER_S:g} s; "
+                                                         "the rest of the file was not read",
+                                 "read the stream as it comes, or ask without stream=true")
+            yield (json.dumps(envelope(error.code, error.message, error.suggestion, request_id)) + "\n").encode()
+
+    async def stop_reading_and_clean_up() -> None:
+        if reader is not None and not reader.done():
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        await clean_up()
+
+    return _CleanedUpStream(body(), stop_reading_and_clean_up)
+
+
+def _checked(service: Service, path: Path, name: str, pages: str | None) -> UploadCost:
+    """What reading the upload costs, or the API error that says why it cannot be read or is over a
+    limit. The file is opened to be checked, and closed."""
     try:
         source = DocumentSource(path, password=None)
     except InputError as exc:
         raise from_input_error(exc, name) from None
-    try:
-        source.page_numbers(pages)
-    except InputError as exc:
-        source.close()
-        raise ServiceError(422, "invalid_request", f"{name}: {exc.cause}",
-                           "pages is a selection such as 1-3,7 within the file's pages") from None
-    try:
-        return source, check_upload(path, name, service.settings, pages, source=source)
-    except BaseException:
-        source.close()
-        raise
+    with source:
+        try:
+            source.page_numbers(pages)
+        except InputError as exc:
+            raise ServiceError(422, "invalid_request", f"{name}: {exc.cause}",
+                               "pages is a selection such as 1-3,7 within the file's pages") from None
+        return check_upload(path, name, service.settings, pages, source=source)
 
 
 async def _ocr_events(service: Service, path: Path, source: DocumentSource, ticket: Ticket, name: str,
@@ -142,8 +212,8 @@ async def _ocr_events(service: Service, path: Path, source: DocumentSource, tick
     try:
         async for document in reader.astream_sources(one()):
             documents.append(document)
-            ticket.page_done()
             run = document.ocr
+            ticket.page_done(cached=run.cached)
             service.metrics.page(run.status, PageMetadata.from_metadata(document.metadata).ocr_engine, run.cached)
             yield {"page": await asyncio.to_thread(_page_entry, document, name, images_from, html)}
     except InputError as exc:
