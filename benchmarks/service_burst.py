@@ -135,6 +135,7 @@ def main() -> int:
         "served_s": [round(s, 1) for s in sorted(served)],
         "retry_after_s": sorted(a["retry_after"] for a in refused if a["retry_after"] is not None),
         "retries_admitted": sum(r["status"] == 200 for r in retries), "retries": len(retries),
+        "slowest_retry_answer_s": round(max((r["seconds"] for r in retries), default=0.0), 1),
         "server_peak_rss_mb": round(rss),
         "serve_args": args.serve_args,
     }
@@ -145,7 +146,8 @@ def main() -> int:
         print(f"  served after (s): {figures['served_s']} (median {statistics.median(served):.1f})")
     print(f"  Retry-After given (s): {figures['retry_after_s']}")
     if retries:
-        print(f"  retried once after Retry-After: {figures['retries_admitted']} of {len(retries)} admitted")
+        print(f"  retried once after Retry-After: {figures['retries_admitted']} of {len(retries)} admitted "
+              f"(slowest answer to a retry {figures['slowest_retry_answer_s']} s after it was sent)")
     print(f"  server peak RSS: {figures['server_peak_rss_mb']} MB")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

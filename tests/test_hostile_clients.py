@@ -256,9 +256,13 @@ def test_retry_after_follows_the_measured_time_a_page_not_a_constant():
     meter = PageMeter(default_s=5.0)
     assert meter.seconds_a_page() == 5.0  # nothing measured yet: the engine's prior
     meter.work_began()
+    meter.page_done()  # the process's first page (it loaded the models): not a sample
+    assert meter.seconds_a_page() == 5.0
     for _ in range(5):
         meter.page_done()  # pages back to back: a fast engine
     assert meter.seconds_a_page() < 1.0
+    meter.page_done(measured=False)  # an OCR cache hit: not the engine's time
+    assert len(meter._samples) == 5
     meter.work_ended()
 
 

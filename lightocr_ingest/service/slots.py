@@ -43,6 +43,7 @@ class PageMeter:
         self._samples: deque[float] = deque(maxlen=MEASURED_PAGES)
         self._active = 0
         self._since: float | None = None  # when the last page ended, or work began after a pause
+        self._first_seen = False
 
     def work_began(self) -> None:
         with self._lock:
@@ -60,7 +61,9 @@ class PageMeter:
         now = time.monotonic()
         with self._lock:
             if self._since is not None and measured:
-                self._samples.append(now - self._since)
+                if self._first_seen:
+                    self._samples.append(now - self._since)
+                self._first_seen = True  # the process's first page also loaded the engine's models: not a sample
             self._since = now
 
     def seconds_a_page(self) -> float:

@@ -122,7 +122,7 @@
     }
   }
 
-  // ---------------------------------------------------------------- fetch with 401 / 429 handling
+  // ---------------------------------------------------------------- fetch with 401 / 429 / 503 handling
 
   function retryAfterSeconds(response) {
     const value = response.headers.get("Retry-After");
@@ -156,12 +156,16 @@
         throw new ApiError(0, {code: "network", message: `the server could not be reached (${error.message})`,
           suggestion: "Check that the service is running and reachable, then try again."});
       }
-      if (response.status === 429 && busyRetries < MAX_429_RETRIES) {
+      // 429, or 503 with Retry-After (a request that waited the service's longest wait for its
+      // turn): the server says when to come back.
+      const busy = response.status === 429 || (response.status === 503 && response.headers.has("Retry-After"));
+      if (busy && busyRetries < MAX_429_RETRIES) {
         busyRetries += 1;
         const wait = retryAfterSeconds(response);
         await response.body?.cancel();
         notice(`The server is busy (${what}): trying again in ${wait} s (attempt ${busyRetries + 1}).`);
-        await sleep(wait * 1000);
+        // A little jitter: clients refused at the same moment do not all come back at the same one.
+        await sleep(wait * 1000 * (1 + Math.random() * 0.1));
         notice("");
         continue;
       }
