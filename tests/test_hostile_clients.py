@@ -645,3 +645,87 @@ def test_request_bodies_in_flight_are_budgeted_across_requests(tmp_path):
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def test_a_flood_that_ignores_retry_after_cannot_push_it_past_its_ceiling():
+    from lightocr_ingest.service.slots import MAX_RETRY_AFTER_S, MAX_TOLD
+
+    async def scenario():
+        slots = slots_with(seconds_a_page=5.0, queue_size=0)
+        held = slots.hold(20)
+        await held.__aenter__()
+        waits = [int(slots.refusal(1).headers["Retry-After"]) for _ in range(3000)]
+        await held.__aexit__(None, None, None)
+        return slots, waits
+    slots, waits = run(scenario())
+    assert waits == sorted(waits) and waits[0] == 100  # the first: the 20 pages being read
+    assert max(waits) <= MAX_RETRY_AFTER_S and len(slots._told) <= MAX_TOLD
+
+
+def test_a_newcomer_does_not_overtake_clients_told_to_come_back():
+    async def scenario():
+        slots = slots_with(seconds_a_page=4.0)
+        reading = slots.hold(8)  # 32 s of work: past the 30 s bound
+        await reading.__aenter__()
+        first = slots.refusal(1)
+        assert first is not None and first.headers["Retry-After"] == "2"
+        reading_ticket = next(iter(slots._working))
+        with slots.workload._lock:
+            reading_ticket.remaining = 7  # a page read: 28 s ahead, within the bound on its own
+        refused = slots.refusal(1)  # but the client told to come back first is ahead of it
+        # 28 s + the first's page (4 s) is 2 s past the bound: both are back within it in 2 s.
+        assert refused is not None and refused.headers["Retry-After"] == "2"
+        await reading.__aexit__(None, None, None)
+    run(scenario())
+
+
+def test_a_stream_whose_client_takes_nothing_gives_back_its_turn_and_ends(monkeypatch):
+    """The real streaming answer, driven as uvicorn would, with a client that takes the first line
+    and then nothing: the reading stops within the slow-reader bound, the turn goes back, the answer
+    ends and its clean-up runs (before: the slot was held for as long as the client kept still)."""
+    from lightocr_ingest.service.routes import ocr as route
+
+    monkeypatch.setattr(route, "SLOW_READER_S", 0.3)
+    monkeypatch.setattr(route, "STREAM_LINES_AHEAD", 1)
+    read = []
+
+    async def endless_pages(*args, **kwargs):
+        for page in range(1, 10_000):
+            read.append(page)
+            yield {"page": {"page": page, "markdown": "x" * 100}}
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(route, "_ocr_events", endless_pages)
+
+    class FakeTurn:
+        ticket, released = None, 0
+
+        async def release(self):
+            self.released += 1
+
+    async def scenario():
+        turn, cleaned = FakeTurn(), []
+
+        async def clean_up():
+            cleaned.append(True)
+
+        response = route._ocr_stream(None, Path("x"), None, turn, clean_up, "x.pdf", None, False, False, False, "r1")
+        sent = []
+        never = asyncio.Event()
+
+        async def send(message):
+            sent.append(message)
+            if message["type"] == "http.response.body" and len(sent) > 2:
+                await never.wait()  # the client stops reading: this write never completes
+
+        async def receive():
+            await never.wait()
+            return {"type": "http.disconnect"}
+
+        scope = {"type": "http", "asgi": {"spec_version": "2.3"}, "method": "POST", "path": "/v1/ocr",
+                 "headers": []}
+        await asyncio.wait_for(response(scope, receive, send), 30)
+        return turn, cleaned
+    turn, cleaned = run(scenario())
+    assert turn.released == 1 and cleaned == [True]
+    assert len(read) < 50  # the reading stopped, not the 10,000 pages

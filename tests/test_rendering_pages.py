@@ -443,7 +443,7 @@ def test_a_document_closed_twice_is_closed_once(tmp_path):
 def test_reducing_in_bands_gives_the_pixels_of_one_reduce(width, height, mode, factor, band_rows, seed):
     """A poster-sized page is box-averaged a band of rows at a time (no full-size premultiplied copy
     of an RGBA scan): the pixels are exactly those of Pillow's one ``reduce``, whatever the bands."""
-    from lightocr_ingest.pages import source as source_module
+    from lightocr_ingest.pages import pixels as source_module
 
     rng = np.random.default_rng(seed)
     channels = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "CMYK": 4, "I": 1, "F": 1}[mode]

@@ -12,12 +12,14 @@ decodes the other formats and modes. What will really be decoded is counted agai
 from __future__ import annotations
 
 import io
+import re
 import threading
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from .files import sniff
 from .pixels import PLAIN_DECODE_MAX_PIXELS, _opencv, fit, to_rgb
 
 try:  # libspng: decodes plain PNGs to the same pixels as libpng in two thirds of the time
@@ -102,3 +104,13 @@ def _open_header(data: bytes) -> Image.Image:
             return Image.open(io.BytesIO(data))
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+
+
+def _unreadable_image(data: bytes, suffix: str, error: Exception) -> str:
+    """Why an image cannot be read, in words: what its content really is when that is known (a ZIP
+    named .png), else Pillow's reason without the object it names (``<_io.BytesIO object at ...>``)."""
+    actual = sniff(data[:1024])
+    if actual is not None and not actual.endswith("image"):
+        return f"is not a readable image: its content is {actual}, not the image its name ({suffix}) says"
+    reason = re.sub(r"\s*<[^>]* object at 0x[0-9a-fA-F]+>", "", str(error)).strip() or type(error).__name__
+    return f"is not a readable image ({actual or 'unknown format'}): {reason}"

@@ -36,10 +36,11 @@ from PIL import Image
 from ..cpu_cost import stage_cpu
 from ..errors import InputError
 from ..records import PageImage, PageWords, SourceFile
-from .decode import _TRANSPOSE, MAX_PAGE_PIXELS, _bitmap_pixels, _decode_plain, _open_header, _orientation
+from .decode import (_TRANSPOSE, MAX_PAGE_PIXELS, _bitmap_pixels, _decode_plain, _open_header, _orientation,
+                     _unreadable_image)
 from .files import PDF_SUFFIXES, SUPPORTED_SUFFIXES, _read_source, sniff
 from .orientation import NOT_JUDGED, Orientation, classify, from_text_layer, from_word_turns, turn
-from .pixels import _fitted_size, _scale_to_fit, fit, grey_if_possible, to_model_mode
+from .pixels import _fitted_size, _scale_to_fit, fit, grey_if_possible, reduce_in_bands, to_model_mode
 from .png import encode_png
 from .selection import parse_page_selection
 from .layer_check import why_unusable
@@ -50,32 +51,6 @@ log = logging.getLogger("lightocr_ingest")
 LONGEST_SIDE = 1540  # px: LightOnOCR-1B/2-1B training size (processor_config.json)
 _EMPTY_PAGE_TREE = re.compile(rb"/Type\s*/Pages\b[^>]*/Count\s+0\b")  # a page tree that declares no page
 PDFIUM_LOCK = threading.RLock()  # PDFium keeps global state: one caller at a time per process
-
-
-REDUCE_BAND_ROWS = 512  # rows reduced at a time (a multiple of every factor up to 8 after rounding down)
-
-
-def reduce_in_bands(image: Image.Image, factor: int) -> Image.Image:
-    """``image.reduce(factor)`` a band of rows at a time: the same pixels, without the full-size
-    copy Pillow makes of an RGBA image to premultiply its alpha (4 bytes a pixel more)."""
-    band_rows = REDUCE_BAND_ROWS - REDUCE_BAND_ROWS % factor  # bands on the boxes' edges: the same boxes
-    if image.height <= band_rows:
-        return image.reduce(factor)
-    reduced = Image.new(image.mode, (-(-image.width // factor), -(-image.height // factor)))
-    for top in range(0, image.height, band_rows):
-        band = image.crop((0, top, image.width, min(image.height, top + band_rows))).reduce(factor)
-        reduced.paste(band, (0, top // factor))
-    return reduced
-
-
-def _unreadable_image(data: bytes, suffix: str, error: Exception) -> str:
-    """Why an image cannot be read, in words: what its content really is when that is known (a ZIP
-    named .png), else Pillow's reason without the object it names (``<_io.BytesIO object at ...>``)."""
-    actual = sniff(data[:1024])
-    if actual is not None and not actual.endswith("image"):
-        return f"is not a readable image: its content is {actual}, not the image its name ({suffix}) says"
-    reason = re.sub(r"\s*<[^>]* object at 0x[0-9a-fA-F]+>", "", str(error)).strip() or type(error).__name__
-    return f"is not a readable image ({actual or 'unknown format'}): {reason}"
 
 
 def _page_record(source: SourceFile, page: int, label: str, size_pt: tuple[float, float],
@@ -239,9 +214,8 @@ class DocumentSource:
         return image, header_size
 
     def largest_page_pixels(self) -> tuple[int, int]:
-        """(page, pixels) of the page that costs most to decode: what reading the file holds in
-        memory at its peak. An image's pixels are those really decoded (a JPEG at its DCT scale),
-        each TIFF frame counted; a PDF page is rendered at ``longest_side`` at most."""
+        """(page, pixels) of the page that costs most to decode (a JPEG at its DCT scale, each TIFF
+        frame counted; a PDF page is rendered at ``longest_side`` at most)."""
         if self.source.kind == "pdf":
             return 1, self.longest_side * self.longest_side
         image, _ = self._decode_image()

@@ -68,10 +68,14 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, created REAL, "
                          "finished INTEGER, instance TEXT, record TEXT)")
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(jobs)")]
+        if "instance" not in columns:  # a store of an early 0.2 build kept a pid there
+            self._db.execute("ALTER TABLE jobs ADD COLUMN instance TEXT")
 
     def save(self, job_id: str, created: float, finished: bool, record: dict) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?)",
+            self._db.execute("INSERT OR REPLACE INTO jobs (job_id, created, finished, instance, record) "
+                             "VALUES (?, ?, ?, ?, ?)",
                              (job_id, created, int(finished), self.instance.id, json.dumps(record)))
             if finished:
                 self._db.execute("DELETE FROM jobs WHERE finished = 1 AND job_id NOT IN (SELECT job_id FROM jobs "

@@ -186,9 +186,16 @@ class JobRunner:
                 await self._work_on(job)
             except asyncio.CancelledError:
                 raise  # the service stops: stop() settles the job
-            except Exception:  # noqa: BLE001 - the runner goes on with the next job whatever this one did
+            except Exception as exc:  # noqa: BLE001 - the runner goes on with the next job whatever this one did
                 log.exception("job %s could not be run or recorded", job.job_id)
-                self.jobs.pop(job.job_id, None)
+                if job.status not in FINISHED:
+                    job.status = "failed"
+                    job.problems.append(f"the service could not run or record this job: {type(exc).__name__}: {exc}")
+                try:
+                    self._finish(job)
+                except Exception:  # noqa: BLE001 - recorded as failed in memory at least
+                    log.exception("job %s: its record could not be saved", job.job_id)
+                    self.jobs.pop(job.job_id, None)
                 self._running = self._current = None
 
     async def _work_on(self, job: Job) -> None:

@@ -28,6 +28,8 @@ from collections.abc import AsyncIterator
 from .errors import ServiceError, overloaded
 
 MEASURED_PAGES = 50  # recent pages the time a page is the median of
+MAX_RETRY_AFTER_S = 600  # the longest Retry-After: further ahead than that, nothing is known
+MAX_TOLD = 1000  # clients told to come back that are counted ahead of later ones
 # Before anything is measured: a RapidOCR page on two cores takes 2-6 s (a text-layer page
 # milliseconds); a vLLM server with LightOnOCR reads several pages a second.
 DEFAULT_SECONDS_A_PAGE = {"cpu": 5.0, "vllm": 0.5}
@@ -163,26 +165,31 @@ class OcrSlots:
         self.waiting = 0
         self._working: set[Ticket] = set()
         self._told: deque[tuple[float, int]] = deque()  # (when, pages) of clients told to come back, in order
+        self._told_pages = 0
 
     def refusal(self, pages: int = 1) -> ServiceError | None:
         """The 429 for a request of ``pages`` arriving now, or None when it may wait for a slot.
 
-        Each refusal's Retry-After counts the clients already told to come back before it (their
-        pages, until the time they were given): a burst refused at once is told to come back
-        one after another, each when it would be admitted, not all at the same second."""
+        The clients already told to come back are ahead of it (their pages, until the time they
+        were given): a burst refused at once is told to come back one after another, each when
+        it would be admitted, and a newcomer does not overtake them."""
         if not self.semaphore.locked():
             return None
         now = time.monotonic()
-        self._told = deque(told for told in self._told if told[0] > now)
-        told_s = sum(pages for _, pages in self._told) * self.workload.meter.seconds_a_page()
+        while self._told and self._told[0][0] <= now:  # told times only grow: the due ones are first
+            self._told_pages -= self._told.popleft()[1]
+        told_s = self._told_pages * self.workload.meter.seconds_a_page()
         if self.waiting >= self.queue_size:  # a place frees when a request being worked on ends
             wait = self.workload.seconds_until_one_ends(self._working) + told_s
         else:
-            ahead = self.workload.seconds_ahead()
+            ahead = self.workload.seconds_ahead() + told_s
             if ahead <= self.max_wait_s:
                 return None
-            wait = ahead + told_s - self.max_wait_s  # back when the work ahead is within the bound
-        self._told.append((now + retry_after(wait), pages))
+            wait = ahead - self.max_wait_s  # back when the work ahead is within the bound
+        wait = min(max(wait, self._told[-1][0] - now if self._told else 0.0), MAX_RETRY_AFTER_S)
+        if len(self._told) < MAX_TOLD:  # past it (a flood that ignores Retry-After) no more is promised
+            self._told.append((now + retry_after(wait), pages))
+            self._told_pages += pages
         return overloaded(retry_after(wait), "OCR")
 
     @contextlib.asynccontextmanager

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,6 +30,8 @@ from ..errors import ServiceError, envelope, from_input_error, overloaded
 from ..slots import Ticket, retry_after
 from ..state import Service, ServiceDep
 from ..uploads import UploadCost, check_upload, save_upload
+
+log = logging.getLogger("lightocr_ingest")
 
 router = APIRouter(prefix="/v1")  # the API key is checked by the middleware, before the body is read
 
@@ -115,20 +119,46 @@ class Turn:
             await self._slot.__aexit__(None, None, None)
 
 
+class ClientTooSlow(Exception):
+    """A streaming client took nothing for ``SLOW_READER_S``: its answer ends there."""
+
+
+def _only_slow_client(error: BaseException) -> bool:
+    if isinstance(error, ClientTooSlow):
+        return True
+    inner = getattr(error, "exceptions", None)  # an exception group from Starlette's task group
+    return bool(inner) and all(_only_slow_client(e) for e in inner)
+
+
 class _CleanedUpStream(StreamingResponse):
     """A streaming answer whose clean-up runs when it ends however it ends: Starlette cancels the
-    body's generator when the client goes, and a ``finally`` in it would stop at its first await."""
+    body's generator when the client goes, and a ``finally`` in it would stop at its first await.
+    A write the client does not take within ``SLOW_READER_S`` ends the answer (and the connection)."""
 
     def __init__(self, content, clean_up):
         super().__init__(content, media_type="application/x-ndjson")
         self._clean_up = clean_up
 
     async def __call__(self, scope, receive, send) -> None:
+        async def send_in_time(message) -> None:
+            try:
+                await asyncio.wait_for(send(message), SLOW_READER_S)
+            except TimeoutError:
+                raise ClientTooSlow from None
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, send_in_time)
+        except Exception as error:  # noqa: BLE001 - a slow client is the client's; anything else is raised
+            if not _only_slow_client(error):
+                raise
+            log.info("a streaming client took nothing for %g s: its answer ended", SLOW_READER_S)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._clean_up()
+
+
+def _line(event: dict) -> bytes:
+    return (json.dumps(event) + "\n").encode()
 
 
 def _ocr_stream(service: Service, path: Path, source: DocumentSource, turn: Turn, clean_up, name: str,
@@ -136,25 +166,46 @@ def _ocr_stream(service: Service, path: Path, source: DocumentSource, turn: Turn
     """/v1/ocr as NDJSON. Everything that can be refused (the queue, the upload, the file) was
     refused before the first line, with the usual status. The pages are read ahead of what the
     client has taken by at most ``STREAM_LINES_AHEAD`` lines, and the turn is given back when the
-    last page is read: a client that reads slowly does not hold the engine. One that takes
-    nothing for ``SLOW_READER_S`` ends its answer (with an error line): its pages are not read."""
+    last page is read: a client that reads slowly does not hold the engine for longer than
+    ``SLOW_READER_S`` in all; past that its answer ends with an error line, the rest unread."""
     lines: asyncio.Queue = asyncio.Queue(maxsize=STREAM_LINES_AHEAD)
+    waited = 0.0  # seconds the reading has waited for the client to take lines
     stalled = False
+
+    async def hand_on(line: bytes) -> bool:
+        """Queue a line for the client; False once it has kept the reading waiting too long."""
+        nonlocal waited
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(max(0.0, SLOW_READER_S - waited)):
+                await lines.put(line)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            waited += time.monotonic() - started
 
     async def read_pages() -> None:
         nonlocal stalled
+        error = None
         try:
             async for event in _ocr_events(service, path, source, turn.ticket, name, pages, images, chunks, html):
-                try:
-                    await asyncio.wait_for(lines.put((json.dumps(event) + "\n").encode()), SLOW_READER_S)
-                except TimeoutError:
+                if not await hand_on(_line(event)):
                     stalled = True
-                    return
-        except ServiceError as exc:
-            await lines.put((json.dumps(envelope(exc.code, exc.message, exc.suggestion, request_id)) + "\n").encode())
-        finally:
+                    break
+        except asyncio.CancelledError:  # the client has gone: no more lines, the turn goes back
             await turn.release()
-            await lines.put(None)
+            raise
+        except ServiceError as exc:
+            error = envelope(exc.code, exc.message, exc.suggestion, request_id)
+        except Exception:  # noqa: BLE001 - a fault of ours: an error line, not a silently cut answer
+            log.exception("request %s: reading %s failed", request_id, name)
+            error = envelope("internal", f"{name}: internal error while reading the file",
+                             "try again; if it persists, report the request id", request_id)
+        await turn.release()  # every page read (or none can be): the engine is the next request's
+        if error is not None and not stalled and not await hand_on(_line(error)):
+            stalled = True
+        await lines.put(None)  # the client takes lines until this, or goes (and this task is cancelled)
 
     reader: asyncio.Task | None = None
 
@@ -167,12 +218,12 @@ def _ocr_stream(service: Service, path: Path, source: DocumentSource, turn: Turn
             error = ServiceError(408, "client_too_slow", f"{name}: the answer was not read for {SLOW_READER_S:g} s; "
                                                          "the rest of the file was not read",
                                  "read the stream as it comes, or ask without stream=true")
-            yield (json.dumps(envelope(error.code, error.message, error.suggestion, request_id)) + "\n").encode()
+            yield _line(envelope(error.code, error.message, error.suggestion, request_id))
 
     async def stop_reading_and_clean_up() -> None:
         if reader is not None and not reader.done():
             reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            await asyncio.wait({reader}, timeout=60)  # a page being read ends at its next await
         await clean_up()
 
     return _CleanedUpStream(body(), stop_reading_and_clean_up)
@@ -205,11 +256,12 @@ async def _ocr_events(service: Service, path: Path, source: DocumentSource, tick
 
     yield {"file": {"file_name": name, "file_sha256": source.source.sha256, "page_count": source.source.page_count}}
     documents = []
-    # The reader does not keep the PNG it sent: the web page's images are rendered again, from a
-    # second handle opened once (the reader renders from the first meanwhile).
-    images_from = await asyncio.to_thread(DocumentSource, path, detect_rotation=reader.detect_rotation) \
-        if images else None
+    images_from = None
     try:
+        # The reader does not keep the PNG it sent: the web page's images are rendered again, from
+        # a second handle opened once (the reader renders from the first meanwhile).
+        if images:
+            images_from = await asyncio.to_thread(DocumentSource, path, detect_rotation=reader.detect_rotation)
         async for document in reader.astream_sources(one()):
             documents.append(document)
             run = document.ocr
