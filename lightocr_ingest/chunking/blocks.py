@@ -13,6 +13,7 @@ pieces are joined back here until the ``</table>`` that closes the table.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -107,7 +108,7 @@ def _offset(lines: list[str], line_starts: list[int], start: int, stop: int) -> 
     return line_starts[start] + len(joined) - len(joined.lstrip("\n")) if start < len(lines) else 0
 
 
-def parse_blocks(markdown: str) -> list[Block]:
+def parse_blocks(markdown: str, apart: Callable[[int], bool] | None = None) -> list[Block]:
     """Split one page of Markdown into top-level blocks, in order."""
     lines = markdown.split("\n")
     line_starts = [0]
@@ -137,7 +138,7 @@ def parse_blocks(markdown: str) -> list[Block]:
         elif kind == "html" and re.match(r"\s*<table\b", token.content, re.I):
             kind = "html_table"
         spans.append((start, stop, kind, level, title))
-    spans = _join_split_html_tables(spans, lines)
+    spans = _join_split_html_tables(spans, lines, line_starts, apart)
     blocks: list[Block] = []
     covered = 0
     for start, stop, kind, level, title in spans:
@@ -150,18 +151,22 @@ def parse_blocks(markdown: str) -> list[Block]:
     return blocks
 
 
-def _join_split_html_tables(spans: list, lines: list[str]) -> list:
-    """Merge the HTML blocks of one table that blank lines split apart."""
+def _join_split_html_tables(spans: list, lines: list[str], line_starts: list[int],
+                            apart: Callable[[int], bool] | None) -> list:
+    """Merge the HTML blocks of one table that blank lines split apart; never a block that
+    ``apart`` says stands on its own (a running header the model labelled, between two pieces:
+    joined, it could not be left out as furniture)."""
     joined: list = []
     open_table = False
     for span in spans:
         start, stop, kind, level, title = span
-        if open_table and kind in ("html", "html_table", "paragraph"):
+        alone = apart is not None and apart(_offset(lines, line_starts, start, stop))
+        if open_table and kind in ("html", "html_table", "paragraph") and not alone:
             joined[-1] = (joined[-1][0], stop, "html_table", 0, "")
         else:
             joined.append(span)
         text = _source(lines, joined[-1][0], joined[-1][1]).lower()
-        open_table = joined[-1][2] == "html_table" and text.count("<table") > text.count("</table")
+        open_table = not alone and joined[-1][2] == "html_table" and text.count("<table") > text.count("</table")
     return joined
 
 

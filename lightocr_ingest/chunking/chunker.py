@@ -32,7 +32,8 @@ from ..metadata import BboxSource
 from ..records import PageLayout, Region
 from .blocks import Block, parse_blocks
 from .furniture import find_furniture
-from .grounded import FIGURE_LABELS, KEEP_WHOLE_LABELS, GroundedPage, PlacedPart, furniture_blocks
+from .grounded import (FIGURE_LABELS, KEEP_WHOLE_LABELS, GroundedPage, PlacedPart, furniture_blocks,
+                      is_furniture_at)
 from ..pages.alignment import PageAlignment, align, union
 from .split import Piece, split_block
 from .tokens import TokenCounter, estimate_tokens, is_additive
@@ -135,9 +136,11 @@ def chunk_pages(pages: list[PageText], max_tokens: int = DEFAULT_MAX_TOKENS,
     """Chunk all the pages of one file, given in page order (furniture is judged over them all)."""
     if max_tokens < 16:
         raise ValueError(f"max_tokens must be at least 16, got {max_tokens}")
-    page_blocks = [parse_blocks(page.markdown) for page in pages]
     grounded = {page.page: GroundedPage(page.page, page.layout.blocks) for page in pages
                 if page.layout is not None and page.layout.blocks}
+    # A block the model labelled furniture is never joined into a table split around it.
+    page_blocks = [parse_blocks(page.markdown, is_furniture_at(grounded[page.page])
+                                if drop_page_furniture and page.page in grounded else None) for page in pages]
     furniture = find_furniture(page_blocks, [page.page for page in pages]) if drop_page_furniture else set()
     if drop_page_furniture and grounded:  # the model's labels, not repetition, on the pages it grounded
         furniture = {(p, b) for p, b in furniture if pages[p].page not in grounded}

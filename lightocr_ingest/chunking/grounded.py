@@ -96,6 +96,11 @@ def cut_box(block: LayoutBlock, start: int, end: int) -> tuple[float, float, flo
     return (x0, round(y0 + top * height, 2), x1, round(y0 + bottom * height, 2))
 
 
+def is_furniture_at(page: GroundedPage):
+    """offset -> whether the model labelled the block there header, footer or page number."""
+    return lambda offset: page.label_at(offset) in FURNITURE_LABELS
+
+
 def furniture_blocks(page: GroundedPage, starts: list[int]) -> set[int]:
     """Indexes (into ``starts``, the page's Markdown blocks) of blocks the model labelled
     header, footer or page number."""
