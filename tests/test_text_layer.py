@@ -162,8 +162,32 @@ def test_rows_in_columns_become_an_html_table(tmp_path):
     path = tmp_path / "table.pdf"
     pdf.output(str(path))
     markdown = markdown_of(path)
-    assert "<table><tr><td>Station</td><td>Nitrate</td><td>Oxygen</td></tr><tr><td>North</td><td>2.1</td>" in markdown
+    # the first row is the header, as LightOnOCR writes it
+    assert "<table><tr><th>Station</th><th>Nitrate</th><th>Oxygen</th></tr><tr><td>North</td><td>2.1</td>" in markdown
     assert markdown.count("<tr>") == 4
+
+
+def test_a_long_tables_pieces_each_repeat_its_header_row(tmp_path):
+    """A table read from the layer and cut to fit chunks says in every piece what its columns
+    are (found on apssamp.pdf's Table IV: rows of numbers cut off from their column names)."""
+    from fpdf import FPDF
+
+    from lightocr_ingest.chunking.chunker import PageText, chunk_pages
+
+    pdf = FPDF(unit="pt", format=(612, 792))
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=10)
+    rows = [("Element", "Radius", "Charge")] + [(f"E{i}", f"{i / 7:.3f}", f"{i * 3}") for i in range(40)]
+    for i, row in enumerate(rows):
+        for x, cell in zip((72, 220, 360), row):
+            pdf.text(x, 60 + 16 * i, cell)
+    path = tmp_path / "long-table.pdf"
+    pdf.output(str(path))
+    chunks = chunk_pages([PageText(1, markdown_of(path))], max_tokens=120, regions=False)
+    tables = [c for c in chunks if "<table>" in c.text]
+    assert len(tables) > 2
+    assert all(c.text.startswith("<table><tr><th>Element</th><th>Radius</th><th>Charge</th></tr>") for c in tables)
+    assert sum(c.text.count("<td>E") for c in tables) == 40  # every row once
 
 
 def test_real_tables_come_out_as_tables_with_their_cells():
@@ -186,6 +210,43 @@ def test_fixed_pitch_lines_become_a_code_block(tmp_path):
     pdf.output(str(path))
     markdown = markdown_of(path)
     assert "```\nmodule top(input a);\n  assign y = a;\nendmodule\n```" in markdown
+
+
+def test_a_numbered_bold_heading_with_a_name_in_another_face_is_a_heading():
+    """paper-two-column-1.pdf (ltubguid) page 1: "4 Class options: The ltugboat class" is set
+    bold but for the class's name; it was read as text, so the class options below it went
+    under section 3 in every chunk's heading path."""
+    markdown = markdown_of(REAL / "paper-two-column-1.pdf", 1)
+    assert "\n#### 4 Class options: The ltugboat class\n" in markdown
+    assert "\n#### 3 The general structure of a paper\n" in markdown
+
+
+def test_a_listings_words_are_spaced_as_drawn():
+    """manual-tables.pdf page 2 (Yosys manual, page 26): PDFium puts a space between glyphs of
+    a fixed-pitch listing that sit a little apart ("assign_stmt :"); in fixed pitch a space is
+    a character wide, so the listing reads as printed (this made the manual's command
+    reference, "- expect - return <int >", read worse than RapidOCR's)."""
+    markdown = markdown_of(REAL / "manual-tables.pdf", 2)
+    assert "1 assign_stmt: TOK_ASSIGN TOK_IDENTIFIER TOK_EQ expr TOK_SEMICOLON;\n" \
+           "2 expr: TOK_IDENTIFIER | TOK_NUMBER | expr TOK_PLUS expr;" in markdown
+
+
+def test_a_page_number_below_a_numbered_listing_stays_out_of_it(tmp_path):
+    """A listing's line-number-only lines continue it (at its left); the page number at the
+    right margin under it does not (it is furniture, and left out with the page's furniture)."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(612, 792))
+    pdf.add_page()
+    pdf.set_font("Courier", size=10)
+    for i, line in enumerate(["1 exec [options] -- [command]", "2", "3 Execute a command in the shell."]):
+        pdf.text(72, 120 + 12 * i, line)
+    pdf.text(520, 160, "117")
+    path = tmp_path / "listing.pdf"
+    pdf.output(str(path))
+    markdown = markdown_of(path)
+    assert "```\n1 exec [options] -- [command]\n2\n3 Execute a command in the shell.\n```" in markdown
+    assert markdown.endswith("```\n\n117")
 
 
 def test_text_that_looks_like_markdown_stays_text(tmp_path):

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from statistics import median
 
-from .text_lines import Line
+from .text_lines import Line, Word
 
 # Heading levels by the font size against the page's body text: a title, a section; a bold line a
 # little larger than the body, a subsection; bold text at the body's size is the level below.
@@ -24,6 +24,7 @@ HEADING_RATIOS = ((1.4, 1), (1.17, 2))
 BOLD_HEADING_RATIO = 1.1  # a bold line this much larger than the body: level 3
 BOLD_HEADING_LEVEL = 4
 NUMBERED_HEADING_LEVEL = 5  # "1. Wide text" in italics or capitals at the body's size
+NUMBERED_BOLD_SHARE = 0.6  # a numbered bold heading may set a name in it in another face
 HEADING_MAX_WORDS = 14  # a longer line is a sentence, whatever its font
 MAX_HEADING_LINES = (2, 3)  # lines a heading runs to (a title: the second); more in its style is a paragraph
 PARAGRAPH_GAP = 0.5  # ems of extra white above a line (more than the usual leading): a new paragraph
@@ -36,7 +37,8 @@ _BULLET = re.compile(r"^(?:[\u2022\u25e6\u25aa\u25ab\u2023\u2219\u00b7\u25cf\u25
 _ENUMERATOR = re.compile(r"^(\d{1,3}[.)])\s+(\S.*)$")
 _NUMBERED_HEADING = re.compile(r"^(\d+(\.\d+)*\.?|[IVXL]+\.|[A-Z]\.|Appendix\s+[A-Z0-9]+\.?)\s+\S")
 _PAGE_NUMBER = re.compile(r"^(\d{1,4}|[ivxlc]{1,6})$")
-_LINE_NUMBER = re.compile(r"^\d{1,4}$")  # a listing's numbered lines
+_LINE_NUMBER = re.compile(r"^\d{1,4}$")  # a listing's numbered lines (at its left; a page number is not)
+CODE_SPACE = 0.5  # in fixed pitch, words nearer than this many characters are one word
 _CAPTION = re.compile(r"^(Fig(ure)?|Table|Listing|Algorithm)\.?\s*[\dIVX]", re.I)
 _MARKDOWN_START = re.compile(r"^(#{1,6}(\s|$)|[>+*-](\s|$)|\d+[.)](\s|$)|[=_]{3,}|`{3}|~{3}|\||<)")
 
@@ -82,6 +84,8 @@ def heading_level(line: Line, body: float) -> int:
         return 3
     if numbered and (line.share("italic") >= 0.9 or sum(c.isupper() for c in text) >= 0.8 * letters):
         return NUMBERED_HEADING_LEVEL
+    if numbered and ratio >= 0.85 and line.words[0].bold and line.share("bold") >= NUMBERED_BOLD_SHARE:
+        return BOLD_HEADING_LEVEL  # "4 Class options: The ltugboat class", the class's name in another face
     return 0
 
 
@@ -214,7 +218,8 @@ def blocks_of(lines: list[Line]) -> list[_Block]:
         elif level:
             blocks.append(_Block("heading", [line], level=level))
         elif _is_code(line) or (previous and previous.kind == "code" and _LINE_NUMBER.match(line.text)
-                                and line.y0 > previous.lines[-1].y0):
+                                and line.y0 > previous.lines[-1].y0
+                                and line.x0 < min(l.x0 for l in previous.lines) + em):  # not a page number
             if previous and previous.kind == "code" and line.y0 > previous.lines[-1].y0:
                 previous.lines.append(line)  # a listing's next line (an empty one shows its number only)
             else:
@@ -255,19 +260,41 @@ def _escaped(text: str) -> str:
     return "\\" + text if _MARKDOWN_START.match(text) else text
 
 
+def _pitch(word: Word) -> float:
+    """A word's width a character (0 for a word without a box)."""
+    return max(0.0, word.box[2] - word.box[0]) / max(1, len(word.text))
+
+
 def _code(lines: list[Line]) -> str:
-    """Fixed-pitch lines as a fenced block, indents kept in characters."""
+    """Fixed-pitch lines as a fenced block, indents kept in characters, and the words of a
+    line spaced as drawn: PDFium puts a space wherever a listing's glyphs sit a little apart
+    ("- expect - return <int >" for "-expect-return <int>"), but a space in fixed pitch is a
+    character wide, so words closer than half a character are one."""
     chars = [(w.box[2] - w.box[0]) / len(w.text) for line in lines for w in line.words if w.text and w.box[2] > w.box[0]]
     width = median(chars) if chars else 6.0  # boxes held to the page's edge can be empty
     left = min(line.x0 for line in lines)
-    text = "\n".join(" " * int(round((line.x0 - left) / width)) + line.text for line in lines)
+
+    def spaced(line: Line) -> str:
+        out = [line.words[0].text]
+        for before, word in zip(line.words, line.words[1:]):
+            pitch = min(_pitch(before), _pitch(word))  # 0 past the page's edge (no box): kept apart
+            out.append(word.text if word.box[0] - before.box[2] < CODE_SPACE * pitch else " " + word.text)
+        return "".join(out)
+
+    text = "\n".join(" " * int(round((line.x0 - left) / width)) + spaced(line) for line in lines)
     fence = "~~~" if "```" in text else "```"
     return f"{fence}\n{text}\n{fence}"
 
 
 def _table(rows: list[list[str]]) -> str:
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table>{body}</table>"
+    """Rows as HTML like LightOnOCR's: the first row is the header (``<th>`` cells), as in
+    Markdown tables and pymupdf4llm's; a table cut to fit a chunk repeats it in every piece,
+    so a row far down still says what its columns are."""
+    def row(cells: list[str], tag: str) -> str:
+        return "<tr>" + "".join(f"<{tag}>{html.escape(cell)}</{tag}>" for cell in cells) + "</tr>"
+
+    return "<table>" + "".join(row(cells, "th" if number == 0 else "td") for number, cells in enumerate(rows)) + \
+        "</table>"
 
 
 def _item(lines: list[Line]) -> str:

@@ -23,6 +23,9 @@ PROBE_CHARS = 40  # a sentence is looked for by its first characters (its end ma
 _TAG = re.compile(r"</?(table|tr|td|th|thead|tbody)>")
 _ESCAPE = re.compile(r"^((?:- |\d{1,3}[.)] )?)\\(?=[#>+*=_`~|<\d-])")  # at a block's or an item's start
 _SYNTAX = re.compile(r"^(#{1,6} |- )")  # a numbered item's number is the layer's own
+# letters, digits, and each other character: "16x16" and "16 x16" are the same tokens
+_TOKEN = re.compile(r"[^\W\d_]+|\d+|[^\s]")
+_DASH_ITEM = re.compile(r"(^|\n)[*\u2013\u2014-](?=[ \t])")  # as the reader's list rule (text_markdown._BULLET)
 
 
 def plain_words(markdown: str) -> list[str]:
@@ -47,19 +50,28 @@ def layer_words(text: str) -> list[str]:
     left out (it becomes Markdown's list mark); a character PDFium lists as two halves of a
     surrogate pair (math italic letters) is one character."""
     text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    text = _DASH_ITEM.sub(r"\1", text)  # a dash that opens a line as its bullet becomes the list mark too
     return [w for w in re.sub(r"(\w)-\n(\w)", r"\1\2", text).split() if w not in BULLETS]
 
 
+def tokens(words: list[str]) -> list[str]:
+    """Words as runs of letters, runs of digits, and each other character: where the
+    spaces fall is not judged, as PDFium puts a space between a listing's glyphs wherever
+    they sit a little apart ("- expect - return" for the page's "-expect-return")."""
+    return [token for word in words for token in _TOKEN.findall(word)]
+
+
 def word_recall(layer_text: str, markdown: str) -> float:
-    """The share of the layer's words found in the Markdown (with multiplicity)."""
-    want = Counter(layer_words(layer_text))
-    have = Counter(plain_words(markdown))
+    """The share of the layer's words (``tokens``) found in the Markdown (with multiplicity)."""
+    want = Counter(tokens(layer_words(layer_text)))
+    have = Counter(tokens(plain_words(markdown)))
     total = sum(want.values())
     return sum(min(count, have[word]) for word, count in want.items()) / total if total else 1.0
 
 
 def _normal(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", text.lower())).strip()
+    """Letters and digits only: neither punctuation nor where the spaces fall is judged."""
+    return re.sub(r"[\W_]", "", text.lower())
 
 
 def sentences(text: str) -> list[str]:
