@@ -221,6 +221,27 @@ def test_a_numbered_bold_heading_with_a_name_in_another_face_is_a_heading():
     assert "\n#### 3 The general structure of a paper\n" in markdown
 
 
+def test_a_table_of_contents_entries_are_not_headings(tmp_path):
+    """The Yosys manual's contents list its chapters bold with their page at the right margin:
+    entries, not headings (each would start a chunk of one line that names a section)."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(612, 792))
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=10)
+    pdf.text(72, 80, sentence(3))
+    for i, (title, page) in enumerate([("1 Introduction", "15"), ("2 Basic Principles", "17"), ("3 Approach", "28")]):
+        pdf.set_font("Helvetica", "B", size=10)
+        pdf.text(72, 120 + 30 * i, title)
+        pdf.text(520, 120 + 30 * i, page)
+        pdf.set_font("Helvetica", size=10)
+        pdf.text(84, 134 + 30 * i, f"{i + 1}.1 Section of chapter {i + 1} . . . . . . {i + 2}")
+    path = tmp_path / "contents.pdf"
+    pdf.output(str(path))
+    markdown = markdown_of(path)
+    assert "2 Basic Principles" in markdown and "#" not in markdown
+
+
 def test_a_listings_words_are_spaced_as_drawn():
     """manual-tables.pdf page 2 (Yosys manual, page 26): PDFium puts a space between glyphs of
     a fixed-pitch listing that sit a little apart ("assign_stmt :"); in fixed pitch a space is

@@ -179,6 +179,9 @@ def heading_levels(lines: list[Line], body: float) -> list[int]:
             if levels[number] and (line.y0 <= top + 1 or line.y1 >= bottom - 1) and len(line.segments) > 1 and \
                     any(len(end) == 1 and _PAGE_NUMBER.match(end[0].text) for end in ends):
                 levels[number] = 0
+            elif levels[number] and len(line.segments) > 1 and len(ends[1]) == 1 and _PAGE_NUMBER.match(ends[1][0].text) \
+                    and _NUMBERED_HEADING.match(line.text):
+                levels[number] = 0  # a table of contents' entry: "4 Implementation Overview      31"
     start = 0
     for end in range(1, len(lines) + 1):
         if end < len(lines) and levels[end] and levels[end] == levels[start] and \
