@@ -242,6 +242,27 @@ def test_a_table_of_contents_entries_are_not_headings(tmp_path):
     assert "2 Basic Principles" in markdown and "#" not in markdown
 
 
+def test_a_listings_short_numbered_line_is_no_heading(tmp_path):
+    """The Yosys manual's help texts: a listing line "18 cd" (its number in the text face, the
+    code in fixed pitch, both larger than the body) was a level-2 heading."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(612, 792))
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=10)
+    pdf.text(72, 80, sentence(4))
+    pdf.text(72, 94, sentence(5))
+    for i, code in enumerate(["cd <modname>", "select -module", "cd"]):
+        pdf.set_font("Helvetica", size=12)
+        pdf.text(72, 130 + 15 * i, str(16 + i))
+        pdf.set_font("Courier", size=12)
+        pdf.text(92, 130 + 15 * i, code)
+    path = tmp_path / "listing.pdf"
+    pdf.output(str(path))
+    markdown = markdown_of(path)
+    assert "18 cd" in markdown and "#" not in markdown
+
+
 def test_a_listings_words_are_spaced_as_drawn():
     """manual-tables.pdf page 2 (Yosys manual, page 26): PDFium puts a space between glyphs of
     a fixed-pitch listing that sit a little apart ("assign_stmt :"); in fixed pitch a space is

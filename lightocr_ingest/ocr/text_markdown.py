@@ -71,7 +71,7 @@ def heading_level(line: Line, body: float) -> int:
         return 0
     letters = sum(map(str.isalpha, text))
     if (letters < 2 or letters < 0.5 * len(text.replace(" ", "")) or line.share("mono") > 0.5
-            or _CAPTION.match(text) or _BULLET.match(text)):
+            or _CAPTION.match(text) or _BULLET.match(text) or _is_code(line)):  # "18 cd 19": listing lines
         return 0
     ratio = line.size / body
     for at_least, level in HEADING_RATIOS:
