@@ -263,6 +263,44 @@ def test_a_listings_short_numbered_line_is_no_heading(tmp_path):
     assert "18 cd" in markdown and "#" not in markdown
 
 
+def test_a_run_in_heading_and_a_bold_author_line_stay_text(tmp_path):
+    """The numbered bold rule is for headings that set a name in another face: a numbered
+    paragraph that opens with a bold run-in heading, and bold initials, stay text."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(612, 792))
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=10)
+    pdf.text(72, 80, sentence(6))
+    for y, parts in ((120, [("B", "2.1. Basic notions."), ("", "Let X be")]),
+                     (160, [("B", "J. Smith, A. Jones"), ("", "1,2"), ("B", "and K. Lee")])):
+        x = 72
+        for style, text in parts:
+            pdf.set_font("Helvetica", style, size=10)
+            pdf.text(x, y, text)
+            x += pdf.get_string_width(text) + 3
+    path = tmp_path / "run-in.pdf"
+    pdf.output(str(path))
+    markdown = markdown_of(path)
+    assert "2.1. Basic notions. Let X be" in markdown and "J. Smith, A. Jones 1,2 and K. Lee" in markdown
+    assert "#" not in markdown
+
+
+def test_a_number_a_listing_prints_stays_in_the_listing(tmp_path):
+    """A line of a listing holding only a number set in the listing's font, indented (a
+    continued expression), is the listing's, not a page number."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(612, 792))
+    pdf.add_page()
+    pdf.set_font("Courier", size=10)
+    for i, (indent, line) in enumerate([(0, "x = ("), (4, "1"), (0, "+ 2)")]):
+        pdf.text(72 + indent * 6, 120 + 12 * i, line)
+    path = tmp_path / "listing.pdf"
+    pdf.output(str(path))
+    assert "```\nx = (\n    1\n+ 2)\n```" in markdown_of(path)
+
+
 def test_a_listings_words_are_spaced_as_drawn():
     """manual-tables.pdf page 2 (Yosys manual, page 26): PDFium puts a space between glyphs of
     a fixed-pitch listing that sit a little apart ("assign_stmt :"); in fixed pitch a space is
@@ -283,6 +321,7 @@ def test_a_page_number_below_a_numbered_listing_stays_out_of_it(tmp_path):
     pdf.set_font("Courier", size=10)
     for i, line in enumerate(["1 exec [options] -- [command]", "2", "3 Execute a command in the shell."]):
         pdf.text(72, 120 + 12 * i, line)
+    pdf.set_font("Helvetica", size=10)  # a page number is set in the text face
     pdf.text(520, 160, "117")
     path = tmp_path / "listing.pdf"
     pdf.output(str(path))

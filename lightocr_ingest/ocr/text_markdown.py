@@ -84,8 +84,11 @@ def heading_level(line: Line, body: float) -> int:
         return 3
     if numbered and (line.share("italic") >= 0.9 or sum(c.isupper() for c in text) >= 0.8 * letters):
         return NUMBERED_HEADING_LEVEL
-    if numbered and ratio >= 0.85 and line.words[0].bold and line.share("bold") >= NUMBERED_BOLD_SHARE:
-        return BOLD_HEADING_LEVEL  # "4 Class options: The ltugboat class", the class's name in another face
+    if numbered and ratio >= 0.85 and line.words[0].bold and line.words[-1].bold and \
+            line.share("bold") >= NUMBERED_BOLD_SHARE and line.words[0].text[0].isdigit():
+        # "4 Class options: The ltugboat class", the class's name in another face; not a run-in
+        # heading ("2.1. Basic notions. Let X be"), nor initials ("J. Smith, A. Jones 1,2")
+        return BOLD_HEADING_LEVEL
     return 0
 
 
@@ -222,7 +225,8 @@ def blocks_of(lines: list[Line]) -> list[_Block]:
             blocks.append(_Block("heading", [line], level=level))
         elif _is_code(line) or (previous and previous.kind == "code" and _LINE_NUMBER.match(line.text)
                                 and line.y0 > previous.lines[-1].y0
-                                and line.x0 < min(l.x0 for l in previous.lines) + em):  # not a page number
+                                and (line.x0 < min(l.x0 for l in previous.lines) + em  # not a page number
+                                     or line.words[0].mono)):  # a number the listing prints
             if previous and previous.kind == "code" and line.y0 > previous.lines[-1].y0:
                 previous.lines.append(line)  # a listing's next line (an empty one shows its number only)
             else:
@@ -281,7 +285,8 @@ def _code(lines: list[Line]) -> str:
         out = [line.words[0].text]
         for before, word in zip(line.words, line.words[1:]):
             pitch = min(_pitch(before), _pitch(word))  # 0 past the page's edge (no box): kept apart
-            out.append(word.text if word.box[0] - before.box[2] < CODE_SPACE * pitch else " " + word.text)
+            out.append(word.text if pitch > 0 and word.box[0] - before.box[2] < CODE_SPACE * pitch
+                       else " " + word.text)
         return "".join(out)
 
     text = "\n".join(" " * int(round((line.x0 - left) / width)) + spaced(line) for line in lines)
