@@ -277,7 +277,7 @@ def _code(lines: list[Line]) -> str:
     line spaced as drawn: PDFium puts a space wherever a listing's glyphs sit a little apart
     ("- expect - return <int >" for "-expect-return <int>"), but a space in fixed pitch is a
     character wide, so words closer than half a character are one."""
-    chars = [(w.box[2] - w.box[0]) / len(w.text) for line in lines for w in line.words if w.text and w.box[2] > w.box[0]]
+    chars = [_pitch(w) for line in lines for w in line.words if w.text and w.box[2] > w.box[0]]
     width = median(chars) if chars else 6.0  # boxes held to the page's edge can be empty
     left = min(line.x0 for line in lines)
 
