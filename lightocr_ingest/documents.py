@@ -13,6 +13,7 @@ from __future__ import annotations
 from llama_index.core.schema import Document
 from pydantic import ConfigDict, Field
 
+from .metadata import PageMetadata
 from .records import OcrRun, PageLayout
 
 
@@ -37,7 +38,8 @@ class PageDocument(Document):
         it continues the block before. Empty for a page read without grounding."""
         if self.layout is None or not self.layout.blocks:
             return []
-        width, height = self.metadata.get("page_width") or 1.0, self.metadata.get("page_height") or 1.0
+        facts = PageMetadata.from_metadata(self.metadata)
+        width, height = facts.page_width or 1.0, facts.page_height or 1.0
         return [{"label": block.label,
                  "bbox": [round(block.box[0] * 1000 / width), round(block.box[1] * 1000 / height),
                           round(block.box[2] * 1000 / width), round(block.box[3] * 1000 / height)],

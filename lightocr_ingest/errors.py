@@ -45,3 +45,8 @@ class OCRServerError(LightOCRError):
 
 class ConfigError(LightOCRError):
     """A pipeline config that does not validate; the text names the field and the fix."""
+
+
+class EmptyCollectionError(ConfigError):
+    """A search of a collection that is empty or missing: the fix is to ingest into it first
+    (the service answers 404 for it, the CLI says the command)."""

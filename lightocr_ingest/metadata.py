@@ -22,6 +22,10 @@ from .records import Box, Region
 PageStatus = Literal["ok", "fallback_text_layer", "fallback_cpu", "failed"]  # "retried" is a fact of a run
 BboxSource = Literal["model", "text_layer", "ocr_lines", "located", "none"]  # "model": LightOnOCR-3 grounding
 FINGERPRINT_KEY = "pipeline_fingerprint"  # the settings a page was chunked and embedded under (``ingest``)
+# The keys the store selects a document's points by (payload indexes), and the ones it reads to
+# tell which document and pages a point holds (``PageMetadata``/``ChunkMetadata`` read them back).
+FILE_PATH_KEY, FILE_NAME_KEY, FILE_SHA256_KEY, PAGE_KEY = "file_path", "file_name", "file_sha256", "page"
+DOCUMENT_KEYS = (FILE_NAME_KEY, FILE_PATH_KEY, FILE_SHA256_KEY, PAGE_KEY, "pages", "page_count")
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ class SourceFile:
     name: str
     sha256: str
     page_count: int
-    kind: str  # "pdf" or "image"
+    kind: Literal["pdf", "image"]
 
 
 @dataclass(frozen=True)

@@ -72,3 +72,25 @@ def pipeline_config(qdrant, collection: str, *, url=None, ocr: dict | None = Non
         data.setdefault("chunking", {})["chunk_size"] = chunk_size
     data["qdrant"] = {"path": str(qdrant), "collection": collection, **data.get("qdrant", {})}
     return data if as_dict else parse_config(data)
+
+
+def service_settings(folder, url: str | None = None, *, ocr: dict | None = None, **limits):
+    """The service's settings a test runs under, the one builder the service tests share: the OCR
+    server at ``url`` (else the CPU engine), no OCR cache, collection "svc" in ``folder``/qdrant,
+    and the limits (``ServiceSettings`` fields) as given."""
+    from lightocr_ingest.service.settings import ServiceSettings
+
+    ocr = {"cache_dir": None, **({} if url else {"engine": "cpu"}), **(ocr or {})}
+    return ServiceSettings(config=pipeline_config(folder / "qdrant", "svc", url=url, ocr=ocr), **limits)
+
+
+def until(condition, timeout_s: float, what: str) -> None:
+    """Wait for a condition whose timing the test does not control (a thread's or a server's
+    progress); the deadline only ends a hung test, it is never what the test measures."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s} s")
+        time.sleep(0.02)

@@ -25,7 +25,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import zlib
 from pathlib import Path
 
@@ -35,27 +34,15 @@ pytest.importorskip("fastapi", reason="the service extra is not installed: pip i
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from lightocr_ingest.pipeline import parse_config  # noqa: E402
-from lightocr_ingest.service import ServiceSettings, create_app  # noqa: E402
+from lightocr_ingest.service import create_app  # noqa: E402
 from lightocr_ingest.service.errors import ServiceError  # noqa: E402
 from lightocr_ingest.service.slots import OcrSlots, PageMeter, Workload  # noqa: E402
 from lightocr_ingest.service.state import INGESTORS_KEPT  # noqa: E402
 from lightocr_ingest.testing import FakeVLLMServer  # noqa: E402
 
+from .conftest import service_settings, until  # noqa: E402
 from .documents import one_column_pdf  # noqa: E402
 from .test_http_service import error_of  # noqa: E402
-
-
-def cpu_settings(tmp_path: Path, **limits) -> ServiceSettings:
-    config = parse_config({"ocr": {"engine": "cpu", "cache_dir": None},
-                           "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "hostile"}})
-    return ServiceSettings(config=config, **limits)
-
-
-def vllm_settings(tmp_path: Path, url: str, **limits) -> ServiceSettings:
-    config = parse_config({"ocr": {"engine": "vllm", "url": url, "cache_dir": None},
-                           "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "hostile"}})
-    return ServiceSettings(config=config, **limits)
 
 
 def rss_mb() -> float:
@@ -85,22 +72,13 @@ def huge_blank_png(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
 
 
-def until(condition, timeout_s: float, what: str):
-    """Wait for a condition the test itself does not control the timing of (a thread's progress)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s} s")
-        time.sleep(0.02)
-
-
 # ------------------------------------------------------------------------ memory per collection name
 
 def test_thousands_of_distinct_collection_names_leave_no_state_behind(tmp_path):
     """The probe: 20,000 queries for unknown names grew the process by 160 MB for good. Now a name
     that does not exist is resolved and forgotten: 3,000 more names after a warm-up leave the
     process within 15 MB (they cost 8 kB each before: 24 MB), and nothing is kept per name."""
-    with TestClient(create_app(cpu_settings(tmp_path))) as client:
+    with TestClient(create_app(service_settings(tmp_path))) as client:
         service = client.app.state.service
 
         def ask(start: int, count: int) -> set[int]:
@@ -133,7 +111,7 @@ def test_pages_and_files_are_limited_per_request_not_per_file(tmp_path):
     for n in range(3):
         path = one_column_pdf(tmp_path / f"r{n}.pdf", pages=2, title=f"Report {n}")
         files.append(("file", (path.name, path.read_bytes(), "application/pdf")))
-    with TestClient(create_app(cpu_settings(tmp_path, max_pages=5, max_files=3))) as client:
+    with TestClient(create_app(service_settings(tmp_path, max_pages=5, max_files=3))) as client:
         uploads = client.app.state.service.upload_root
         response = client.post("/v1/ingest", files=files)
         assert response.status_code == 413, response.text
@@ -157,7 +135,7 @@ def test_pages_and_files_are_limited_per_request_not_per_file(tmp_path):
 def test_a_small_png_of_400_megapixels_is_refused_before_it_is_decoded(tmp_path):
     bomb = huge_blank_png(20_000, 19_999)
     assert len(bomb) < 500_000
-    with TestClient(create_app(cpu_settings(tmp_path))) as client:
+    with TestClient(create_app(service_settings(tmp_path))) as client:
         before = rss_mb()
         for route, data in (("/v1/ocr", {}), ("/v1/ingest", {})):
             response = client.post(route, files={"file": ("poster.png", bomb, "image/png")}, data=data)
@@ -169,7 +147,7 @@ def test_a_small_png_of_400_megapixels_is_refused_before_it_is_decoded(tmp_path)
 
 
 def test_the_pixel_budget_in_flight_is_shared_and_answers_429_when_full(tmp_path):
-    with TestClient(create_app(cpu_settings(tmp_path, max_page_megapixels=1, max_decode_megapixels=1))) as client:
+    with TestClient(create_app(service_settings(tmp_path, max_page_megapixels=1, max_decode_megapixels=1))) as client:
         service = client.app.state.service
         assert service.pixels.try_take(900_000)  # a request being read holds 0.9 of the 1 MP
         try:
@@ -253,17 +231,26 @@ def test_retry_after_is_the_work_ahead_at_the_measured_rate():
 
 
 def test_retry_after_follows_the_measured_time_a_page_not_a_constant():
-    meter = PageMeter(default_s=5.0)
+    now = [100.0]
+    meter = PageMeter(default_s=5.0, clock=lambda: now[0])
     assert meter.seconds_a_page() == 5.0  # nothing measured yet: the engine's prior
     meter.work_began()
+    now[0] += 40.0
     meter.page_done()  # the process's first page (it loaded the models): not a sample
     assert meter.seconds_a_page() == 5.0
-    for _ in range(5):
-        meter.page_done()  # pages back to back: a fast engine
-    assert meter.seconds_a_page() < 1.0
+    for seconds in (0.5, 0.7, 0.6, 0.9, 0.4):
+        now[0] += seconds
+        meter.page_done()  # a fast engine
+    assert meter.seconds_a_page() == pytest.approx(0.6)  # the median of the pages' times
+    now[0] += 0.01
     meter.page_done(measured=False)  # an OCR cache hit: not the engine's time
-    assert len(meter._samples) == 5
+    assert meter.seconds_a_page() == pytest.approx(0.6)
     meter.work_ended()
+    now[0] += 3600.0  # idle: not the engine's time either
+    meter.work_began()
+    now[0] += 0.6
+    meter.page_done()
+    assert meter.seconds_a_page() == pytest.approx(0.6)
 
 
 def test_a_full_queue_is_told_when_a_place_frees():
@@ -313,7 +300,7 @@ def test_a_running_job_is_not_ahead_of_an_ocr_request_but_shares_the_engine_with
 
 
 def test_the_cpu_engine_admits_one_ocr_request_at_a_time_whatever_concurrency_says(tmp_path):
-    with TestClient(create_app(cpu_settings(tmp_path, concurrency=8))) as client:
+    with TestClient(create_app(service_settings(tmp_path, concurrency=8))) as client:
         limits = client.get("/readyz").json()["limits"]
         assert limits["concurrency"] == 1 and limits["engine"] == "cpu"
         assert client.app.state.service.ocr_slots.semaphore._value == 1
@@ -327,7 +314,7 @@ def test_a_burst_gets_only_200_429_or_503_and_every_refusal_says_when(tmp_path):
     from .test_http_service import running_server
 
     with FakeVLLMServer(latency_s=0.3) as slow:
-        app = create_app(vllm_settings(tmp_path, slow.url, concurrency=2, queue_size=3, max_queue_wait_s=1))
+        app = create_app(service_settings(tmp_path, slow.url, concurrency=2, queue_size=3, max_queue_wait_s=1))
         with running_server(app) as base:
             async def burst():
                 async with httpx.AsyncClient(base_url=base, timeout=120) as client:
@@ -356,7 +343,7 @@ def test_a_job_running_at_shutdown_is_interrupted_at_its_next_page_and_its_recor
     pdf = one_column_pdf(tmp_path / "long.pdf", pages=6, title="Long report")
     opener_saw: list = []
     with FakeVLLMServer(responder=held_page) as gpu:
-        settings = vllm_settings(tmp_path, gpu.url, shutdown_grace_s=0.2)
+        settings = service_settings(tmp_path, gpu.url, shutdown_grace_s=0.2)
         client = TestClient(create_app(settings))
         client.__enter__()
         try:
@@ -391,7 +378,7 @@ def test_a_job_running_at_shutdown_is_interrupted_at_its_next_page_and_its_recor
 def test_what_a_crash_left_is_cleaned_up_or_marked_at_the_next_start(tmp_path):
     """An instance killed with SIGKILL leaves its uploads and a running job: the next start removes
     the one and marks the other interrupted (the dead instance's lock is free: the kernel let it go)."""
-    settings = cpu_settings(tmp_path)
+    settings = service_settings(tmp_path)
     state = settings.state_folder
     with TestClient(create_app(settings)):
         pass  # makes the state folder and the job store
@@ -404,7 +391,7 @@ uploads = Path({str(state / 'uploads')!r}) / (instance.id + "-abc123")
 uploads.mkdir(parents=True)
 (uploads / "00000.pdf").write_bytes(b"%PDF-1.7 an upload of a killed service")
 JobStore(Path({str(state)!r}), 10, instance).save("killed", 1.0, False, {{"job_id": "killed", "status": "running",
-    "collection": "hostile", "pages_total": 4, "pages_seen": 1, "pages_ingested": 1, "pages_failed": 0,
+    "collection": "svc", "pages_total": 4, "pages_seen": 1, "pages_ingested": 1, "pages_failed": 0,
     "files": [{{"file_name": "a.pdf", "status": "running", "pages": 1, "error": None}}], "problems": [],
     "created": 1.0}})
 print(uploads)
@@ -424,14 +411,14 @@ def test_an_instance_running_beside_keeps_its_uploads_and_jobs(tmp_path):
     """Two services sharing a state folder (two containers, where pids mean nothing to each other):
     the one starting second removes nothing of the one running."""
     state = tmp_path / "shared-state"
-    first = TestClient(create_app(cpu_settings(tmp_path / "a", state_dir=state)))
+    first = TestClient(create_app(service_settings(tmp_path / "a", state_dir=state)))
     first.__enter__()
     try:
         service = first.app.state.service
         (service.upload_root / "00000.png").write_bytes(png())
         service.jobs_store.save("running-beside", 1.0, False, {"job_id": "running-beside", "status": "running",
                                                                 "files": [], "problems": []})
-        with TestClient(create_app(cpu_settings(tmp_path / "b", state_dir=state))) as second:
+        with TestClient(create_app(service_settings(tmp_path / "b", state_dir=state))) as second:
             assert (service.upload_root / "00000.png").exists()
             assert second.get("/v1/jobs/running-beside").json()["status"] == "running"
     finally:
@@ -439,12 +426,12 @@ def test_an_instance_running_beside_keeps_its_uploads_and_jobs(tmp_path):
 
 
 def test_finished_jobs_answer_after_a_restart(tmp_path):
-    with TestClient(create_app(cpu_settings(tmp_path))) as client:
+    with TestClient(create_app(service_settings(tmp_path))) as client:
         job_id = client.post("/v1/ingest", files={"file": ("note.png", png(), "image/png")}).json()["job_id"]
         until(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] not in ("queued", "running"), 300,
               "the job ends")
         finished = client.get(f"/v1/jobs/{job_id}").json()
-    with TestClient(create_app(cpu_settings(tmp_path))) as client:
+    with TestClient(create_app(service_settings(tmp_path))) as client:
         assert client.get(f"/v1/jobs/{job_id}").json() == finished
         assert client.get("/v1/jobs/" + "0" * 32).status_code == 404
 
@@ -452,7 +439,7 @@ def test_finished_jobs_answer_after_a_restart(tmp_path):
 # ------------------------------------------------------------------------ the wire
 
 def test_every_answer_carries_the_browser_security_headers(tmp_path):
-    with TestClient(create_app(cpu_settings(tmp_path))) as client:
+    with TestClient(create_app(service_settings(tmp_path))) as client:
         for path in ("/", "/docs", "/healthz", "/v1/jobs/nope", "/openapi.json", "/static/app.js"):
             headers = client.get(path).headers
             csp = headers["Content-Security-Policy"]
@@ -464,7 +451,7 @@ def test_every_answer_carries_the_browser_security_headers(tmp_path):
 def test_the_api_docs_page_loads_nothing_from_another_origin(tmp_path):
     import re
 
-    with TestClient(create_app(cpu_settings(tmp_path))) as client:
+    with TestClient(create_app(service_settings(tmp_path))) as client:
         page = client.get("/docs")
         assert page.status_code == 200
         assert not re.search(r"(src|href)=\"(https?:)?//", page.text), page.text
@@ -479,7 +466,7 @@ def test_a_key_in_the_query_string_never_reaches_the_access_log(tmp_path):
 
     import uvicorn
 
-    settings = cpu_settings(tmp_path, api_key="k-header-only")
+    settings = service_settings(tmp_path, api_key="k-header-only")
     lines: list[str] = []
 
     class Keep(logging.Handler):
@@ -524,7 +511,7 @@ def test_half_sent_requests_are_dropped_after_the_header_timeout(tmp_path):
 
     from lightocr_ingest.service.server import server_config
 
-    settings = cpu_settings(tmp_path, header_timeout_s=0.5)
+    settings = service_settings(tmp_path, header_timeout_s=0.5)
     server = uvicorn.Server(server_config(create_app(settings), settings, "127.0.0.1", 0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -556,7 +543,7 @@ def test_a_zip_named_png_is_refused_in_words(tmp_path):
 
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("word/document.xml", "<w:document/>")
-    with TestClient(create_app(cpu_settings(tmp_path))) as client:
+    with TestClient(create_app(service_settings(tmp_path))) as client:
         response = client.post("/v1/ocr", files={"file": ("scan.png", archive.getvalue(), "image/png")})
     assert response.status_code == 422
     message = error_of(response)["message"]
@@ -570,7 +557,7 @@ def test_a_client_that_leaves_mid_stream_gives_back_its_turn_and_its_upload(tmp_
 
     pdf = one_column_pdf(tmp_path / "four.pdf", pages=4, title="Four pages")
     with FakeVLLMServer(latency_s=0.5) as slow:
-        app = create_app(vllm_settings(tmp_path, slow.url, concurrency=1))
+        app = create_app(service_settings(tmp_path, slow.url, concurrency=1))
         service = app.state.service
         with running_server(app) as base:
             with httpx.Client(base_url=base, timeout=60) as client:
@@ -592,7 +579,7 @@ def test_a_body_that_stalls_is_refused_with_408(tmp_path):
 
     from lightocr_ingest.service.server import server_config
 
-    settings = cpu_settings(tmp_path, body_idle_s=0.5)
+    settings = service_settings(tmp_path, body_idle_s=0.5)
     server = uvicorn.Server(server_config(create_app(settings), settings, "127.0.0.1", 0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -619,7 +606,7 @@ def test_request_bodies_in_flight_are_budgeted_across_requests(tmp_path):
 
     from lightocr_ingest.service.server import server_config
 
-    settings = cpu_settings(tmp_path, max_upload_mb=1, max_uploads_in_flight_mb=1)
+    settings = service_settings(tmp_path, max_upload_mb=1, max_uploads_in_flight_mb=1)
     server = uvicorn.Server(server_config(create_app(settings), settings, "127.0.0.1", 0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -21,6 +21,7 @@ from lightocr_ingest.pipeline import parse_config  # noqa: E402
 from lightocr_ingest.service import ServiceSettings, create_app  # noqa: E402
 from lightocr_ingest.testing import FakeVLLMServer  # noqa: E402
 
+from .conftest import service_settings  # noqa: E402
 from .documents import encrypted_pdf, one_column_pdf  # noqa: E402
 
 
@@ -46,15 +47,9 @@ def vllm(documents):
         yield server
 
 
-def settings(tmp_path, url, **limits) -> ServiceSettings:
-    config = parse_config({"ocr": {"engine": "vllm", "url": url, "cache_dir": None},
-                           "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "svc"}})
-    return ServiceSettings(config=config, **limits)
-
-
 @pytest.fixture
 def client(tmp_path, vllm):
-    with TestClient(create_app(settings(tmp_path, vllm.url, max_pages=5, max_upload_mb=1))) as test_client:
+    with TestClient(create_app(service_settings(tmp_path, vllm.url, max_pages=5, max_upload_mb=1))) as test_client:
         yield test_client
 
 
@@ -174,7 +169,7 @@ def test_an_upload_over_the_limit_is_refused_while_it_streams(tmp_path, vllm):
     import select
     import socket
 
-    with running_server(create_app(settings(tmp_path, vllm.url, max_upload_mb=1))) as base:
+    with running_server(create_app(service_settings(tmp_path, vllm.url, max_upload_mb=1))) as base:
         host, port = base.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as sock:
             sock.sendall(b"POST /v1/ocr HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
@@ -321,7 +316,7 @@ def test_query_on_an_empty_collection_says_to_ingest_first(client):
 
 def test_api_key_guards_v1_but_not_health_metrics_or_the_page(tmp_path, vllm, caplog):
     caplog.set_level(logging.DEBUG)
-    with TestClient(create_app(settings(tmp_path, vllm.url, api_key="s3cret-key"))) as guarded:
+    with TestClient(create_app(service_settings(tmp_path, vllm.url, api_key="s3cret-key"))) as guarded:
         response = guarded.post("/v1/query", json={"text": "x"})
         assert response.status_code == 401 and error_of(response)["code"] == "unauthorized"
         assert guarded.post("/v1/query", json={"text": "x"}, headers={"X-API-Key": "wrong"}).status_code == 401
@@ -348,7 +343,7 @@ def test_health_and_readiness(client, tmp_path):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["qdrant"] == "ok" and ready.json()["ocr"].startswith("ok")
-    with TestClient(create_app(settings(tmp_path / "down", "http://127.0.0.1:9/v1"))) as down:
+    with TestClient(create_app(service_settings(tmp_path / "down", "http://127.0.0.1:9/v1"))) as down:
         response = down.get("/readyz")
         assert response.status_code == 503 and "OCR" in error_of(response)["message"]
 
@@ -359,17 +354,15 @@ def test_readiness_asks_the_ocr_server_with_its_api_key(tmp_path, monkeypatch):
     for name in ("LIGHTONOCR_API_KEY", "VLLM_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     with FakeVLLMServer(api_key="vllm-s3cret") as guarded_vllm:
-        keyed = parse_config({"ocr": {"engine": "vllm", "url": guarded_vllm.url, "cache_dir": None,
-                                      "api_key": "vllm-s3cret"},
-                              "qdrant": {"path": str(tmp_path / "keyed"), "collection": "svc"}})
-        with TestClient(create_app(ServiceSettings(config=keyed))) as ready:
+        keyed = service_settings(tmp_path / "keyed", guarded_vllm.url, ocr={"api_key": "vllm-s3cret"})
+        with TestClient(create_app(keyed)) as ready:
             response = ready.get("/readyz")
             assert response.status_code == 200, response.text
             answer = response.json()
             assert {k: answer[k] for k in ("status", "ocr", "qdrant")} == \
                 {"status": "ready", "ocr": f"ok ({guarded_vllm.url})", "qdrant": "ok"}
             assert answer["limits"]["concurrency"] == 4 and answer["limits"]["engine"] == "vllm"
-        with TestClient(create_app(settings(tmp_path / "keyless", guarded_vllm.url))) as keyless:
+        with TestClient(create_app(service_settings(tmp_path / "keyless", guarded_vllm.url))) as keyless:
             response = keyless.get("/readyz")
             assert response.status_code == 503, response.text
             message = error_of(response)["message"]
@@ -461,7 +454,7 @@ def test_ingest_refuses_a_file_over_the_page_limit_and_keeps_nothing(client, tmp
 
 
 def test_without_the_key_the_body_is_not_even_read(tmp_path, vllm):
-    with TestClient(create_app(settings(tmp_path, vllm.url, api_key="k"))) as guarded:
+    with TestClient(create_app(service_settings(tmp_path, vllm.url, api_key="k"))) as guarded:
         broken = guarded.post("/v1/ocr", content=b"--x\r\nnot multipart",
                               headers={"Content-Type": "multipart/form-data; boundary=b"})
         assert broken.status_code == 401 and error_of(broken)["code"] == "unauthorized"
@@ -488,7 +481,7 @@ def test_request_ids_and_cors(tmp_path, vllm, client):
     assert ok.headers["X-Request-ID"] != "bad id with spaces" and len(ok.headers["X-Request-ID"]) == 32
     assert client.get("/healthz", headers={"X-Request-ID": "trace-7"}).headers["X-Request-ID"] == "trace-7"
     assert "access-control-allow-origin" not in client.get("/healthz", headers={"Origin": "https://a.example"}).headers
-    with TestClient(create_app(settings(tmp_path / "cors", vllm.url, cors_origins=["https://a.example"]))) as open_:
+    with TestClient(create_app(service_settings(tmp_path / "cors", vllm.url, cors_origins=["https://a.example"]))) as open_:
         response = open_.get("/healthz", headers={"Origin": "https://a.example"})
         assert response.headers["access-control-allow-origin"] == "https://a.example"
         assert "X-Request-ID" in response.headers["access-control-expose-headers"]

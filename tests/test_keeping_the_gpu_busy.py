@@ -206,8 +206,9 @@ def test_simulated_gpu_batches_at_most_max_num_seqs_and_queues_the_rest():
     assert stats["requests"] == stats["answered"] == 12 and stats["running"] == stats["waiting"] == 0
     assert stats["max_active"] == 4 and stats["max_waiting"] >= 1  # 12 requests, 4 slots: the rest queued
     assert stats["tokens_served"] == pytest.approx(1200)
-    # 4 of 5 "halves" at best (b / (b + h)); the requests arrive over a few milliseconds.
-    assert 0.3 < stats["efficiency"] <= 4 / 5 + 1e-9 and 0.4 < stats["slot_use"] <= 1.0
+    # 4 of 5 "halves" at best (b / (b + h)); requests that arrive late (a loaded machine) only lower
+    # them, so the bounds are ceilings: how full the batches were is max_active's to say.
+    assert 0 < stats["efficiency"] <= 4 / 5 + 1e-9 and 0 < stats["slot_use"] <= 1.0
     assert stats["window_s"] >= 1200 / (stats["peak_tokens_per_s"] * 4 / 5) - 1e-6
     assert after["requests"] == 0 and after["tokens_served"] == 0
 

@@ -113,6 +113,14 @@ def points_written(shard) -> bool:
     return any(f.stat().st_blocks * 512 > 4096 for f in log.glob("open-*"))
 
 
+def hear_ctrl_c() -> None:
+    """In the child before it starts: Ctrl-C does what it does in a terminal. A suite started in
+    the background by a shell (``pytest &``, a CI runner's nohup) inherits SIGINT ignored, and a
+    Python started with it ignored never turns it into KeyboardInterrupt: the run would go on to
+    its end."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["kill -9", "Ctrl-C"])
 def test_a_run_killed_mid_way_resumes_to_exactly_the_points_of_an_uninterrupted_run(corpus, uninterrupted,
@@ -122,7 +130,8 @@ def test_a_run_killed_mid_way_resumes_to_exactly_the_points_of_an_uninterrupted_
         config_path.write_text(yaml.safe_dump(config_data(server.url, corpus, tmp_path)))
         run = subprocess.Popen([sys.executable, "-m", "lightocr_ingest.cli", "ingest", "--config", str(config_path)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"})
+                               env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"},
+                               preexec_fn=hear_ctrl_c)
         try:
             give_up = time.monotonic() + 240
             shard = tmp_path / "qdrant" / "edge" / "corpus"  # the embedded store's shard of the collection

@@ -39,7 +39,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from lightocr_ingest.pipeline import parse_config  # noqa: E402
+from .conftest import service_settings  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -119,14 +119,6 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(timeout=60)
         self.sock.close()
-
-
-def make_settings(tmp_path: Path, **limits):
-    from lightocr_ingest.service.settings import ServiceSettings
-
-    config = parse_config({"ocr": {"engine": "cpu", "cache_dir": None},
-                           "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "web"}})
-    return ServiceSettings(config=config, **limits)
 
 
 @pytest.fixture
@@ -213,7 +205,7 @@ def blocks_on_loaded_page(driver, number: int, expected_labels: set):
 def test_drop_a_pdf_read_it_page_by_page_ingest_it_and_find_page_two(browser, tmp_path):
     pdf = topics_pdf(tmp_path / "wildlife.pdf")
     sha256 = hashlib.sha256(pdf.read_bytes()).hexdigest()
-    server = LiveServer(make_settings(tmp_path)).start()
+    server = LiveServer(service_settings(tmp_path)).start()
     try:
         browser.get(server.url + "/")
         assert "lightocr-ingest" in browser.title
@@ -294,7 +286,7 @@ def test_asks_for_the_api_key_retries_when_busy_and_explains_errors(browser, tmp
     pdf = topics_pdf(tmp_path / "volcanoes.pdf", pages=1)
     notes = tmp_path / "notes.txt"
     notes.write_text("plain text is not a document the service reads\n")
-    server = LiveServer(make_settings(tmp_path, api_key="web-test-key", concurrency=1, queue_size=0)).start()
+    server = LiveServer(service_settings(tmp_path, api_key="web-test-key", concurrency=1, queue_size=0)).start()
     service = server.app.state.service
     try:
         browser.get(server.url + "/")
@@ -334,14 +326,11 @@ def test_asks_for_the_api_key_retries_when_busy_and_explains_errors(browser, tmp
 
 def test_the_models_layout_blocks_are_drawn_with_their_labels(browser, tmp_path):
     """LightOnOCR-3 grounding: each page's blocks are outlined on its image with their labels."""
-    from lightocr_ingest.service.settings import ServiceSettings
     from lightocr_ingest.testing import FakeVLLMServer
 
     pdf = topics_pdf(tmp_path / "wildlife.pdf")
     with FakeVLLMServer("lightonai/LightOnOCR-3-4B") as vllm:
-        config = parse_config({"ocr": {"engine": "vllm", "url": vllm.url, "cache_dir": None},
-                               "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "web"}})
-        server = LiveServer(ServiceSettings(config=config)).start()
+        server = LiveServer(service_settings(tmp_path, vllm.url)).start()
         try:
             browser.get(server.url + "/")
             browser.find_element(By.ID, "file-input").send_keys(str(pdf))
@@ -389,7 +378,6 @@ def test_model_html_reaches_the_page_only_through_its_allow_list(browser, tmp_pa
     """Defence in depth: the service is made to answer crafted HTML as it came (as if the server's own
     allow-list had let it through), and the page's sanitiser alone must keep the live DOM safe."""
     from lightocr_ingest.service import page_html as page_html_module
-    from lightocr_ingest.service.settings import ServiceSettings
     from lightocr_ingest.testing import FakeVLLMServer
 
     sent = []
@@ -402,9 +390,7 @@ def test_model_html_reaches_the_page_only_through_its_allow_list(browser, tmp_pa
     monkeypatch.setattr(page_html_module, "page_html", crafted)
     pdf = topics_pdf(tmp_path / "hostile.pdf", pages=1)
     with FakeVLLMServer("lightonai/LightOnOCR-2-1B") as vllm:
-        config = parse_config({"ocr": {"engine": "vllm", "url": vllm.url, "cache_dir": None},
-                               "qdrant": {"path": str(tmp_path / "qdrant"), "collection": "web"}})
-        server = LiveServer(ServiceSettings(config=config)).start()
+        server = LiveServer(service_settings(tmp_path, vllm.url)).start()
         try:
             browser.get(server.url + "/")
             browser.find_element(By.ID, "file-input").send_keys(str(pdf))
@@ -449,7 +435,7 @@ def test_model_html_reaches_the_page_only_through_its_allow_list(browser, tmp_pa
 def test_the_api_docs_page_works_offline_under_its_content_security_policy(browser, tmp_path):
     """/docs is Swagger UI from the package: it lists the routes with nothing fetched from another
     origin (this machine reaches none: from a CDN it was blank) and no CSP violation in the console."""
-    server = LiveServer(make_settings(tmp_path)).start()
+    server = LiveServer(service_settings(tmp_path)).start()
     try:
         browser.get(server.url + "/docs")
         wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 6, 60,

@@ -9,7 +9,6 @@ so ``query`` and ``ingest`` with ``--qdrant-url`` then work on it as they did on
 from __future__ import annotations
 
 import argparse
-import os
 
 from ..console import print_error, progress_bar, stderr
 from ..pipeline.config import load_config
@@ -40,7 +39,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
             print_error(f"no collection '{name}' at {config.qdrant.url or config.qdrant.path}; "
                         f"name one with --collection (and --qdrant-path or --config)")
             return 1
-        target = make_client(url=args.to, api_key=args.to_api_key or os.environ.get("QDRANT_API_KEY"))
+        target = make_client(url=args.to, api_key=args.to_api_key)  # else $QDRANT_API_KEY
         try:
             with progress_bar() as progress:
                 task = progress.add_task("Copy", total=None, status="")

@@ -28,7 +28,7 @@ import openai
 from ..cpu_cost import stage_cpu
 from ..defaults import DEFAULT_URL, MAX_IN_FLIGHT, REQUEST_TIMEOUT_S  # noqa: F401 - re-exported
 from ..errors import OCRServerError
-from ..records import Figure, LayoutBlock, OcrResult, PageImage
+from ..records import Figure, LayoutBlock, OcrResult, OcrStatus, PageImage
 from .servers import VLLM_HINT, api_key_from_env, choose_model, split_urls
 from .grounding import GROUNDING_PROMPT, parse_grounding, to_image_pixels
 from .postprocess import clean_markdown, fix_escaped_dollars, strip_thinking
@@ -301,7 +301,7 @@ class VLLMEngine:
         raise RequestsFailed(f"{requests} request(s) to {self.base_url} failed; last: {why}", requests)
 
     def to_result(self, page: PageImage, completion: Completion, content: str | None = None, *,
-                  status: str = "ok", attempts: int | None = None, warning: str | None = None) -> OcrResult:
+                  status: OcrStatus = "ok", attempts: int | None = None, warning: str | None = None) -> OcrResult:
         """Post-process an answer (``content`` overrides it, e.g. with a loop trimmed) into a result.
 
         Figure boxes are parsed only when the model's profile says it writes them (-bbox); a

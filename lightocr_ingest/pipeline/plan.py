@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..cpu_cost import stage_cpu
 from ..errors import InputError
+from ..metadata import FILE_SHA256_KEY, FINGERPRINT_KEY
 from ..pages import DocumentSource
 from ..store import files_with_stale_points, stored_versions
 from .config import PipelineConfig
@@ -189,4 +190,4 @@ class Planner:
 
 def version_of(sha256: str, fingerprint: str) -> dict:
     """The payload values that identify a run's points of a file: its content and the settings."""
-    return {"file_sha256": sha256, "pipeline_fingerprint": fingerprint}
+    return {FILE_SHA256_KEY: sha256, FINGERPRINT_KEY: fingerprint}

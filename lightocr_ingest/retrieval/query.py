@@ -17,7 +17,7 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.vector_stores import VectorStoreQuery
 
 from ..defaults import PREFETCH, RRF_K
-from ..errors import ConfigError
+from ..errors import EmptyCollectionError
 from ..metadata import BboxSource, ChunkMetadata, PageMetadata
 
 
@@ -117,7 +117,7 @@ def build_retriever(config, k: int = 5, mode: str | None = None, client: Any = N
         client = owned = open_client(q)
     try:
         if count_points(client, q.collection) == 0:
-            raise ConfigError(f"collection '{q.collection}' is empty or missing at {q.url or q.path}; "
+            raise EmptyCollectionError(f"collection '{q.collection}' is empty or missing at {q.url or q.path}; "
                               f"run `lightocr-ingest ingest PATH` first (with the same --config)")
         mode = search_mode(client, q.collection, mode)
         store = make_vector_store(client, q.collection, mode)

@@ -23,7 +23,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from .errors import ServiceError, overloaded
 
@@ -39,8 +39,9 @@ class PageMeter:
     """Seconds a page, measured while the engine is busy: the time since the previous page ended
     (or since work began, for the first), the median of the last ``MEASURED_PAGES``."""
 
-    def __init__(self, default_s: float):
+    def __init__(self, default_s: float, clock: Callable[[], float] = time.monotonic):
         self.default_s = default_s
+        self._clock = clock  # a test's own clock makes its samples exact
         self._lock = threading.Lock()  # pages end in the job's thread and on the event loop
         self._samples: deque[float] = deque(maxlen=MEASURED_PAGES)
         self._active = 0
@@ -50,7 +51,7 @@ class PageMeter:
     def work_began(self) -> None:
         with self._lock:
             if self._active == 0:
-                self._since = time.monotonic()  # an idle pause is not the engine's time
+                self._since = self._clock()  # an idle pause is not the engine's time
             self._active += 1
 
     def work_ended(self) -> None:
@@ -60,7 +61,7 @@ class PageMeter:
     def page_done(self, measured: bool = True) -> None:
         """A page ended; ``measured=False`` for one the engine did not read (an OCR cache hit):
         the clock moves on, no sample is taken."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             if self._since is not None and measured:
                 if self._first_seen:

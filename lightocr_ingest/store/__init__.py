@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from qdrant_client import QdrantClient, models
 
+from ..metadata import DOCUMENT_KEYS, FILE_PATH_KEY, FILE_SHA256_KEY, FINGERPRINT_KEY, ChunkMetadata, PageMetadata
 from ..notices import warn_once
 from .edge import EdgeClient
 from .folder_lock import FolderInUse
@@ -171,17 +172,17 @@ def stored_versions(client: Client, collection: str, sha256s: list[str],
         return {}
     found: dict[str, StoredVersion] = {}
     selected = models.Filter(must=[
-        models.FieldCondition(key="file_sha256", match=models.MatchAny(any=sorted(set(sha256s)))),
-        _match("pipeline_fingerprint", fingerprint)])
+        models.FieldCondition(key=FILE_SHA256_KEY, match=models.MatchAny(any=sorted(set(sha256s)))),
+        _match(FINGERPRINT_KEY, fingerprint)])
     offset = None
     while True:
         points, offset = client.scroll(collection, scroll_filter=selected, limit=1024, offset=offset,
-                                       with_payload=["file_sha256", "pages", "page", COMPLETE_KEY],
+                                       with_payload=[*DOCUMENT_KEYS, COMPLETE_KEY],
                                        with_vectors=False)
         for point in points:
             payload = point.payload or {}
-            version = found.setdefault(payload.get("file_sha256"), StoredVersion())
-            version.points[str(point.id)] = set(payload.get("pages") or [payload.get("page")])
+            version = found.setdefault(PageMetadata.from_metadata(payload).file_sha256, StoredVersion())
+            version.points[str(point.id)] = set(ChunkMetadata.from_metadata(payload).pages)
             version.complete |= payload.get(COMPLETE_KEY) is True
         if offset is None:
             return found
@@ -202,14 +203,15 @@ def files_with_stale_points(client: Client, collection: str, versions: dict[str,
     while True:
         points, offset = client.scroll(
             collection, scroll_filter=models.Filter(must=[models.FieldCondition(
-                key="file_path", match=models.MatchAny(any=sorted(versions)))]),
-            limit=1024, offset=offset, with_payload=["file_path", *{k for v in versions.values() for k in v}],
+                key=FILE_PATH_KEY, match=models.MatchAny(any=sorted(versions)))]),
+            limit=1024, offset=offset, with_payload=[FILE_PATH_KEY, *{k for v in versions.values() for k in v}],
             with_vectors=False)
         for point in points:
             payload = point.payload or {}
-            current = versions.get(payload.get("file_path"))
+            path = PageMetadata.from_metadata(payload).file_path
+            current = versions.get(path)
             if current is not None and any(payload.get(key) != value for key, value in current.items()):
-                stale.add(payload["file_path"])
+                stale.add(path)
         if offset is None:
             return stale
 
@@ -223,7 +225,7 @@ def delete_stale_points(client: Client, collection: str, file_path: str, current
     if not client.collection_exists(collection):
         return
     client.delete(collection, points_selector=models.FilterSelector(filter=models.Filter(
-        must=[_match("file_path", file_path)],
+        must=[_match(FILE_PATH_KEY, file_path)],
         must_not=[models.Filter(must=[_match(k, v) for k, v in current.items()])])), wait=True)
 
 

@@ -20,11 +20,13 @@ from datetime import datetime, timezone
 
 from qdrant_client import models
 
+from ..metadata import (DOCUMENT_KEYS, FILE_NAME_KEY, FILE_PATH_KEY, FILE_SHA256_KEY, ChunkMetadata,
+                        PageMetadata)
 from .schema import COMPLETE_KEY, STORED_AT_KEY
 
 MIN_HASH_PREFIX = 8  # hex digits of a sha256 a user may type instead of all 64: unique or refused
 _HEX = re.compile(r"[0-9a-f]+")
-_FIELDS = ["file_name", "file_path", "file_sha256", "page", "pages", "page_count", COMPLETE_KEY, STORED_AT_KEY]
+_FIELDS = [*DOCUMENT_KEYS, COMPLETE_KEY, STORED_AT_KEY]
 
 
 def now_iso() -> str:
@@ -61,20 +63,21 @@ def list_documents(client, collection: str) -> list[StoredDocument]:
                                        with_vectors=False)
         for point in points:
             payload = point.payload or {}
-            key = (payload.get("file_path") or "", payload.get("file_sha256") or "")
-            seen = found.setdefault(key, {"name": payload.get("file_name") or os.path.basename(key[0]),
+            page, chunk = PageMetadata.from_metadata(payload), ChunkMetadata.from_metadata(payload)
+            key = (page.file_path, page.file_sha256 or "")
+            seen = found.setdefault(key, {"name": page.file_name or os.path.basename(key[0]),
                                           "pages": set(), "page_count": None, "chunks": 0, "complete": False,
                                           "stored_at": None})
             seen["chunks"] += 1
-            seen["pages"].update(payload.get("pages") or [payload.get("page")])
-            seen["page_count"] = seen["page_count"] or payload.get("page_count")
+            seen["pages"].update(chunk.pages)
+            seen["page_count"] = seen["page_count"] or page.page_count
             if payload.get(COMPLETE_KEY) is True:
                 seen["complete"] = True
                 seen["stored_at"] = payload.get(STORED_AT_KEY)
         if offset is None:
             break
     return [StoredDocument(file_name=seen["name"], file_path=path, sha256=sha256,
-                           pages=seen["page_count"] or len(seen["pages"] - {None}), chunks=seen["chunks"],
+                           pages=seen["page_count"] or len(seen["pages"]), chunks=seen["chunks"],
                            complete=seen["complete"], stored_at=seen["stored_at"])
             for (path, sha256), seen in sorted(found.items())]
 
@@ -115,8 +118,8 @@ def select_documents(documents: list[StoredDocument], selector: str) -> list[Sto
 
 def _document_filter(document: StoredDocument) -> models.Filter:
     return models.Filter(must=[
-        models.FieldCondition(key="file_path", match=models.MatchValue(value=document.file_path)),
-        models.FieldCondition(key="file_sha256", match=models.MatchValue(value=document.sha256))])
+        models.FieldCondition(key=FILE_PATH_KEY, match=models.MatchValue(value=document.file_path)),
+        models.FieldCondition(key=FILE_SHA256_KEY, match=models.MatchValue(value=document.sha256))])
 
 
 def delete_document(client, collection: str, document: StoredDocument) -> int:
@@ -155,14 +158,14 @@ def rename_document(client, collection: str, document: StoredDocument, new_path:
         points, _ = client.scroll(collection, scroll_filter=_document_filter(document), limit=256,
                                   with_payload=True, with_vectors=False)
         for point in points:
-            update = {"file_path": new_path, "file_name": name}
+            update = {FILE_PATH_KEY: new_path, FILE_NAME_KEY: name}
             content = (point.payload or {}).get("_node_content")
             if content:
                 node = json.loads(content)
                 node.setdefault("metadata", {}).update(update)
                 for related in (node.get("relationships") or {}).values():  # the page it came from names it too
-                    if isinstance(related, dict) and "file_name" in (related.get("metadata") or {}):
-                        related["metadata"]["file_name"] = name
+                    if isinstance(related, dict) and FILE_NAME_KEY in (related.get("metadata") or {}):
+                        related["metadata"][FILE_NAME_KEY] = name
                 update["_node_content"] = json.dumps(node)
             client.set_payload(collection, payload=update, points=[point.id], wait=True)
             renamed += 1

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from qdrant_client import models
 
+from ..metadata import FILE_NAME_KEY, FILE_PATH_KEY, FILE_SHA256_KEY, FINGERPRINT_KEY, PAGE_KEY
+
 DEFAULT_PATH = ".lightocr/qdrant"
 DEFAULT_COLLECTION = "lightocr"
 UPSERT_BATCH = 128  # points per request: Qdrant's sweet spot is 64-256 for 384-dim vectors
-INDEXED_FIELDS = {"file_name": models.PayloadSchemaType.KEYWORD, "file_path": models.PayloadSchemaType.KEYWORD,
-                  "file_sha256": models.PayloadSchemaType.KEYWORD,
-                  "pipeline_fingerprint": models.PayloadSchemaType.KEYWORD,
-                  "page": models.PayloadSchemaType.INTEGER}  # filters users and re-ingestion run
+INDEXED_FIELDS = {FILE_NAME_KEY: models.PayloadSchemaType.KEYWORD, FILE_PATH_KEY: models.PayloadSchemaType.KEYWORD,
+                  FILE_SHA256_KEY: models.PayloadSchemaType.KEYWORD, FINGERPRINT_KEY: models.PayloadSchemaType.KEYWORD,
+                  PAGE_KEY: models.PayloadSchemaType.INTEGER}  # filters users and re-ingestion run
 MODES = ("dense", "hybrid")
 DENSE_VECTOR = "text-dense"  # LlamaIndex's names for a hybrid collection's two vectors, so that its own
 SPARSE_VECTOR = "text-sparse-new"  # QdrantVectorStore(enable_hybrid=True) reads our collections as they are

@@ -13,7 +13,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from ...errors import ConfigError
+from ...errors import ConfigError, EmptyCollectionError
 from ..errors import ServiceError
 from ..state import COLLECTION_NAME, ServiceDep
 
@@ -41,10 +41,10 @@ async def query(body: QueryRequest, service: ServiceDep):
 
     try:
         hits = await asyncio.to_thread(search)
+    except EmptyCollectionError:
+        raise ServiceError(404, "not_found", f"collection '{config.qdrant.collection}' is empty or missing",
+                           "ingest files into it first (POST /v1/ingest)") from None
     except ConfigError as exc:
-        if "empty or missing" in str(exc):
-            raise ServiceError(404, "not_found", f"collection '{config.qdrant.collection}' is empty or missing",
-                               "ingest files into it first (POST /v1/ingest)") from None
         raise ServiceError(422, "invalid_request", str(exc), "see the message") from None
     return {"hits": [{"score": h.score, "text": h.text, "file_name": h.file_name, "file_sha256": h.file_sha256,
                       "page": h.page, "pages": h.pages, "header_path": h.header_path, "regions": h.regions,
