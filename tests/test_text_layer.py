@@ -221,6 +221,18 @@ def test_a_numbered_bold_heading_with_a_name_in_another_face_is_a_heading():
     assert "\n#### 3 The general structure of a paper\n" in markdown
 
 
+def test_text_set_larger_than_a_page_of_small_print_is_no_heading():
+    """paper-two-column-3.pdf (acmart) page 5: references at 7 pt are most of the page, so its
+    text at 9 pt is "larger than the body"; each paragraph's first line and a one-line
+    acknowledgement were read as headings, and the chunks below took them as their path."""
+    markdown = markdown_of(REAL / "paper-two-column-3.pdf", 5)
+    headings = [line for line in markdown.splitlines() if line.startswith("#")]
+    assert headings == ["# 16 MULTI-LANGUAGE PAPERS", "# 17 SIGCHI EXTENDED ABSTRACTS", "# ACKNOWLEDGMENTS",
+                        "# REFERENCES"]
+    assert "Papers may be written in languages other than English or include titles" in markdown
+    assert "To Robert, for the bagels and explaining CMYK and color spaces." in markdown
+
+
 def test_a_table_of_contents_entries_are_not_headings(tmp_path):
     """The Yosys manual's contents list its chapters bold with their page at the right margin:
     entries, not headings (each would start a chunk of one line that names a section)."""

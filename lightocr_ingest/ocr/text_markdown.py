@@ -26,6 +26,7 @@ BOLD_HEADING_LEVEL = 4
 NUMBERED_HEADING_LEVEL = 5  # "1. Wide text" in italics or capitals at the body's size
 NUMBERED_BOLD_SHARE = 0.6  # a numbered bold heading may set a name in it in another face
 HEADING_MAX_WORDS = 14  # a longer line is a sentence, whatever its font
+SENTENCE_WORDS = 6  # a line of this many words ending in a full stop is a sentence, not a title
 MAX_HEADING_LINES = (2, 3)  # lines a heading runs to (a title: the second); more in its style is a paragraph
 PARAGRAPH_GAP = 0.5  # ems of extra white above a line (more than the usual leading): a new paragraph
 INDENT = (0.7, 5.0)  # ems: a first line indented this much starts a paragraph
@@ -36,6 +37,7 @@ _BULLET = re.compile(r"^(?:[\u2022\u25e6\u25aa\u25ab\u2023\u2219\u00b7\u25cf\u25
                      r"|[*\u2013\u2014-]\s+)(\S.*)$")
 _ENUMERATOR = re.compile(r"^(\d{1,3}[.)])\s+(\S.*)$")
 _NUMBERED_HEADING = re.compile(r"^(\d+(\.\d+)*\.?|[IVXL]+\.|[A-Z]\.|Appendix\s+[A-Z0-9]+\.?)\s+\S")
+_APPENDIX_NUMBER = re.compile(r"^[A-Z]\.\d+(\.\d+)*\s")  # "C.202 synth_intel – synthesis for Intel FPGAs."
 _PAGE_NUMBER = re.compile(r"^(\d{1,4}|[ivxlc]{1,6})$")
 _LINE_NUMBER = re.compile(r"^\d{1,4}$")  # a listing's numbered lines (at its left; a page number is not)
 CODE_SPACE = 0.5  # in fixed pitch, words nearer than this many characters are one word
@@ -75,8 +77,10 @@ def heading_level(line: Line, body: float) -> int:
         return 0
     ratio = line.size / body
     for at_least, level in HEADING_RATIOS:
-        if ratio >= at_least:
-            return level
+        if ratio >= at_least:  # a sentence set large is text (a page of smaller print around it)
+            sentence = len(words) >= SENTENCE_WORDS and text.endswith(".") and \
+                not (_NUMBERED_HEADING.match(text) or _APPENDIX_NUMBER.match(text))
+            return 0 if sentence else level
     if line.share("bold") >= 0.9 and ratio >= 0.85:
         return 3 if ratio >= BOLD_HEADING_RATIO else BOLD_HEADING_LEVEL
     numbered = _NUMBERED_HEADING.match(text) and len(words) <= 10 and not text.endswith((".", ",", ";", ":"))
@@ -187,13 +191,24 @@ def heading_levels(lines: list[Line], body: float) -> list[int]:
                 levels[number] = 0  # a table of contents' entry: "4 Implementation Overview      31"
     start = 0
     for end in range(1, len(lines) + 1):
-        if end < len(lines) and levels[end] and levels[end] == levels[start] and \
-                abs(lines[end].size - lines[start].size) <= 0.5 and lines[end].y0 > lines[end - 1].y0:
+        if end < len(lines) and levels[start] and abs(lines[end].size - lines[start].size) <= 0.5 and \
+                lines[end].y0 > lines[end - 1].y0 and \
+                (levels[end] == levels[start] or levels[end] == 0 and levels[start] <= len(HEADING_RATIOS)
+                 and _same_text(lines[start], lines[end - 1], lines[end])):
             continue
         if levels[start] and end - start > MAX_HEADING_LINES[levels[start] == 1]:
             levels[start:end] = [0] * (end - start)
         start = end
     return levels
+
+
+def _same_text(heading: Line, above: Line, line: Line) -> bool:
+    """Whether ``line``, no heading, set right below ``above`` in a run that a heading told by its
+    size alone begins, is set like that heading: then the heading is no larger than the text it
+    leads, and the run is a paragraph at a size above the page's body (a page of references at
+    7 pt whose text is at 9)."""
+    return line.y0 - above.y1 < heading.size and \
+        (heading.share("bold") >= 0.5) == (line.share("bold") >= 0.5)
 
 
 def blocks_of(lines: list[Line]) -> list[_Block]:
