@@ -233,6 +233,35 @@ def test_text_set_larger_than_a_page_of_small_print_is_no_heading():
     assert "To Robert, for the bagels and explaining CMYK and color spaces." in markdown
 
 
+def test_the_authors_names_under_a_title_are_no_heading():
+    """A byline is set large under the title ("Keith T. Smith1?†"): as a heading, it stood in the
+    heading path of every chunk of the paper ("Monthly Notices ... > Keith T. Smith > 4 CLASS
+    OPTIONS")."""
+    mnras = markdown_of(REAL / "paper-two-column-4.pdf", 1)
+    assert "\n# Monthly Notices of the Royal Astronomical Society: LATEX guide for authors\n" in mnras
+    assert "\nKeith T. Smith" in mnras and "# Keith" not in mnras
+    sandwich = markdown_of(REAL / "paper-one-column-tables.pdf", 1)
+    assert "\nAchim Zeileis Susanne Köll Nathaniel Graham" in sandwich and "# Achim" not in sandwich
+    assert "# Various Versatile Variances: An Object-Oriented Implementation of Clustered Covariances in R" in sandwich
+
+
+def test_a_short_title_cased_heading_under_a_title_stays_a_heading(tmp_path):
+    """What tells a byline from a heading under a title: names with initials, marks or "and", or
+    four of them; "Frequently Asked Questions" is a heading."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(612, 792))
+    pdf.add_page()
+    for y, size, text in ((80, 24, "Field Station Handbook"), (120, 12, "Frequently Asked Questions"),
+                          (150, 10, sentence(3, 12)), (162, 10, sentence(4, 12)), (174, 10, sentence(5, 12))):
+        pdf.set_font("Helvetica", size=size)
+        pdf.text(72, y, text)
+    path = tmp_path / "faq.pdf"
+    pdf.output(str(path))
+    markdown = markdown_of(path)
+    assert markdown.startswith("# Field Station Handbook\n\n## Frequently Asked Questions\n")
+
+
 def test_a_table_of_contents_entries_are_not_headings(tmp_path):
     """The Yosys manual's contents list its chapters bold with their page at the right margin:
     entries, not headings (each would start a chunk of one line that names a section)."""

@@ -26,6 +26,9 @@ BOLD_HEADING_LEVEL = 4
 NUMBERED_HEADING_LEVEL = 5  # "1. Wide text" in italics or capitals at the body's size
 NUMBERED_BOLD_SHARE = 0.6  # a numbered bold heading may set a name in it in another face
 HEADING_MAX_WORDS = 14  # a longer line is a sentence, whatever its font
+BYLINE_LINES = 3  # lines under a page's first heading where its authors' names are looked for
+_FOOTNOTE_MARKS = "0123456789*\u2020\u2021\u00a7\u00b6\u2217\u22c6?,"  # digits, * † ‡ § ¶ ∗ ⋆ ? after a name
+_INITIAL = re.compile(r"^[A-Z]\.(-[A-Z]\.)?$")  # "T.", "J.-P."
 SENTENCE_WORDS = 6  # a line of this many words ending in a full stop is a sentence, not a title
 MAX_HEADING_LINES = (2, 3)  # lines a heading runs to (a title: the second); more in its style is a paragraph
 PARAGRAPH_GAP = 0.5  # ems of extra white above a line (more than the usual leading): a new paragraph
@@ -189,6 +192,14 @@ def heading_levels(lines: list[Line], body: float) -> list[int]:
             elif levels[number] and len(line.segments) > 1 and len(ends[1]) == 1 and _PAGE_NUMBER.match(ends[1][0].text) \
                     and _NUMBERED_HEADING.match(line.text):
                 levels[number] = 0  # a table of contents' entry: "4 Implementation Overview      31"
+    first = next((number for number, level in enumerate(levels) if level), None)
+    if first is not None and levels[first] == 1:  # the byline under a title is set large too
+        after = first + 1
+        while after < len(lines) and levels[after] == levels[first]:
+            after += 1  # the title's other lines
+        for number in range(after, min(after + BYLINE_LINES, len(lines))):
+            if levels[number] and _is_byline(lines[number].text):
+                levels[number] = 0
     start = 0
     for end in range(1, len(lines) + 1):
         if end < len(lines) and levels[start] and abs(lines[end].size - lines[start].size) <= 0.5 and \
@@ -200,6 +211,25 @@ def heading_levels(lines: list[Line], body: float) -> list[int]:
             levels[start:end] = [0] * (end - start)
         start = end
     return levels
+
+
+def _is_byline(text: str) -> bool:
+    """Whether ``text`` is only people's names ("Achim Zeileis Susanne Köll", "Keith T. Smith1,2†",
+    "A. Author and B. Author"): capitalised names and initials with footnote marks, joined by
+    "and" or commas. A few plain capitalised words ("Frequently Asked Questions") could be a
+    heading: a byline needs four names, or an initial, a mark or a joiner."""
+    names, signs = 0, 0
+    for word in text.split():
+        bare = word.rstrip(_FOOTNOTE_MARKS)
+        if bare in ("and", "&", ""):
+            signs += 1
+            continue
+        signs += bare != word or bool(_INITIAL.match(bare))
+        if not (_INITIAL.match(bare) or bare[0].isupper() and bare[1:].replace("-", "").isalpha()
+                and bare[1:].replace("-", "").islower()):
+            return False
+        names += 1
+    return names >= 4 or names >= 2 and signs > 0
 
 
 def _same_text(heading: Line, above: Line, line: Line) -> bool:
