@@ -75,15 +75,18 @@ def text_layer_answers(paths: list[Path]) -> dict[str, str]:
     return answers
 
 
-def ingest(paths: list[Path], workdir: Path, name: str, url: str | None, text_layer: bool = True) -> dict:
+def ingest(paths: list[Path], workdir: Path, name: str, url: str | None, text_layer: bool = True,
+           cache_dir: str | None = None, chunking: dict | None = None) -> dict:
     """Ingest ``paths`` through the vLLM server at ``url``, or the CPU engine (``text_layer``:
-    born-digital pages from their layer; False: RapidOCR reads every page)."""
+    born-digital pages from their layer; False: RapidOCR reads every page). ``cache_dir``: an
+    OCR cache to share between ingests of the same pages (none by default); ``chunking``:
+    settings over the defaults."""
     from lightocr_ingest.pipeline import Ingestor, parse_config
 
-    ocr = {"engine": "vllm", "url": url, "cache_dir": None} if url else \
-        {"engine": "cpu", "cache_dir": None, "text_layer": text_layer}
+    ocr = {"engine": "vllm", "url": url, "cache_dir": cache_dir} if url else \
+        {"engine": "cpu", "cache_dir": cache_dir, "text_layer": text_layer}
     config = parse_config({"ocr": ocr, "qdrant": {"path": str(workdir / "qdrant"), "collection": name},
-                           "retrieval": {"mode": "hybrid"}})
+                           "retrieval": {"mode": "hybrid"}, "chunking": chunking or {}})
     ingestor = Ingestor(config)
     try:
         report = ingestor.run([str(p) for p in paths])

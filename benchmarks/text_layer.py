@@ -24,9 +24,10 @@ Figures (each a median of ``--runs`` runs):
   bookmarks, written by hyperref from the \\section commands): a heading found where the
   outline has an entry on that page counts, on the manual, strucplot and the acmart paper.
 - **retrieval**: ``benchmarks/questions/real_documents.yaml`` over ``tests/real_documents``,
-  ingested through the embedded path, read from the text layer and by RapidOCR (as before);
-  the manual's questions through the text layer (RapidOCR on its 286 pages takes about 25
-  minutes here: ``--rapidocr-manual``).
+  and ``samples/queries.yaml`` over ``samples/``, ingested through the embedded path, read from
+  the text layer and by RapidOCR (as before); the manual's questions through the text layer
+  (RapidOCR on its 286 pages takes about 40 minutes here: ``--rapidocr-manual``); under each
+  ``--embed-headings`` setting given (``section,path,none`` compares them).
 
 Run from the repository root::
 
@@ -188,24 +189,31 @@ def reader_speed(paths: list[Path], runs: int, rapidocr: bool = False, pages: st
             "pages": count, "engines_first_file": engines}
 
 
-def retrieval(manual: Path, rapidocr_manual: bool) -> dict:
+def retrieval(manual: Path, rapidocr_manual: bool, embed_headings: list[str]) -> dict:
     """recall@k and MRR of the question sets, ingested through the embedded path (the CPU
-    engine) with the text layer on, and off (RapidOCR, as before)."""
+    engine) with the text layer on, and off (RapidOCR, as before), under each of the
+    ``chunking.embed_headings`` settings given (an OCR cache shared by the settings: each reader
+    reads a page once)."""
     import retrieval as bench
 
     out = {}
     sets = [("real", sorted(REAL.glob("*.pdf")), bench.QUESTIONS / "real_documents.yaml", True),
-            ("manual", [manual], bench.QUESTIONS / "yosys_manual.yaml", rapidocr_manual)]
+            ("manual", [manual], bench.QUESTIONS / "yosys_manual.yaml", rapidocr_manual),
+            ("samples", sorted(p for p in (REPO / "samples").iterdir() if p.suffix in (".pdf", ".png")),
+             REPO / "samples" / "queries.yaml", True)]
     with tempfile.TemporaryDirectory() as tmp:
         for name, paths, questions, with_rapidocr in sets:
             for engine in ("text layer", "rapidocr") if with_rapidocr else ("text layer",):
-                workdir = Path(tmp) / f"{name}-{engine.replace(' ', '-')}"
-                config = bench.ingest(paths, workdir, name, None, text_layer=engine == "text layer")
-                scores = bench.evaluate(config, questions)
-                out[f"{name}, {engine}"] = {mode: {k: v for k, v in scores[mode].items() if k != "misses@5"}
-                                            for mode in ("dense", "hybrid")}
-                out[f"{name}, {engine}"]["questions"] = scores["questions"]
-                print(name, engine, json.dumps(out[f"{name}, {engine}"]), file=sys.stderr, flush=True)
+                for headings in embed_headings:
+                    key = f"{name}, {engine}, embed_headings {headings}"
+                    workdir = Path(tmp) / key.replace(", ", "-").replace(" ", "-")
+                    config = bench.ingest(paths, workdir, name, None, text_layer=engine == "text layer",
+                                          cache_dir=f"{tmp}/ocr-cache", chunking={"embed_headings": headings})
+                    scores = bench.evaluate(config, questions)
+                    out[key] = {mode: {k: v for k, v in scores[mode].items() if k != "misses@5"}
+                                for mode in ("dense", "hybrid")}
+                    out[key]["questions"] = scores["questions"]
+                    print(key, json.dumps(out[key]), file=sys.stderr, flush=True)
     return out
 
 
@@ -215,6 +223,9 @@ def main() -> int:
     parser.add_argument("--rapidocr-pages", default="1-3", help="pages of each paper RapidOCR reads for its speed")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: quality,speed,retrieval")
     parser.add_argument("--rapidocr-manual", action="store_true", help="also ingest the manual with RapidOCR")
+    parser.add_argument("--embed-headings", default="section",
+                        help="comma-separated chunking.embed_headings settings to measure retrieval under "
+                             "(section, path, none)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -230,7 +241,7 @@ def main() -> int:
         result["rapidocr"] = reader_speed(documents["papers"], 1, rapidocr=True, pages=args.rapidocr_pages)
         print("rapidocr", json.dumps(result["rapidocr"]), file=sys.stderr, flush=True)
     if "retrieval" not in skip:
-        result["retrieval"] = retrieval(documents["manual"][0], args.rapidocr_manual)
+        result["retrieval"] = retrieval(documents["manual"][0], args.rapidocr_manual, args.embed_headings.split(","))
     print(json.dumps(result, indent=1))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

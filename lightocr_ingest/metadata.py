@@ -117,6 +117,7 @@ class ChunkMetadata:
     pages: tuple[int, ...]
     page_label: str
     header_path: str  # "Title > Section > Subsection"
+    section: str  # the chunk's own heading, the path's last ("Subsection"); what the embedder sees of it
     block_types: tuple[str, ...]
     regions: tuple[Region, ...]
     bbox: Box | None  # the union of its regions on its first page
@@ -130,7 +131,7 @@ class ChunkMetadata:
     def to_metadata(self) -> dict[str, Any]:
         """The chunk's own keys, which go over the page's."""
         metadata = {"page": self.page, "pages": list(self.pages), "page_label": self.page_label,
-                    "header_path": self.header_path, "block_types": list(self.block_types),
+                    "header_path": self.header_path, "section": self.section, "block_types": list(self.block_types),
                     "regions": [region.to_payload() for region in self.regions],
                     "bbox": [round(v, 1) for v in self.bbox] if self.bbox else None,
                     "bbox_source": self.bbox_source,
@@ -149,6 +150,7 @@ class ChunkMetadata:
         bbox = get("bbox")
         return cls(page=page, pages=tuple(get("pages") or ([page] if page else [])),
                    page_label=str(get("page_label") or page), header_path=get("header_path") or "",
+                   section=get("section") or "",
                    block_types=tuple(get("block_types") or ()),
                    regions=tuple(Region(r["page"], tuple(r["bbox"])) for r in get("regions") or ()
                                  if r.get("bbox")),

@@ -315,13 +315,26 @@ def test_node_parser_metadata_and_embedding_text():
     data = [n for n in nodes if "corpus" in n.text][0]
     meta = data.metadata
     assert meta["header_path"] == "3 Method > 3.2 Data" and meta["pages"] == [1, 2] and meta["page"] == 1
+    assert meta["section"] == "3.2 Data"
     assert meta["file_name"] == "paper.pdf" and meta["ocr_engine"] == "vllm" and meta["block_types"] == ["heading", "paragraph"]
-    embed = data.get_content(MetadataMode.EMBED)
-    assert embed.startswith("file_name: paper.pdf\nheader_path: 3 Method > 3.2 Data\n\n## 3.2 Data")
-    assert "ocr_engine:" not in embed and "pages:" not in embed and "bbox:" not in embed
+    embed = data.get_content(MetadataMode.EMBED)  # by default the chunk's own heading, not the whole path
+    assert embed.startswith("file_name: paper.pdf\nsection: 3.2 Data\n\n## 3.2 Data")
+    assert "ocr_engine:" not in embed and "pages:" not in embed and "bbox:" not in embed and "3 Method" not in embed
     assert data.get_content(MetadataMode.NONE).startswith("## 3.2 Data")  # stored text has no prefix
-    plain = MarkdownBlockNodeParser(embed_header_path=False).get_nodes_from_documents(page_documents())
-    assert "header_path" not in plain[1].get_content(MetadataMode.EMBED)
+    assert data.get_content(MetadataMode.LLM).startswith("file_name: paper.pdf\npage_label: 1,2\n"
+                                                         "header_path: 3 Method > 3.2 Data\n\n")  # an LLM sees the path
+
+
+@pytest.mark.parametrize("settings, prefix", [
+    ({"embed_headings": "path"}, "file_name: paper.pdf\nheader_path: 3 Method > 3.2 Data\n\n## 3.2 Data"),
+    ({"embed_headings": "none"}, "file_name: paper.pdf\n\n## 3.2 Data"),
+    ({"embed_header_path": True}, "file_name: paper.pdf\nheader_path: 3 Method > 3.2 Data\n\n## 3.2 Data"),
+    ({"embed_header_path": False, "embed_headings": "path"}, "file_name: paper.pdf\n\n## 3.2 Data"),
+], ids=["path", "none", "the old flag's true: the path", "the old flag's false wins"])
+def test_which_headings_the_embedding_model_sees_is_a_setting(settings, prefix):
+    nodes = MarkdownBlockNodeParser(**settings).get_nodes_from_documents(page_documents())
+    data = [n for n in nodes if "corpus" in n.text][0]
+    assert data.get_content(MetadataMode.EMBED).startswith(prefix)
 
 
 def test_node_parser_in_an_ingestion_pipeline_gives_stable_ids():

@@ -55,8 +55,7 @@ def test_exact_part_numbers_that_dense_search_misses_are_found_by_hybrid(hybrid_
         hybrid = evaluate_retriever(retriever, queries, ks=(1, 5))
     with build_retriever(config, k=5, mode="dense") as retriever:  # the same collection, dense half only
         dense = evaluate_retriever(retriever, queries, ks=(1, 5))
-    assert dense.recall_at[5] < 0.9  # the embedding model blurs part numbers...
-    assert hybrid.recall_at[5] == 1.0  # ...BM25 matches them exactly
+    assert dense.recall_at[5] < hybrid.recall_at[5] == 1.0  # the embedding model blurs part numbers, BM25 matches them
     assert hybrid.recall_at[1] > dense.recall_at[1] and hybrid.mrr > dense.mrr
 
 

@@ -76,7 +76,7 @@ def test_second_run_changes_nothing_and_does_no_ocr(topic_server, pdf_dir, tmp_p
     assert second.totals()["files_skipped"] == 2 and len(topic_server.requests) == requests
     # Different chunk settings re-ingest (same ids would be wrong: the chunks differ) without duplicates.
     first.close()
-    rechunked = Ingestor(make_config(tmp_path, topic_server.url, embed_header_path=False))
+    rechunked = Ingestor(make_config(tmp_path, topic_server.url, embed_headings="none"))
     report = rechunked.run([str(pdf_dir)])
     assert report.totals()["files_skipped"] == 0
     assert len(stored_points(rechunked)) == len(ids)

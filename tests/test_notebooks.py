@@ -35,8 +35,8 @@ def test_retrieval_notebook_runs_and_shows_pictures_tables_and_scores(tmp_path, 
     text = "".join(o.get("text", "") for o in outputs)
     assert len(images) >= 3  # the pages with boxes, and the two comparison plots
     assert any("heading path" in t and "field-station-handbook.pdf" in t for t in tables)
-    assert any("64 tokens, heading path" in t and "recall@5" in t for t in tables)
-    assert any("heading path, dense" in t and "heading path, hybrid" in t for t in tables)  # the modes compared
+    assert any("64 tokens, own heading" in t and "whole heading path" in t and "recall@5" in t for t in tables)
+    assert any("own heading, dense" in t and "own heading, hybrid" in t for t in tables)  # the modes compared
     assert any("real documents" in t and "hybrid" in t and "recall@5" in t for t in tables)  # on real documents too
     assert "recall@1" in text and "MRR" in text and "questions, dense:" in text and "questions, hybrid:" in text
     assert re.search(r"[1-9]\d* region\(s\) from text_layer", text)  # the hits are placed on their pages

@@ -173,7 +173,7 @@ def test_new_chunk_settings_re_ingest_without_a_single_ocr_request(corpus, unint
     with FakeVLLMServer(responder=short_page) as server:
         data = config_data(server.url, corpus, work)
         data["chunking"]["chunk_size"] = 64
-        data["chunking"]["embed_header_path"] = False
+        data["chunking"]["embed_headings"] = "none"
         ingestor = Ingestor(parse_config(data))
         report = ingestor.run()
         ingestor.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from llama_index.core.node_parser import NodeParser
 from llama_index.core.schema import BaseNode, Document, NodeRelationship, ObjectType, RelatedNodeInfo, TextNode
@@ -24,8 +24,14 @@ from .chunker import DEFAULT_MAX_TOKENS, Chunk, PageText, chunk_pages
 from .tokens import TokenCounter, estimate_tokens, tokenizer_counter
 
 CHUNK_ID_NAMESPACE = uuid.UUID("0b5e1c7e-8f0a-4d7c-a8f5-2c8f6b1e9d33")  # fixed forever: ids must not change
-EMBED_KEYS = ("file_name", "header_path")  # what the embedding model sees before the text
 LLM_KEYS = ("file_name", "page_label", "header_path")
+# What the embedding model sees before a chunk's text, by ``embed_headings``. "section" (the chunk's
+# own heading) by default: the whole path made the chunks of one section alike to the model (every
+# chunk of "4.2 The RTL Intermediate Language > 4.2.1 RTLIL Identifiers" began with it), and the
+# own heading ranked answers higher on the real documents and the manual with either CPU reader
+# (benchmarks/README.md, "What the heading path in the embedding does").
+EMBED_KEYS = {"section": ("file_name", "section"), "path": ("file_name", "header_path"), "none": ("file_name",)}
+EmbedHeadings = Literal["section", "path", "none"]
 
 
 def chunk_node_id(source_id: str, index: int, text: str) -> str:
@@ -41,8 +47,11 @@ class MarkdownBlockNodeParser(NodeParser):
     tokenizer: str | None = Field(
         default=None, description="Hugging Face tokenizer (local path or cached name) to count tokens with; "
                                   "a documented estimate when unset.")
-    embed_header_path: bool = Field(default=True,
-                                    description="Prefix the heading path to the text the embedding model sees.")
+    embed_headings: EmbedHeadings = Field(
+        default="section", description="Which headings the embedding model sees before a chunk's text: its own "
+                                       "('section'), the whole path ('path': 'Title > Section > Subsection'), none.")
+    embed_header_path: bool | None = Field(
+        default=None, description="Deprecated: true is embed_headings='path', false 'none'.")
     drop_page_furniture: bool = Field(default=True,
                                       description="Leave out running headers, footers and page numbers.")
     regions: bool = Field(default=True, description="Place each chunk's text on its pages (metadata 'regions').")
@@ -59,6 +68,13 @@ class MarkdownBlockNodeParser(NodeParser):
         if self._counter is None:
             self._counter = tokenizer_counter(self.tokenizer) if self.tokenizer else estimate_tokens
         return self._counter
+
+    @property
+    def headings_embedded(self) -> EmbedHeadings:
+        """``embed_headings``, or what the deprecated ``embed_header_path`` asked for when given."""
+        if self.embed_header_path is None:
+            return self.embed_headings
+        return "path" if self.embed_header_path else "none"
 
     def count_tokens(self, text: str) -> int:
         return self.counter(text)
@@ -98,7 +114,8 @@ class MarkdownBlockNodeParser(NodeParser):
             page=chunk.page, pages=tuple(chunk.pages),
             page_label=page.page_label or str(chunk.page) if len(chunk.pages) == 1
             else ",".join(str(p) for p in chunk.pages),
-            header_path=" > ".join(chunk.header_path), block_types=tuple(chunk.block_types),
+            header_path=" > ".join(chunk.header_path), section=chunk.header_path[-1] if chunk.header_path else "",
+            block_types=tuple(chunk.block_types),
             regions=tuple(chunk.regions), bbox=chunk.bbox, bbox_source=chunk.bbox_source,
             figures=tuple(FigureMetadata(f.ref, f.page, tuple(f.bbox) if f.bbox else None) for f in chunk.figures),
             chunk_index=chunk.index, oversize=chunk.oversize,
@@ -112,7 +129,7 @@ class MarkdownBlockNodeParser(NodeParser):
             node_id=source.node_id, node_type=ObjectType.DOCUMENT,
             metadata={k: v for k, v in (("file_name", page.file_name), ("page", page.page))
                       if k in source.metadata})
-        embed = set(EMBED_KEYS) if self.embed_header_path and facts.header_path else {"file_name"}
+        embed = set(EMBED_KEYS[self.headings_embedded] if facts.header_path else EMBED_KEYS["none"])
         node.excluded_embed_metadata_keys = [k for k in metadata if k not in embed]
         node.excluded_llm_metadata_keys = [k for k in metadata if k not in LLM_KEYS]
         return node

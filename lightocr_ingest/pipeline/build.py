@@ -33,7 +33,8 @@ def make_parser(config: PipelineConfig) -> MarkdownBlockNodeParser:
     c = config.chunking
     tokenizer = resolve_model(config.embedding.model) if c.tokenizer == "embedding" else None
     return MarkdownBlockNodeParser(chunk_size=c.chunk_size, tokenizer=tokenizer,
-                                   embed_header_path=c.embed_header_path, drop_page_furniture=c.drop_page_furniture,
+                                   embed_headings=c.embed_headings, embed_header_path=c.embed_header_path,
+                                   drop_page_furniture=c.drop_page_furniture,
                                    regions=c.regions != "off")
 
 

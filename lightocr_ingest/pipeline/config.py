@@ -91,7 +91,11 @@ class ChunkingConfig(_Section):
                             description="Token budget; all-MiniLM-L6-v2 reads at most 256 word pieces.")
     tokenizer: Literal["embedding", "estimate"] = Field(
         default="embedding", description="Count tokens with the embedding model's tokenizer, or estimate.")
-    embed_header_path: bool = True
+    embed_headings: Literal["section", "path", "none"] = Field(default="section", description=(
+        "Which headings the embedding model sees before a chunk's text: its own ('section'), the whole path "
+        "('path'), or none. The own heading ranks answers higher than the path with the default model."))
+    embed_header_path: bool | None = Field(default=None, description=(
+        "Deprecated (0.2.0): true is embed_headings: path, false is none."))
     drop_page_furniture: bool = True
     regions: Literal["auto", "locate", "off"] = Field(default="auto", description=REGIONS_MODES)
 
