@@ -189,7 +189,7 @@ def reader_speed(paths: list[Path], runs: int, rapidocr: bool = False, pages: st
             "pages": count, "engines_first_file": engines}
 
 
-def retrieval(manual: Path, rapidocr_manual: bool, embed_headings: list[str]) -> dict:
+def retrieval(manual: Path, rapidocr_manual: bool, embed_headings: list[str], names: list[str]) -> dict:
     """recall@k and MRR of the question sets, ingested through the embedded path (the CPU
     engine) with the text layer on, and off (RapidOCR, as before), under each of the
     ``chunking.embed_headings`` settings given (an OCR cache shared by the settings: each reader
@@ -202,7 +202,7 @@ def retrieval(manual: Path, rapidocr_manual: bool, embed_headings: list[str]) ->
             ("samples", sorted(p for p in (REPO / "samples").iterdir() if p.suffix in (".pdf", ".png")),
              REPO / "samples" / "queries.yaml", True)]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, paths, questions, with_rapidocr in sets:
+        for name, paths, questions, with_rapidocr in [s for s in sets if s[0] in names]:
             for engine in ("text layer", "rapidocr") if with_rapidocr else ("text layer",):
                 for headings in embed_headings:
                     key = f"{name}, {engine}, embed_headings {headings}"
@@ -223,6 +223,7 @@ def main() -> int:
     parser.add_argument("--rapidocr-pages", default="1-3", help="pages of each paper RapidOCR reads for its speed")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: quality,speed,retrieval")
     parser.add_argument("--rapidocr-manual", action="store_true", help="also ingest the manual with RapidOCR")
+    parser.add_argument("--sets", default="real,manual,samples", help="question sets for retrieval")
     parser.add_argument("--embed-headings", default="section",
                         help="comma-separated chunking.embed_headings settings to measure retrieval under "
                              "(section, path, none)")
@@ -241,7 +242,8 @@ def main() -> int:
         result["rapidocr"] = reader_speed(documents["papers"], 1, rapidocr=True, pages=args.rapidocr_pages)
         print("rapidocr", json.dumps(result["rapidocr"]), file=sys.stderr, flush=True)
     if "retrieval" not in skip:
-        result["retrieval"] = retrieval(documents["manual"][0], args.rapidocr_manual, args.embed_headings.split(","))
+        result["retrieval"] = retrieval(documents["manual"][0], args.rapidocr_manual, args.embed_headings.split(","),
+                                        args.sets.split(","))
     print(json.dumps(result, indent=1))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

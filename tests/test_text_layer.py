@@ -63,6 +63,40 @@ def test_two_columns_drawn_line_by_line_across_the_page_are_read_column_by_colum
     assert positions == sorted(positions)
 
 
+def test_a_column_holding_a_numbered_listing_and_a_figures_labels_is_still_a_column(tmp_path):
+    """The Yosys manual's application notes (pages 272-276): the right column opens with a
+    program listing whose line numbers are words of their own, under a diagram's one-word
+    labels. Counted by segments, that column was mostly single words, "not prose", and the
+    left column, broken by a figure, was not justified enough to vouch for the pair: the page
+    was read across both columns line by line (and came out as an HTML table)."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format=(595, 842))
+    pdf.add_page()
+    tail = "tells how selections narrow the set of cells shown in the diagram".split()
+    left = [f"Left line {i} " + " ".join(tail[:4 + i % 7]) for i in range(24)]  # set ragged, not justified
+    right = [f"Right line {i} tells how the stack of selections is combined" for i in range(12)]
+    pdf.set_font("Helvetica", size=9)
+    for i, text in enumerate(left):
+        pdf.text(41, 100 + 11 * i, text)
+    for i, label in enumerate(["A", "$2", "Y", "B", "$add", "sum", "a", "b", "c", "$1", "Y", "prod",
+                               "$mul", "A", "B", "$3"]):  # a diagram's labels, at the top of the column
+        pdf.text(330 + 50 * (i % 4) + 7 * (i // 4), 104 + 12 * (i // 4), label)  # scattered, not a table's grid
+    pdf.set_font("Courier", size=8)
+    for i in range(12):  # a listing: each line number apart from its code
+        pdf.text(309, 160 + 11 * i, str(i + 1))
+        pdf.text(333, 160 + 11 * i, f"assign y{i} = a{i};")
+    pdf.set_font("Helvetica", size=9)
+    for i, text in enumerate(right):
+        pdf.text(304, 300 + 11 * i + 5, text)
+    path = tmp_path / "app-note.pdf"
+    pdf.output(str(path))
+    markdown = markdown_of(path)
+    assert not [table for table in markdown.split("<table>")[1:] if "line" in table.split("</table>")[0]]
+    positions = [markdown.index(line) for line in left + right]
+    assert positions == sorted(positions)  # the left column, then the right
+
+
 def test_a_full_width_title_and_abstract_come_before_the_columns(tmp_path):
     from tests.documents import LEFT_COLUMN, RIGHT_COLUMN, two_column_pdf
 

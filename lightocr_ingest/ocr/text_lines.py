@@ -32,6 +32,7 @@ MIN_GUTTER = 0.8  # ems of white between columns (LaTeX's two-column gap is 1-2 
 COLUMN_MIN_WIDTH = 0.18  # of the page width: narrower "columns" are a table's, read row by row
 COLUMN_WIDE = 0.3  # of the page width: a column beside a column of prose that is not prose itself
 COLUMN_MIN_WORDS = 3.0  # median words a segment on each side of a gutter: prose, not table cells
+COLUMN_PROSE_LINES = 5  # lines of prose a side needs for its median word to speak for it
 JUSTIFIED_SHARE = 0.5  # of a column's lines that reach its right edge: set justified
 BOLD_WEIGHT = 550  # PDFium's font weight from which a font counts as bold (regular 400, CMBX 545-585)
 _BOLD_NAME = re.compile(r"bold|black|heavy|semibold", re.I)
@@ -218,11 +219,24 @@ def _are_columns(left: list[Segment], right: list[Segment], page_width: float) -
         widths.append(max(s.x1 for s in side) - min(s.x0 for s in side))
         if len(side) < 2 or widths[-1] < COLUMN_MIN_WIDTH * page_width:
             return False
-    prose = [median(len(s.words) for s in side) >= COLUMN_MIN_WORDS for side in (left, right)]
+    prose = [_is_prose(side) for side in (left, right)]
     if all(prose):
         return True
     return min(widths) >= COLUMN_WIDE * page_width and any(
         is_prose and _justified(side) for is_prose, side in zip(prose, (left, right)))
+
+
+def _is_prose(side: list[Segment]) -> bool:
+    """Whether a side of a gutter reads as prose: its median segment is a few words long; or,
+    for a column with a listing's line numbers or a figure's labels in it (single words, as
+    many segments as their lines), most of its words are in several lines of prose set in a
+    text face (a table's cells are short, and a column of names in a typewriter face is a
+    table's too)."""
+    lengths = [len(s.words) for s in side]
+    if median(lengths) >= COLUMN_MIN_WORDS:
+        return True
+    prose = [n for s, n in zip(side, lengths) if n >= COLUMN_MIN_WORDS and sum(w.mono for w in s.words) < n / 2]
+    return len(prose) >= COLUMN_PROSE_LINES and sum(prose) >= sum(lengths) / 2
 
 
 def _justified(side: list[Segment]) -> bool:
