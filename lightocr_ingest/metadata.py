@@ -117,7 +117,6 @@ class ChunkMetadata:
     pages: tuple[int, ...]
     page_label: str
     header_path: str  # "Title > Section > Subsection"
-    section: str  # the chunk's own heading, the path's last ("Subsection"); what the embedder sees of it
     block_types: tuple[str, ...]
     regions: tuple[Region, ...]
     bbox: Box | None  # the union of its regions on its first page
@@ -127,6 +126,7 @@ class ChunkMetadata:
     oversize: bool
     # grounded pages: each model block it holds, {"page", "label", "bbox"}; absent elsewhere
     blocks: tuple[dict[str, Any], ...] = ()
+    section: str = ""  # the chunk's own heading, the path's last ("Subsection"); what the embedder sees of it
 
     def to_metadata(self) -> dict[str, Any]:
         """The chunk's own keys, which go over the page's."""
@@ -148,9 +148,10 @@ class ChunkMetadata:
         get = metadata.get
         page = get("page") or 0
         bbox = get("bbox")
+        header_path = get("header_path") or ""
         return cls(page=page, pages=tuple(get("pages") or ([page] if page else [])),
-                   page_label=str(get("page_label") or page), header_path=get("header_path") or "",
-                   section=get("section") or "",
+                   page_label=str(get("page_label") or page), header_path=header_path,
+                   section=get("section") or header_path.rsplit(" > ", 1)[-1],  # points stored before 0.2.0 lack it
                    block_types=tuple(get("block_types") or ()),
                    regions=tuple(Region(r["page"], tuple(r["bbox"])) for r in get("regions") or ()
                                  if r.get("bbox")),

@@ -325,6 +325,17 @@ def test_node_parser_metadata_and_embedding_text():
                                                          "header_path: 3 Method > 3.2 Data\n\n")  # an LLM sees the path
 
 
+def test_a_chunk_stored_before_0_2_0_reads_its_section_from_its_heading_path():
+    from lightocr_ingest.metadata import ChunkMetadata
+
+    stored = {"page": 3, "pages": [3], "header_path": "3 Method > 3.2 Data", "block_types": ["paragraph"]}
+    assert ChunkMetadata.from_metadata(stored).section == "3.2 Data"
+    assert ChunkMetadata.from_metadata({"page": 1}).section == ""
+    nodes = MarkdownBlockNodeParser().get_nodes_from_documents(page_documents())
+    assert all(ChunkMetadata.from_metadata(n.metadata) == ChunkMetadata.from_metadata(
+        {k: v for k, v in n.metadata.items() if k != "section"}) for n in nodes)  # the same facts either way
+
+
 @pytest.mark.parametrize("settings, prefix", [
     ({"embed_headings": "path"}, "file_name: paper.pdf\nheader_path: 3 Method > 3.2 Data\n\n## 3.2 Data"),
     ({"embed_headings": "none"}, "file_name: paper.pdf\n\n## 3.2 Data"),

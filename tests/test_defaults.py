@@ -114,3 +114,18 @@ def test_loading_a_config_imports_nothing_heavy():
             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]", loaded
+
+
+def test_the_old_heading_flag_means_the_setting_it_named_and_re_embeds_nothing(caplog):
+    """``embed_header_path`` (before 0.2.0) is folded into ``embed_headings``: a config that says
+    ``true`` keeps the whole path and has the fingerprint of ``embed_headings: path``, so moving
+    to the new spelling re-embeds nothing; the old spelling is said to be deprecated."""
+    from lightocr_ingest.pipeline.plan import settings_fingerprint
+
+    old = parse_config({"chunking": {"embed_header_path": True}})
+    assert old.chunking.embed_headings == "path" and old.chunking.embed_header_path is None
+    assert settings_fingerprint(old) == settings_fingerprint(parse_config({"chunking": {"embed_headings": "path"}}))
+    assert parse_config({"chunking": {"embed_header_path": False}}).chunking.embed_headings == "none"
+    assert settings_fingerprint(old) != settings_fingerprint(parse_config({}))  # the default is section
+    assert any("embed_header_path is deprecated" in r.getMessage() and "embed_headings: path" in r.getMessage()
+               for r in caplog.records)

@@ -279,21 +279,23 @@ def test_the_authors_names_under_a_title_are_no_heading():
     assert "# Various Versatile Variances: An Object-Oriented Implementation of Clustered Covariances in R" in sandwich
 
 
-def test_a_short_title_cased_heading_under_a_title_stays_a_heading(tmp_path):
-    """What tells a byline from a heading under a title: names with initials, marks or "and", or
-    four of them; "Frequently Asked Questions" is a heading."""
+@pytest.mark.parametrize("heading", ["Frequently Asked Questions", "Questions and Answers", "2 Related Work"])
+def test_a_short_title_cased_heading_under_a_title_stays_a_heading(tmp_path, heading):
+    """What tells a byline from a heading under a title: four names, or an initial or a
+    footnote mark on a name; capitalised words joined by "and", or after a section number,
+    are a heading."""
     from fpdf import FPDF
 
     pdf = FPDF(unit="pt", format=(612, 792))
     pdf.add_page()
-    for y, size, text in ((80, 24, "Field Station Handbook"), (120, 12, "Frequently Asked Questions"),
+    for y, size, text in ((80, 24, "Field Station Handbook"), (120, 12, heading),
                           (150, 10, sentence(3, 12)), (162, 10, sentence(4, 12)), (174, 10, sentence(5, 12))):
         pdf.set_font("Helvetica", size=size)
         pdf.text(72, y, text)
     path = tmp_path / "faq.pdf"
     pdf.output(str(path))
     markdown = markdown_of(path)
-    assert markdown.startswith("# Field Station Handbook\n\n## Frequently Asked Questions\n")
+    assert markdown.startswith(f"# Field Station Handbook\n\n## {heading}\n")
 
 
 def test_a_table_of_contents_entries_are_not_headings(tmp_path):

@@ -27,7 +27,7 @@ NUMBERED_HEADING_LEVEL = 5  # "1. Wide text" in italics or capitals at the body'
 NUMBERED_BOLD_SHARE = 0.6  # a numbered bold heading may set a name in it in another face
 HEADING_MAX_WORDS = 14  # a longer line is a sentence, whatever its font
 BYLINE_LINES = 3  # lines under a page's first heading where its authors' names are looked for
-_FOOTNOTE_MARKS = "0123456789*\u2020\u2021\u00a7\u00b6\u2217\u22c6?,"  # digits, * † ‡ § ¶ ∗ ⋆ ? after a name
+_FOOTNOTE_MARKS = "0123456789*\u2020\u2021\u00a7\u00b6\u2217\u22c6?"  # digits, * † ‡ § ¶ ∗ ⋆ ? after a name
 _INITIAL = re.compile(r"^[A-Z]\.(-[A-Z]\.)?$")  # "T.", "J.-P."
 SENTENCE_WORDS = 6  # a line of this many words ending in a full stop is a sentence, not a title
 MAX_HEADING_LINES = (2, 3)  # lines a heading runs to (a title: the second); more in its style is a paragraph
@@ -215,21 +215,24 @@ def heading_levels(lines: list[Line], body: float) -> list[int]:
 
 def _is_byline(text: str) -> bool:
     """Whether ``text`` is only people's names ("Achim Zeileis Susanne Köll", "Keith T. Smith1,2†",
-    "A. Author and B. Author"): capitalised names and initials with footnote marks, joined by
-    "and" or commas. A few plain capitalised words ("Frequently Asked Questions") could be a
-    heading: a byline needs four names, or an initial, a mark or a joiner."""
-    names, signs = 0, 0
+    "A. Author and B. Author"): capitalised names and initials, with footnote marks, joined by
+    "and" or commas. A few capitalised words could be a heading ("Questions and Answers",
+    "2 Related Work"): a byline has four names, or an initial or a footnote mark on a name."""
+    names, marked = 0, False
     for word in text.split():
-        bare = word.rstrip(_FOOTNOTE_MARKS)
-        if bare in ("and", "&", ""):
-            signs += 1
+        word = word.rstrip(",")
+        if word in ("and", "&", ""):
             continue
-        signs += bare != word or bool(_INITIAL.match(bare))
-        if not (_INITIAL.match(bare) or bare[0].isupper() and bare[1:].replace("-", "").isalpha()
+        bare = word.rstrip(_FOOTNOTE_MARKS)
+        if not bare:  # a number standing alone: a section's, not a mark
+            return False
+        initial = bool(_INITIAL.match(bare))
+        if not (initial or bare[0].isupper() and bare[1:].replace("-", "").isalpha()
                 and bare[1:].replace("-", "").islower()):
             return False
         names += 1
-    return names >= 4 or names >= 2 and signs > 0
+        marked = marked or initial or bare != word
+    return names >= 4 or names >= 2 and marked
 
 
 def _same_text(heading: Line, above: Line, line: Line) -> bool:

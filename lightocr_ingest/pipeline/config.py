@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from ..defaults import (BACKOFF_BASE_S, DEFAULT_URL, FALLBACKS, MAX_IN_FLIGHT, MAX_RETRIES, PAGE_DEADLINE_S, PREFETCH,
                         REGIONS_MODES, REQUEST_TIMEOUT_S, RETRY_TEMPERATURES, RRF_K, USER_CACHE)
 from ..errors import ConfigError
+from ..notices import warn_once
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -94,10 +95,23 @@ class ChunkingConfig(_Section):
     embed_headings: Literal["section", "path", "none"] = Field(default="section", description=(
         "Which headings the embedding model sees before a chunk's text: its own ('section'), the whole path "
         "('path'), or none. The own heading ranks answers higher than the path with the default model."))
-    embed_header_path: bool | None = Field(default=None, description=(
+    embed_header_path: bool | None = Field(default=None, json_schema_extra={"deprecated": True}, description=(
         "Deprecated (0.2.0): true is embed_headings: path, false is none."))
     drop_page_furniture: bool = True
     regions: Literal["auto", "locate", "off"] = Field(default="auto", description=REGIONS_MODES)
+
+
+    @model_validator(mode="after")
+    def _fold_deprecated_flag(self) -> "ChunkingConfig":
+        """``embed_header_path`` becomes the ``embed_headings`` it means, so that both spellings of
+        one setting give the same settings fingerprint (and re-embed nothing)."""
+        if self.embed_header_path is not None:
+            warn_once("chunking.embed_header_path is deprecated: write embed_headings: "
+                      f"{'path' if self.embed_header_path else 'none'} (the default is now section: the "
+                      "chunk's own heading)", key="embed_header_path")
+            object.__setattr__(self, "embed_headings", "path" if self.embed_header_path else "none")
+            object.__setattr__(self, "embed_header_path", None)
+        return self
 
 
 class EmbeddingConfig(_Section):
