@@ -6,8 +6,6 @@ import logging
 import os
 from pathlib import Path
 
-import yaml
-
 from lightocr_ingest.ocr.cache import CACHE_DIR_ENV, resolve_cache_dir
 from lightocr_ingest.pipeline import Ingestor, load_config, parse_config
 from lightocr_ingest.pipeline.config import PipelineConfig
