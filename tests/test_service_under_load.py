@@ -15,7 +15,8 @@ from lightocr_ingest.pipeline.memory import peak_rss_mb  # noqa: E402
 from lightocr_ingest.service import create_app  # noqa: E402
 from lightocr_ingest.testing import FakeVLLMServer  # noqa: E402
 
-from .test_http_service import running_server, settings  # noqa: E402
+from .conftest import service_settings  # noqa: E402
+from .test_http_service import running_server  # noqa: E402
 
 pytestmark = pytest.mark.slow  # hundreds of requests against a running service
 
@@ -45,7 +46,7 @@ async def upload_until_served(client: httpx.AsyncClient, n: int, waits: list) ->
 
 def test_48_concurrent_uploads_against_a_slow_gpu_all_end_in_200(tmp_path):
     with FakeVLLMServer(latency_s=0.5) as slow:
-        app = create_app(settings(tmp_path, slow.url, concurrency=2, queue_size=4))
+        app = create_app(service_settings(tmp_path, slow.url, concurrency=2, queue_size=4))
         with running_server(app) as base:
             async def burst():
                 waits: list = []
@@ -66,7 +67,7 @@ def test_48_concurrent_uploads_against_a_slow_gpu_all_end_in_200(tmp_path):
 
 def test_a_few_hundred_requests_keep_memory_bounded(tmp_path):
     with FakeVLLMServer() as fast:
-        with running_server(create_app(settings(tmp_path, fast.url))) as base:
+        with running_server(create_app(service_settings(tmp_path, fast.url))) as base:
             def round_of(client: httpx.Client, start: int, count: int) -> list[int]:
                 codes = []
                 for n in range(start, start + count):
