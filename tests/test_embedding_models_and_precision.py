@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lightocr_ingest.embedding import make_embed_model, precision
 from lightocr_ingest.errors import ConfigError
@@ -168,3 +170,42 @@ def test_precision_stays_out_of_the_settings_fingerprint():
     """Vectors move by cosine 1e-4 at most: points stored either way stay valid, no re-ingest."""
     assert (settings_fingerprint(parse_config({"embedding": {"precision": "float32"}}))
             == settings_fingerprint(parse_config({"embedding": {"precision": "bfloat16"}})))
+
+
+# -- tables reach the model as their cells' text ---------------------------------------------------
+
+TABLE_CHUNK = ("file_name: guide.pdf\nsection: 5 Tables\n\nTable 4. An example landscape table.\n\n"
+               "<table><tr><th>Header</th><th>Flux &amp; error</th></tr><tr><td>Unit</td><td>mJy</td></tr>"
+               "<tr><td>Data</td><td>12.5</td></tr></table>\n\nThe table continues on the next page.")
+TABLE_AS_TEXT = ("file_name: guide.pdf\nsection: 5 Tables\n\nTable 4. An example landscape table.\n\n"
+                 "Header Flux & error\nUnit mJy\nData 12.5\n\nThe table continues on the next page.")
+
+
+def test_a_chunks_html_table_is_embedded_as_its_cells_text_dense_and_bm25():
+    """A table written as HTML (LightOnOCR's, the text layer's) spent the model's 256 word pieces
+    on tags: the chunk is embedded, dense and BM25, from its cells' text; a query passes as is."""
+    from lightocr_ingest.embedding.bm25 import encode_documents
+    from lightocr_ingest.embedding.tables import tables_as_text
+
+    assert tables_as_text(TABLE_CHUNK) == TABLE_AS_TEXT
+    model = make_embed_model(None, "cpu", 32, "float32")
+    as_html, as_text = model.get_text_embedding_batch([TABLE_CHUNK, TABLE_AS_TEXT])
+    assert as_html == as_text
+    assert not np.allclose(model.get_query_embedding(TABLE_CHUNK), as_text, atol=1e-3)  # queries untouched
+    assert encode_documents([TABLE_CHUNK]) == encode_documents([TABLE_AS_TEXT])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="<>&"),
+                                 min_size=0, max_size=12), min_size=1, max_size=5), min_size=1, max_size=6),
+       st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="<>"), max_size=40))
+def test_no_cell_text_is_lost_when_a_table_becomes_text(rows, around):
+    """Only the tags go: every cell's words, in order, and the text around the table stay."""
+    from lightocr_ingest.embedding.tables import tables_as_text
+
+    table = "<table>" + "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows) + "</table>"
+    out = tables_as_text(around + "\n\n" + table + "\n\n" + around)
+    assert "<" not in out.replace(around, "")
+    words = [word for row in rows for cell in row for word in cell.split()]
+    assert " ".join(out.split()).count(" ".join(words)) >= 1 if words else True
+    assert out.startswith(around + "\n\n") and out.endswith("\n\n" + around)

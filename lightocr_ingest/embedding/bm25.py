@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 
 from ..errors import ConfigError
+from .tables import tables_as_text
 
 AVG_CHUNK_TOKENS = 150  # BM25's expected document length, in its own tokens: a 256-word-piece chunk of
 #                         English prose holds about 190 words, of which about 150 survive stop words
@@ -39,8 +40,9 @@ def _as_lists(vectors) -> tuple[list[list[int]], list[list[float]]]:
 
 
 def encode_documents(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
-    """Sparse vectors of chunks (``sparse_doc_fn``): BM25 term-frequency weights."""
-    return _as_lists([_model().embed_document(text) for text in texts])
+    """Sparse vectors of chunks (``sparse_doc_fn``): BM25 term-frequency weights, of the text the
+    dense model sees too (tables as their cells' text)."""
+    return _as_lists([_model().embed_document(tables_as_text(text)) for text in texts])
 
 
 def encode_queries(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:

@@ -31,6 +31,8 @@ from io import BytesIO
 from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 from pydantic import PrivateAttr
 
+from .tables import tables_as_text
+
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
@@ -73,7 +75,9 @@ def pick_precision(precision: str, device: str) -> str:
 
 class PrecisionEmbedding(HuggingFaceEmbedding):
     """LlamaIndex's ``HuggingFaceEmbedding`` that runs the model under bfloat16 autocast when
-    ``precision`` is ``bfloat16`` (every embedding, text or query, goes through ``_embed``)."""
+    ``precision`` is ``bfloat16`` (every embedding, text or query, goes through ``_embed``), and
+    embeds a chunk's HTML tables as their cells' text (``tables.tables_as_text``), whichever path
+    calls it (``ingest``, the Ray runner, an ``IngestionPipeline``)."""
 
     _precision: str = PrivateAttr(default="float32")
 
@@ -88,6 +92,8 @@ class PrecisionEmbedding(HuggingFaceEmbedding):
         self._precision = value
 
     def _embed(self, inputs: list[str | BytesIO], prompt_name: str | None = None) -> list[list[float]]:
+        if prompt_name != "query":
+            inputs = [tables_as_text(i) if isinstance(i, str) else i for i in inputs]
         if self._precision == "float32":
             return super()._embed(inputs, prompt_name)
         import torch

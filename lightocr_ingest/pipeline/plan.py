@@ -35,10 +35,16 @@ STEP_BYTES = 128 << 20  # file bytes a step holds open at most (a step of large 
 #                         in memory from opening to rendering, and two steps can be open at once
 
 
+# What the embedding model and BM25 are given of a chunk, beyond the settings: a change here makes
+# stored vectors stale, so it is part of the fingerprint (0.2.0: tables as their cells' text).
+EMBEDDED_TEXT = "tables as cell text"
+
+
 def settings_fingerprint(config: PipelineConfig) -> str:
     """What decides a file's points besides its content: re-ingest when it changes."""
     relevant = {"chunking": config.chunking.model_dump(), "embedding_model": config.embedding.model,
-                "pages": config.input.pages, "detect_rotation": config.ocr.detect_rotation}
+                "pages": config.input.pages, "detect_rotation": config.ocr.detect_rotation,
+                "embedded_text": EMBEDDED_TEXT}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
