@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from lightocr_ingest.embedding import make_embed_model, precision
@@ -195,17 +195,32 @@ def test_a_chunks_html_table_is_embedded_as_its_cells_text_dense_and_bm25():
     assert encode_documents([TABLE_CHUNK]) == encode_documents([TABLE_AS_TEXT])
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.lists(st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="<>&"),
-                                 min_size=0, max_size=12), min_size=1, max_size=5), min_size=1, max_size=6),
-       st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="<>"), max_size=40))
-def test_no_cell_text_is_lost_when_a_table_becomes_text(rows, around):
-    """Only the tags go: every cell's words, in order, and the text around the table stay."""
+WORD = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Z"), blacklist_characters="<>&"), min_size=1,
+               max_size=8)
+CELL = st.tuples(st.sampled_from(["td", "th"]), st.lists(WORD, max_size=4), st.sampled_from([" ", "<br>", " <br/> "]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(CELL, min_size=1, max_size=5), min_size=1, max_size=6),
+       st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="<>"), max_size=40),
+       st.booleans())
+def test_no_cell_text_is_lost_when_a_table_becomes_text(rows, around, closed):
+    """Only the tags go: every cell's words, in order and apart, and the text around the table
+    stay; header cells, line breaks in cells, and a table cut off before its end too."""
     from lightocr_ingest.embedding.tables import tables_as_text
 
-    table = "<table>" + "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows) + "</table>"
-    out = tables_as_text(around + "\n\n" + table + "\n\n" + around)
-    assert "<" not in out.replace(around, "")
-    words = [word for row in rows for cell in row for word in cell.split()]
-    assert " ".join(out.split()).count(" ".join(words)) >= 1 if words else True
-    assert out.startswith(around + "\n\n") and out.endswith("\n\n" + around)
+    table = "<table>" + "".join("<tr>" + "".join(f"<{tag}>{glue.join(words)}</{tag}>" for tag, words, glue in row)
+                                + "</tr>" for row in rows) + ("</table>" if closed else "")
+    out = tables_as_text(around + "\n\n" + table + ("\n\n" + around if closed else ""))
+    assert out.startswith(around + "\n\n") and (not closed or out.endswith("\n\n" + around))
+    assert "<" not in out[len(around):len(out) - (len(around) if closed else 0)]
+    words = [word for row in rows for _, cell, _ in row for word in cell]
+    event("cells with words" if words else "empty cells only")
+    assert " ".join(words) in " ".join(out.split())
+
+
+def test_a_tables_odd_cells_keep_their_text():
+    from lightocr_ingest.embedding.tables import tables_as_text
+
+    assert tables_as_text("<table><tr><td>p<0.05</td><td>a<br>b</td></tr></table>") == "p<0.05 a b"
+    assert tables_as_text("x <TABLE><tr><th>H</th></tr><tr><td>1</td><td>2") == "x H\n1 2"  # cut before its end

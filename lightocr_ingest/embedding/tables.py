@@ -14,23 +14,24 @@ from __future__ import annotations
 import html
 import re
 
-_TABLE = re.compile(r"<table\b[^>]*>.*?</table>", re.S | re.I)
-_CELL_END = re.compile(r"</t[dh]>\s*", re.I)
+# To its end, or to the chunk's end: a long table cut to fit a chunk may arrive unclosed.
+_TABLE = re.compile(r"<table\b[^>]*>.*?(?:</table\s*>|\Z)", re.S | re.I)
+_CELL_END = re.compile(r"</t[dh]\s*>\s*", re.I)
 _ROW = re.compile(r"<tr\b[^>]*>", re.I)
-_TAG = re.compile(r"<[^>]+>")
+_TAG = re.compile(r"</?[A-Za-z][^<>]*>")  # tag-shaped only: a cell's "p<0.05" is text
 _SPACES = re.compile(r"[ \t]+")
 
 
 def tables_as_text(text: str) -> str:
     """``text`` with each HTML table as its cells' text: rows on lines, cells apart by a space."""
-    if "<table" not in text and "<TABLE" not in text:  # most chunks: nothing to do
+    if "<table" not in text.lower():  # most chunks: nothing to do
         return text
     return _TABLE.sub(_table_text, text)
 
 
 def _table_text(match: re.Match) -> str:
     rows = _ROW.split(_CELL_END.sub(" ", match.group(0)))
-    lines = (_SPACES.sub(" ", html.unescape(_TAG.sub("", row))).strip() for row in rows)
+    lines = (_SPACES.sub(" ", html.unescape(_TAG.sub(" ", row))).strip() for row in rows)
     return "\n".join(line for line in lines if line)
 
 
