@@ -100,7 +100,6 @@ class ChunkingConfig(_Section):
     drop_page_furniture: bool = True
     regions: Literal["auto", "locate", "off"] = Field(default="auto", description=REGIONS_MODES)
 
-
     @model_validator(mode="after")
     def _fold_deprecated_flag(self) -> "ChunkingConfig":
         """``embed_header_path`` becomes the ``embed_headings`` it means, so that both spellings of

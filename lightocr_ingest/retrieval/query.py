@@ -118,7 +118,7 @@ def build_retriever(config, k: int = 5, mode: str | None = None, client: Any = N
     try:
         if count_points(client, q.collection) == 0:
             raise EmptyCollectionError(f"collection '{q.collection}' is empty or missing at {q.url or q.path}; "
-                              f"run `lightocr-ingest ingest PATH` first (with the same --config)")
+                                       f"run `lightocr-ingest ingest PATH` first (with the same --config)")
         mode = search_mode(client, q.collection, mode)
         store = make_vector_store(client, q.collection, mode)
         embed_model = embed_model or make_embed_model(e.model, e.device, e.batch_size, e.precision)
