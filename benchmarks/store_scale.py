@@ -10,7 +10,8 @@ process, reopens the folder and asks it questions. Reported per size:
 - reopen: opening the folder and the collection's first answer, in a new process;
 - dense and hybrid query latency, p50 and p90 over ``QUERIES`` questions, after reopening;
 - recall@10 of the dense search against exact search (``SearchParams(exact=True)``);
-- peak RSS of the writing process, and of the reopening process.
+- peak RSS of the writing process, and of the reopening process after its questions (the exact
+  searches for the recall figure read every vector, and come after: their peak is shown apart).
 
 The vectors are clustered like a corpus's embeddings (topics: a centre each, chunks spread
 around it), not uniform noise, and unit length; a payload carries ~1 kB of text, the file and
@@ -176,12 +177,13 @@ def ask(args) -> int:
     probes = make_nodes(0, QUERIES, args.seed + 99)  # new chunks of the same topics: the questions
     store.query(VectorStoreQuery(query_embedding=probes[0].embedding, similarity_top_k=10))
     reopen_s = time.perf_counter() - started
-    dense_ms, hybrid_ms, recalls = [], [], []
+    dense_ms, hybrid_ms, recalls, answers = [], [], [], []
     for probe in probes:
         question = " ".join(probe.text.split()[:8])
         t = time.perf_counter()
         found = store.query(VectorStoreQuery(query_embedding=probe.embedding, similarity_top_k=10))
         dense_ms.append((time.perf_counter() - t) * 1000)
+        answers.append(found.ids)
         t = time.perf_counter()
         if args.store == "edge":
             store.query(VectorStoreQuery(query_embedding=probe.embedding, query_str=question, similarity_top_k=10,
@@ -191,10 +193,13 @@ def ask(args) -> int:
                 models.Prefetch(query=probe.embedding, using="text-dense", limit=50)], query=models.FusionQuery(
                 fusion=models.Fusion.RRF), limit=10)
         hybrid_ms.append((time.perf_counter() - t) * 1000)
+    # What serving the questions took, before the exact searches below read every vector.
+    served_peak_mb, served_anon_mb = peak_rss_mb(), anonymous_mb()
+    for probe, ids in zip(probes, answers):
         exact = client.query_points("scale", query=probe.embedding, using="text-dense", limit=10,
                                     search_params=models.SearchParams(exact=True)).points
         truth = {str(p.id) for p in exact}
-        recalls.append(len(truth & set(found.ids)) / len(truth))
+        recalls.append(len(truth & set(ids)) / len(truth))
     client.close()
 
     def pct(values, q):
@@ -203,7 +208,8 @@ def ask(args) -> int:
     print(json.dumps({"reopen_s": round(reopen_s, 2), "dense_p50_ms": pct(dense_ms, 0.5),
                       "dense_p90_ms": pct(dense_ms, 0.9), "hybrid_p50_ms": pct(hybrid_ms, 0.5),
                       "hybrid_p90_ms": pct(hybrid_ms, 0.9), "recall_at_10": round(statistics.mean(recalls), 4),
-                      "reader_peak_rss_mb": round(peak_rss_mb()), "reader_anon_mb": round(anonymous_mb())}),
+                      "reader_peak_rss_mb": round(served_peak_mb), "reader_anon_mb": round(served_anon_mb),
+                      "peak_rss_with_exact_search_mb": round(peak_rss_mb())}),
           flush=True)
     return 0
 
