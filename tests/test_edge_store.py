@@ -113,32 +113,6 @@ def test_each_client_operation_the_project_uses(edge):
     assert edge.delete_collection("c") and not edge.collection_exists("c")
 
 
-def test_an_upsert_of_many_slices_writes_them_in_order_and_waits_for_all(edge, monkeypatch):
-    """``upsert`` converts a slice while the writer thread writes the one before: every point is
-    stored when it returns, a point given twice keeps its later version (slices keep their
-    order), and a slice the engine refuses fails the call and no later slice is written."""
-    import lightocr_ingest.store.edge as edge_module
-
-    monkeypatch.setattr(edge_module, "WRITE_SLICE", 3)
-    edge.create_collection("c", vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE))
-    ids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(10)]
-    points = [models.PointStruct(id=ids[i], vector=[1.0, i / 10, 0.0], payload={"i": i}) for i in range(10)]
-    points.append(models.PointStruct(id=ids[0], vector=[1.0, 0.0, 0.0], payload={"i": "again"}))  # in the 4th slice
-    edge.upsert("c", points)
-    stored = all_points(edge, "c")
-    assert len(stored) == 10 and stored[ids[0]][0] == {"i": "again"}
-
-    wrong_size = [models.PointStruct(id=f"00000000-0000-4000-9000-{i:012d}", vector=[1.0, 0.0, 0.0] if i != 4
-                                     else [1.0, 0.0], payload={"i": i}) for i in range(9)]
-    with pytest.raises(Exception):
-        edge.upsert("c", wrong_size)
-    stored = set(all_points(edge, "c"))
-    assert {p.id for p in wrong_size[:3]} <= stored  # the slice before the refused one was written
-    assert not {p.id for p in wrong_size[6:]} & stored  # the one after was never sent
-    edge.upsert("c", points[:2])  # the store is still usable
-    assert set(all_points(edge, "c")) == stored
-
-
 def test_filters_translate_condition_by_condition(edge):
     edge.create_collection("c", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
     edge.upsert("c", [models.PointStruct(id=i, vector=[1.0, 0.0], payload={"n": i, "tag": f"t{i % 2}", "txt": f"w{i}"})

@@ -56,9 +56,11 @@ def files(tmp_path_factory):
 
 
 def config(tmp_path, url, name, **ocr):
+    """A run's config against the test server: a timeout far above its answers (milliseconds),
+    so a loaded machine never makes a request time out and the page be asked again."""
     return pipeline_config(tmp_path / name / "qdrant", "test", url=url, chunk_size=64,
                            ocr={"cache_dir": str(tmp_path / name / "cache"), "backoff_base_s": 0.01,
-                                "request_timeout_s": 0.5, **ocr})
+                                "request_timeout_s": 30.0, **ocr})
 
 
 def rendered(files: list[FileToRead], cfg) -> list:
@@ -241,7 +243,7 @@ def test_faults_injected_give_the_same_points(local_ray, files, tmp_path):
         _, local_points, _ = run_local(tmp_path, clean.url, paths)
     plan = FaultPlan(rate=0.6, kinds=FAULT_KINDS, max_in_a_row=2, stall_s=1.0)
     with FakeVLLMServer(faults=plan) as server:
-        ingestor = RayIngestor(config(tmp_path, server.url, "ray"))
+        ingestor = RayIngestor(config(tmp_path, server.url, "ray", request_timeout_s=0.5))  # a stall times out
         try:
             report = ingestor.run(paths)
             assert_same_points(points(ingestor), local_points)

@@ -13,7 +13,6 @@ A folder (``qdrant.path``) holds ``edge/<collection>/`` (the shard), ``edge/<col
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
 import shutil
@@ -32,21 +31,22 @@ from .folder_lock import hold_folder, release_folder
 
 SHARDS = "edge"  # the shards' folder inside qdrant.path (local mode's files sit beside it, untouched)
 # A million 384-d float vectors are 1.5 GB: the originals stay on disk (read through the page
-# cache) and HNSW searches int8 copies held in memory (a quarter of the size), rescoring the best
-# candidates with the originals, as Qdrant recommends for large collections.
-QUANTIZATION = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned)
+# cache) and HNSW searches int8 copies (a quarter of the size), rescoring the best candidates
+# with the originals, as Qdrant recommends for large collections. The int8 copies are mapped
+# from their files too (Cold), not copied into memory as the folder opens (Pinned): at 200,000
+# chunks that opened in 0.67 s, not 3.3 s, and answered in 5.9 ms, not 10.9 (p50; one run each,
+# benchmarks/store_scale.py, 2026-12-07).
+QUANTIZATION = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Cold)
 ORIGINALS = qe.Memory.Cold
 HNSW = qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, memory=qe.Memory.Cold)
 # Edge optimises only when asked: every OPTIMIZE_EVERY points written, and at the end of a run,
-# new points become indexed segments of at most SEGMENT_KB of vectors (about 53,000 chunks), so
-# an optimisation's memory stays bounded as the collection grows (one of a 30,000-point segment
-# peaked at 20 kB a point). The log is flushed with it: reopening replays at most that much.
+# new points become indexed segments of at most SEGMENT_KB of vectors (about 200,000 chunks). A
+# question searches every segment, so fewer, larger ones answer sooner (at 200,000 chunks, one
+# segment: 4.4 ms p50; four of 80 MB: 10.9 ms), at the cost of the optimiser's memory while it
+# builds one (the writer's peak RSS 2.6 GB against 1.3 GB). The log is flushed with each
+# optimisation: reopening replays at most OPTIMIZE_EVERY points.
 OPTIMIZE_EVERY = 50_000
-# Points converted for Edge while the writer thread writes the slice before (``upsert``). The
-# conversion holds Python's lock and the write mostly does not, so overlapping them is nearly
-# free speed; each write has a fixed cost too, so slices are not made smaller than this.
-WRITE_SLICE = 16
-SEGMENT_KB = 80_000
+SEGMENT_KB = 300_000
 OPTIMIZERS = qe.EdgeOptimizersConfig(max_segment_size=SEGMENT_KB)
 # Searching: int8 distances pick OVERSAMPLING times the candidates asked for, the originals
 # rescore them, and HNSW looks at HNSW_EF candidates a segment. On clustered 384-d vectors
@@ -80,7 +80,6 @@ class EdgeClient:
         self._shards: dict[str, qe.EdgeShard] = {}
         self._unoptimised: dict[str, int] = {}  # points written since the shard's last optimisation
         self._opening = threading.Lock()
-        self._write_thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._closed = False
 
     # ------------------------------------------------------------------ collections
@@ -181,25 +180,9 @@ class EdgeClient:
     # ------------------------------------------------------------------ points
 
     def upsert(self, collection_name: str, points: list[models.PointStruct], wait: bool = True, **_: Any):
-        """Insert or replace ``points``; durable when this returns (written to the shard's WAL).
-
-        Converting a point for Edge (its payload above all) costs about as much as the engine's
-        write of it, and only the write lets go of Python's lock: so the points go in slices of
-        ``WRITE_SLICE``, each written by the client's writer thread while this one converts the
-        next. The slices are written in order, and all of them before this returns."""
-        shard = self._shard(collection_name)
-        writing = None
-        try:
-            for start in range(0, len(points), WRITE_SLICE):
-                converted = qe.UpdateOperation.upsert_points(
-                    [qe.Point(_point_id(p.id), _to_vector(p.vector), p.payload or {})
-                     for p in points[start:start + WRITE_SLICE]])
-                if writing is not None:
-                    writing.result()  # the slice before is written (or its error raised) first
-                writing = self._writer().submit(shard.update, converted)
-        finally:
-            if writing is not None:
-                writing.result()  # never return, nor raise, with a write still under way
+        """Insert or replace ``points``; durable when this returns (written to the shard's WAL)."""
+        self._shard(collection_name).update(qe.UpdateOperation.upsert_points(
+            [qe.Point(_point_id(p.id), _to_vector(p.vector), p.payload or {}) for p in points]))
         with self._opening:
             self._unoptimised[collection_name] = self._unoptimised.get(collection_name, 0) + len(points)
             due = self._unoptimised[collection_name] >= OPTIMIZE_EVERY
@@ -276,22 +259,11 @@ class EdgeClient:
         shard.flush()  # segments on disk: the log before this point is not replayed on opening
         return changed
 
-    def _writer(self) -> concurrent.futures.ThreadPoolExecutor:
-        """The thread that writes converted slices (``upsert``): one, so writes keep their order."""
-        with self._opening:
-            if self._closed:
-                raise RuntimeError(f"the embedded store at {self.path} was closed")
-            if self._write_thread is None:
-                self._write_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="edge-writer")
-            return self._write_thread
-
     def close(self, **_: Any) -> None:
         with self._opening:
             if self._closed:
                 return
             self._closed = True
-            if self._write_thread is not None:
-                self._write_thread.shutdown(wait=True)
             for shard in self._shards.values():
                 shard.close()
             self._shards.clear()
