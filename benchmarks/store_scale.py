@@ -20,7 +20,7 @@ page metadata, the heading path and regions, and LlamaIndex's ``_node_content`` 
 qdrant-client's local mode (the store before 0.2.0) is run beside it up to 100,000 chunks
 (``--local-sizes``): it holds every chunk in memory. Run from the repository root::
 
-    .venv/bin/python benchmarks/store_scale.py --json .bench/store_scale.json          # about 40 minutes
+    .venv/bin/python benchmarks/store_scale.py --json .bench/store_scale.json          # about 50 minutes
     .venv/bin/python benchmarks/store_scale.py --sizes 10000 100000 --no-local         # a quick look
 """
 
@@ -195,21 +195,37 @@ def ask(args) -> int:
         hybrid_ms.append((time.perf_counter() - t) * 1000)
     # What serving the questions took, before the exact searches below read every vector.
     served_peak_mb, served_anon_mb = peak_rss_mb(), anonymous_mb()
+    truths = []
     for probe, ids in zip(probes, answers):
         exact = client.query_points("scale", query=probe.embedding, using="text-dense", limit=10,
                                     search_params=models.SearchParams(exact=True)).points
-        truth = {str(p.id) for p in exact}
-        recalls.append(len(truth & set(ids)) / len(truth))
-    client.close()
+        truths.append({str(p.id) for p in exact})
+        recalls.append(len(truths[-1] & set(ids)) / len(truths[-1]))
 
     def pct(values, q):
         return round(sorted(values)[int(q * (len(values) - 1))], 2)
+
+    other_ef = {}
+    if args.store == "edge":  # the same questions at other HNSW ef values (the store's default is edge.HNSW_EF)
+        from lightocr_ingest.store import edge
+
+        for ef in args.other_ef:
+            edge.HNSW_EF, took, found_share = ef, [], []
+            for probe, truth in zip(probes, truths):
+                t = time.perf_counter()
+                found = store.query(VectorStoreQuery(query_embedding=probe.embedding, similarity_top_k=10))
+                took.append((time.perf_counter() - t) * 1000)
+                found_share.append(len(truth & set(found.ids)) / len(truth))
+            other_ef[ef] = {"dense_p50_ms": pct(took, 0.5), "dense_p90_ms": pct(took, 0.9),
+                            "recall_at_10": round(statistics.mean(found_share), 4)}
+    client.close()
 
     print(json.dumps({"reopen_s": round(reopen_s, 2), "dense_p50_ms": pct(dense_ms, 0.5),
                       "dense_p90_ms": pct(dense_ms, 0.9), "hybrid_p50_ms": pct(hybrid_ms, 0.5),
                       "hybrid_p90_ms": pct(hybrid_ms, 0.9), "recall_at_10": round(statistics.mean(recalls), 4),
                       "reader_peak_rss_mb": round(served_peak_mb), "reader_anon_mb": round(served_anon_mb),
-                      "peak_rss_with_exact_search_mb": round(peak_rss_mb())}),
+                      "peak_rss_with_exact_search_mb": round(peak_rss_mb()),
+                      **({"other_ef": other_ef} if other_ef else {})}),
           flush=True)
     return 0
 
@@ -268,7 +284,7 @@ def during(args) -> int:
     return 0
 
 
-def run_store(store: str, sizes: list[int], seed: int) -> list[dict]:
+def run_store(store: str, sizes: list[int], seed: int, other_ef: list[int] = ()) -> list[dict]:
     folder = Path(tempfile.mkdtemp(prefix=f"store-scale-{store}-"))
     rows = []
     try:
@@ -281,7 +297,8 @@ def run_store(store: str, sizes: list[int], seed: int) -> list[dict]:
                 print(grown.stderr[-3000:], file=sys.stderr)
                 break
             row = json.loads(grown.stdout.strip().splitlines()[-1])
-            asked = subprocess.run([sys.executable, str(script), "--_ask", store, str(folder), str(seed)],
+            asked = subprocess.run([sys.executable, str(script), "--_ask", store, str(folder), str(seed),
+                                    *map(str, other_ef)],
                                    capture_output=True, text=True)
             if asked.returncode:
                 print(asked.stderr[-3000:], file=sys.stderr)
@@ -314,6 +331,7 @@ def main() -> int:
         if sys.argv[1] == "--_during":
             ns.start = int(sys.argv[5])
             return during(ns)
+        ns.other_ef = [int(ef) for ef in sys.argv[5:]]
         return ask(ns)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -322,10 +340,12 @@ def main() -> int:
     parser.add_argument("--local-sizes", type=int, nargs="+", default=[10_000, 100_000],
                         help="sizes for local mode (it holds every chunk in memory, ~26 kB each: a million "
                              "would need about 26 GB)")
+    parser.add_argument("--other-ef", type=int, nargs="*", default=[],
+                        help="also ask the dense questions at these HNSW ef values (recall and latency each)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     results = {"machine": f"{platform.node()} ({platform.processor() or platform.machine()}), {os.cpu_count()} cores",
-               "date": time.strftime("%Y-%m-%d"), "edge": run_store("edge", args.sizes, args.seed)}
+               "date": time.strftime("%Y-%m-%d"), "edge": run_store("edge", args.sizes, args.seed, args.other_ef)}
     if not args.no_local:
         results["local_mode"] = run_store("local", [size for size in args.sizes if size in args.local_sizes],
                                           args.seed)
