@@ -30,33 +30,28 @@ from .edge_layout import check_name, layout_of, layout_params
 from .folder_lock import hold_folder, release_folder
 
 SHARDS = "edge"  # the shards' folder inside qdrant.path (local mode's files sit beside it, untouched)
-# A million 384-d float vectors are 1.5 GB: the originals stay on disk (read through the page
-# cache) and HNSW searches int8 copies (a quarter of the size), rescoring the best candidates
-# with the originals, as Qdrant recommends for large collections. The int8 copies are mapped
-# from their files too (Cold), not copied into memory as the folder opens (Pinned): at 200,000
-# chunks that opened in 0.67 s, not 3.3 s, and answered in 5.9 ms, not 10.9 (p50; one run each,
-# benchmarks/store_scale.py, 2026-12-07).
+# A million 384-d float vectors are 1.5 GB: the originals stay on disk and HNSW searches int8
+# copies (a quarter of the size), rescoring the best candidates with the originals, as Qdrant
+# recommends. The copies are mapped from disk (Cold), not read into memory on opening (Pinned):
+# at 200,000 chunks that opened in 0.67 s, not 3.3 s, and answered no slower (benchmarks/README).
 QUANTIZATION = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Cold)
 ORIGINALS = qe.Memory.Cold
 HNSW = qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, memory=qe.Memory.Cold)
 # Edge optimises only when asked: every OPTIMIZE_EVERY points written, and at the end of a run,
 # new points become indexed segments of at most SEGMENT_KB of vectors (about 200,000 chunks). A
-# question searches every segment, so fewer, larger ones answer sooner (at 200,000 chunks, one
-# segment: 4.4 ms p50; four of 80 MB: 10.9 ms), at the cost of the optimiser's memory while it
-# builds one (the writer's peak RSS 2.6 GB against 1.3 GB). The log is flushed with each
-# optimisation: reopening replays at most OPTIMIZE_EVERY points.
+# question searches every segment: fewer, larger ones answer sooner (4.4 ms against 10.9 for four
+# of 80 MB at 200,000 chunks), for the optimiser's memory (the writer's peak 2.6 GB against 1.3).
+# The log is flushed with each optimisation: reopening replays at most OPTIMIZE_EVERY points.
 OPTIMIZE_EVERY = 50_000
 SEGMENT_KB = 300_000
 OPTIMIZERS = qe.EdgeOptimizersConfig(max_segment_size=SEGMENT_KB)
 # Searching: int8 distances pick OVERSAMPLING times the candidates asked for, the originals
-# rescore them, and HNSW looks at HNSW_EF candidates a segment. On clustered 384-d vectors
-# (benchmarks/store_scale.py, 10,240 points) ef 128 found 0.975 of the exact top 10, ef 256
-# 0.991, in the same 1.5 ms a query.
+# rescore them, and HNSW looks at HNSW_EF candidates a segment: on clustered 384-d vectors, ef 128
+# found 0.975 of the exact top 10 at 10,240 points, ef 256 0.991, in the same 1.5 ms a query.
 HNSW_EF = 256
 OVERSAMPLING = 2.0
 QDRANT_RRF_K = 2  # Qdrant's (server and qdrant-client) constant when a fusion query names none
-# Payload indexes on disk, and no HNSW links per value: they serve re-ingestion's look-ups and
-# users' filters, not a graph of their own.
+# Payload indexes on disk, no HNSW links per value: for re-ingestion's look-ups and users' filters.
 _SCHEMAS = {models.PayloadSchemaType.KEYWORD: qe.KeywordIndexParams(enable_hnsw=False, memory=qe.Memory.Cold),
             models.PayloadSchemaType.INTEGER: qe.IntegerIndexParams(lookup=True, range=True, enable_hnsw=False,
                                                                     memory=qe.Memory.Cold),
