@@ -11,7 +11,11 @@ process, reopens the folder and asks it questions. Reported per size:
 - dense and hybrid query latency, p50 and p90 over ``QUERIES`` questions, after reopening;
 - recall@10 of the dense search against exact search (``SearchParams(exact=True)``);
 - peak RSS of the writing process, and of the reopening process after its questions (the exact
-  searches for the recall figure read every vector, and come after: their peak is shown apart).
+  searches for the recall figure read every vector, and come after: their peak is shown apart);
+- with ``--reader-memory-mb N``, the same questions once more in a process held to N MB by a
+  memory cgroup that counts the page cache too (as a container's memory limit does): the mapped
+  files an unbounded reader keeps resident are page cache the kernel may take back, and this
+  shows what the questions cost when it must (Linux, root or a delegated cgroup; else skipped).
 
 The vectors are clustered like a corpus's embeddings (topics: a centre each, chunks spread
 around it), not uniform noise, and unit length; a payload carries ~1 kB of text, the file and
@@ -177,7 +181,7 @@ def ask(args) -> int:
     probes = make_nodes(0, QUERIES, args.seed + 99)  # new chunks of the same topics: the questions
     store.query(VectorStoreQuery(query_embedding=probes[0].embedding, similarity_top_k=10))
     reopen_s = time.perf_counter() - started
-    dense_ms, hybrid_ms, recalls, answers = [], [], [], []
+    dense_ms, hybrid_ms, answers = [], [], []
     for probe in probes:
         question = " ".join(probe.text.split()[:8])
         t = time.perf_counter()
@@ -195,18 +199,22 @@ def ask(args) -> int:
         hybrid_ms.append((time.perf_counter() - t) * 1000)
     # What serving the questions took, before the exact searches below read every vector.
     served_peak_mb, served_anon_mb = peak_rss_mb(), anonymous_mb()
-    truths = []
-    for probe, ids in zip(probes, answers):
-        exact = client.query_points("scale", query=probe.embedding, using="text-dense", limit=10,
-                                    search_params=models.SearchParams(exact=True)).points
-        truths.append({str(p.id) for p in exact})
-        recalls.append(len(truths[-1] & set(ids)) / len(truths[-1]))
+    if args.capped:  # the exact answers of the unbounded run: exact searches would page every vector in
+        truths = [set(ids) for ids in json.loads(Path(args.truths).read_text())]
+    else:
+        truths = []
+        for probe in probes:
+            exact = client.query_points("scale", query=probe.embedding, using="text-dense", limit=10,
+                                        search_params=models.SearchParams(exact=True)).points
+            truths.append({str(p.id) for p in exact})
+        Path(args.truths).write_text(json.dumps([sorted(ids) for ids in truths]))
+    recalls = [len(truth & set(ids)) / len(truth) for truth, ids in zip(truths, answers)]
 
     def pct(values, q):
         return round(sorted(values)[int(q * (len(values) - 1))], 2)
 
     other_ef = {}
-    if args.store == "edge":  # the same questions at other HNSW ef values (the store's default is edge.HNSW_EF)
+    if args.store == "edge" and not args.capped:  # the same questions at other ef values (default: edge.HNSW_EF)
         from lightocr_ingest.store import edge
 
         for ef in args.other_ef:
@@ -284,7 +292,62 @@ def during(args) -> int:
     return 0
 
 
-def run_store(store: str, sizes: list[int], seed: int, other_ef: list[int] = ()) -> list[dict]:
+def memory_cgroup(limit_mb: int) -> tuple[Path | None, str]:
+    """A new memory cgroup under this process's own, held to ``limit_mb`` with the page cache
+    counted (cgroup v1 ``memory.limit_in_bytes``, v2 ``memory.max``), or None and why not."""
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            number, controllers, own = line.split(":", 2)
+            if "memory" in controllers.split(","):
+                base, limit_file = Path("/sys/fs/cgroup/memory") / own.lstrip("/"), "memory.limit_in_bytes"
+                break
+            if number == "0" and "memory" in Path("/sys/fs/cgroup/cgroup.controllers").read_text().split():
+                base, limit_file = Path("/sys/fs/cgroup") / own.lstrip("/"), "memory.max"
+                break
+        else:
+            return None, "no memory cgroup controller"
+        group = base / f"store-scale-{os.getpid()}"
+        group.mkdir()
+        (group / limit_file).write_text(str(limit_mb * 2**20))
+        return group, ""
+    except (OSError, ValueError) as exc:
+        return None, f"cannot make a memory cgroup here ({exc})"
+
+
+def cgroup_peak_mb(group: Path) -> float | None:
+    for name in ("memory.max_usage_in_bytes", "memory.peak"):
+        if (group / name).is_file():
+            return round(int((group / name).read_text()) / 2**20)
+    return None
+
+
+def ask_capped(store: str, folder: Path, seed: int, truths: Path, limit_mb: int) -> dict:
+    """The reader's questions again in a process held to ``limit_mb`` (page cache included)."""
+    group, why = memory_cgroup(limit_mb)
+    if group is None:
+        return {"limit_mb": limit_mb, "skipped": why}
+    # A page is charged to the cgroup that first read it: the folder's pages still cached from the
+    # runs before would be free to this one. Dropped from the cache first (clean pages; mapped ones stay).
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    try:
+        command = [sys.executable, str(Path(__file__).resolve()), "--_ask", store, str(folder), str(seed),
+                   str(truths), "capped"]
+        asked = subprocess.run(["sh", "-c", f'echo $$ > "{group}/cgroup.procs" && exec "$@"', "sh", *command],
+                               capture_output=True, text=True)
+        if asked.returncode:
+            return {"limit_mb": limit_mb, "failed": asked.returncode, "stderr": asked.stderr[-500:]}
+        row = json.loads(asked.stdout.strip().splitlines()[-1])
+        row.pop("peak_rss_with_exact_search_mb", None)
+        return {"limit_mb": limit_mb, "cgroup_peak_mb": cgroup_peak_mb(group), **row}
+    finally:
+        group.rmdir()
+
+
+def run_store(store: str, sizes: list[int], seed: int, other_ef: list[int] = (),
+              reader_memory_mb: list[int] = ()) -> list[dict]:
     folder = Path(tempfile.mkdtemp(prefix=f"store-scale-{store}-"))
     rows = []
     try:
@@ -297,13 +360,17 @@ def run_store(store: str, sizes: list[int], seed: int, other_ef: list[int] = ())
                 print(grown.stderr[-3000:], file=sys.stderr)
                 break
             row = json.loads(grown.stdout.strip().splitlines()[-1])
+            os.sync()  # the writer's pages on disk first: a reader's figures are not the writer's write-back
+            truths = folder.with_name(folder.name + "-truths.json")
             asked = subprocess.run([sys.executable, str(script), "--_ask", store, str(folder), str(seed),
-                                    *map(str, other_ef)],
+                                    str(truths), "unbounded", *map(str, other_ef)],
                                    capture_output=True, text=True)
             if asked.returncode:
                 print(asked.stderr[-3000:], file=sys.stderr)
                 break
             row.update(json.loads(asked.stdout.strip().splitlines()[-1]))
+            if store == "edge" and reader_memory_mb:
+                row["capped"] = [ask_capped(store, folder, seed, truths, mb) for mb in reader_memory_mb]
             row.update(store=store, disk_mb=round(sum(f.stat().st_blocks * 512 for f in folder.rglob("*") if f.is_file())
                                                     / 2**20))
             if store == "edge" and size == CONCURRENT_AT:  # searching while storing, then back to size
@@ -319,6 +386,7 @@ def run_store(store: str, sizes: list[int], seed: int, other_ef: list[int] = ())
             start = size
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        folder.with_name(folder.name + "-truths.json").unlink(missing_ok=True)
     return rows
 
 
@@ -331,7 +399,8 @@ def main() -> int:
         if sys.argv[1] == "--_during":
             ns.start = int(sys.argv[5])
             return during(ns)
-        ns.other_ef = [int(ef) for ef in sys.argv[5:]]
+        ns.truths, ns.capped = sys.argv[5], sys.argv[6] == "capped"
+        ns.other_ef = [int(ef) for ef in sys.argv[7:]]
         return ask(ns)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -342,10 +411,14 @@ def main() -> int:
                              "would need about 26 GB)")
     parser.add_argument("--other-ef", type=int, nargs="*", default=[],
                         help="also ask the dense questions at these HNSW ef values (recall and latency each)")
+    parser.add_argument("--reader-memory-mb", type=int, nargs="*", default=[],
+                        help="also ask in a process held to each of these many MB, page cache included "
+                             "(a memory cgroup)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     results = {"machine": f"{platform.node()} ({platform.processor() or platform.machine()}), {os.cpu_count()} cores",
-               "date": time.strftime("%Y-%m-%d"), "edge": run_store("edge", args.sizes, args.seed, args.other_ef)}
+               "date": time.strftime("%Y-%m-%d"), "edge": run_store("edge", args.sizes, args.seed, args.other_ef,
+                                                                 args.reader_memory_mb)}
     if not args.no_local:
         results["local_mode"] = run_store("local", [size for size in args.sizes if size in args.local_sizes],
                                           args.seed)
