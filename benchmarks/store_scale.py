@@ -24,7 +24,7 @@ page metadata, the heading path and regions, and LlamaIndex's ``_node_content`` 
 qdrant-client's local mode (the store before 0.2.0) is run beside it up to 100,000 chunks
 (``--local-sizes``): it holds every chunk in memory. Run from the repository root::
 
-    .venv/bin/python benchmarks/store_scale.py --json .bench/store_scale.json          # about 50 minutes
+    .venv/bin/python benchmarks/store_scale.py --json .bench/store_scale.json          # 20-50 minutes
     .venv/bin/python benchmarks/store_scale.py --sizes 10000 100000 --no-local         # a quick look
 """
 
@@ -293,16 +293,20 @@ def during(args) -> int:
 
 
 def memory_cgroup(limit_mb: int) -> tuple[Path | None, str]:
-    """A new memory cgroup under this process's own, held to ``limit_mb`` with the page cache
-    counted (cgroup v1 ``memory.limit_in_bytes``, v2 ``memory.max``), or None and why not."""
+    """A new memory cgroup beside nothing but its own child, held to ``limit_mb`` with the page
+    cache counted, or None and why not. cgroup v1 (``memory.limit_in_bytes``; what this VM has);
+    on v2 only where this process's cgroup already delegates the memory controller to children."""
+    group = None
     try:
         for line in Path("/proc/self/cgroup").read_text().splitlines():
             number, controllers, own = line.split(":", 2)
             if "memory" in controllers.split(","):
                 base, limit_file = Path("/sys/fs/cgroup/memory") / own.lstrip("/"), "memory.limit_in_bytes"
                 break
-            if number == "0" and "memory" in Path("/sys/fs/cgroup/cgroup.controllers").read_text().split():
+            if number == "0":
                 base, limit_file = Path("/sys/fs/cgroup") / own.lstrip("/"), "memory.max"
+                if "memory" not in (base / "cgroup.subtree_control").read_text().split():
+                    return None, f"cgroup v2: {base} does not delegate the memory controller"
                 break
         else:
             return None, "no memory cgroup controller"
@@ -311,14 +315,48 @@ def memory_cgroup(limit_mb: int) -> tuple[Path | None, str]:
         (group / limit_file).write_text(str(limit_mb * 2**20))
         return group, ""
     except (OSError, ValueError) as exc:
+        if group is not None:
+            remove_cgroup(group)
         return None, f"cannot make a memory cgroup here ({exc})"
 
 
-def cgroup_peak_mb(group: Path) -> float | None:
-    for name in ("memory.max_usage_in_bytes", "memory.peak"):
+def remove_cgroup(group: Path) -> str:
+    """Remove an emptied cgroup (its last process may take a moment to leave); '' or why not."""
+    for _ in range(50):
+        try:
+            group.rmdir()
+            return ""
+        except FileNotFoundError:
+            return ""
+        except OSError as exc:
+            error = str(exc)
+            time.sleep(0.1)
+    return error
+
+
+def cgroup_facts(group: Path) -> dict:
+    """The cgroup's peak (page cache included) and how often it hit its limit or killed."""
+    facts = {}
+    for name, key in (("memory.max_usage_in_bytes", "cgroup_peak_mb"), ("memory.peak", "cgroup_peak_mb")):
         if (group / name).is_file():
-            return round(int((group / name).read_text()) / 2**20)
-    return None
+            facts[key] = round(int((group / name).read_text()) / 2**20)
+    if (group / "memory.failcnt").is_file():
+        facts["limit_hits"] = int((group / "memory.failcnt").read_text())
+    if (group / "memory.events").is_file():
+        events = dict(line.split() for line in (group / "memory.events").read_text().splitlines())
+        facts["limit_hits"], facts["oom_kills"] = int(events.get("max", 0)), int(events.get("oom_kill", 0))
+    return facts
+
+
+def drop_from_page_cache(folder: Path) -> None:
+    """Write the folder's pages to disk and drop them from the page cache, so each reader starts
+    cold and alike (Edge's load drops its segment files anyway; this takes the rest too), and a
+    capped reader's pages are charged to its own cgroup (a page is charged to whoever read it first)."""
+    os.sync()
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def ask_capped(store: str, folder: Path, seed: int, truths: Path, limit_mb: int) -> dict:
@@ -326,24 +364,22 @@ def ask_capped(store: str, folder: Path, seed: int, truths: Path, limit_mb: int)
     group, why = memory_cgroup(limit_mb)
     if group is None:
         return {"limit_mb": limit_mb, "skipped": why}
-    # A page is charged to the cgroup that first read it: the folder's pages still cached from the
-    # runs before would be free to this one. Dropped from the cache first (clean pages; mapped ones stay).
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    row = {"limit_mb": limit_mb}
     try:
+        drop_from_page_cache(folder)
         command = [sys.executable, str(Path(__file__).resolve()), "--_ask", store, str(folder), str(seed),
                    str(truths), "capped"]
         asked = subprocess.run(["sh", "-c", f'echo $$ > "{group}/cgroup.procs" && exec "$@"', "sh", *command],
                                capture_output=True, text=True)
+        row.update(cgroup_facts(group))
         if asked.returncode:
-            return {"limit_mb": limit_mb, "failed": asked.returncode, "stderr": asked.stderr[-500:]}
-        row = json.loads(asked.stdout.strip().splitlines()[-1])
-        row.pop("peak_rss_with_exact_search_mb", None)
-        return {"limit_mb": limit_mb, "cgroup_peak_mb": cgroup_peak_mb(group), **row}
+            return {**row, "failed": asked.returncode, "stderr": asked.stderr[-500:]}
+        answered = json.loads(asked.stdout.strip().splitlines()[-1])
+        answered.pop("peak_rss_with_exact_search_mb", None)
+        return {**row, **answered}
     finally:
-        group.rmdir()
+        if why := remove_cgroup(group):
+            row["cgroup_left"] = f"{group} ({why})"
 
 
 def run_store(store: str, sizes: list[int], seed: int, other_ef: list[int] = (),
@@ -360,7 +396,7 @@ def run_store(store: str, sizes: list[int], seed: int, other_ef: list[int] = (),
                 print(grown.stderr[-3000:], file=sys.stderr)
                 break
             row = json.loads(grown.stdout.strip().splitlines()[-1])
-            os.sync()  # the writer's pages on disk first: a reader's figures are not the writer's write-back
+            drop_from_page_cache(folder)  # the writer's pages on disk, the reader cold: not the writer's write-back
             truths = folder.with_name(folder.name + "-truths.json")
             asked = subprocess.run([sys.executable, str(script), "--_ask", store, str(folder), str(seed),
                                     str(truths), "unbounded", *map(str, other_ef)],

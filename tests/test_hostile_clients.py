@@ -306,28 +306,51 @@ def test_the_cpu_engine_admits_one_ocr_request_at_a_time_whatever_concurrency_sa
         assert client.app.state.service.ocr_slots.semaphore._value == 1
 
 
-def test_a_burst_gets_only_200_429_or_503_and_every_refusal_says_when(tmp_path):
-    """20 one-page requests at once against a slow GPU (0.3 s a page), 2 worked on, 3 waiting, 1 s
-    of wait allowed: every answer is a 200, or a 429/503 with a Retry-After of at least 1 s."""
+def test_a_burst_past_the_requests_read_and_waiting_is_refused_at_once_and_told_when(tmp_path):
+    """Two pages being read (the GPU holds them) and three waiting for a turn: the other 15 of a
+    burst of 20 are refused at once, 429 with a Retry-After of at least 1 s; once the GPU answers,
+    the five admitted get their 200. The GPU answers when the test says so and the five go in one
+    after another (events, not timing): under load, a burst sent all at once trickled in, and its
+    refusals became waits that ran out (503). That wait running out is
+    ``test_a_request_still_waiting_at_the_bound_gets_503_with_retry_after``'s."""
     import httpx
 
     from .test_http_service import running_server
 
-    with FakeVLLMServer(latency_s=0.3) as slow:
-        app = create_app(service_settings(tmp_path, slow.url, concurrency=2, queue_size=3, max_queue_wait_s=1))
+    with FakeVLLMServer() as gpu:
+        gpu.hold = lambda request: True
+        app = create_app(service_settings(tmp_path, gpu.url, concurrency=2, queue_size=3, max_queue_wait_s=120))
         with running_server(app) as base:
+            slots = app.state.service.ocr_slots
+
             async def burst():
                 async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-                    return await asyncio.gather(*(
-                        client.post("/v1/ocr", files={"file": (f"n{n}.png", png(300, f"note {n}"), "image/png")})
-                        for n in range(20)))
-            responses = asyncio.run(burst())
-    codes = [r.status_code for r in responses]
-    assert set(codes) <= {200, 429, 503} and codes.count(200) >= 2, codes
-    assert 429 in codes  # 20 at once cannot all be within 2 + 3
-    for response in responses:
-        if response.status_code != 200:
-            assert int(response.headers["Retry-After"]) >= 1 and error_of(response)["code"] == "overloaded"
+                    def send(n):
+                        return asyncio.ensure_future(client.post(
+                            "/v1/ocr", files={"file": (f"n{n}.png", png(300, f"note {n}"), "image/png")}))
+
+                    async def until(condition, what):
+                        deadline = asyncio.get_running_loop().time() + 60
+                        while not condition():
+                            assert asyncio.get_running_loop().time() < deadline, what
+                            await asyncio.sleep(0.01)
+
+                    admitted = []  # one at a time: two reach the GPU, three wait for a turn
+                    for n, (condition, what) in enumerate([
+                            (lambda: len(gpu.requests) == 1, "1st at the GPU"),
+                            (lambda: len(gpu.requests) == 2, "2nd at the GPU"),
+                            (lambda: slots.waiting == 1, "3rd waiting"), (lambda: slots.waiting == 2, "4th waiting"),
+                            (lambda: slots.waiting == 3, "5th waiting")]):
+                        admitted.append(send(n))
+                        await until(condition, f"{what}: {[t.result().text for t in admitted if t.done()]}")
+                    refused = await asyncio.gather(*(send(n) for n in range(5, 20)))
+                    gpu.released.set()
+                    return await asyncio.gather(*admitted), refused
+            admitted, refused = asyncio.run(burst())
+    assert [r.status_code for r in admitted] == [200] * 5
+    assert [r.status_code for r in refused] == [429] * 15
+    for response in refused:
+        assert int(response.headers["Retry-After"]) >= 1 and error_of(response)["code"] == "overloaded"
 
 
 # ------------------------------------------------------------------------ nothing left behind

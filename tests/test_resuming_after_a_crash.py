@@ -68,14 +68,19 @@ def stored(qdrant_path, field: str | None = None) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(corpus, tmp_path_factory):
-    """The reference: a fault-free run from start to end."""
+    """The reference: a fault-free run from start to end, every page answered by the model at the
+    first request. Its request timeout is long, so nothing in it depends on the machine's load
+    (the faulty runs' 1 s is shorter than a stall on purpose), and a reference that went wrong
+    says so here, not later as points the compared runs seem to have too many or too few of."""
     work = tmp_path_factory.mktemp("reference")
     with FakeVLLMServer(responder=short_page) as server:
-        ingestor = Ingestor(parse_config(config_data(server.url, corpus, work)))
+        ingestor = Ingestor(parse_config(config_data(server.url, corpus, work, request_timeout_s=30.0)))
         report = ingestor.run()
         ingestor.close()
         requests = len(server.requests)
     assert report.ok and report.totals()["pages_seen"] == FILES * PAGES_PER_FILE
+    by_status = report.totals()["pages_by_status"]
+    assert by_status["ok"] == FILES * PAGES_PER_FILE, f"the reference run was not clean: {by_status}"
     return {"points": stored(work / "qdrant"), "work": work, "requests": requests, "report": report}
 
 
