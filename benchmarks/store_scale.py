@@ -385,6 +385,7 @@ def ask_capped(store: str, folder: Path, seed: int, truths: Path, limit_mb: int)
 def run_store(store: str, sizes: list[int], seed: int, other_ef: list[int] = (),
               reader_memory_mb: list[int] = ()) -> list[dict]:
     folder = Path(tempfile.mkdtemp(prefix=f"store-scale-{store}-"))
+    truths = folder.with_name(folder.name + "-truths.json")  # the exact answers, for the capped readers
     rows = []
     try:
         script = Path(__file__).resolve()
@@ -397,7 +398,6 @@ def run_store(store: str, sizes: list[int], seed: int, other_ef: list[int] = (),
                 break
             row = json.loads(grown.stdout.strip().splitlines()[-1])
             drop_from_page_cache(folder)  # the writer's pages on disk, the reader cold: not the writer's write-back
-            truths = folder.with_name(folder.name + "-truths.json")
             asked = subprocess.run([sys.executable, str(script), "--_ask", store, str(folder), str(seed),
                                     str(truths), "unbounded", *map(str, other_ef)],
                                    capture_output=True, text=True)
@@ -422,7 +422,7 @@ def run_store(store: str, sizes: list[int], seed: int, other_ef: list[int] = (),
             start = size
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-        folder.with_name(folder.name + "-truths.json").unlink(missing_ok=True)
+        truths.unlink(missing_ok=True)
     return rows
 
 

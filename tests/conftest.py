@@ -94,3 +94,16 @@ def until(condition, timeout_s: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout_s} s")
         time.sleep(0.02)
+
+
+async def until_async(condition, timeout_s: float, what) -> None:
+    """``until`` inside an event loop: the loop's other tasks (a test's own clients) run while it
+    waits. ``what`` may be a callable, to say what was seen when the deadline passed."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what() if callable(what) else what}: not within {timeout_s} s")
+        await asyncio.sleep(0.01)
