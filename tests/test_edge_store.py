@@ -9,8 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import event, given
-from hypothesis import strategies as st
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.vector_stores.types import (FilterCondition, FilterOperator, MetadataFilter, MetadataFilters,
                                                   VectorStoreQuery, VectorStoreQueryMode)
@@ -18,9 +16,7 @@ from qdrant_client import QdrantClient, models
 
 from lightocr_ingest.store import (DENSE_VECTOR, SPARSE_VECTOR, EdgeClient, FolderInUse, collection_mode,
                                    finish_writes, make_client, make_vector_store)
-from lightocr_ingest.store import edge as edge_module
 from lightocr_ingest.store.migrate import copy_collection, migrate_local_mode
-from lightocr_ingest.store.rescoring import RESCORED, indexed_segments, oversampling_for
 
 TOPICS = ["penguins breed on antarctic ice", "wetlands absorb storm surges", "glaciers retreat in warm summers",
           "coral reefs bleach in hot water", "owls hunt at night in forests"]
@@ -133,43 +129,6 @@ def test_filters_translate_condition_by_condition(edge):
                                           models.FieldCondition(key="n", match=models.MatchValue(value=8))])) == [1, 8]
     assert matching(models.IsEmptyCondition(is_empty=models.PayloadField(key="missing"))) == list(range(1, 9))
 
-
-
-# ----------------------------------------------------------------------------- rescoring
-
-@given(st.one_of(st.integers(min_value=1, max_value=4), st.integers(min_value=5, max_value=10_000)))
-def test_a_question_rescores_at_least_rescored_times_its_limit_and_its_limit_in_every_segment(segments):
-    oversampling, indexed = oversampling_for(segments), indexed_segments(segments)
-    event(f"oversampling {'above 1' if oversampling > 1 else '1'}")
-    assert oversampling >= 1.0  # never fewer than asked for, in any segment
-    assert indexed * oversampling >= RESCORED - 1e-9  # never fewer than RESCORED x limit in all
-    assert oversampling_for(segments + 1) <= oversampling  # more segments: no more a segment
-
-
-def test_a_question_rescores_by_the_segments_of_its_shard_counted_again_after_optimising(edge, monkeypatch):
-    """Each optimisation here leaves one more indexed segment (no merging, every segment indexed):
-    the oversampling sent follows the count, and the answers stay those of an exact search."""
-    monkeypatch.setattr(edge_module, "OPTIMIZERS", edge_module.qe.EdgeOptimizersConfig(
-        max_segment_size=1, indexing_threshold=1, default_segment_number=100))
-    sent = []
-    real_params = edge_module._params
-    monkeypatch.setattr(edge_module, "_params", lambda params, oversampling: sent.append(oversampling) or
-                        real_params(params, oversampling))
-    edge.create_collection("c", vectors_config=models.VectorParams(size=16, distance=models.Distance.COSINE))
-    vectors = np.random.default_rng(3).standard_normal((600, 16))
-    segments_seen = []
-    for part in range(3):
-        edge.upsert("c", [models.PointStruct(id=i, vector=vectors[i].tolist())
-                          for i in range(part * 200, part * 200 + 200)])
-        edge.optimize("c")
-        for query in vectors[:5] + 0.1:
-            found = [p.id for p in edge.query_points("c", query=query.tolist(), limit=10).points]
-            exact = [p.id for p in edge.query_points("c", query=query.tolist(), limit=10,
-                                                     search_params=models.SearchParams(exact=True)).points]
-            assert found == exact
-        segments_seen.append(edge.get_collection("c").segments_count)
-        assert sent[-2] == oversampling_for(segments_seen[-1])  # the last question but the exact one
-    assert segments_seen[0] < segments_seen[-1] and sent[0] > sent[-2] == 1.0
 
 # ----------------------------------------------------------------------------- the LlamaIndex store
 

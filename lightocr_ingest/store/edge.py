@@ -1,8 +1,7 @@
 """The embedded store: one Qdrant Edge shard a collection, in one folder.
 
 Qdrant Edge (``qdrant-edge-py``) is Qdrant's engine in the process (segments on disk, HNSW,
-payload indexes, BM25 with IDF, fusion); it replaced qdrant-client's local mode. ``EdgeClient``
-answers the part of ``QdrantClient``'s API this project calls (collections,
+payload indexes, BM25 with IDF, fusion); it replaced qdrant-client's local mode. ``EdgeClient`` answers the part of ``QdrantClient``'s API this project calls (collections,
 upsert, scroll, retrieve, delete, payload, count, query with prefetch and fusion), taking and
 returning qdrant-client's models, so the store helpers, the retriever and the tests speak one
 API to a server and to the embedded store. Edge is in beta: every call into its API is in this
@@ -18,6 +17,7 @@ import json
 import os
 import shutil
 import threading
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterable
@@ -26,9 +26,8 @@ import qdrant_edge as qe
 from qdrant_client import models
 from qdrant_client.http import models as rest  # QueryResponse: qdrant_client.models has another of that name
 
-from .edge_layout import check_name, layout_of, layout_params, point_id as _point_id, returned_id as _out_id
+from .edge_layout import check_name, layout_of, layout_params
 from .folder_lock import hold_folder, release_folder
-from .rescoring import oversampling_for
 
 SHARDS = "edge"  # the shards' folder inside qdrant.path (local mode's files sit beside it, untouched)
 # A million 384-d float vectors are 1.5 GB: the originals stay on disk and HNSW searches int8
@@ -46,10 +45,11 @@ HNSW = qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, me
 OPTIMIZE_EVERY = 50_000
 SEGMENT_KB = 300_000
 OPTIMIZERS = qe.EdgeOptimizersConfig(max_segment_size=SEGMENT_KB)
-# Searching: HNSW looks at HNSW_EF candidates a segment (on clustered 384-d vectors, ef 128 found
-# 0.975 of the exact top 10 at 10,240 points, ef 256 0.991, in the same 1.5 ms a query); the
-# originals rescore the best of the int8 distances, as many as rescoring.py says for the segments.
+# Searching: int8 distances pick OVERSAMPLING times the candidates asked for, the originals
+# rescore them, and HNSW looks at HNSW_EF candidates a segment: on clustered 384-d vectors, ef 128
+# found 0.975 of the exact top 10 at 10,240 points, ef 256 0.991, in the same 1.5 ms a query.
 HNSW_EF = 256
+OVERSAMPLING = 2.0
 QDRANT_RRF_K = 2  # Qdrant's (server and qdrant-client) constant when a fusion query names none
 # Payload indexes on disk, no HNSW links per value: for re-ingestion's look-ups and users' filters.
 _SCHEMAS = {models.PayloadSchemaType.KEYWORD: qe.KeywordIndexParams(enable_hnsw=False, memory=qe.Memory.Cold),
@@ -74,7 +74,6 @@ class EdgeClient:
         self._lock_file = hold_folder(self.path) if hold else None
         self._shards: dict[str, qe.EdgeShard] = {}
         self._unoptimised: dict[str, int] = {}  # points written since the shard's last optimisation
-        self._segments: dict[str, int] = {}  # a shard's segments: counted on opening and optimising
         self._opening = threading.Lock()
         self._closed = False
 
@@ -147,7 +146,9 @@ class EdgeClient:
         with self._opening:
             if not self.collection_exists(collection_name):
                 return False
-            self._forget(collection_name)
+            shard = self._shards.pop(collection_name, None)
+            if shard is not None:
+                shard.close()
             self._layout_file(collection_name).unlink()
             shutil.rmtree(self._shard_dir(collection_name))
             return True
@@ -158,15 +159,11 @@ class EdgeClient:
         with self._opening:
             if self.collection_exists(new):
                 raise ValueError(f"Collection {new} already exists")
-            self._forget(old)
+            shard = self._shards.pop(old, None)
+            if shard is not None:
+                shard.close()
             os.rename(self._shard_dir(old), self._shard_dir(new))
             os.rename(self._layout_file(old), self._layout_file(new))
-
-    def _forget(self, name: str) -> None:
-        """Close ``name``'s shard if it is open (the caller holds ``_opening``)."""
-        self._segments.pop(name, None)
-        if (shard := self._shards.pop(name, None)) is not None:
-            shard.close()
 
     def create_payload_index(self, collection_name: str, field_name: str, field_schema: Any = None, **_: Any):
         schema = _SCHEMAS.get(models.PayloadSchemaType(field_schema), _SCHEMAS[models.PayloadSchemaType.KEYWORD])
@@ -235,16 +232,12 @@ class EdgeClient:
         """Nearest points to ``query`` (dense list or ``SparseVector``, in vector ``using``), or
         ``prefetch`` stages fused by ``FusionQuery``/``RrfQuery``: the fusion runs in the engine."""
         prefetches = prefetch if isinstance(prefetch, list) else [prefetch] if prefetch is not None else None
-        shard = self._shard(collection_name)
-        if collection_name not in self._segments:
-            self._segments[collection_name] = shard.info().segments_count  # 0.3 ms: not at every question
-        oversampling = oversampling_for(self._segments[collection_name])
         request = qe.QueryRequest(
             limit=limit, query=_scoring(query, using), filter=_filter(query_filter or kwargs.get("filter")),
-            prefetches=[_prefetch(p, oversampling) for p in prefetches] if prefetches else None,
+            prefetches=[_prefetch(p) for p in prefetches] if prefetches else None,
             with_payload=_with_payload(with_payload), with_vector=_with_vectors(with_vectors),
-            score_threshold=score_threshold, params=_params(search_params, oversampling))
-        hits = shard.query(request)
+            score_threshold=score_threshold, params=_params(search_params))
+        hits = self._shard(collection_name).query(request)
         return rest.QueryResponse(points=[models.ScoredPoint(
             id=_out_id(h.id), version=h.version, score=h.score, payload=h.payload,
             vector=_from_vector(h.vector)) for h in hits])
@@ -259,7 +252,6 @@ class EdgeClient:
         shard = self._shard(collection_name)
         changed = shard.optimize()
         shard.flush()  # segments on disk: the log before this point is not replayed on opening
-        self._segments.pop(collection_name, None)
         return changed
 
     def close(self, **_: Any) -> None:
@@ -284,6 +276,17 @@ class EdgeClient:
 
 _DISTANCES = {"Cosine": qe.Distance.Cosine, "Dot": qe.Distance.Dot, "Euclid": qe.Distance.Euclid,
               "Manhattan": qe.Distance.Manhattan}
+
+
+def _point_id(value: Any):
+    """Qdrant ids are unsigned integers or UUIDs; a UUID as text goes in as a UUID."""
+    if isinstance(value, (int, uuid.UUID)):
+        return value
+    return uuid.UUID(str(value))
+
+
+def _out_id(value: Any):
+    return str(value) if isinstance(value, uuid.UUID) else value  # qdrant-client gives UUIDs as text
 
 
 def _to_vector(vector: Any):
@@ -332,18 +335,18 @@ def _scoring(query: Any, using: str | None):
     return qe.Query.Nearest([float(x) for x in query], using=using or None)
 
 
-def _prefetch(prefetch: models.Prefetch, oversampling: float) -> qe.Prefetch:
+def _prefetch(prefetch: models.Prefetch) -> qe.Prefetch:
     inner = prefetch.prefetch if isinstance(prefetch.prefetch, list) else \
         [prefetch.prefetch] if prefetch.prefetch is not None else None
     return qe.Prefetch(limit=prefetch.limit or 10, query=_scoring(prefetch.query, prefetch.using),
-                       prefetches=[_prefetch(p, oversampling) for p in inner] if inner else None,
-                       filter=_filter(prefetch.filter), params=_params(prefetch.params, oversampling),
+                       prefetches=[_prefetch(p) for p in inner] if inner else None,
+                       filter=_filter(prefetch.filter), params=_params(prefetch.params),
                        score_threshold=prefetch.score_threshold)
 
 
-def _params(params: Any, oversampling: float):
+def _params(params: Any):
     """qdrant-client's ``SearchParams`` as Edge's, filling what is left unsaid with this store's
-    defaults (``HNSW_EF``, rescoring with ``oversampling``)."""
+    defaults (``HNSW_EF``, rescoring with ``OVERSAMPLING``)."""
     if isinstance(params, dict):
         params = models.SearchParams(**params)
     params = params or models.SearchParams()
@@ -351,7 +354,7 @@ def _params(params: Any, oversampling: float):
     return qe.SearchParams(hnsw_ef=params.hnsw_ef or HNSW_EF, exact=bool(params.exact),
                            quantization=qe.QuantizationSearchParams(
                                ignore=bool(quantization.ignore), rescore=quantization.rescore is not False,
-                               oversampling=quantization.oversampling or oversampling))
+                               oversampling=quantization.oversampling or OVERSAMPLING))
 
 
 def _filter(where: Any):

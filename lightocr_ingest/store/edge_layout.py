@@ -1,11 +1,8 @@
 """What the embedded store keeps beside each shard: its vectors as qdrant-client describes them
 (``edge/<collection>.json``), which Edge's own files do not tell through its API; and which
-collection names can be folders; point ids as Edge takes them. Pure Python, no call into Edge."""
+collection names can be folders. Pure Python, no call into Edge."""
 
 from __future__ import annotations
-
-import uuid
-from typing import Any
 
 from qdrant_client import models
 
@@ -30,14 +27,3 @@ def layout_params(layout: dict):
 def check_name(name: str) -> None:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
         raise ValueError(f"collection name {name!r} cannot name a folder; use letters, digits, '-' and '_'")
-
-
-def point_id(value: Any):
-    """Qdrant ids are unsigned integers or UUIDs; a UUID as text goes in as a UUID."""
-    if isinstance(value, (int, uuid.UUID)):
-        return value
-    return uuid.UUID(str(value))
-
-
-def returned_id(value: Any):
-    return str(value) if isinstance(value, uuid.UUID) else value  # qdrant-client gives UUIDs as text
